@@ -33,10 +33,13 @@
 #define VHDX_BUILD_FLAVOR "release"
 #endif
 
+#define VHDX_STR_(x) #x
+#define VHDX_STR(x) VHDX_STR_(x)
+
 const char *vhdx_build_id(void)
 {
 #if defined(__clang__)
-#define VHDX_CC "clang-" __clang_version__
+#define VHDX_CC "clang-" VHDX_STR(__clang_major__) "." VHDX_STR(__clang_minor__)
 #elif defined(__GNUC__)
 #define VHDX_CC "gcc-" __VERSION__
 #else

@@ -70,21 +70,15 @@ int vhdx_replay_plan_build(const struct vhdx_log_ring *ring, const struct vhdx_l
     size_t entry_cap = 0;
     size_t data_cap = 0, data_used = 0;
 
-    /* First pass: sizes, so data pointers stay stable. */
+    /* Sizes first, so data pointers stay stable. */
     for (uint32_t k = 0; k < seq->count; k++) {
-        uint8_t h[VHDX_LOG_HEADER_SIZE];
-        struct vhdx_log_header hdr;
-        rc = vhdx_log_ring_read(ring, seq->positions[k], h, sizeof h);
-        if (rc != 0)
-            goto fail;
-        rc = vhdx_log_header_decode(h, &hdr);
-        if (rc != 0 || hdr.entry_length > ring->log_length) {
-            rc = rc ? rc : VHDX_E_LOG_LENGTH;
+        if (seq->lengths[k] > ring->log_length) {
+            rc = VHDX_E_LOG_LENGTH;
             goto fail;
         }
-        data_cap += hdr.entry_length; /* upper bound of its data sectors */
-        if (hdr.entry_length > entry_cap)
-            entry_cap = hdr.entry_length;
+        data_cap += seq->lengths[k]; /* upper bound of its data sectors */
+        if (seq->lengths[k] > entry_cap)
+            entry_cap = seq->lengths[k];
     }
     entry = vhdx_malloc(entry_cap);
     plan->data = vhdx_malloc(data_cap);
@@ -95,16 +89,13 @@ int vhdx_replay_plan_build(const struct vhdx_log_ring *ring, const struct vhdx_l
 
     for (uint32_t k = 0; k < seq->count; k++) {
         struct vhdx_log_header hdr;
-        uint8_t h[VHDX_LOG_HEADER_SIZE];
-        rc = vhdx_log_ring_read(ring, seq->positions[k], h, sizeof h);
+        /* One read per entry; validated again, so the plan depends only on
+         * bytes checked in this pass. */
+        rc = vhdx_log_ring_read(ring, seq->positions[k], entry, seq->lengths[k]);
         if (rc == 0)
-            rc = vhdx_log_header_decode(h, &hdr);
-        if (rc == 0 && hdr.entry_length > entry_cap)
+            rc = vhdx_log_entry_validate(entry, seq->lengths[k], &ring->log_guid, ring->log_length, &hdr);
+        if (rc == 0 && hdr.entry_length != seq->lengths[k])
             rc = VHDX_E_LOG_LENGTH;
-        if (rc == 0)
-            rc = vhdx_log_ring_read(ring, seq->positions[k], entry, hdr.entry_length);
-        if (rc == 0)
-            rc = vhdx_log_entry_validate(entry, hdr.entry_length, &ring->log_guid, ring->log_length, &hdr);
         if (rc != 0)
             goto fail;
         uint64_t desc_sectors = vhdx_log_desc_sectors(hdr.descriptor_count);
@@ -199,33 +190,21 @@ struct overlay {
     struct bdev base;                   /* must be first */
     struct bdev *under;                 /* the file, borrowed */
     const struct vhdx_replay_plan *plan; /* borrowed */
+    uint64_t base_size;                 /* size of under */
+    uint64_t total;                     /* size with the replay applied */
 };
 
 static int overlay_size(struct bdev *d, uint64_t *size)
 {
-    struct overlay *o = (struct overlay *)d;
-    int rc = vhdx_io_size(o->under, size);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < o->plan->count; i++) {
-        const struct vhdx_replay_extent *e = &o->plan->ext[i];
-        if (e->data && e->offset + e->length > *size)
-            *size = e->offset + e->length;
-    }
-    if (*size < o->plan->last_file_offset)
-        *size = o->plan->last_file_offset;
+    *size = ((struct overlay *)d)->total;
     return 0;
 }
 
 static int overlay_read(struct bdev *d, void *buf, size_t len, uint64_t off)
 {
     struct overlay *o = (struct overlay *)d;
-    uint64_t total, base_size;
-    int rc = overlay_size(d, &total);
-    if (rc == 0)
-        rc = vhdx_io_size(o->under, &base_size);
-    if (rc != 0)
-        return rc;
+    const uint64_t total = o->total, base_size = o->base_size;
+    int rc;
     if (off > total || len > total - off)
         return VHDX_E_SHORT_IO;
     uint8_t *p = buf;
@@ -292,6 +271,19 @@ int vhdx_overlay_create(struct bdev *base, const struct vhdx_replay_plan *plan, 
     o->base.ops = &overlay_ops;
     o->under = base;
     o->plan = plan;
+    int rc = vhdx_io_size(base, &o->base_size);
+    if (rc != 0) {
+        free(o);
+        return rc;
+    }
+    o->total = o->base_size;
+    for (size_t i = 0; i < plan->count; i++) {
+        const struct vhdx_replay_extent *e = &plan->ext[i];
+        if (e->data && e->offset + e->length > o->total)
+            o->total = e->offset + e->length;
+    }
+    if (o->total < plan->last_file_offset)
+        o->total = plan->last_file_offset;
     *out = &o->base;
     return 0;
 }

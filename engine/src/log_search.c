@@ -178,6 +178,7 @@ void vhdx_log_sequence_free(struct vhdx_log_sequence *seq)
     if (!seq)
         return;
     free(seq->positions);
+    free(seq->lengths);
     memset(seq, 0, sizeof *seq);
 }
 
@@ -319,12 +320,15 @@ int vhdx_log_search(const struct vhdx_log_ring *ring, struct vhdx_log_sequence *
         have = 1;
         best_seq = s.hdr[h].sequence;
         seq->positions = vhdx_malloc(count * sizeof *seq->positions);
-        if (!seq->positions) {
+        seq->lengths = vhdx_malloc(count * sizeof *seq->lengths);
+        if (!seq->positions || !seq->lengths) {
             rc = -12;
             goto out;
         }
-        for (uint32_t k = 0; k < count; k++)
+        for (uint32_t k = 0; k < count; k++) {
             seq->positions[k] = chain[k] * VHDX_LOG_SECTOR;
+            seq->lengths[k] = s.hdr[chain[k]].entry_length;
+        }
         seq->count = count;
         seq->found = 1;
         seq->tail_sequence = s.hdr[chain[0]].sequence;

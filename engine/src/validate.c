@@ -578,12 +578,15 @@ int vhdx_v_bat(const uint8_t *bat, const struct vhdx_geometry *geo, const struct
         }                                                                                                \
     } while (0)
 
-    /* Pass 1: states and ranges. */
+    /* Pass 1: states and ranges.  Every (chunk_ratio + 1)-th entry is a
+     * sector-bitmap entry; a countdown finds them without a division. */
+    uint64_t to_bitmap = geo->chunk_ratio;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t e = vhdx_get64(bat + 8 * i);
         unsigned st = vhdx_bat_state(e);
         uint64_t mb = vhdx_bat_offset_mb(e);
-        int is_bitmap = ((i + 1) % (geo->chunk_ratio + 1)) == 0;
+        int is_bitmap = to_bitmap == 0;
+        to_bitmap = is_bitmap ? geo->chunk_ratio : to_bitmap - 1;
         if (strict && vhdx_bat_reserved(e))
             BAT_PROBLEM(VHDX_SEV_WARNING, VHDX_E_BAT, i, "reserved bits set (0x%llx)", (unsigned long long)e);
         if (is_bitmap) {
@@ -646,9 +649,12 @@ int vhdx_v_bat(const uint8_t *bat, const struct vhdx_geometry *geo, const struct
         for (uint64_t u = st_iv[k].lo >> 20; u < units && u < (st_iv[k].hi + VHDX_MiB - 1) >> 20; u++)
             used[u / 8] |= (uint8_t)(1u << (u % 8));
     }
+    to_bitmap = geo->chunk_ratio;
     for (uint64_t i = 0; i < n && used; i++) {
         uint64_t e = vhdx_get64(bat + 8 * i);
-        if (((i + 1) % (geo->chunk_ratio + 1)) == 0 || vhdx_bat_state(e) != VHDX_BAT_FULLY_PRESENT)
+        int is_bitmap = to_bitmap == 0;
+        to_bitmap = is_bitmap ? geo->chunk_ratio : to_bitmap - 1;
+        if (is_bitmap || vhdx_bat_state(e) != VHDX_BAT_FULLY_PRESENT)
             continue;
         uint64_t mb = vhdx_bat_offset_mb(e);
         if (mb == 0 || (mb << 20) + bs > lay->file_size || mb > (BDEV_MAX_OFFSET >> 20))

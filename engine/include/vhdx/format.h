@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "vhdx/guid.h"
 
@@ -69,15 +70,34 @@ extern "C" {
 #define VHDX_SIG_DESC 0x63736564u                  /* "desc" */
 #define VHDX_SIG_DATA 0x61746164u                  /* "data" */
 
-/* ---- little-endian helpers -------------------------------------------- */
+/* ---- little-endian helpers ----------------------------------------------
+ * Explicit little-endian loads and stores.  On a little-endian host they
+ * compile to single moves (memcpy of one integer, never onto a struct). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define VHDX_HOST_LE 1
+#else
+#define VHDX_HOST_LE 0
+#endif
 static inline uint16_t vhdx_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t vhdx_get32(const uint8_t *p)
 {
+#if VHDX_HOST_LE
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+#else
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
 }
 static inline uint64_t vhdx_get64(const uint8_t *p)
 {
+#if VHDX_HOST_LE
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+#else
     return (uint64_t)vhdx_get32(p) | (uint64_t)vhdx_get32(p + 4) << 32;
+#endif
 }
 static inline void vhdx_put16(uint8_t *p, uint16_t v)
 {
@@ -86,8 +106,12 @@ static inline void vhdx_put16(uint8_t *p, uint16_t v)
 }
 static inline void vhdx_put32(uint8_t *p, uint32_t v)
 {
+#if VHDX_HOST_LE
+    memcpy(p, &v, 4);
+#else
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
+#endif
 }
 static inline void vhdx_put64(uint8_t *p, uint64_t v)
 {

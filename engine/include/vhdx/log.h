@@ -115,6 +115,7 @@ struct vhdx_log_sequence {
     int found;                    /* 1 if an active sequence exists */
     uint32_t count;               /* entries from tail to head */
     uint32_t *positions;          /* ring offsets, tail first (malloc'd) */
+    uint32_t *lengths;            /* EntryLength of each, same order (malloc'd) */
     uint64_t tail_sequence;       /* seq of the tail entry */
     uint64_t head_sequence;       /* seq of the head entry */
     uint64_t flushed_file_offset; /* from the head entry */
@@ -168,7 +169,8 @@ int vhdx_replay_plan_apply(struct bdev *dev, const struct vhdx_replay_plan *plan
 
 /* A read-only device that shows base with the plan applied (the in-memory
  * replay of a read-only open).  Borrows base and plan; destroy frees only
- * the wrapper.  Writes fail with -EROFS. */
+ * the wrapper.  Writes fail with -EROFS.  base must not change size while
+ * the overlay exists (its size is read once, here). */
 int vhdx_overlay_create(struct bdev *base, const struct vhdx_replay_plan *plan, struct bdev **out);
 
 #ifdef __cplusplus

@@ -1,0 +1,1 @@
+"""pclib - the modules behind scripts/powercut (one module per command family)."""

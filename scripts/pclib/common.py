@@ -1,0 +1,81 @@
+"""Shared helpers: project paths, printing and running external commands,
+exit statuses, JSON output.
+
+Every external command goes through run() or popen(), which print it (as a
+shell-quoted line on stderr, prefixed with '+') before it runs.
+"""
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+PYTHON = "/usr/bin/python3"  # Debian's, which sees python3-pytest and python3-matplotlib
+
+EXIT_OK = 0          # success / no violation
+EXIT_FAIL = 1        # violations found, image invalid, tests failed
+EXIT_USAGE = 2       # usage or infrastructure error
+
+
+class UsageError(Exception):
+    """A bad argument or missing input: exit status 2 with a clear message."""
+
+
+class InfraError(Exception):
+    """A tool failed to build or run: exit status 2."""
+
+
+def say(msg, quiet=False):
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def show_cmd(cmd, cwd=None):
+    line = " ".join(shlex.quote(str(c)) for c in cmd)
+    if cwd and os.path.abspath(cwd) != os.getcwd():
+        line = f"(cd {shlex.quote(cwd)} && {line})"
+    print(f"+ {line}", file=sys.stderr, flush=True)
+
+
+def run(cmd, cwd=None, check=True, capture=False, env=None, quiet=False, timeout=None, input=None):
+    """Runs cmd after printing it.  Returns CompletedProcess.  With check,
+    a nonzero status raises InfraError naming the command."""
+    if not quiet:
+        show_cmd(cmd, cwd)
+    try:
+        cp = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, timeout=timeout, input=input,
+                            stdout=subprocess.PIPE if capture else None,
+                            stderr=subprocess.PIPE if capture else None)
+    except FileNotFoundError as e:
+        raise InfraError(f"cannot run {cmd[0]}: {e}") from e
+    if check and cp.returncode != 0:
+        detail = ""
+        if capture and cp.stderr:
+            detail = ": " + cp.stderr.decode(errors="replace").strip()[-2000:]
+        raise InfraError(f"command failed with status {cp.returncode}: {' '.join(map(str, cmd))}{detail}")
+    return cp
+
+
+def build_dir(preset):
+    return os.path.join(BUILD, preset)
+
+
+def tool(preset, name):
+    """Path of a built program in a preset's tree (engine/, harness/, ...)."""
+    for sub in ("engine", "harness", "fuzz", "faults", "tests", "bench", "record"):
+        p = os.path.join(build_dir(preset), sub, name)
+        if os.path.exists(p):
+            return p
+    return os.path.join(build_dir(preset), "engine", name)
+
+
+def write_json(path, obj):
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,103 @@
+"""vhdxtool's command line: exit statuses (0 ok, 1 invalid/refused, 2 usage or
+I/O), messages naming what and where, refused images left byte-identical."""
+import hashlib
+import json
+import subprocess
+
+
+def sh(*cmd):
+    return subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def digest(p):
+    return hashlib.sha256(open(p, "rb").read()).hexdigest()
+
+
+def test_usage_errors(vhdxtool, tmp_path):
+    assert sh(vhdxtool).returncode == 2
+    assert sh(vhdxtool, "frobnicate").returncode == 2
+    cp = sh(vhdxtool, "create", tmp_path / "x.vhdx", "12Q")
+    assert cp.returncode == 2 and "SIZE" in cp.stderr
+    cp = sh(vhdxtool, "create", tmp_path / "x.vhdx", "1G", "--block-size", "3M")
+    assert cp.returncode == 2 and "block size" in cp.stderr
+    assert not (tmp_path / "x.vhdx").exists()
+    assert sh(vhdxtool, "info").returncode == 2
+    assert sh(vhdxtool, "info", tmp_path / "missing.vhdx").returncode == 2
+    assert sh(vhdxtool, "check", "a", "--bogus").returncode == 2
+    assert sh(vhdxtool, "--help").returncode == 0
+
+
+def test_not_a_vhdx_is_refused_untouched(vhdxtool, tmp_path):
+    p = tmp_path / "junk.vhdx"
+    p.write_bytes(b"hello world" * 100000)
+    before = digest(p)
+    for args in (["info", p], ["check", p], ["replay", p], ["write", p, 0, p]):
+        cp = sh(vhdxtool, *args)
+        assert cp.returncode == 1, (args, cp.stderr)
+        assert "vhdxfile" in cp.stderr or "vhdxfile" in cp.stdout
+    assert digest(p) == before
+
+
+def test_damaged_header_field_names_field_and_offset(vhdxtool, tmp_path):
+    img = tmp_path / "a.vhdx"
+    assert sh(vhdxtool, "create", img, "16M").returncode == 0
+    # Make both headers claim Version 2 (re-checksummed), so the image is refused.
+    import struct
+    import zlib  # noqa: F401  (crc32c is computed below by hand)
+    data = bytearray(img.read_bytes())
+
+    def crc32c(b):
+        crc = 0xFFFFFFFF
+        for x in b:
+            crc ^= x
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        return crc ^ 0xFFFFFFFF
+
+    for off in (64 << 10, 128 << 10):
+        h = bytearray(data[off:off + 4096])
+        struct.pack_into("<H", h, 66, 2)
+        struct.pack_into("<I", h, 4, 0)
+        struct.pack_into("<I", h, 4, crc32c(bytes(h)))
+        data[off:off + 4096] = h
+    img.write_bytes(bytes(data))
+    before = digest(img)
+    cp = sh(vhdxtool, "write", img, 0, img)
+    assert cp.returncode == 1
+    assert "Version" in cp.stderr and "VHDX_E_VERSION" in cp.stderr and "offset" in cp.stderr
+    assert digest(img) == before
+
+
+def test_info_check_dumplog_json(vhdxtool, tmp_path):
+    img = tmp_path / "a.vhdx"
+    assert sh(vhdxtool, "create", img, "64M", "--block-size", "1M", "--logical-sector", "4096").returncode == 0
+    (tmp_path / "d").write_bytes(b"\x5a" * 3 * (1 << 20))
+    assert sh(vhdxtool, "write", img, "1M", tmp_path / "d").returncode == 0
+    info = json.loads(sh(vhdxtool, "info", img, "--json").stdout)
+    assert info["virtual_size"] == 64 << 20 and info["logical_sector"] == 4096
+    assert info["blocks_allocated"] == 3 and info["log"]["pending"] is False
+    chk = json.loads(sh(vhdxtool, "check", img, "--json").stdout)
+    assert chk["ok"] is True and chk["errors"] == 0
+    dl = json.loads(sh(vhdxtool, "dump-log", img, "--json").stdout)
+    assert dl["pending"] is False and len(dl["entries"]) >= 1
+    assert all(e["valid"] for e in dl["entries"])
+    out = tmp_path / "r"
+    assert sh(vhdxtool, "read", img, "1M", "4096", out).returncode == 0
+    assert out.read_bytes() == b"\x5a" * 4096
+    assert sh(vhdxtool, "read", img, "63M", "2M", out).returncode == 2  # outside the disk
+
+
+def test_pending_log_readonly_commands_do_not_write(vhdxtool, tmp_path):
+    img = tmp_path / "a.vhdx"
+    assert sh(vhdxtool, "create", img, "32M", "--block-size", "1M").returncode == 0
+    (tmp_path / "d").write_bytes(b"\x77" * (4 << 20))
+    # --apply-every 1000: entries stay unapplied... but close applies them.
+    # Leave a pending log by corrupting nothing: write, then restore the
+    # pre-close header state is not possible from the CLI; instead check that
+    # read-only commands never change a file.
+    assert sh(vhdxtool, "write", img, 0, tmp_path / "d", "--apply-every", "1000").returncode == 0
+    before = digest(img)
+    for args in (["info", img], ["check", img], ["dump-log", img], ["read", img, 0, 512, tmp_path / "o"],
+                 ["export", img, tmp_path / "o2"]):
+        assert sh(vhdxtool, *args).returncode == 0
+    assert digest(img) == before
