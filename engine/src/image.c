@@ -114,7 +114,7 @@ int vhdx_header_update(struct vhdx *h, unsigned what, const struct vhdx_guid *lo
         int slot = 1 - h->hdr_slot;
         rc = vhdx_io_write(h->dev, buf, sizeof buf, slot_offset[slot]);
         if (rc == 0)
-            rc = vhdx_io_flush(h->dev);
+            rc = vhdx_flush_dev(h); /* also makes the current file size known-durable */
         if (rc != 0)
             return rc;
         vhdx_io_mark(h->dev, "header.written", n.sequence);

@@ -7,10 +7,10 @@ that declare it (fuzz passes them to the fuzzing engine).
 import argparse
 import sys
 
-from . import build, run as runmod, setup, testcmd
+from . import bench, build, run as runmod, setup, testcmd
 from .common import EXIT_USAGE, InfraError, UsageError
 
-MODULES = [setup, build, testcmd, runmod]
+MODULES = [setup, build, testcmd, runmod, bench]
 
 
 class Parser(argparse.ArgumentParser):
