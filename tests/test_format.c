@@ -108,12 +108,15 @@ static void test_metadata(void)
     t.entries[0] = (struct vhdx_metadata_entry){VHDX_GUID_ITEM_FILE_PARAMETERS, 65536, 8, VHDX_META_IS_REQUIRED, 0};
     vhdx_metadata_table_encode(&t, buf);
     CHECK(memcmp(buf, "metadata", 8) == 0);
-    CHECK_OK(vhdx_metadata_table_decode(buf, &d));
+    CHECK_OK(vhdx_metadata_table_decode(buf, sizeof buf, &d));
     CHECK(d.entry_count == 1 && d.entries[0].offset == 65536 && d.entries[0].flags == VHDX_META_IS_REQUIRED);
+    CHECK(vhdx_metadata_table_used(buf) == 64);
+    CHECK_OK(vhdx_metadata_table_decode(buf, 64, &d));
+    CHECK_RC(vhdx_metadata_table_decode(buf, 63, &d), VHDX_E_METADATA);
     vhdx_put16(buf + 10, 2048);
-    CHECK_RC(vhdx_metadata_table_decode(buf, &d), VHDX_E_METADATA);
+    CHECK_RC(vhdx_metadata_table_decode(buf, sizeof buf, &d), VHDX_E_METADATA);
     buf[0] = 'M';
-    CHECK_RC(vhdx_metadata_table_decode(buf, &d), VHDX_E_METADATA_SIGNATURE);
+    CHECK_RC(vhdx_metadata_table_decode(buf, sizeof buf, &d), VHDX_E_METADATA_SIGNATURE);
     uint8_t fpb[8];
     struct vhdx_file_parameters fp = {32u << 20, VHDX_FP_LEAVE_BLOCK_ALLOCATED}, fq;
     vhdx_file_parameters_encode(&fp, fpb);

@@ -177,14 +177,24 @@ void vhdx_region_table_encode(struct vhdx_region_table *t, uint8_t buf[VHDX_REGI
 }
 
 /* ---- metadata table ------------------------------------------------------ */
-int vhdx_metadata_table_decode(const uint8_t buf[VHDX_METADATA_TABLE_SIZE], struct vhdx_metadata_table *out)
+size_t vhdx_metadata_table_used(const uint8_t hdr[32])
+{
+    uint16_t count = vhdx_get16(hdr + 10);
+    if (count > VHDX_METADATA_MAX_ENTRIES)
+        count = VHDX_METADATA_MAX_ENTRIES;
+    return 32 + (size_t)count * 32;
+}
+
+int vhdx_metadata_table_decode(const uint8_t *buf, size_t len, struct vhdx_metadata_table *out)
 {
     out->entry_count = 0;
+    if (len < 32)
+        return VHDX_E_METADATA;
     out->reserved = vhdx_get16(buf + 8);
     if (vhdx_get64(buf) != VHDX_SIG_METADATA)
         return VHDX_E_METADATA_SIGNATURE;
     uint16_t count = vhdx_get16(buf + 10);
-    if (count > VHDX_METADATA_MAX_ENTRIES)
+    if (count > VHDX_METADATA_MAX_ENTRIES || len < 32 + (size_t)count * 32)
         return VHDX_E_METADATA;
     out->entry_count = count;
     for (uint32_t i = 0; i < count; i++) {

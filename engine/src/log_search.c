@@ -97,7 +97,11 @@ static int validate_at(struct search *s, uint32_t i)
 {
     if (s->status[i] != MEMO_UNKNOWN)
         return s->status[i];
-    struct fetch_ctx c = {s, i * VHDX_LOG_SECTOR, 0, s->dist_next[i]};
+    /* Read ahead no further than the entry claims, nor past the next other
+     * "loge" sector (the entry is invalid there at the latest). */
+    uint64_t claimed = s->hdr[i].entry_length / VHDX_LOG_SECTOR;
+    uint64_t safe = s->dist_next[i] < claimed ? s->dist_next[i] : claimed;
+    struct fetch_ctx c = {s, i * VHDX_LOG_SECTOR, 0, safe ? safe : 1};
     int rc = vhdx_log_validate_core(ring_fetch, &c, &s->ring->log_guid, s->ring->log_length, &s->hdr[i], &s->st[i]);
     if (rc != 0 && s->io_error)
         return s->io_error; /* not memoised: an I/O error is not a verdict */

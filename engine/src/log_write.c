@@ -47,10 +47,7 @@ int vhdx_log_writer_init(struct vhdx *h, uint32_t apply_every)
         max = VHDX_MAX_ENTRY_BYTES;
     max -= max % VHDX_LOG_SECTOR;
     w->max_entry = max;
-    if (h->flags & VHDX_OPEN_RDONLY)
-        return 0;
-    w->entry_buf = vhdx_malloc(max ? max : VHDX_LOG_SECTOR);
-    return w->entry_buf ? 0 : -ENOMEM;
+    return 0; /* entry_buf is allocated by the first entry: most sessions never write one */
 }
 
 void vhdx_log_writer_free(struct vhdx *h)
@@ -135,6 +132,8 @@ static int write_entry(struct vhdx *h, const struct vhdx_log_update *pages, size
     const uint32_t L = h->hdr.log_length;
     size_t size = vhdx_log_entry_size(pages, n);
     int rc;
+    if (!w->entry_buf && !(w->entry_buf = vhdx_malloc(w->max_entry)))
+        return -ENOMEM;
     if (!w->started) {
         rc = vhdx_guid_generate(&h->rng, &w->guid);
         if (rc != 0)

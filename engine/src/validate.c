@@ -171,24 +171,34 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
 {
     static const uint32_t rt_offset[2] = {VHDX_REGION1_OFFSET, VHDX_REGION2_OFFSET};
     int rc = 0;
-    uint8_t *buf = vhdx_malloc(2 * (size_t)VHDX_REGION_TABLE_SIZE);
-    struct vhdx_region_table *other = vhdx_malloc(sizeof *other);
+    /* Two 64 KiB buffers rather than one of 128 KiB: glibc would mmap that. */
+    uint8_t *raw[2] = {vhdx_malloc(VHDX_REGION_TABLE_SIZE), vhdx_malloc(VHDX_REGION_TABLE_SIZE)};
+    struct vhdx_region_table *other = NULL; /* the second copy, decoded only when it differs */
     struct interval *iv = NULL;
     struct keyed_guid *order = NULL;
-    if (!buf || !other) {
+    if (!raw[0] || !raw[1]) {
         rc = -ENOMEM;
         goto out;
     }
     int rrc[2];
     for (int i = 0; i < 2; i++) {
-        rc = vhdx_io_read(dev, buf + i * VHDX_REGION_TABLE_SIZE, VHDX_REGION_TABLE_SIZE, rt_offset[i]);
-        if (rc == VHDX_E_SHORT_IO) {
-            rrc[i] = VHDX_E_TRUNCATED;
-            continue;
-        }
-        if (rc != 0)
+        rc = vhdx_io_read(dev, raw[i], VHDX_REGION_TABLE_SIZE, rt_offset[i]);
+        rrc[i] = rc == VHDX_E_SHORT_IO ? VHDX_E_TRUNCATED : 0;
+        if (rc != 0 && rc != VHDX_E_SHORT_IO)
             goto out;
-        rrc[i] = vhdx_region_table_decode(buf + i * VHDX_REGION_TABLE_SIZE, i == 0 ? rt : other);
+    }
+    /* Identical copies have identical checksums: decode (and checksum) once. */
+    const int same = !rrc[0] && !rrc[1] && memcmp(raw[0], raw[1], VHDX_REGION_TABLE_SIZE) == 0;
+    if (!rrc[0])
+        rrc[0] = vhdx_region_table_decode(raw[0], rt);
+    if (same) {
+        rrc[1] = rrc[0];
+    } else if (!rrc[1]) {
+        if (!(other = vhdx_malloc(sizeof *other))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        rrc[1] = vhdx_region_table_decode(raw[1], other);
     }
     rc = 0;
     if (rrc[0] && rrc[1]) {
@@ -208,7 +218,7 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
         rc = vhdx_report(s, VHDX_SEV_WARNING, rrc[bad], rt_offset[bad], VHDX_REPAIR_REGION_COPY, field,
                          "region table copy %d at %u is invalid (%s); copy %d is used", bad + 1, rt_offset[bad],
                          vhdx_strerror(rrc[bad]), 2 - bad);
-    } else if (memcmp(buf, buf + VHDX_REGION_TABLE_SIZE, VHDX_REGION_TABLE_SIZE) != 0) {
+    } else if (!same) {
         rc = vhdx_report(s, VHDX_SEV_WARNING, VHDX_E_REGION_FIELD, VHDX_REGION2_OFFSET, VHDX_REPAIR_REGION_COPY,
                          "region_table[2]", "region table copies differ; copy 1 is used");
     }
@@ -331,7 +341,8 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
     lay->rt = rt;
     rc = 0;
 out:
-    free(buf);
+    free(raw[0]);
+    free(raw[1]);
     free(other);
     free(iv);
     free(order);
@@ -375,10 +386,14 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
         rc = -ENOMEM;
         goto out;
     }
-    rc = vhdx_io_read(dev, buf, VHDX_METADATA_TABLE_SIZE, base);
+    /* The header, then only the entries EntryCount says are in use. */
+    rc = vhdx_io_read(dev, buf, 32, base);
+    size_t used = rc == 0 ? vhdx_metadata_table_used(buf) : 0;
+    if (rc == 0 && used > 32)
+        rc = vhdx_io_read(dev, buf + 32, used - 32, base + 32);
     if (rc != 0)
         goto out;
-    rc = vhdx_metadata_table_decode(buf, t);
+    rc = vhdx_metadata_table_decode(buf, used, t);
     if (rc != 0) {
         vhdx_report(s, VHDX_SEV_ERROR, rc, base, 0, rc == VHDX_E_METADATA ? "metadata.EntryCount" : "metadata.Signature",
                     "metadata table at %llu: %s", (unsigned long long)base, vhdx_strerror(rc));

@@ -209,8 +209,13 @@ struct vhdx_metadata_table {
     uint16_t entry_count; /* <= 2047 */
     struct vhdx_metadata_entry entries[VHDX_METADATA_MAX_ENTRIES];
 };
-/* signature (VHDX_E_METADATA_SIGNATURE), EntryCount (VHDX_E_METADATA). */
-int vhdx_metadata_table_decode(const uint8_t buf[VHDX_METADATA_TABLE_SIZE], struct vhdx_metadata_table *out);
+/* signature (VHDX_E_METADATA_SIGNATURE), EntryCount (VHDX_E_METADATA).
+ * buf holds len bytes of the table, at least 32 + 32 * EntryCount (the
+ * rest of the 64 KiB is free space the decoder never looks at);
+ * VHDX_E_METADATA when len is shorter.  The table has no checksum. */
+int vhdx_metadata_table_decode(const uint8_t *buf, size_t len, struct vhdx_metadata_table *out);
+/* Bytes of the table that EntryCount says are in use (hdr: 32 bytes). */
+size_t vhdx_metadata_table_used(const uint8_t hdr[32]);
 void vhdx_metadata_table_encode(const struct vhdx_metadata_table *t, uint8_t buf[VHDX_METADATA_TABLE_SIZE]);
 
 /* Known item payloads. */

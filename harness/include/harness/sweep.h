@@ -1,0 +1,148 @@
+/*
+ * sweep.h - cutting the power at every point of a trace under every model,
+ * and judging each crash state.
+ *
+ * The trace is walked once.  The durable image D (a secmap of pointers into
+ * the trace) is advanced at every flush; the writes and truncates between
+ * two flushes form an epoch's pending list P.  For each epoch the models
+ * generate crash states as overlays on D (simdisk.h explains the models):
+ *
+ *   prefix    D + p1..pi                 i = 1..|P|
+ *   drop      D                          once per epoch
+ *   reorder   D + any subset of P        exhaustive when |P| <= reorder_max,
+ *                                        else reorder_samples seeded subsets
+ *                                        (prefix subsets are left to prefix)
+ *   torn      D + p1..p(i-1) + part of pi  per pending write, 512 B and/or
+ *                                        4 KiB units, seven patterns
+ *   stale     like prefix from the first growing truncate on, with writes
+ *             into the new space dropped and the rest of it reading POISON
+ *   recovery  from D + P and from D: open (replay, recorded), then cut after
+ *             each write of that replay and open again; the result must
+ *             equal the uninterrupted replay's
+ *   misdirect a pending log write lands at another ring position
+ *   lost      a log/header write the previous flush made durable is gone
+ *   bitflip   one bit of durable log, header or region-table bytes flips
+ *
+ * All states of an epoch are judged with the expectation at the epoch's end
+ * (the flush): the acknowledged set only changes at flushes, and a crash
+ * image can only hold writes issued before it.  Every random choice comes
+ * from the sweep seed and the state's coordinates, so a state is identified
+ * by (epoch, model, choice) and regenerated exactly from those.
+ *
+ * Judging a state: open read-write (replays the log); the open must succeed
+ * (power-loss models); the header's LogGuid must be zero afterwards; the
+ * checker must find no errors; sectors from oracle_check_set() (all written
+ * sectors every full_every-th state) must satisfy the oracle; recovery
+ * states must reach the same bytes as the uninterrupted replay.
+ */
+#ifndef HARNESS_SWEEP_H
+#define HARNESS_SWEEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "harness/oracle.h"
+#include "harness/simdisk.h"
+#include "harness/trace.h"
+
+enum crash_model {
+    M_PREFIX = 0,
+    M_DROP,
+    M_REORDER,
+    M_TORN,
+    M_STALE,
+    M_RECOVERY,
+    M_MISDIRECT,
+    M_LOST,
+    M_BITFLIP,
+    M_COUNT
+};
+#define M_POWER_MODELS ((1u << M_PREFIX) | (1u << M_DROP) | (1u << M_REORDER) | (1u << M_TORN) | (1u << M_STALE) | (1u << M_RECOVERY))
+#define M_ALL_MODELS ((1u << M_COUNT) - 1)
+
+extern const char *const crash_model_names[M_COUNT];
+/* "prefix,torn" -> bitmask; "all" and "power" accepted.  -1 on error. */
+int crash_models_parse(const char *s, unsigned *mask);
+
+/* A crash state's coordinates: everything needed to rebuild it. */
+struct crash_choice {
+    enum crash_model model;
+    uint32_t epoch;      /* index of the epoch (0 = before the first flush) */
+    uint32_t index;      /* prefix length / pending write index / replay cut, by model */
+    uint32_t gran;       /* torn: 512 or 4096 */
+    uint32_t pattern;    /* torn: pattern number; recovery: 0 from D+P, 1 from D */
+    uint64_t subset[4];  /* reorder: bitmask over up to 256 pending ops (subset_list otherwise) */
+    uint64_t target;     /* misdirect: new ring offset; lost: trace index; bitflip: byte offset */
+    uint32_t bit;        /* bitflip: bit number */
+};
+
+/* Formats "model=torn epoch=12 write=3 gran=512 pattern=2" style text. */
+void crash_choice_format(const struct crash_choice *c, char *buf, size_t len);
+/* Stores/reads the choice as trace choice key/values (reproducers). */
+int crash_choice_to_trace(const struct crash_choice *c, struct trace *t);
+int crash_choice_from_trace(const struct trace *t, struct crash_choice *c, char *err, size_t errlen);
+
+/* The verdict on one state. */
+struct verdict {
+    int ok;                  /* 1: no violation */
+    char invariant[48];      /* which invariant failed */
+    char detail[1024];       /* human explanation, including a hexdump diff */
+    uint64_t cut;            /* trace index K the expectation was taken at */
+    int open_rc;             /* result of the open */
+    uint32_t replayed;       /* log entries replayed */
+    uint64_t bad_sector;     /* virtual sector of a data violation, UINT64_MAX if none */
+};
+
+struct sweep_config {
+    unsigned models;          /* bitmask of (1 << M_*) */
+    uint64_t seed;            /* sampling seed */
+    uint32_t shard_k, shard_n; /* evaluate states with index % n == k */
+    uint32_t reorder_max;     /* exhaustive reorder up to this many pending ops (default 8) */
+    uint32_t reorder_samples; /* sampled subsets above it (default 32) */
+    uint32_t torn_grans;      /* bit 0: 512, bit 1: 4096 (default both) */
+    uint32_t per_op;          /* sectors checked per hot op (default 8) */
+    uint32_t probes;          /* probe sectors per state (default 16) */
+    uint32_t full_every;      /* wide data check every Nth state (default 64; 0 = never) */
+    uint32_t full_max;        /* sectors in a wide check (default 4096; 0 = every written sector) */
+    uint64_t max_states;      /* stop after this many states (0 = no limit) */
+    uint64_t max_violations;  /* stop after this many violations (0 = no limit) */
+    double max_seconds;       /* stop after this long (0 = no limit) */
+    const char *repro_dir;    /* save reproducers here (NULL = don't) */
+    const char *save_image;   /* sweep_eval_choice: write the state's image (before replay) here */
+    int quiet;                /* no progress line */
+    int no_share;             /* judge every state with its own open and check */
+    /* Called for each violation (may be NULL); return nonzero to stop. */
+    int (*on_violation)(void *ctx, const struct crash_choice *c, const struct verdict *v, const char *repro_path);
+    void *ctx;
+};
+
+struct sweep_stats {
+    uint64_t states;              /* judged */
+    uint64_t states_per_model[M_COUNT];
+    double seconds_per_model[M_COUNT]; /* time spent judging each model's states */
+    uint64_t skipped;             /* generated for other shards */
+    uint64_t violations;
+    uint64_t violations_per_model[M_COUNT];
+    uint64_t epochs;
+    uint64_t replays;             /* states whose open replayed a log */
+    uint64_t opens;               /* engine opens performed (states share opens, see judge) */
+    double seconds;
+    int stopped_early;            /* a limit was hit */
+};
+
+void sweep_config_defaults(struct sweep_config *c);
+
+/* Sweeps the whole trace.  Returns 0 (violations are counted, not errors),
+ * or a negative error when the harness itself failed. */
+int sweep_run(const struct trace *t, const struct sweep_config *c, struct sweep_stats *st);
+
+/* Rebuilds and judges exactly one state (repro). */
+int sweep_eval_choice(const struct trace *t, const struct sweep_config *c, const struct crash_choice *ch,
+                      struct verdict *v);
+
+/* Saves a reproducer: the trace plus the choice (and the verdict's
+ * invariant as metadata).  Returns 0 or -1 with err. */
+int sweep_save_repro(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
+                     const char *path, char *err, size_t errlen);
+
+#endif /* HARNESS_SWEEP_H */

@@ -1,0 +1,75 @@
+/*
+ * workload.h - deterministic workloads: a seed and a scenario make a list of
+ * virtual-disk operations; running it against the engine on a recording
+ * simdisk makes a trace the sweep can cut at every point.
+ *
+ * Scenarios (image parameters are options; defaults 64 MiB disk, 1 MiB
+ * blocks, 512/4096 sectors, 1 MiB log):
+ *   fill       rounds of writes across the disk (single sectors to several
+ *              blocks), each round ended by discarding everything, so blocks
+ *              are allocated again and again and the log wraps many times
+ *   overwrite  a prefilled region, then in-place overwrites (aligned and
+ *              unaligned to the logical sector) with frequent flushes
+ *   discard    writes, whole-block and partial discards, rewrites
+ *   batch      allocations with the engine applying every 16 entries, so
+ *              sequences of many entries and wrap-around sit on disk
+ *   reopen     several sessions (close + open): each opens a new log, stale
+ *              entries of older sessions stay in the ring
+ *   mixed      everything, at random: multi-block writes, unaligned writes,
+ *              flushes, discards, reopens, explicit applies; batching 1..8
+ * Every write carries self-describing data (sdata.h) with a unique id.
+ */
+#ifndef HARNESS_WORKLOAD_H
+#define HARNESS_WORKLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "harness/trace.h"
+
+struct workload_params {
+    char scenario[32];        /* one of workload_scenarios */
+    uint64_t seed;            /* every random choice derives from it */
+    uint64_t virtual_size;    /* bytes (default 64 MiB) */
+    uint32_t block_size;      /* bytes (default 1 MiB) */
+    uint32_t logical_sector;  /* 512 or 4096 (default 512) */
+    uint32_t physical_sector; /* 512 or 4096 (default 4096) */
+    uint32_t log_size;        /* bytes (default 1 MiB) */
+    uint32_t ops;             /* workload operations (0: the scenario's default) */
+    uint32_t apply_every;     /* engine batching (0: the scenario's choice) */
+};
+
+struct vop {
+    enum vop_kind kind; /* write, flush, discard, reopen, apply */
+    uint64_t voff;      /* virtual offset (512-aligned) */
+    uint64_t vlen;      /* virtual length (512 multiple) */
+    uint32_t id;        /* write id (writes), 0 otherwise */
+};
+
+struct workload {
+    struct workload_params p; /* as resolved (defaults filled in) */
+    struct vop *ops;          /* the operations, in order */
+    size_t n;
+};
+
+extern const char *const workload_scenarios[]; /* NULL-terminated */
+
+/* Fills defaults (0 fields) and checks values; returns 0 or -EINVAL with a
+ * message in err. */
+int workload_params_resolve(struct workload_params *p, char *err, size_t errlen);
+/* Generates the operation list from p (resolved). */
+int workload_generate(const struct workload_params *p, struct workload *w);
+void workload_free(struct workload *w);
+
+/* Creates the image (that becomes the trace's base), then runs the
+ * operations on the engine over a recording simdisk into t (initialised by
+ * the caller).  Records the parameters as trace metadata.  Returns 0, or
+ * the engine error of an operation that failed (a workload on a healthy
+ * disk never fails; that is itself a bug). */
+int workload_run(const struct workload *w, struct trace *t, char *err, size_t errlen);
+
+/* Rebuilds the workload recorded in a trace's metadata and B records
+ * (used to shrink a failing workload). */
+int workload_from_trace(const struct trace *t, struct workload *w, char *err, size_t errlen);
+
+#endif /* HARNESS_WORKLOAD_H */

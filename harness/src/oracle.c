@@ -1,0 +1,340 @@
+/*
+ * oracle.c - the virtual-disk model and the per-sector verdict (oracle.h).
+ *
+ * Guarantees: building is one pass over the trace plus a per-block index
+ * (each write/discard op listed under every virtual block it touches), so
+ * judging a sector costs the number of ops that touched its block, not the
+ * length of the workload.  Sampling is a pure function of the seed.
+ */
+#include "harness/oracle.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/sdata.h"
+
+const char *oracle_violation_name(enum oracle_violation v)
+{
+    switch (v) {
+    case OV_OK:
+        return "ok";
+    case OV_LOST:
+        return "acked-data-lost";
+    case OV_GARBAGE:
+        return "garbage";
+    case OV_MISPLACED:
+        return "misplaced-data";
+    case OV_FUTURE:
+        return "data-from-the-future";
+    case OV_FOREIGN:
+        return "foreign-data";
+    }
+    return "?";
+}
+
+static int add_block_op(struct oracle *o, uint64_t b, uint32_t idx)
+{
+    uint32_t n = o->per_block_n[b];
+    if ((n & (n - 1)) == 0) { /* grow at powers of two */
+        uint32_t *nl = realloc(o->per_block[b], (n ? 2 * n : 1) * sizeof *nl);
+        if (!nl)
+            return -ENOMEM;
+        o->per_block[b] = nl;
+    }
+    o->per_block[b][n] = idx;
+    o->per_block_n[b] = n + 1;
+    return 0;
+}
+
+void oracle_free(struct oracle *o)
+{
+    for (uint64_t b = 0; o->per_block && b < o->n_blocks; b++)
+        free(o->per_block[b]);
+    free(o->per_block);
+    free(o->per_block_n);
+    free(o->ops);
+    free(o->data_ops);
+    memset(o, 0, sizeof *o);
+}
+
+int oracle_build(struct oracle *o, const struct trace *t)
+{
+    memset(o, 0, sizeof *o);
+    if (!(t->flags & TRACE_F_WORKLOAD))
+        return -EINVAL;
+    o->t = t;
+    o->seed = t->seed;
+    const char *vs = trace_get_meta(t, "virtual_size"), *bs = trace_get_meta(t, "block_size");
+    o->virtual_size = vs ? strtoull(vs, NULL, 10) : 0;
+    o->block_size = bs ? (uint32_t)strtoul(bs, NULL, 10) : 0;
+    if (!o->virtual_size || !o->block_size || o->virtual_size > (64ull << 40))
+        return -EINVAL;
+    /* Ops are numbered densely by the runner (B records carry the index). */
+    size_t max_op = 0;
+    for (size_t i = 0; i < t->n_ops; i++)
+        if (t->ops[i].kind == TR_VBEGIN && t->ops[i].vop + 1 > max_op)
+            max_op = t->ops[i].vop + 1;
+    o->ops = calloc(max_op + 1, sizeof *o->ops);
+    o->n_blocks = (o->virtual_size + o->block_size - 1) / o->block_size;
+    o->per_block = calloc(o->n_blocks, sizeof *o->per_block);
+    o->per_block_n = calloc(o->n_blocks, sizeof *o->per_block_n);
+    o->data_ops = calloc(max_op + 1, sizeof *o->data_ops);
+    if (!o->ops || !o->per_block || !o->per_block_n || !o->data_ops) {
+        oracle_free(o);
+        return -ENOMEM;
+    }
+    o->n_ops = max_op;
+    for (size_t i = 0; i < max_op; i++)
+        o->ops[i].begin = o->ops[i].end = o->ops[i].acked_at = UINT64_MAX;
+    int synced_name = trace_find_name(t, "workload.synced");
+    size_t ack_from = 0; /* ops before this index are acked already */
+    for (size_t i = 0; i < t->n_ops; i++) {
+        const struct trace_op *op = &t->ops[i];
+        if (op->kind == TR_VBEGIN) {
+            struct oracle_op *r = &o->ops[op->vop];
+            r->kind = (enum vop_kind)op->vkind;
+            r->voff = op->off;
+            r->vlen = op->vlen;
+            r->id = op->vid;
+            r->begin = i;
+            if ((r->kind == VOP_WRITE || r->kind == VOP_DISCARD) && r->vlen && r->voff < o->virtual_size) {
+                uint64_t end = r->voff + r->vlen > o->virtual_size ? o->virtual_size : r->voff + r->vlen;
+                for (uint64_t b = r->voff / o->block_size; b * o->block_size < end; b++)
+                    if (add_block_op(o, b, op->vop) != 0) {
+                        oracle_free(o);
+                        return -ENOMEM;
+                    }
+                if (r->kind == VOP_WRITE)
+                    o->data_ops[o->n_data_ops++] = op->vop;
+            }
+        } else if (op->kind == TR_VEND && op->vop < max_op) {
+            o->ops[op->vop].end = i;
+            o->ops[op->vop].rc = op->rc;
+        } else if (op->kind == TR_MARK && synced_name >= 0 && op->name == (uint16_t)synced_name &&
+                   op->off < max_op) {
+            /* Everything that ended before the flush-type op began is acked. */
+            uint64_t fbegin = o->ops[op->off].begin;
+            for (size_t k = ack_from; k < op->off; k++) {
+                struct oracle_op *r = &o->ops[k];
+                if (r->acked_at == UINT64_MAX && r->end < fbegin && r->rc == 0)
+                    r->acked_at = i;
+            }
+            ack_from = op->off;
+        }
+    }
+    return 0;
+}
+
+static void expect_for(const struct oracle *o, uint64_t sector, uint64_t k, struct sector_expect *e)
+{
+    memset(e, 0, sizeof *e);
+    uint64_t b = sector * 512 / o->block_size;
+    if (b >= o->n_blocks)
+        return;
+    const uint32_t *list = o->per_block[b];
+    const uint64_t pos = sector * 512;
+    for (uint32_t j = o->per_block_n[b]; j-- > 0;) {
+        const struct oracle_op *op = &o->ops[list[j]];
+        if (!oracle_begun(op, k) || pos < op->voff || pos >= op->voff + op->vlen)
+            continue;
+        uint32_t value = op->kind == VOP_WRITE ? op->id : 0;
+        if (oracle_acked(op, k)) {
+            e->acked_id = value;
+            e->acked_is_discard = op->kind == VOP_DISCARD;
+            return;
+        }
+        if (e->n_later < 16)
+            e->later[e->n_later++] = value;
+        else
+            e->more_later = 1;
+    }
+}
+
+/* Did any write op begun before k with id `id` cover this sector? */
+static int wrote_here(const struct oracle *o, uint64_t sector, uint64_t k, uint32_t id)
+{
+    uint64_t b = sector * 512 / o->block_size;
+    if (b >= o->n_blocks)
+        return 0;
+    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+        const struct oracle_op *op = &o->ops[o->per_block[b][j]];
+        if (op->kind == VOP_WRITE && op->id == id && oracle_begun(op, k) && sector * 512 >= op->voff &&
+            sector * 512 < op->voff + op->vlen)
+            return 1;
+    }
+    return 0;
+}
+
+static int id_begun(const struct oracle *o, uint32_t id, uint64_t k)
+{
+    for (size_t i = 0; i < o->n_data_ops; i++) {
+        const struct oracle_op *op = &o->ops[o->data_ops[i]];
+        if (op->id == id)
+            return oracle_begun(op, k);
+    }
+    return 0;
+}
+
+enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512],
+                                          enum oracle_strictness mode, struct sector_expect *eo)
+{
+    struct sector_expect e;
+    expect_for(o, sector, k, &e);
+    if (eo)
+        *eo = e;
+    struct sdata_info info;
+    enum sdata_kind kind = sdata_decode(bytes, &info);
+    if (kind == SDATA_GARBAGE)
+        return OV_GARBAGE;
+    uint32_t got = 0;
+    if (kind == SDATA_VALID) {
+        if (info.sector != sector || info.seed != o->seed)
+            return OV_MISPLACED;
+        got = info.write_id;
+    }
+    if (got == e.acked_id)
+        return OV_OK;
+    for (int i = 0; i < e.n_later; i++)
+        if (e.later[i] == got)
+            return OV_OK;
+    if (e.more_later && (got == 0 || wrote_here(o, sector, k, got)))
+        return OV_OK; /* beyond the 16 listed: accept any begun value for this sector */
+    if (got != 0 && !id_begun(o, got, k))
+        return OV_FUTURE;
+    if (got != 0 && !wrote_here(o, sector, k, got))
+        return OV_FOREIGN;
+    if (mode == ORACLE_CORRUPTION)
+        return OV_OK; /* an older value of this sector (or zeros): a rollback */
+    return OV_LOST;
+}
+
+/* splitmix64 for sampling */
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+struct u64vec {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static int push(struct u64vec *a, uint64_t x)
+{
+    if (a->n == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 128;
+        uint64_t *n = realloc(a->v, ncap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        a->v = n;
+        a->cap = ncap;
+    }
+    a->v[a->n++] = x;
+    return 0;
+}
+
+static int op_sectors(struct u64vec *a, const struct oracle_op *op, uint32_t per_op, uint64_t *st)
+{
+    uint64_t first = op->voff / 512, n = op->vlen / 512;
+    if (n == 0)
+        return 0;
+    if (n <= per_op) {
+        for (uint64_t i = 0; i < n; i++)
+            if (push(a, first + i))
+                return -ENOMEM;
+        return 0;
+    }
+    if (push(a, first) || push(a, first + n - 1))
+        return -ENOMEM;
+    for (uint32_t i = 2; i < per_op; i++)
+        if (push(a, first + mix(st) % n))
+            return -ENOMEM;
+    return 0;
+}
+
+int oracle_check_set(const struct oracle *o, uint64_t k, uint32_t per_op, uint32_t probes, uint64_t seed,
+                     uint64_t **out, size_t *n)
+{
+    struct u64vec a = {0};
+    uint64_t st = seed;
+    /* Ops not yet acked at k, newest first, until the acked ones begin; the
+     * acked ops of the latest barrier are those acked by the same mark as
+     * the newest acked op. */
+    uint64_t latest_mark = UINT64_MAX;
+    for (size_t i = o->n_ops; i-- > 0;) {
+        const struct oracle_op *op = &o->ops[i];
+        if (!oracle_begun(op, k) || (op->kind != VOP_WRITE && op->kind != VOP_DISCARD))
+            continue;
+        if (oracle_acked(op, k)) {
+            if (latest_mark == UINT64_MAX)
+                latest_mark = op->acked_at;
+            else if (op->acked_at != latest_mark)
+                break;
+        }
+        if (op_sectors(&a, op, per_op, &st)) {
+            free(a.v);
+            return -ENOMEM;
+        }
+    }
+    for (uint32_t p = 0; p < probes && o->n_data_ops; p++) {
+        const struct oracle_op *op = &o->ops[o->data_ops[mix(&st) % o->n_data_ops]];
+        if (!oracle_begun(op, k) || op->vlen < 512)
+            continue;
+        if (push(&a, op->voff / 512 + mix(&st) % (op->vlen / 512))) {
+            free(a.v);
+            return -ENOMEM;
+        }
+    }
+    *out = a.v;
+    *n = a.n;
+    return 0;
+}
+
+int oracle_all_written(const struct oracle *o, uint64_t k, uint64_t **out, size_t *n)
+{
+    struct u64vec a = {0};
+    uint64_t st = 0;
+    for (size_t i = 0; i < o->n_ops; i++) {
+        const struct oracle_op *op = &o->ops[i];
+        if (op->kind == VOP_WRITE && oracle_begun(op, k) && op_sectors(&a, op, UINT32_MAX, &st)) {
+            free(a.v);
+            return -ENOMEM;
+        }
+    }
+    *out = a.v;
+    *n = a.n;
+    return 0;
+}
+
+int oracle_wide_set(const struct oracle *o, uint64_t k, uint32_t max, uint64_t seed, uint64_t **out, size_t *n)
+{
+    struct u64vec a = {0};
+    uint64_t st = seed ^ UINT64_C(0x91DE);
+    size_t begun = 0;
+    while (begun < o->n_data_ops && oracle_begun(&o->ops[o->data_ops[begun]], k))
+        begun++;
+    for (size_t i = 0; i < begun && a.n < max; i++) {
+        size_t pick = begun <= max ? i : mix(&st) % begun;
+        const struct oracle_op *op = &o->ops[o->data_ops[pick]];
+        if (op->vlen >= 512 && push(&a, op->voff / 512 + mix(&st) % (op->vlen / 512))) {
+            free(a.v);
+            return -ENOMEM;
+        }
+    }
+    while (begun && a.n < max) {
+        const struct oracle_op *op = &o->ops[o->data_ops[mix(&st) % begun]];
+        if (op->vlen >= 512 && push(&a, op->voff / 512 + mix(&st) % (op->vlen / 512))) {
+            free(a.v);
+            return -ENOMEM;
+        }
+        if (op->vlen < 512)
+            break;
+    }
+    *out = a.v;
+    *n = a.n;
+    return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * sdata.c - self-describing sector data (layout in sdata.h).
+ */
+#include "harness/sdata.h"
+
+#include <string.h>
+
+#include "vhdx/crc32c.h"
+#include "vhdx/format.h"
+
+void sdata_fill(uint8_t *buf, uint64_t first, uint32_t n, uint32_t write_id, uint64_t seed)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *p = buf + (size_t)i * 512;
+        uint64_t sector = first + i;
+        vhdx_put32(p, SDATA_MAGIC);
+        vhdx_put32(p + 4, write_id);
+        vhdx_put64(p + 8, sector);
+        vhdx_put64(p + 16, seed);
+        vhdx_put32(p + 24, i * 512);
+        uint64_t x = seed ^ ((uint64_t)write_id << 32) ^ (sector * UINT64_C(0x9E3779B97F4A7C15));
+        for (int k = 28; k < 508; k += 4) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            vhdx_put32(p + k, (uint32_t)x);
+        }
+        vhdx_put32(p + 508, crc32c(0, p, 508));
+    }
+}
+
+enum sdata_kind sdata_decode(const uint8_t sector[512], struct sdata_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (vhdx_get32(sector) != SDATA_MAGIC) {
+        for (int i = 0; i < 512; i++)
+            if (sector[i])
+                return SDATA_GARBAGE;
+        return SDATA_ZERO;
+    }
+    if (crc32c(0, sector, 508) != vhdx_get32(sector + 508))
+        return SDATA_GARBAGE;
+    out->write_id = vhdx_get32(sector + 4);
+    out->sector = vhdx_get64(sector + 8);
+    out->seed = vhdx_get64(sector + 16);
+    return out->write_id ? SDATA_VALID : SDATA_GARBAGE;
+}

@@ -1,0 +1,866 @@
+/*
+ * pcsweep - the crash-point sweep, reproducers and traces, from C.
+ *
+ *   pcsweep sweep [options]          run workloads and cut the power at every point
+ *   pcsweep repro FILE [options]     re-run exactly one saved crash state
+ *   pcsweep record OUT [options]     run a workload and save its trace
+ *   pcsweep info TRACE               what a trace holds
+ *
+ * Exit status: 0 no violation; 1 violations (sweep) or the reproducer still
+ * fails (repro); 2 usage or infrastructure error.  `pcsweep --help` lists
+ * the options; scripts/powercut sweep / repro drive this program.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness/sweep.h"
+#include "harness/workload.h"
+#include "vhdx/vhdx.h"
+
+enum { EXIT_PASS = 0, EXIT_VIOLATION = 1, EXIT_BAD_USAGE = 2 };
+
+static const char usage[] =
+    "usage: pcsweep COMMAND [options]\n"
+    "\n"
+    "  sweep    run workloads on a simulated disk and judge every crash state\n"
+    "  repro FILE   re-run the crash state saved in a reproducer; print verdict and diff\n"
+    "  record OUT   run one workload and save its trace (no sweep)\n"
+    "  info TRACE   print a trace's metadata and operation counts\n"
+    "\n"
+    "workload options (sweep, record):\n"
+    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed or all (default all)\n"
+    "  --seed N             first workload seed (default 1)\n"
+    "  --seeds N            number of seeds per scenario, N..N+count-1 (default 1)\n"
+    "  --ops N              workload operations (default: per scenario)\n"
+    "  --virtual-size N     bytes, K/M/G/T suffixes (default 64M)\n"
+    "  --block-size N       (default 1M)    --log-size N (default 1M)\n"
+    "  --logical-sector N   512|4096 (default 512)   --physical-sector N (default 4096)\n"
+    "  --apply-every N      engine batching (default: per scenario)\n"
+    "  --trace FILE         sweep a saved trace instead of running workloads\n"
+    "  --save-trace DIR     also save each workload's trace into DIR\n"
+    "\n"
+    "sweep options:\n"
+    "  --models LIST        prefix,drop,reorder,torn,stale,recovery,misdirect,lost,bitflip\n"
+    "                       or all, power, corruption (default all)\n"
+    "  --shard K/N          judge only states with index %% N == K (split across jobs)\n"
+    "  --sweep-seed N       seed of sampled choices (default 1)\n"
+    "  --reorder-max N      exhaustive reorder up to N pending writes (default 8)\n"
+    "  --reorder-samples N  sampled subsets above that (default 32)\n"
+    "  --torn 512|4096|both torn-write granularity (default both)\n"
+    "  --per-op N --probes N   sectors checked per in-flight op, random probes (8, 16)\n"
+    "  --full-every N --full-max M   every Nth state a wide check of M sectors across\n"
+    "                       all written data (64, 4096; --full-max 0 = every sector)\n"
+    "  --max-states N  --max-seconds S  --max-violations N   limits (0 = none)\n"
+    "  --repro-dir DIR      save a reproducer per violation (default: none)\n"
+    "  --json PATH          summary as JSON     --junit PATH   JUnit XML\n"
+    "  --quiet              no progress line (it is shown only on a terminal anyway)\n"
+    "  --no-share           give every state its own open and check (states identical in\n"
+    "                       every byte the engine reads at open share them by default)\n"
+    "\n"
+    "repro options:\n"
+    "  --save-image PATH    write the crash image (before replay) to PATH\n"
+    "  --minimize OUT       shrink the workload and crash choice (delta debugging)\n"
+    "                       while the same invariant still fails; save the result to OUT\n"
+    "  --minimize-seconds S time budget for --minimize (default 120)\n"
+    "  --json PATH          verdict as JSON\n";
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "pcsweep: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(run 'pcsweep --help' for usage)\n");
+    va_end(ap);
+    exit(EXIT_BAD_USAGE);
+}
+
+static uint64_t parse_num(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        die_usage("%s needs a non-negative number", opt);
+    unsigned long long v = strtoull(s, &end, 0);
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'K': case 'k': mul = 1ull << 10; end++; break;
+    case 'M': case 'm': mul = 1ull << 20; end++; break;
+    case 'G': case 'g': mul = 1ull << 30; end++; break;
+    case 'T': case 't': mul = 1ull << 40; end++; break;
+    }
+    if (errno || end == s || *end || v > UINT64_MAX / mul)
+        die_usage("%s: '%s' is not a valid number", opt, s);
+    return v * mul;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- options ------------------------------------------------------------------- */
+struct opts {
+    struct workload_params wp;
+    char scenarios[256];
+    uint64_t seed, seeds;
+    const char *trace, *save_trace, *json, *junit, *repro_dir, *save_image, *minimize;
+    double minimize_seconds;
+    struct sweep_config sc;
+    const char *pos[2];
+    int npos;
+};
+
+static void parse(int argc, char **argv, struct opts *o, int want_pos)
+{
+    memset(o, 0, sizeof *o);
+    sweep_config_defaults(&o->sc);
+    snprintf(o->scenarios, sizeof o->scenarios, "all");
+    o->seed = 1;
+    o->seeds = 1;
+    o->minimize_seconds = 120;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(a, name) && (v || (die_usage("%s needs a value", name), 0)) && ++i)
+        if (!strcmp(a, "--quiet"))
+            o->sc.quiet = 1;
+        else if (!strcmp(a, "--no-share"))
+            o->sc.no_share = 1;
+        else if (OPT("--scenario"))
+            snprintf(o->scenarios, sizeof o->scenarios, "%s", v);
+        else if (OPT("--seed"))
+            o->seed = parse_num(a, v);
+        else if (OPT("--seeds"))
+            o->seeds = parse_num(a, v);
+        else if (OPT("--ops"))
+            o->wp.ops = (uint32_t)parse_num(a, v);
+        else if (OPT("--virtual-size"))
+            o->wp.virtual_size = parse_num(a, v);
+        else if (OPT("--block-size"))
+            o->wp.block_size = (uint32_t)parse_num(a, v);
+        else if (OPT("--log-size"))
+            o->wp.log_size = (uint32_t)parse_num(a, v);
+        else if (OPT("--logical-sector"))
+            o->wp.logical_sector = (uint32_t)parse_num(a, v);
+        else if (OPT("--physical-sector"))
+            o->wp.physical_sector = (uint32_t)parse_num(a, v);
+        else if (OPT("--apply-every"))
+            o->wp.apply_every = (uint32_t)parse_num(a, v);
+        else if (OPT("--trace"))
+            o->trace = v;
+        else if (OPT("--save-trace"))
+            o->save_trace = v;
+        else if (OPT("--models")) {
+            if (crash_models_parse(v, &o->sc.models) != 0)
+                die_usage("--models: '%s' names an unknown model (prefix, drop, reorder, torn, stale, recovery, "
+                          "misdirect, lost, bitflip, all, power, corruption)", v);
+        } else if (OPT("--shard")) {
+            unsigned k, n;
+            char extra;
+            if (sscanf(v, "%u/%u%c", &k, &n, &extra) != 2 || n == 0 || k >= n)
+                die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
+            o->sc.shard_k = k;
+            o->sc.shard_n = n;
+        } else if (OPT("--sweep-seed"))
+            o->sc.seed = parse_num(a, v);
+        else if (OPT("--reorder-max")) {
+            o->sc.reorder_max = (uint32_t)parse_num(a, v);
+            if (o->sc.reorder_max > 16)
+                die_usage("--reorder-max above 16 would enumerate %s subsets per epoch", "65536+");
+        } else if (OPT("--reorder-samples"))
+            o->sc.reorder_samples = (uint32_t)parse_num(a, v);
+        else if (OPT("--torn")) {
+            o->sc.torn_grans = !strcmp(v, "512") ? 1 : !strcmp(v, "4096") ? 2 : !strcmp(v, "both") ? 3 : 0;
+            if (!o->sc.torn_grans)
+                die_usage("--torn takes 512, 4096 or both");
+        } else if (OPT("--per-op"))
+            o->sc.per_op = (uint32_t)parse_num(a, v);
+        else if (OPT("--probes"))
+            o->sc.probes = (uint32_t)parse_num(a, v);
+        else if (OPT("--full-every"))
+            o->sc.full_every = (uint32_t)parse_num(a, v);
+        else if (OPT("--full-max"))
+            o->sc.full_max = (uint32_t)parse_num(a, v);
+        else if (OPT("--max-states"))
+            o->sc.max_states = parse_num(a, v);
+        else if (OPT("--max-seconds"))
+            o->sc.max_seconds = (double)parse_num(a, v);
+        else if (OPT("--max-violations"))
+            o->sc.max_violations = parse_num(a, v);
+        else if (OPT("--repro-dir"))
+            o->repro_dir = v;
+        else if (OPT("--json"))
+            o->json = v;
+        else if (OPT("--junit"))
+            o->junit = v;
+        else if (OPT("--save-image"))
+            o->save_image = v;
+        else if (OPT("--minimize"))
+            o->minimize = v;
+        else if (OPT("--minimize-seconds"))
+            o->minimize_seconds = (double)parse_num(a, v);
+        else if (a[0] == '-' && a[1] == '-')
+            die_usage("%s: unknown option '%s'", argv[1], a);
+        else if (o->npos < want_pos)
+            o->pos[o->npos++] = a;
+        else
+            die_usage("%s: unexpected argument '%s'", argv[1], a);
+#undef OPT
+    }
+    if (o->npos < want_pos)
+        die_usage("%s: missing argument", argv[1]);
+    if (o->seeds == 0 || o->seeds > 100000)
+        die_usage("--seeds must be between 1 and 100000");
+    o->sc.repro_dir = o->repro_dir;
+}
+
+/* Scenario list from "all" or a comma list; validated. */
+static int scenario_list(const char *spec, char names[8][32])
+{
+    int n = 0;
+    if (!strcmp(spec, "all")) {
+        for (int i = 0; workload_scenarios[i] && n < 8; i++)
+            snprintf(names[n++], 32, "%s", workload_scenarios[i]);
+        return n;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save)) {
+        int ok = 0;
+        for (int i = 0; workload_scenarios[i]; i++)
+            ok |= !strcmp(tok, workload_scenarios[i]);
+        if (!ok)
+            die_usage("--scenario: unknown scenario '%s' (fill, overwrite, discard, batch, reopen, mixed, all)", tok);
+        snprintf(names[n++], 32, "%s", tok);
+    }
+    return n;
+}
+
+static int mkdirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+/* ---- JSON / JUnit ----------------------------------------------------------------- */
+static void jstr(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void xstr(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default:
+            if ((unsigned char)*s < 0x20 && *s != '\n')
+                fputc(' ', f);
+            else
+                fputc(*s, f);
+        }
+    }
+}
+
+struct failure {
+    char scenario[32];
+    uint64_t seed;
+    char choice[160];
+    struct verdict v;
+    char repro[4096];
+};
+
+struct run_record {
+    char scenario[32];
+    uint64_t seed;
+    struct sweep_stats st;
+    uint64_t trace_ops;
+};
+
+struct collector {
+    struct failure *f;
+    size_t n, cap;
+    const char *scenario;
+    uint64_t seed;
+    int print;
+};
+
+static int on_violation(void *ctx, const struct crash_choice *c, const struct verdict *v, const char *repro)
+{
+    struct collector *col = ctx;
+    if (col->n == col->cap) {
+        col->cap = col->cap ? col->cap * 2 : 16;
+        col->f = realloc(col->f, col->cap * sizeof *col->f);
+        if (!col->f) {
+            fprintf(stderr, "pcsweep: out of memory\n");
+            exit(EXIT_BAD_USAGE);
+        }
+    }
+    struct failure *f = &col->f[col->n++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->scenario, sizeof f->scenario, "%s", col->scenario);
+    f->seed = col->seed;
+    crash_choice_format(c, f->choice, sizeof f->choice);
+    f->v = *v;
+    snprintf(f->repro, sizeof f->repro, "%s", repro ? repro : "");
+    if (col->print && col->n <= 20) {
+        fprintf(stderr, "\nVIOLATION [%s] scenario %s seed %" PRIu64 " cut %" PRIu64 " %s\n  %s\n", v->invariant,
+                col->scenario, col->seed, v->cut, f->choice, v->detail);
+        if (repro)
+            fprintf(stderr, "  reproducer: %s\n", repro);
+    }
+    return 0;
+}
+
+static void write_json(const char *path, struct run_record *runs, size_t nruns, const struct collector *col,
+                       const struct opts *o, double wall)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "pcsweep: %s: %s\n", path, strerror(errno));
+        return;
+    }
+    uint64_t states = 0, viol = 0, per[M_COUNT] = {0}, vper[M_COUNT] = {0};
+    for (size_t i = 0; i < nruns; i++) {
+        states += runs[i].st.states;
+        viol += runs[i].st.violations;
+        for (int m = 0; m < M_COUNT; m++) {
+            per[m] += runs[i].st.states_per_model[m];
+            vper[m] += runs[i].st.violations_per_model[m];
+        }
+    }
+    fprintf(f, "{\n  \"engine\": ");
+    jstr(f, vhdx_build_id());
+    fprintf(f, ",\n  \"states\": %" PRIu64 ",\n  \"violations\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n"
+               "  \"states_per_sec\": %.1f,\n  \"shard\": \"%u/%u\",\n  \"sweep_seed\": %" PRIu64 ",\n",
+            states, viol, wall, wall > 0 ? (double)states / wall : 0.0, o->sc.shard_k, o->sc.shard_n, o->sc.seed);
+    fprintf(f, "  \"models\": {");
+    int first = 1;
+    for (int m = 0; m < M_COUNT; m++)
+        if (o->sc.models & (1u << m)) {
+            fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", crash_model_names[m], per[m]);
+            first = 0;
+        }
+    fprintf(f, "},\n  \"states_per_sec_per_model\": {");
+    first = 1;
+    for (int m = 0; m < M_COUNT; m++)
+        if (o->sc.models & (1u << m)) {
+            double sec = 0;
+            for (size_t i = 0; i < nruns; i++)
+                sec += runs[i].st.seconds_per_model[m];
+            fprintf(f, "%s\"%s\": %.1f", first ? "" : ", ", crash_model_names[m], sec > 0 ? (double)per[m] / sec : 0.0);
+            first = 0;
+        }
+    fprintf(f, "},\n  \"violations_per_model\": {");
+    first = 1;
+    for (int m = 0; m < M_COUNT; m++)
+        if (o->sc.models & (1u << m)) {
+            fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", crash_model_names[m], vper[m]);
+            first = 0;
+        }
+    fprintf(f, "},\n  \"seeds\": [");
+    for (size_t i = 0; i < nruns; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i; j++)
+            dup |= runs[j].seed == runs[i].seed;
+        if (!dup)
+            fprintf(f, "%s%" PRIu64, i ? ", " : "", runs[i].seed);
+    }
+    fprintf(f, "],\n  \"runs\": [");
+    for (size_t i = 0; i < nruns; i++) {
+        fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
+        jstr(f, runs[i].scenario);
+        fprintf(f, ", \"seed\": %" PRIu64 ", \"trace_ops\": %" PRIu64 ", \"epochs\": %" PRIu64 ", \"states\": %" PRIu64
+                   ", \"violations\": %" PRIu64 ", \"replays\": %" PRIu64 ", \"opens\": %" PRIu64 ", \"wall_s\": %.3f, \"models\": {",
+                runs[i].seed, runs[i].trace_ops, runs[i].st.epochs, runs[i].st.states, runs[i].st.violations,
+                runs[i].st.replays, runs[i].st.opens, runs[i].st.seconds);
+        first = 1;
+        for (int m = 0; m < M_COUNT; m++)
+            if (o->sc.models & (1u << m)) {
+                fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", crash_model_names[m], runs[i].st.states_per_model[m]);
+                first = 0;
+            }
+        fprintf(f, "}}");
+    }
+    fprintf(f, "\n  ],\n  \"failures\": [");
+    for (size_t i = 0; i < col->n; i++) {
+        const struct failure *x = &col->f[i];
+        fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
+        jstr(f, x->scenario);
+        fprintf(f, ", \"seed\": %" PRIu64 ", \"cut\": %" PRIu64 ", \"choice\": ", x->seed, x->v.cut);
+        jstr(f, x->choice);
+        fprintf(f, ", \"invariant\": ");
+        jstr(f, x->v.invariant);
+        fprintf(f, ", \"detail\": ");
+        jstr(f, x->v.detail);
+        fprintf(f, ", \"reproducer\": ");
+        if (x->repro[0])
+            jstr(f, x->repro);
+        else
+            fprintf(f, "null");
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    fclose(f);
+}
+
+static void write_junit(const char *path, struct run_record *runs, size_t nruns, const struct collector *col,
+                        double wall)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "pcsweep: %s: %s\n", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut-sweep\" tests=\"%zu\" "
+               "failures=\"%zu\" time=\"%.3f\">\n  <testsuite name=\"sweep\" tests=\"%zu\" failures=\"%zu\">\n",
+            nruns, col->n ? (size_t)1 : 0, wall, nruns, col->n);
+    for (size_t i = 0; i < nruns; i++) {
+        fprintf(f, "    <testcase classname=\"sweep.%s\" name=\"seed-%" PRIu64 "\" time=\"%.3f\">\n",
+                runs[i].scenario, runs[i].seed, runs[i].st.seconds);
+        for (size_t k = 0; k < col->n; k++) {
+            const struct failure *x = &col->f[k];
+            if (strcmp(x->scenario, runs[i].scenario) || x->seed != runs[i].seed)
+                continue;
+            fprintf(f, "      <failure type=\"");
+            xstr(f, x->v.invariant);
+            fprintf(f, "\" message=\"");
+            xstr(f, x->choice);
+            fprintf(f, "\">");
+            xstr(f, x->v.detail);
+            if (x->repro[0]) {
+                fprintf(f, "\nreproducer: ");
+                xstr(f, x->repro);
+            }
+            fprintf(f, "</failure>\n");
+        }
+        fprintf(f, "      <system-out>states %" PRIu64 ", violations %" PRIu64 "</system-out>\n    </testcase>\n",
+                runs[i].st.states, runs[i].st.violations);
+    }
+    fprintf(f, "  </testsuite>\n</testsuites>\n");
+    fclose(f);
+}
+
+/* ---- commands ------------------------------------------------------------------- */
+static int build_trace(const struct opts *o, const char *scenario, uint64_t seed, struct trace *t)
+{
+    struct workload_params p = o->wp;
+    snprintf(p.scenario, sizeof p.scenario, "%s", scenario);
+    p.seed = seed;
+    char err[512];
+    if (workload_params_resolve(&p, err, sizeof err) != 0)
+        die_usage("%s", err);
+    struct workload w;
+    if (workload_generate(&p, &w) != 0) {
+        fprintf(stderr, "pcsweep: out of memory generating the workload\n");
+        return -1;
+    }
+    trace_init(t);
+    int rc = workload_run(&w, t, err, sizeof err);
+    workload_free(&w);
+    if (rc != 0) {
+        fprintf(stderr, "pcsweep: workload %s seed %" PRIu64 ": %s\n", scenario, seed, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_sweep(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 0);
+    if (o.repro_dir && mkdirs(o.repro_dir) != 0)
+        die_usage("--repro-dir: cannot create %s", o.repro_dir);
+    if (o.save_trace && mkdirs(o.save_trace) != 0)
+        die_usage("--save-trace: cannot create %s", o.save_trace);
+    char names[8][32];
+    int nsc = o.trace ? 1 : scenario_list(o.scenarios, names);
+    size_t nruns_max = (size_t)nsc * (o.trace ? 1 : o.seeds);
+    struct run_record *runs = calloc(nruns_max, sizeof *runs);
+    struct collector col = {0};
+    col.print = 1;
+    o.sc.on_violation = on_violation;
+    o.sc.ctx = &col;
+    size_t nruns = 0;
+    double t0 = now();
+    uint64_t total_states = 0;
+    fprintf(stderr, "pcsweep: engine %s; sweep seed %" PRIu64 ", shard %u/%u\n", vhdx_build_id(), o.sc.seed,
+            o.sc.shard_k, o.sc.shard_n);
+    for (int si = 0; si < nsc; si++) {
+        for (uint64_t k = 0; k < (o.trace ? 1 : o.seeds); k++) {
+            struct trace t;
+            uint64_t seed = o.seed + k;
+            char err[512];
+            if (o.trace) {
+                if (trace_load(&t, o.trace, err, sizeof err) != 0) {
+                    fprintf(stderr, "pcsweep: %s\n", err);
+                    return EXIT_BAD_USAGE;
+                }
+                const char *wl = trace_get_meta(&t, "workload");
+                snprintf(names[0], 32, "%s", wl ? wl : "external");
+                seed = t.seed;
+            } else if (build_trace(&o, names[si], seed, &t) != 0) {
+                return EXIT_BAD_USAGE;
+            }
+            if (o.save_trace && !o.trace) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s/%s-seed%" PRIu64 ".pctrace", o.save_trace, names[si], seed);
+                if (trace_save(&t, path, err, sizeof err) != 0)
+                    fprintf(stderr, "pcsweep: %s\n", err);
+            }
+            struct run_record *r = &runs[nruns++];
+            snprintf(r->scenario, sizeof r->scenario, "%s", names[si]);
+            r->seed = seed;
+            r->trace_ops = t.n_ops;
+            col.scenario = r->scenario;
+            col.seed = seed;
+            struct sweep_config sc = o.sc;
+            if (sc.max_states)
+                sc.max_states = sc.max_states > total_states ? sc.max_states - total_states : 1;
+            if (sc.max_violations) {
+                uint64_t seen = 0;
+                for (size_t j = 0; j + 1 < nruns; j++)
+                    seen += runs[j].st.violations;
+                sc.max_violations = sc.max_violations > seen ? sc.max_violations - seen : 1;
+            }
+            if (sc.max_seconds > 0)
+                sc.max_seconds = sc.max_seconds - (now() - t0) > 0.001 ? sc.max_seconds - (now() - t0) : 0.001;
+            if (!o.sc.quiet)
+                fprintf(stderr, "pcsweep: %s seed %" PRIu64 ": %zu trace operations, %" PRIu64 " bytes written\n",
+                        r->scenario, seed, t.n_ops, t.bytes_written);
+            int rc = sweep_run(&t, &sc, &r->st);
+            trace_free(&t);
+            if (rc != 0) {
+                fprintf(stderr, "pcsweep: sweep failed: %s\n", strerror(-rc));
+                return EXIT_BAD_USAGE;
+            }
+            total_states += r->st.states;
+            if (r->st.stopped_early)
+                goto done;
+        }
+    }
+done:;
+    double wall = now() - t0;
+    uint64_t viol = 0;
+    for (size_t i = 0; i < nruns; i++)
+        viol += runs[i].st.violations;
+    fprintf(stderr, "pcsweep: %" PRIu64 " states in %.1f s (%.0f/s), %" PRIu64 " violations\n", total_states, wall,
+            wall > 0 ? (double)total_states / wall : 0.0, viol);
+    if (o.json)
+        write_json(o.json, runs, nruns, &col, &o, wall);
+    if (o.junit)
+        write_junit(o.junit, runs, nruns, &col, wall);
+    free(runs);
+    free(col.f);
+    return viol ? EXIT_VIOLATION : EXIT_PASS;
+}
+
+static int cmd_record(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 1);
+    char names[8][32];
+    int n = scenario_list(o.scenarios, names);
+    if (n != 1)
+        die_usage("record: give exactly one --scenario");
+    struct trace t;
+    if (build_trace(&o, names[0], o.seed, &t) != 0)
+        return EXIT_BAD_USAGE;
+    char err[512];
+    int rc = trace_save(&t, o.pos[0], err, sizeof err);
+    if (rc)
+        fprintf(stderr, "pcsweep: %s\n", err);
+    else
+        printf("%s: %zu operations, %" PRIu64 " bytes written, base %" PRIu64 " bytes\n", o.pos[0], t.n_ops,
+               t.bytes_written, t.base_size);
+    trace_free(&t);
+    return rc ? EXIT_BAD_USAGE : EXIT_PASS;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 1);
+    struct trace t;
+    char err[512];
+    if (trace_load(&t, o.pos[0], err, sizeof err) != 0) {
+        fprintf(stderr, "pcsweep: %s\n", err);
+        return EXIT_BAD_USAGE;
+    }
+    size_t counts[256] = {0};
+    for (size_t i = 0; i < t.n_ops; i++)
+        counts[t.ops[i].kind]++;
+    printf("trace %s: version %u, flags 0x%x, seed %" PRIu64 "\n", o.pos[0], TRACE_VERSION, t.flags, t.seed);
+    printf("base: %" PRIu64 " bytes (%zu non-zero sectors)\n", t.base_size, t.base.count);
+    printf("operations: %zu (writes %zu, %" PRIu64 " bytes; flushes %zu; truncates %zu; marks %zu; workload ops %zu)\n",
+           t.n_ops, counts[TR_WRITE], t.bytes_written, counts[TR_FLUSH], counts[TR_TRUNCATE], counts[TR_MARK],
+           counts[TR_VBEGIN]);
+    for (size_t i = 0; i < t.n_meta; i++)
+        printf("meta %s = %s\n", t.meta[i].key, t.meta[i].value);
+    for (size_t i = 0; i < t.n_choice; i++)
+        printf("choice %s = %s\n", t.choice[i].key, t.choice[i].value);
+    trace_free(&t);
+    return EXIT_PASS;
+}
+
+/* ---- repro and minimize ---------------------------------------------------------- */
+static void print_verdict(const struct crash_choice *ch, const struct verdict *v, const struct trace *t)
+{
+    char c[200];
+    crash_choice_format(ch, c, sizeof c);
+    printf("state:     %s\n", c);
+    printf("workload:  %s, seed %" PRIu64 ", cut after trace operation %" PRIu64 " of %zu\n",
+           trace_get_meta(t, "workload") ? trace_get_meta(t, "workload") : "external", t->seed, v->cut, t->n_ops);
+    printf("open:      %s%s\n", v->open_rc ? vhdx_strerror(v->open_rc) : "ok",
+           v->replayed ? "" : " (no log replayed)");
+    if (v->replayed)
+        printf("replayed:  %u log entries\n", v->replayed);
+    if (v->ok)
+        printf("verdict:   OK (no violation)\n");
+    else
+        printf("verdict:   VIOLATION %s\n  %s\n", v->invariant, v->detail);
+}
+
+static void write_verdict_json(const char *path, const struct crash_choice *ch, const struct verdict *v,
+                               const char *file)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    char c[200];
+    crash_choice_format(ch, c, sizeof c);
+    fprintf(f, "{\"reproducer\": ");
+    jstr(f, file);
+    fprintf(f, ", \"state\": ");
+    jstr(f, c);
+    fprintf(f, ", \"ok\": %s, \"invariant\": ", v->ok ? "true" : "false");
+    jstr(f, v->ok ? "" : v->invariant);
+    fprintf(f, ", \"detail\": ");
+    jstr(f, v->ok ? "" : v->detail);
+    fprintf(f, ", \"cut\": %" PRIu64 ", \"open\": ", v->cut);
+    jstr(f, v->open_rc ? vhdx_errname(v->open_rc) : "OK");
+    fprintf(f, ", \"replayed_entries\": %u}\n", v->replayed);
+    fclose(f);
+}
+
+struct first_hit {
+    const char *invariant;
+    int found;
+    struct crash_choice c;
+    struct verdict v;
+};
+
+static int first_hit_cb(void *ctx, const struct crash_choice *c, const struct verdict *v, const char *repro)
+{
+    (void)repro;
+    struct first_hit *h = ctx;
+    if (strcmp(v->invariant, h->invariant) != 0)
+        return 0;
+    h->found = 1;
+    h->c = *c;
+    h->v = *v;
+    return 1; /* stop */
+}
+
+/* Does the workload `ops[keep]` still fail with the invariant (same model)? */
+static int test_subset(const struct workload *base, const uint8_t *keep, const struct sweep_config *sc0,
+                       const char *invariant, struct trace *out, struct first_hit *hit)
+{
+    struct workload w = *base;
+    w.ops = malloc((base->n + 1) * sizeof *w.ops);
+    w.n = 0;
+    for (size_t i = 0; i < base->n; i++)
+        if (keep[i])
+            w.ops[w.n++] = base->ops[i];
+    char err[512];
+    trace_init(out);
+    int rc = workload_run(&w, out, err, sizeof err);
+    free(w.ops);
+    if (rc != 0) {
+        trace_free(out);
+        return 0;
+    }
+    struct sweep_config sc = *sc0;
+    sc.quiet = 1;
+    sc.repro_dir = NULL;
+    sc.on_violation = first_hit_cb;
+    memset(hit, 0, sizeof *hit);
+    hit->invariant = invariant;
+    sc.ctx = hit;
+    struct sweep_stats st;
+    sweep_run(out, &sc, &st);
+    if (!hit->found)
+        trace_free(out);
+    return hit->found;
+}
+
+static int minimize(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
+                    const struct opts *o)
+{
+    struct workload w;
+    char err[512];
+    if (workload_from_trace(t, &w, err, sizeof err) != 0) {
+        fprintf(stderr, "pcsweep: --minimize: %s\n", err);
+        return EXIT_BAD_USAGE;
+    }
+    struct sweep_config sc = o->sc;
+    sc.models = 1u << ch->model;
+    double t0 = now();
+    size_t n = w.n;
+    uint8_t *keep = malloc(n), *trial = malloc(n);
+    memset(keep, 1, n);
+    struct trace best;
+    struct first_hit hit, best_hit;
+    if (!test_subset(&w, keep, &sc, v->invariant, &best, &best_hit)) {
+        fprintf(stderr, "pcsweep: --minimize: the violation does not reproduce when the workload is re-run\n");
+        free(keep);
+        free(trial);
+        workload_free(&w);
+        return EXIT_BAD_USAGE;
+    }
+    size_t kept = n;
+    /* ddmin: remove chunks of decreasing size while the failure persists. */
+    for (size_t chunk = n / 2; chunk >= 1 && now() - t0 < o->minimize_seconds; chunk /= 2) {
+        int progress = 1;
+        while (progress && now() - t0 < o->minimize_seconds) {
+            progress = 0;
+            for (size_t start = 0; start < n && now() - t0 < o->minimize_seconds; start += chunk) {
+                memcpy(trial, keep, n);
+                size_t removed = 0;
+                for (size_t i = start; i < start + chunk && i < n; i++)
+                    if (trial[i]) {
+                        trial[i] = 0;
+                        removed++;
+                    }
+                if (!removed)
+                    continue;
+                struct trace cand;
+                if (test_subset(&w, trial, &sc, v->invariant, &cand, &hit)) {
+                    memcpy(keep, trial, n);
+                    kept -= removed;
+                    trace_free(&best);
+                    best = cand;
+                    best_hit = hit;
+                    progress = 1;
+                    fprintf(stderr, "pcsweep: minimize: %zu of %zu workload ops remain (%.0f s)\n", kept, n,
+                            now() - t0);
+                }
+            }
+        }
+        if (chunk == 1)
+            break;
+    }
+    int rc = sweep_save_repro(&best, &best_hit.c, &best_hit.v, o->minimize, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "pcsweep: %s\n", err);
+    else {
+        char c[200];
+        crash_choice_format(&best_hit.c, c, sizeof c);
+        printf("minimized: %zu of %zu workload ops, %zu trace operations; state %s\nsaved: %s\n", kept, n,
+               best.n_ops, c, o->minimize);
+    }
+    trace_free(&best);
+    free(keep);
+    free(trial);
+    workload_free(&w);
+    return rc ? EXIT_BAD_USAGE : EXIT_VIOLATION;
+}
+
+static int cmd_repro(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 1);
+    struct trace t;
+    char err[512];
+    if (trace_load(&t, o.pos[0], err, sizeof err) != 0) {
+        fprintf(stderr, "pcsweep: %s\n", err);
+        return EXIT_BAD_USAGE;
+    }
+    struct crash_choice ch;
+    if (crash_choice_from_trace(&t, &ch, err, sizeof err) != 0) {
+        fprintf(stderr, "pcsweep: %s: %s\n", o.pos[0], err);
+        trace_free(&t);
+        return EXIT_BAD_USAGE;
+    }
+    const char *built = trace_get_meta(&t, "engine");
+    if (built && strcmp(built, vhdx_build_id()))
+        fprintf(stderr, "pcsweep: note: recorded with %s, re-run with %s\n", built, vhdx_build_id());
+    struct sweep_config sc = o.sc;
+    sc.save_image = o.save_image;
+    struct verdict v;
+    int rc = sweep_eval_choice(&t, &sc, &ch, &v);
+    if (rc != 0) {
+        fprintf(stderr, "pcsweep: %s: the saved crash state could not be rebuilt from the trace: %s\n", o.pos[0],
+                strerror(-rc));
+        trace_free(&t);
+        return EXIT_BAD_USAGE;
+    }
+    print_verdict(&ch, &v, &t);
+    const char *was = trace_get_meta(&t, "violation.invariant");
+    if (was && v.ok)
+        printf("note:      the reproducer recorded '%s'; this build does not fail it\n", was);
+    if (o.save_image)
+        printf("image:     %s (the crash image before replay)\n", o.save_image);
+    if (o.json)
+        write_verdict_json(o.json, &ch, &v, o.pos[0]);
+    int status = v.ok ? EXIT_PASS : EXIT_VIOLATION;
+    if (o.minimize && !v.ok)
+        status = minimize(&t, &ch, &v, &o);
+    trace_free(&t);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return EXIT_PASS;
+        }
+    if (!strcmp(argv[1], "sweep"))
+        return cmd_sweep(argc, argv);
+    if (!strcmp(argv[1], "repro"))
+        return cmd_repro(argc, argv);
+    if (!strcmp(argv[1], "record"))
+        return cmd_record(argc, argv);
+    if (!strcmp(argv[1], "info"))
+        return cmd_info(argc, argv);
+    die_usage("unknown command '%s'", argv[1]);
+}
