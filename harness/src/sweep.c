@@ -297,7 +297,7 @@ static int overlay_apply(struct crashdisk *cd, const struct trace_op *op)
 }
 
 /* Writes the current state image (all layers, sparse) to a file. */
-static int save_image(struct crashdisk *cd, const char *path)
+int crashdisk_save_image(struct crashdisk *cd, const char *path)
 {
     FILE *f = fopen(path, "wb");
     if (!f)
@@ -630,7 +630,7 @@ static void judge_recovery(struct sweeper *s, const struct crash_choice *c, uint
     for (uint32_t i = 0; i < c->index && i < rec->n_ops; i++)
         overlay_apply(&s->cd, &rec->ops[i]);
     if (s->want && s->c->save_image)
-        save_image(&s->cd, s->c->save_image);
+        crashdisk_save_image(&s->cd, s->c->save_image);
     judge_share(s, c, cut, v, 0);
     if (!v->ok)
         return;
@@ -744,8 +744,16 @@ static void record(struct sweeper *s, const struct crash_choice *c, const struct
 static void eval_simple(struct sweeper *s, const struct crash_choice *c, uint64_t cut)
 {
     struct verdict v;
+    if (s->c->on_state) {
+        if (s->c->on_state(s->c->ctx, c, cut, &s->cd))
+            s->stop = 1;
+        s->st->states++;
+        s->st->states_per_model[c->model]++;
+        limits_hit(s);
+        return;
+    }
     if (s->want && s->c->save_image) {
-        int rc = save_image(&s->cd, s->c->save_image);
+        int rc = crashdisk_save_image(&s->cd, s->c->save_image);
         if (rc)
             fprintf(stderr, "sweep: cannot save the crash image to %s: %s\n", s->c->save_image, strerror(-rc));
     }
@@ -913,6 +921,8 @@ static void gen_stale(struct sweeper *s, uint64_t cut)
 
 static void gen_recovery(struct sweeper *s, uint64_t cut)
 {
+    if (s->c->on_state)
+        return; /* needs the checker's own replay: not exportable */
     for (uint32_t start = 0; start < 2 && !s->stop; start++) {
         if (start == 0 && s->n_pending == 0)
             continue; /* same as the durable start */

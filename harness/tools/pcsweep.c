@@ -33,6 +33,7 @@ static const char usage[] =
     "  sweep    run workloads on a simulated disk and judge every crash state\n"
     "  repro FILE   re-run the crash state saved in a reproducer; print verdict and diff\n"
     "  record OUT   run one workload and save its trace (no sweep)\n"
+    "  export       write crash states of a trace as image files for external checkers\n"
     "  info TRACE   print a trace's metadata and operation counts\n"
     "\n"
     "workload options (sweep, record):\n"
@@ -64,6 +65,11 @@ static const char usage[] =
     "  --quiet              no progress line (it is shown only on a terminal anyway)\n"
     "  --no-share           give every state its own open and check (states identical in\n"
     "                       every byte the engine reads at open share them by default)\n"
+    "\n"
+    "export options (with --trace and the sweep's model/shard/limit options):\n"
+    "  --out DIR            images and manifest.jsonl (one JSON object per image)\n"
+    "  --only LIST          only these state indices (comma list)\n"
+    "  --with-repro         also write a reproducer (.pctrace) next to each image\n"
     "\n"
     "repro options:\n"
     "  --save-image PATH    write the crash image (before replay) to PATH\n"
@@ -115,7 +121,8 @@ struct opts {
     struct workload_params wp;
     char scenarios[256];
     uint64_t seed, seeds;
-    const char *trace, *save_trace, *json, *junit, *repro_dir, *save_image, *minimize;
+    const char *trace, *save_trace, *json, *junit, *repro_dir, *save_image, *minimize, *out, *only;
+    int with_repro, rerun;
     double minimize_seconds;
     struct sweep_config sc;
     const char *pos[2];
@@ -138,6 +145,14 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             o->sc.quiet = 1;
         else if (!strcmp(a, "--no-share"))
             o->sc.no_share = 1;
+        else if (!strcmp(a, "--with-repro"))
+            o->with_repro = 1;
+        else if (!strcmp(a, "--rerun"))
+            o->rerun = 1;
+        else if (OPT("--out"))
+            o->out = v;
+        else if (OPT("--only"))
+            o->only = v;
         else if (OPT("--scenario"))
             snprintf(o->scenarios, sizeof o->scenarios, "%s", v);
         else if (OPT("--seed"))
@@ -636,6 +651,110 @@ static int cmd_info(int argc, char **argv)
     return EXIT_PASS;
 }
 
+/* ---- export ---------------------------------------------------------------------- */
+struct exporter {
+    const struct opts *o;
+    const struct trace *t;
+    FILE *manifest;
+    uint64_t index;     /* state index within the export */
+    uint64_t *only;     /* selected indices (sorted), NULL = all */
+    size_t n_only;
+    uint64_t written;
+    int failed;
+};
+
+static int export_state(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
+{
+    struct exporter *x = ctx;
+    uint64_t idx = x->index++;
+    if (x->only) {
+        int hit = 0;
+        for (size_t i = 0; i < x->n_only; i++)
+            hit |= x->only[i] == idx;
+        if (!hit)
+            return 0;
+    }
+    char name[128], path[4096], choice[200];
+    snprintf(name, sizeof name, "state-%06" PRIu64 "-%s-e%u", idx, crash_model_names[c->model], c->epoch);
+    snprintf(path, sizeof path, "%s/%s.vhdx", x->o->out, name);
+    int rc = crashdisk_save_image(cd, path);
+    if (rc) {
+        fprintf(stderr, "pcsweep: %s: %s\n", path, strerror(-rc));
+        x->failed = 1;
+        return 1;
+    }
+    crash_choice_format(c, choice, sizeof choice);
+    fprintf(x->manifest, "{\"index\": %" PRIu64 ", \"image\": ", idx);
+    jstr(x->manifest, path);
+    fprintf(x->manifest, ", \"model\": \"%s\", \"epoch\": %u, \"cut\": %" PRIu64 ", \"size\": %" PRIu64
+                         ", \"choice\": ",
+            crash_model_names[c->model], c->epoch, cut, cd->size);
+    jstr(x->manifest, choice);
+    if (x->o->with_repro) {
+        char rpath[4096], err[512];
+        snprintf(rpath, sizeof rpath, "%s/%s.pctrace", x->o->out, name);
+        struct verdict v;
+        memset(&v, 0, sizeof v);
+        v.ok = 1;
+        v.cut = cut;
+        snprintf(v.invariant, sizeof v.invariant, "exported");
+        if (sweep_save_repro(x->t, c, &v, rpath, err, sizeof err) == 0) {
+            fprintf(x->manifest, ", \"reproducer\": ");
+            jstr(x->manifest, rpath);
+        } else {
+            fprintf(stderr, "pcsweep: %s\n", err);
+        }
+    }
+    fprintf(x->manifest, "}\n");
+    x->written++;
+    return 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 0);
+    if (!o.trace || !o.out)
+        die_usage("export needs --trace FILE and --out DIR");
+    if (mkdirs(o.out) != 0)
+        die_usage("--out: cannot create %s", o.out);
+    struct trace t;
+    char err[512];
+    if (trace_load(&t, o.trace, err, sizeof err) != 0) {
+        fprintf(stderr, "pcsweep: %s\n", err);
+        return EXIT_BAD_USAGE;
+    }
+    struct exporter x = {&o, &t, NULL, 0, NULL, 0, 0, 0};
+    if (o.only) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", o.only);
+        x.only = calloc(strlen(buf) + 1, sizeof *x.only);
+        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            x.only[x.n_only++] = parse_num("--only", tok);
+    }
+    char mpath[4096];
+    snprintf(mpath, sizeof mpath, "%s/manifest.jsonl", o.out);
+    x.manifest = fopen(mpath, "w");
+    if (!x.manifest) {
+        fprintf(stderr, "pcsweep: %s: %s\n", mpath, strerror(errno));
+        trace_free(&t);
+        return EXIT_BAD_USAGE;
+    }
+    struct sweep_config sc = o.sc;
+    sc.on_state = export_state;
+    sc.ctx = &x;
+    sc.models &= ~(1u << M_RECOVERY);
+    struct sweep_stats st;
+    int rc = sweep_run(&t, &sc, &st);
+    fclose(x.manifest);
+    free(x.only);
+    trace_free(&t);
+    if (rc || x.failed)
+        return EXIT_BAD_USAGE;
+    fprintf(stderr, "pcsweep: exported %" PRIu64 " crash images to %s (manifest %s)\n", x.written, o.out, mpath);
+    return EXIT_PASS;
+}
+
 /* ---- repro and minimize ---------------------------------------------------------- */
 static void print_verdict(const struct crash_choice *ch, const struct verdict *v, const struct trace *t)
 {
@@ -862,5 +981,7 @@ int main(int argc, char **argv)
         return cmd_record(argc, argv);
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "export"))
+        return cmd_export(argc, argv);
     die_usage("unknown command '%s'", argv[1]);
 }

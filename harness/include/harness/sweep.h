@@ -111,6 +111,11 @@ struct sweep_config {
     const char *save_image;   /* sweep_eval_choice: write the state's image (before replay) here */
     int quiet;                /* no progress line */
     int no_share;             /* judge every state with its own open and check */
+    /* Export mode: when set, states are not judged; each is handed to this
+     * callback with the crash disk holding its image (read it with
+     * crashdisk_read, size in cd->size).  The recovery model needs the
+     * checker's own replay and is skipped.  Return nonzero to stop. */
+    int (*on_state)(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd);
     /* Called for each violation (may be NULL); return nonzero to stop. */
     int (*on_violation)(void *ctx, const struct crash_choice *c, const struct verdict *v, const char *repro_path);
     void *ctx;
@@ -139,6 +144,10 @@ int sweep_run(const struct trace *t, const struct sweep_config *c, struct sweep_
 /* Rebuilds and judges exactly one state (repro). */
 int sweep_eval_choice(const struct trace *t, const struct sweep_config *c, const struct crash_choice *ch,
                       struct verdict *v);
+
+/* Writes the image of a crash disk to a file (sparse: zero sectors become
+ * holes).  0 or -errno. */
+int crashdisk_save_image(struct crashdisk *cd, const char *path);
 
 /* Saves a reproducer: the trace plus the choice (and the verdict's
  * invariant as metadata).  Returns 0 or -1 with err. */
