@@ -303,6 +303,13 @@ static void set_meta_u64(struct trace *t, const char *key, uint64_t v)
 
 int workload_run(const struct workload *w, struct trace *t, char *err, size_t errlen)
 {
+    struct workload_run_opts o = {0};
+    return workload_run_ex(w, t, &o, err, errlen);
+}
+
+int workload_run_ex(const struct workload *w, struct trace *t, const struct workload_run_opts *ro, char *err,
+                    size_t errlen)
+{
     const struct workload_params *p = &w->p;
     int rc;
     struct vhdx_rng_seeded rs = {p->seed * UINT64_C(0x2545F4914F6CDD1D) + 1};
@@ -349,17 +356,31 @@ int workload_run(const struct workload *w, struct trace *t, char *err, size_t er
     uint8_t *buf = NULL;
     size_t bufcap = 0;
     uint32_t vop = 0;
+    int first_rc = 0;
+    if (ro->before_op)
+        ro->before_op(ro->ctx, -1, dev);
     trace_add_vbegin(t, vop, VOP_OPEN, 0, 0, 0);
     rc = vhdx_open(dev, &oo, &h);
     trace_add_vend(t, vop++, rc);
+    if (ro->after_op)
+        ro->after_op(ro->ctx, -1, rc);
     if (rc) {
         snprintf(err, errlen, "opening the new image failed: %s", diag.message);
-        goto out;
+        first_rc = rc;
+        if (!ro->continue_on_error)
+            goto out;
     }
-    for (size_t i = 0; i < w->n && rc == 0; i++, vop++) {
+    for (size_t i = 0; i < w->n && (first_rc == 0 || ro->continue_on_error); i++, vop++) {
         const struct vop *o = &w->ops[i];
+        if (ro->before_op)
+            ro->before_op(ro->ctx, (long)i, dev);
         trace_add_vbegin(t, vop, o->kind, o->voff, o->vlen, o->id);
-        switch (o->kind) {
+        rc = 0;
+        if (!h) /* an earlier open failed: a new session first */
+            rc = vhdx_open(dev, &oo, &h);
+        switch (rc ? -1 : o->kind) {
+        case -1:
+            break;
         case VOP_WRITE:
             if (o->vlen > bufcap) {
                 uint8_t *nb = realloc(buf, o->vlen);
@@ -387,35 +408,48 @@ int workload_run(const struct workload *w, struct trace *t, char *err, size_t er
         case VOP_REOPEN:
             rc = vhdx_close(h);
             h = NULL;
-            if (rc == 0) {
+            if (rc == 0)
                 trace_add_mark(t, "workload.synced", vop);
-                rc = vhdx_open(dev, &oo, &h);
+            {
+                int orc = vhdx_open(dev, &oo, &h);
+                if (rc == 0)
+                    rc = orc;
             }
             break;
         default:
             rc = -EINVAL;
         }
         trace_add_vend(t, vop, rc);
-        if (rc)
+        if (ro->after_op)
+            ro->after_op(ro->ctx, (long)i, rc);
+        if (rc && !first_rc) {
+            first_rc = rc;
             snprintf(err, errlen, "workload op %zu (kind %d at %" PRIu64 "+%" PRIu64 ") failed: %s", i, o->kind,
                      o->voff, o->vlen, vhdx_strerror(rc));
+        }
     }
-    if (rc == 0) {
+    if (first_rc == 0 || ro->continue_on_error) {
+        if (ro->before_op)
+            ro->before_op(ro->ctx, -2, dev);
         trace_add_vbegin(t, vop, VOP_CLOSE, 0, 0, 0);
-        rc = vhdx_close(h);
+        rc = h ? vhdx_close(h) : VHDX_E_POISONED;
         h = NULL;
         if (rc == 0)
             trace_add_mark(t, "workload.synced", vop);
         trace_add_vend(t, vop, rc);
-        if (rc)
+        if (ro->after_op)
+            ro->after_op(ro->ctx, -2, rc);
+        if (rc && !first_rc) {
+            first_rc = rc;
             snprintf(err, errlen, "the final close failed: %s", vhdx_strerror(rc));
+        }
     }
 out:
     if (h)
         vhdx_abandon(h);
     free(buf);
     simdisk_free(&disk);
-    return rc;
+    return ro->continue_on_error ? 0 : first_rc;
 }
 
 static uint64_t meta_u64(const struct trace *t, const char *key)

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "harness/trace.h"
+#include "vhdx/bdev.h"
 
 struct workload_params {
     char scenario[32];        /* one of workload_scenarios */
@@ -67,6 +68,22 @@ void workload_free(struct workload *w);
  * the engine error of an operation that failed (a workload on a healthy
  * disk never fails; that is itself a bug). */
 int workload_run(const struct workload *w, struct trace *t, char *err, size_t errlen);
+
+/* Options of workload_run_ex (fault injection). */
+struct workload_run_opts {
+    int continue_on_error; /* record a failed op (E record with its rc) and go on; after a failed
+                            * open every later op first tries to open again */
+    /* Called before each workload op (index into w->ops, or -1 for the first
+     * open, -2 for the final close) with the recording disk; may arm faults. */
+    void (*before_op)(void *ctx, long op, struct bdev *dev);
+    /* Called after each op with its result. */
+    void (*after_op)(void *ctx, long op, int rc);
+    void *ctx;
+};
+/* workload_run with options.  With continue_on_error it returns 0 unless
+ * the harness itself failed; failures are in the trace's E records. */
+int workload_run_ex(const struct workload *w, struct trace *t, const struct workload_run_opts *o, char *err,
+                    size_t errlen);
 
 /* Rebuilds the workload recorded in a trace's metadata and B records
  * (used to shrink a failing workload). */
