@@ -256,6 +256,40 @@ static int op_sectors(struct u64vec *a, const struct oracle_op *op, uint32_t per
     return 0;
 }
 
+/* Sectors a discard must have cleared: those of earlier writes it covers
+ * (random sectors of the discarded range are mostly never-written zeros
+ * and would prove nothing).  Scans at most 64 of the blocks it covers. */
+static int discard_sectors(const struct oracle *o, struct u64vec *a, uint32_t di, uint32_t per_op, uint64_t *st)
+{
+    const struct oracle_op *d = &o->ops[di];
+    uint64_t first_b = d->voff / o->block_size;
+    uint64_t end = d->voff + d->vlen > o->virtual_size ? o->virtual_size : d->voff + d->vlen;
+    uint64_t nblocks = (end + o->block_size - 1) / o->block_size - first_b;
+    uint32_t taken = 0;
+    for (uint64_t k = 0; k < nblocks && k < 64 && taken < per_op; k++) {
+        uint64_t b = first_b + (nblocks <= 64 ? k : mix(st) % nblocks);
+        if (b >= o->n_blocks)
+            continue;
+        for (uint32_t j = 0; j < o->per_block_n[b] && taken < per_op; j++) {
+            uint32_t wi = o->per_block[b][j];
+            const struct oracle_op *w = &o->ops[wi];
+            if (wi >= di || w->kind != VOP_WRITE)
+                continue;
+            uint64_t lo = w->voff > d->voff ? w->voff : d->voff;
+            uint64_t hi = w->voff + w->vlen < end ? w->voff + w->vlen : end;
+            uint64_t blo = b * o->block_size, bhi = blo + o->block_size;
+            lo = lo > blo ? lo : blo;
+            hi = hi < bhi ? hi : bhi;
+            if (lo >= hi)
+                continue;
+            if (push(a, lo / 512 + mix(st) % ((hi - lo) / 512 ? (hi - lo) / 512 : 1)))
+                return -ENOMEM;
+            taken++;
+        }
+    }
+    return 0;
+}
+
 int oracle_check_set(const struct oracle *o, uint64_t k, uint32_t per_op, uint32_t probes, uint64_t seed,
                      uint64_t **out, size_t *n)
 {
@@ -275,7 +309,9 @@ int oracle_check_set(const struct oracle *o, uint64_t k, uint32_t per_op, uint32
             else if (op->acked_at != latest_mark)
                 break;
         }
-        if (op_sectors(&a, op, per_op, &st)) {
+        int rc = op->kind == VOP_DISCARD ? discard_sectors(o, &a, (uint32_t)i, per_op, &st)
+                                         : op_sectors(&a, op, per_op, &st);
+        if (rc) {
             free(a.v);
             return -ENOMEM;
         }

@@ -389,10 +389,13 @@ static void data_violation(struct sweeper *s, struct verdict *v, uint64_t sector
     sector_diff(diff, sizeof diff, want, got);
     char inv[48];
     snprintf(inv, sizeof inv, "data:%s", oracle_violation_name(ov));
-    vfail(v, inv,
-          "virtual sector %" PRIu64 " (offset %" PRIu64 "): acknowledged value %s%u%s%s%s; found %s%s", sector,
-          sector * 512, e->acked_id ? "write " : (e->acked_is_discard ? "discard (zeros)" : "zeros (never written)"),
-          e->acked_id, e->n_later ? "; in flight: " : "", later, e->more_later ? ", ..." : "", found, diff);
+    char acked[64];
+    if (e->acked_id)
+        snprintf(acked, sizeof acked, "write %u", e->acked_id);
+    else
+        snprintf(acked, sizeof acked, "%s", e->acked_is_discard ? "discard (zeros)" : "zeros (never written)");
+    vfail(v, inv, "virtual sector %" PRIu64 " (offset %" PRIu64 "): acknowledged value %s%s%s%s; found %s%s", sector,
+          sector * 512, acked, e->n_later ? "; in flight: " : "", later, e->more_later ? ", ..." : "", found, diff);
     v->bad_sector = sector;
 }
 
@@ -853,9 +856,47 @@ static void torn_mask(uint32_t pattern, size_t units, uint64_t seed, uint8_t *ma
     }
 }
 
+/* Every pending write torn at once with the same pattern (index = |P|). */
+static void gen_torn_all(struct sweeper *s, uint64_t cut)
+{
+    static const uint32_t grans[2] = {512, 4096};
+    size_t writes = 0;
+    for (size_t i = 0; i < s->n_pending; i++)
+        writes += pend(s, i)->kind == TR_WRITE;
+    if (writes < 2)
+        return; /* one write: the per-write states cover it */
+    for (int g = 0; g < 2 && !s->stop; g++) {
+        if (!(s->c->torn_grans & (1u << g)))
+            continue;
+        for (uint32_t p = 0; p < TORN_PATTERNS && !s->stop; p++) {
+            struct crash_choice c = {.model = M_TORN, .epoch = s->epoch, .index = (uint32_t)s->n_pending,
+                                     .gran = grans[g], .pattern = p};
+            if (!take(s, &c))
+                continue;
+            reset_all(s);
+            for (size_t i = 0; i < s->n_pending; i++) {
+                const struct trace_op *op = pend(s, i);
+                if (op->kind != TR_WRITE) {
+                    overlay_apply(&s->cd, op);
+                    continue;
+                }
+                size_t units = (op->len + grans[g] - 1) / grans[g];
+                uint8_t *mask = malloc((units + 7) / 8);
+                if (!mask)
+                    return;
+                torn_mask(p, units, choice_hash(s, &c) ^ i, mask);
+                crashdisk_overlay_write_torn(&s->cd, op->off, op->data, op->len, grans[g], mask);
+                free(mask);
+            }
+            eval_simple(s, &c, cut);
+        }
+    }
+}
+
 static void gen_torn(struct sweeper *s, uint64_t cut)
 {
     static const uint32_t grans[2] = {512, 4096};
+    gen_torn_all(s, cut);
     for (size_t i = 0; i < s->n_pending && !s->stop; i++) {
         const struct trace_op *op = pend(s, i);
         if (op->kind != TR_WRITE)

@@ -19,7 +19,7 @@
 #include "harness/simdisk.h"
 #include "vhdx/vhdx.h"
 
-const char *const workload_scenarios[] = {"fill", "overwrite", "discard", "batch", "reopen", "mixed", NULL};
+const char *const workload_scenarios[] = {"fill", "overwrite", "discard", "batch", "reopen", "mixed", "wide", NULL};
 
 struct rng {
     uint64_t s;
@@ -46,21 +46,30 @@ int workload_params_resolve(struct workload_params *p, char *err, size_t errlen)
     for (int i = 0; workload_scenarios[i]; i++)
         known |= !strcmp(p->scenario, workload_scenarios[i]);
     if (!known) {
-        snprintf(err, errlen, "unknown scenario '%s' (fill, overwrite, discard, batch, reopen, mixed)", p->scenario);
+        snprintf(err, errlen, "unknown scenario '%s' (fill, overwrite, discard, batch, reopen, mixed, wide)",
+                 p->scenario);
         return -EINVAL;
     }
+    const int wide = !strcmp(p->scenario, "wide");
     if (!p->virtual_size)
-        p->virtual_size = 64u << 20;
+        p->virtual_size = wide ? 32ull << 30 : 1ull << 30;
     if (!p->block_size)
-        p->block_size = 1u << 20;
+        p->block_size = wide ? 64u << 20 : 1u << 20;
     if (!p->logical_sector)
-        p->logical_sector = 512;
+        p->logical_sector = !strcmp(p->scenario, "mixed") && (p->seed & 1) == 0 ? 4096 : 512;
     if (!p->physical_sector)
         p->physical_sector = 4096;
     if (!p->log_size)
         p->log_size = 1u << 20;
     if (!p->ops) {
-        p->ops = !strcmp(p->scenario, "fill") ? 160 : !strcmp(p->scenario, "reopen") ? 90 : 120;
+        static const struct {
+            const char *name;
+            uint32_t ops;
+        } defaults[] = {{"fill", 420}, {"overwrite", 160}, {"discard", 260}, {"batch", 320},
+                        {"reopen", 200}, {"mixed", 300}, {"wide", 600}};
+        for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+            if (!strcmp(p->scenario, defaults[i].name))
+                p->ops = defaults[i].ops;
     }
     if (!p->apply_every)
         p->apply_every = !strcmp(p->scenario, "batch") ? 16 : !strcmp(p->scenario, "reopen") ? 4
@@ -126,23 +135,23 @@ static void emit(struct gen *g, enum vop_kind k, uint64_t off, uint64_t len)
     g->w->ops[g->w->n++] = (struct vop){k, off, len, k == VOP_WRITE ? ++g->next_id : 0};
 }
 
-/* A write size: mostly small, sometimes a block, sometimes several. */
+/* A write size: mostly up to 32 KiB, sometimes a block, rarely several. */
 static uint64_t pick_len(struct gen *g, int big)
 {
     uint64_t bs = g->p->block_size;
-    switch (rbelow(&g->r, big ? 6 : 10)) {
+    switch (rbelow(&g->r, big ? 12 : 24)) {
     case 0:
-        return 512;
-    case 1:
-        return 512 * (1 + rbelow(&g->r, 16));
-    case 2:
-        return 4096 * (1 + rbelow(&g->r, 8));
-    case 3:
         return bs;
-    case 4:
+    case 1:
         return bs + 512 * (1 + rbelow(&g->r, 64));
+    case 2:
+        return bs * 2 + 512 * rbelow(&g->r, 8);
+    case 3:
+    case 4:
+        return 4096 * (1 + rbelow(&g->r, 8));
     case 5:
-        return bs * (2 + rbelow(&g->r, 2));
+    case 6:
+        return 512;
     default:
         return 512 * (1 + rbelow(&g->r, 64));
     }
@@ -158,20 +167,22 @@ static uint64_t pick_off(struct gen *g, uint64_t lo, uint64_t hi)
 
 static void gen_fill(struct gen *g)
 {
+    /* Rounds of writes spread over the whole disk (each lands in fresh
+     * blocks, so each allocates and logs), ended by discarding everything. */
     const uint64_t vs = g->p->virtual_size, bs = g->p->block_size;
-    uint64_t pos = 0;
+    const uint64_t stride = vs / 48 > bs ? vs / 48 : bs;
+    uint64_t pos = 512 * rbelow(&g->r, 8);
     while (g->w->n < g->p->ops) {
         uint64_t len = pick_len(g, 1);
         emit(g, VOP_WRITE, pos, len);
-        pos += len + 512 * rbelow(&g->r, 3) * (bs / 512 / 4);
+        pos += stride + bs * rbelow(&g->r, 2) + 512 * rbelow(&g->r, 64);
         if (rbelow(&g->r, 4) == 0)
             emit(g, VOP_FLUSH, 0, 0);
         if (pos >= vs) {
-            /* End of a round: discard everything, so the next round allocates again. */
             emit(g, VOP_FLUSH, 0, 0);
             emit(g, VOP_DISCARD, 0, vs);
             emit(g, VOP_FLUSH, 0, 0);
-            pos = 512 * rbelow(&g->r, 8);
+            pos = 512 * rbelow(&g->r, 8) + bs * rbelow(&g->r, 4);
         }
     }
 }
@@ -192,20 +203,49 @@ static void gen_overwrite(struct gen *g)
 
 static void gen_discard(struct gen *g)
 {
+    /* Mostly discards of data written recently (what users discard), whole
+     * blocks and partial ranges, then rewrites. */
     const uint64_t vs = g->p->virtual_size, bs = g->p->block_size;
+    uint64_t recent[16] = {0};
+    unsigned n_recent = 0;
     while (g->w->n < g->p->ops) {
         uint64_t r = rbelow(&g->r, 10);
+        uint64_t target = n_recent && rbelow(&g->r, 10) < 7 ? recent[rbelow(&g->r, n_recent)]
+                                                             : pick_off(g, 0, vs / 2);
         if (r < 5) {
-            emit(g, VOP_WRITE, pick_off(g, 0, vs / 2), pick_len(g, 1));
+            uint64_t off = pick_off(g, 0, vs / 2);
+            emit(g, VOP_WRITE, off, pick_len(g, 1));
+            recent[n_recent < 16 ? n_recent++ : rbelow(&g->r, 16)] = off;
         } else if (r < 7) {
-            uint64_t b = rbelow(&g->r, vs / 2 / bs);
-            emit(g, VOP_DISCARD, b * bs, bs * (1 + rbelow(&g->r, 2)));
+            emit(g, VOP_DISCARD, target / bs * bs, bs * (1 + rbelow(&g->r, 2)));
         } else if (r < 8) {
-            emit(g, VOP_DISCARD, pick_off(g, 0, vs / 2), 512 * (1 + rbelow(&g->r, 300)));
+            emit(g, VOP_DISCARD, target, 512 * (1 + rbelow(&g->r, 300)));
         } else {
             emit(g, VOP_FLUSH, 0, 0);
         }
     }
+}
+
+/* A small write across the boundary between two BAT pages (the last block
+ * of one page and the first of the next), so one log entry carries two
+ * pages: entries of unequal size shift the ring positions, and some entries
+ * then straddle the end of the ring.  Needs a BAT of more than one page. */
+static void emit_page_crossing(struct gen *g)
+{
+    const uint64_t bs = g->p->block_size;
+    const uint64_t per_page = 4096 / 8; /* BAT entries per page */
+    const uint64_t chunk = (UINT64_C(1) << 23) * g->p->logical_sector / bs;
+    /* payload blocks per page, allowing for the interleaved bitmap entries */
+    const uint64_t blocks_per_page = per_page - per_page / (chunk + 1);
+    const uint64_t pages = (g->p->virtual_size / bs) / blocks_per_page;
+    if (pages < 1)
+        return;
+    uint64_t boundary = (1 + rbelow(&g->r, pages)) * blocks_per_page * bs;
+    if (boundary >= g->p->virtual_size)
+        return;
+    if (rbelow(&g->r, 2)) /* free both blocks, so the write allocates both again */
+        emit(g, VOP_DISCARD, boundary - bs, 2 * bs);
+    emit(g, VOP_WRITE, boundary - 512 * (1 + rbelow(&g->r, 4)), 512 * (2 + rbelow(&g->r, 8)));
 }
 
 static void gen_batch(struct gen *g)
@@ -216,6 +256,8 @@ static void gen_batch(struct gen *g)
         /* Small writes that land in fresh blocks most of the time. */
         uint64_t b = rbelow(&g->r, nb);
         emit(g, VOP_WRITE, b * bs + 512 * rbelow(&g->r, bs / 512), 512 * (1 + rbelow(&g->r, 8)));
+        if (rbelow(&g->r, 6) == 0)
+            emit_page_crossing(g);
         uint64_t r = rbelow(&g->r, 12);
         if (r == 0)
             emit(g, VOP_FLUSH, 0, 0);
@@ -257,8 +299,33 @@ static void gen_mixed(struct gen *g)
             emit(g, VOP_REOPEN, 0, 0);
         else if (r < 19)
             emit(g, VOP_APPLY, 0, 0);
+        else if (rbelow(&g->r, 2))
+            emit_page_crossing(g);
         else
             emit(g, VOP_WRITE, pick_off(g, 0, vs), 512);
+    }
+}
+
+static void gen_wide(struct gen *g)
+{
+    /* One sector at the start of every block, in order, so the BAT fills
+     * page after page (with its sector-bitmap entries) and the file grows
+     * past 4 GiB; then discards and rewrites of ranges of blocks. */
+    const uint64_t vs = g->p->virtual_size, bs = g->p->block_size, nb = (vs + bs - 1) / bs;
+    for (uint64_t b = 0; b < nb && g->w->n < g->p->ops; b++) {
+        emit(g, VOP_WRITE, b * bs + 512 * rbelow(&g->r, 8), 512 * (1 + rbelow(&g->r, 4)));
+        if (b % 8 == 7)
+            emit(g, VOP_FLUSH, 0, 0);
+    }
+    while (g->w->n < g->p->ops) {
+        uint64_t b = rbelow(&g->r, nb);
+        uint64_t r = rbelow(&g->r, 6);
+        if (r == 0)
+            emit(g, VOP_DISCARD, b * bs, bs * (1 + rbelow(&g->r, 8)));
+        else if (r == 1)
+            emit(g, VOP_FLUSH, 0, 0);
+        else
+            emit(g, VOP_WRITE, b * bs + 512 * rbelow(&g->r, bs / 512), 512 * (1 + rbelow(&g->r, 8)));
     }
 }
 
@@ -277,6 +344,8 @@ int workload_generate(const struct workload_params *p, struct workload *w)
         gen_batch(&g);
     else if (!strcmp(p->scenario, "reopen"))
         gen_reopen(&g);
+    else if (!strcmp(p->scenario, "wide"))
+        gen_wide(&g);
     else
         gen_mixed(&g);
     emit(&g, VOP_FLUSH, 0, 0); /* every workload ends acknowledged, then closes */

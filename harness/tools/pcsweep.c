@@ -76,7 +76,10 @@ static const char usage[] =
     "  --minimize OUT       shrink the workload and crash choice (delta debugging)\n"
     "                       while the same invariant still fails; save the result to OUT\n"
     "  --minimize-seconds S time budget for --minimize (default 120)\n"
-    "  --json PATH          verdict as JSON\n";
+    "  --json PATH          verdict as JSON\n"
+    "  --rerun              re-run the recorded workload with this build and sweep the same\n"
+    "                       model (confirms a fix of the writer; the trace itself holds the\n"
+    "                       old writer's I/O)\n";
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die_usage(const char *fmt, ...)
@@ -490,6 +493,10 @@ static void write_junit(const char *path, struct run_record *runs, size_t nruns,
 }
 
 /* ---- commands ------------------------------------------------------------------- */
+/* Runs a workload.  0; -1 harness failure; -2 the workload failed on a
+ * healthy simulated disk (an engine bug: reported as a violation), with the
+ * message in fail_msg. */
+static char fail_msg[1024];
 static int build_trace(const struct opts *o, const char *scenario, uint64_t seed, struct trace *t)
 {
     struct workload_params p = o->wp;
@@ -507,8 +514,10 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
     int rc = workload_run(&w, t, err, sizeof err);
     workload_free(&w);
     if (rc != 0) {
-        fprintf(stderr, "pcsweep: workload %s seed %" PRIu64 ": %s\n", scenario, seed, err);
-        return -1;
+        snprintf(fail_msg, sizeof fail_msg, "workload %s seed %" PRIu64 " failed on a healthy simulated disk: %s",
+                 scenario, seed, err);
+        fprintf(stderr, "pcsweep: %s\n", fail_msg);
+        return rc == -ENOMEM ? -1 : -2;
     }
     return 0;
 }
@@ -547,8 +556,40 @@ static int cmd_sweep(int argc, char **argv)
                 const char *wl = trace_get_meta(&t, "workload");
                 snprintf(names[0], 32, "%s", wl ? wl : "external");
                 seed = t.seed;
-            } else if (build_trace(&o, names[si], seed, &t) != 0) {
-                return EXIT_BAD_USAGE;
+            } else {
+                int brc = build_trace(&o, names[si], seed, &t);
+                if (brc == -1)
+                    return EXIT_BAD_USAGE;
+                if (brc == -2) {
+                    /* Record it as a violation of its own, with the partial trace as evidence. */
+                    struct run_record *r = &runs[nruns++];
+                    snprintf(r->scenario, sizeof r->scenario, "%s", names[si]);
+                    r->seed = seed;
+                    r->trace_ops = t.n_ops;
+                    r->st.violations = 1;
+                    col.scenario = r->scenario;
+                    col.seed = seed;
+                    struct crash_choice none = {.model = M_DROP, .epoch = UINT32_MAX};
+                    struct verdict v;
+                    memset(&v, 0, sizeof v);
+                    snprintf(v.invariant, sizeof v.invariant, "workload-failed");
+                    snprintf(v.detail, sizeof v.detail, "%s", fail_msg);
+                    char path[4096] = "";
+                    if (o.repro_dir) {
+                        snprintf(path, sizeof path, "%s/workload-failed-%s-s%" PRIu64 ".pctrace", o.repro_dir,
+                                 names[si], seed);
+                        trace_set_meta(&t, "violation.invariant", "workload-failed");
+                        if (trace_save(&t, path, err, sizeof err) != 0) {
+                            fprintf(stderr, "pcsweep: %s\n", err);
+                            path[0] = '\0';
+                        }
+                    }
+                    on_violation(&col, &none, &v, path[0] ? path : NULL);
+                    trace_free(&t);
+                    if (o.sc.max_violations && col.n >= o.sc.max_violations)
+                        goto done;
+                    continue;
+                }
             }
             if (o.save_trace && !o.trace) {
                 char path[4096];
@@ -814,6 +855,7 @@ static int first_hit_cb(void *ctx, const struct crash_choice *c, const struct ve
     return 1; /* stop */
 }
 
+
 /* Does the workload `ops[keep]` still fail with the invariant (same model)? */
 static int test_subset(const struct workload *base, const uint8_t *keep, const struct sweep_config *sc0,
                        const char *invariant, struct trace *out, struct first_hit *hit)
@@ -918,6 +960,55 @@ static int minimize(const struct trace *t, const struct crash_choice *ch, const 
     return rc ? EXIT_BAD_USAGE : EXIT_VIOLATION;
 }
 
+/* Re-runs the trace's workload with this build and sweeps it with the given
+ * model(s); reports the first violation of `invariant` (any when NULL).
+ * This is how a fix of the *writer* is confirmed: the recorded trace holds
+ * the old writer's I/O, a re-run produces the new one's. */
+static int rerun(const struct trace *t, const struct opts *o, unsigned models, const char *invariant)
+{
+    struct workload w;
+    char err[512];
+    if (workload_from_trace(t, &w, err, sizeof err) != 0) {
+        fprintf(stderr, "pcsweep: --rerun: %s\n", err);
+        return EXIT_BAD_USAGE;
+    }
+    struct trace nt;
+    trace_init(&nt);
+    int rc = workload_run(&w, &nt, err, sizeof err);
+    workload_free(&w);
+    printf("rerun:     workload %s seed %" PRIu64 " re-run with %s\n", w.p.scenario, t->seed, vhdx_build_id());
+    if (rc != 0) {
+        printf("verdict:   VIOLATION workload-failed\n  %s\n", err);
+        trace_free(&nt);
+        return EXIT_VIOLATION;
+    }
+    if (models == 0) {
+        printf("verdict:   OK (the workload completes)\n");
+        trace_free(&nt);
+        return EXIT_PASS;
+    }
+    struct first_hit hit;
+    memset(&hit, 0, sizeof hit);
+    hit.invariant = invariant;
+    struct sweep_config sc = o->sc;
+    sc.models = models;
+    sc.quiet = 1;
+    sc.on_violation = first_hit_cb;
+    sc.ctx = &hit;
+    struct sweep_stats st;
+    sweep_run(&nt, &sc, &st);
+    trace_free(&nt);
+    if (!hit.found) {
+        printf("verdict:   OK (%" PRIu64 " states of the re-run workload, no %s violation)\n", st.states,
+               invariant ? invariant : "");
+        return EXIT_PASS;
+    }
+    char c[200];
+    crash_choice_format(&hit.c, c, sizeof c);
+    printf("verdict:   VIOLATION %s at %s\n  %s\n", hit.v.invariant, c, hit.v.detail);
+    return EXIT_VIOLATION;
+}
+
 static int cmd_repro(int argc, char **argv)
 {
     struct opts o;
@@ -928,6 +1019,13 @@ static int cmd_repro(int argc, char **argv)
         fprintf(stderr, "pcsweep: %s\n", err);
         return EXIT_BAD_USAGE;
     }
+    const char *inv = trace_get_meta(&t, "violation.invariant");
+    if (!trace_get_choice(&t, "model") && inv && !strcmp(inv, "workload-failed")) {
+        printf("reproducer: the workload failed on a healthy simulated disk when recorded\n");
+        int st = rerun(&t, &o, 0, NULL);
+        trace_free(&t);
+        return st;
+    }
     struct crash_choice ch;
     if (crash_choice_from_trace(&t, &ch, err, sizeof err) != 0) {
         fprintf(stderr, "pcsweep: %s: %s\n", o.pos[0], err);
@@ -937,6 +1035,11 @@ static int cmd_repro(int argc, char **argv)
     const char *built = trace_get_meta(&t, "engine");
     if (built && strcmp(built, vhdx_build_id()))
         fprintf(stderr, "pcsweep: note: recorded with %s, re-run with %s\n", built, vhdx_build_id());
+    if (o.rerun) {
+        int st = rerun(&t, &o, 1u << ch.model, inv && strcmp(inv, "exported") ? inv : NULL);
+        trace_free(&t);
+        return st;
+    }
     struct sweep_config sc = o.sc;
     sc.save_image = o.save_image;
     struct verdict v;

@@ -7,10 +7,11 @@ that declare it (fuzz passes them to the fuzzing engine).
 import argparse
 import sys
 
-from . import bench, build, run as runmod, setup, testcmd
+from . import bench, build, mutants, run as runmod, setup, testcmd
+from . import diff, record
 from .common import EXIT_USAGE, InfraError, UsageError
 
-MODULES = [setup, build, testcmd, runmod, bench]
+MODULES = [setup, build, testcmd, runmod, bench, mutants, record, diff]
 
 
 class Parser(argparse.ArgumentParser):

@@ -13,7 +13,8 @@
  *                                        else reorder_samples seeded subsets
  *                                        (prefix subsets are left to prefix)
  *   torn      D + p1..p(i-1) + part of pi  per pending write, 512 B and/or
- *                                        4 KiB units, seven patterns
+ *                                        4 KiB units, seven patterns; and
+ *             every pending write torn at once (index = |P|)
  *   stale     like prefix from the first growing truncate on, with writes
  *             into the new space dropped and the rest of it reading POISON
  *   recovery  from D + P and from D: open (replay, recorded), then cut after

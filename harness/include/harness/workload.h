@@ -3,11 +3,13 @@
  * virtual-disk operations; running it against the engine on a recording
  * simdisk makes a trace the sweep can cut at every point.
  *
- * Scenarios (image parameters are options; defaults 64 MiB disk, 1 MiB
- * blocks, 512/4096 sectors, 1 MiB log):
- *   fill       rounds of writes across the disk (single sectors to several
- *              blocks), each round ended by discarding everything, so blocks
- *              are allocated again and again and the log wraps many times
+ * Scenarios (image parameters are options; defaults 1 GiB disk, so the BAT
+ * spans several 4 KiB pages and 512-byte sectors, 1 MiB blocks, 512/4096
+ * sectors, 1 MiB log; most writes are small, so allocation is cheap):
+ *   fill       rounds of writes spread over the whole disk (single sectors
+ *              to several blocks), each round ended by discarding
+ *              everything, so blocks are allocated again and again and the
+ *              1 MiB log wraps several times
  *   overwrite  a prefilled region, then in-place overwrites (aligned and
  *              unaligned to the logical sector) with frequent flushes
  *   discard    writes, whole-block and partial discards, rewrites
@@ -16,7 +18,11 @@
  *   reopen     several sessions (close + open): each opens a new log, stale
  *              entries of older sessions stay in the ring
  *   mixed      everything, at random: multi-block writes, unaligned writes,
- *              flushes, discards, reopens, explicit applies; batching 1..8
+ *              flushes, discards, reopens, explicit applies; batching 1..8;
+ *              512-byte logical sectors for odd seeds, 4096 for even ones
+ *   wide       a 32 GiB disk of 64 MiB blocks written one block after the
+ *              other: the BAT fills page after page, sector-bitmap entries
+ *              sit between its payload entries, file offsets pass 4 GiB
  * Every write carries self-describing data (sdata.h) with a unique id.
  */
 #ifndef HARNESS_WORKLOAD_H
@@ -31,9 +37,9 @@
 struct workload_params {
     char scenario[32];        /* one of workload_scenarios */
     uint64_t seed;            /* every random choice derives from it */
-    uint64_t virtual_size;    /* bytes (default 64 MiB) */
-    uint32_t block_size;      /* bytes (default 1 MiB) */
-    uint32_t logical_sector;  /* 512 or 4096 (default 512) */
+    uint64_t virtual_size;    /* bytes (default 1 GiB; wide: 32 GiB) */
+    uint32_t block_size;      /* bytes (default 1 MiB; wide: 64 MiB) */
+    uint32_t logical_sector;  /* 512 or 4096 (default 512; mixed: by seed) */
     uint32_t physical_sector; /* 512 or 4096 (default 4096) */
     uint32_t log_size;        /* bytes (default 1 MiB) */
     uint32_t ops;             /* workload operations (0: the scenario's default) */
