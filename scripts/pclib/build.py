@@ -4,17 +4,29 @@ Presets (CMakePresets.json): default (release + debug info, -Werror), asan
 (ASan + UBSan, no recovery).  Later presets: fuzz, afl, coverage, fiu.
 Building is incremental; configure runs only when the tree has no cache.
 """
+import json
 import os
 
-from .common import ROOT, build_dir, run
+from .common import ROOT, UsageError, build_dir, run
+
+
+def preset_names():
+    with open(os.path.join(ROOT, "CMakePresets.json")) as f:
+        return {p["name"] for p in json.load(f).get("configurePresets", []) if not p.get("hidden")}
 
 
 def ensure_built(preset="default", targets=None, quiet=False):
+    """Configures (once) and builds a preset.  A name that is not a preset
+    but an already configured tree under build/ is built as it is (handy for
+    developer trees such as build/dev)."""
     bdir = build_dir(preset)
-    if not os.path.exists(os.path.join(bdir, "CMakeCache.txt")):
+    is_preset = preset in preset_names()
+    if not is_preset and not os.path.exists(os.path.join(bdir, "CMakeCache.txt")):
+        raise UsageError(f"unknown preset '{preset}' (presets: {', '.join(sorted(preset_names()))})")
+    if is_preset and not os.path.exists(os.path.join(bdir, "CMakeCache.txt")):
         run(["cmake", "--preset", preset], cwd=ROOT, quiet=quiet,
             capture=quiet)
-    cmd = ["cmake", "--build", "--preset", preset]
+    cmd = ["cmake", "--build", "--preset", preset] if is_preset else ["cmake", "--build", bdir]
     if targets:
         cmd += ["--target"] + list(targets)
     run(cmd, cwd=ROOT, quiet=quiet, capture=quiet)

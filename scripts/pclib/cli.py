@@ -1,17 +1,39 @@
 """Command-line entry of scripts/powercut: one registry of subcommands.
 
-Each command family lives in its own module with add_parser(sub) and a
-cmd_*(args) function; unknown flags are passed through only by the commands
-that declare it (fuzz passes them to the fuzzing engine).
+Each command family lives in its own module of this package with
+add_parser(sub) and a cmd_*(args) function; modules are discovered
+automatically (no list to edit), listed in ORDER first and then
+alphabetically.  Unknown flags are passed through only by the commands that
+declare it (set_defaults(passthrough=True); fuzz passes them to the fuzzing
+engine, sweep to pcsweep).
 """
 import argparse
+import importlib
+import pkgutil
 import sys
 
-from . import bench, build, mutants, run as runmod, setup, testcmd
-from . import diff, record
 from .common import EXIT_USAGE, InfraError, UsageError
 
-MODULES = [setup, build, testcmd, runmod, bench, mutants, record, diff]
+# Commands a newcomer wants first in --help.
+ORDER = ["setup", "build", "test", "run", "sweep", "fuzz", "faults", "campaign", "repro", "record", "diff",
+         "evaluate", "mutants", "bench"]
+
+
+def command_modules():
+    """Every module of the package that defines add_parser()."""
+    pkg = sys.modules[__package__]
+    mods = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name in ("cli", "common"):
+            continue
+        try:
+            m = importlib.import_module(f"{__package__}.{info.name}")
+        except Exception as e:  # one broken command must not take the others down
+            print(f"powercut: warning: command module {info.name} failed to load: {e}", file=sys.stderr)
+            continue
+        if hasattr(m, "add_parser"):
+            mods.append(m)
+    return mods
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,8 +48,12 @@ def make_parser():
                epilog="exit status: 0 success / no violation; 1 violations or test failures; "
                       "2 usage or infrastructure error")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for m in MODULES:
+    for m in command_modules():
         m.add_parser(sub)
+    # argparse lists commands in insertion order: put ORDER first.
+    choices = sub._choices_actions
+    rank = {n: i for i, n in enumerate(ORDER)}
+    choices.sort(key=lambda a: (rank.get(a.dest, len(ORDER)), a.dest))
     return p
 
 

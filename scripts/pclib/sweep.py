@@ -1,0 +1,204 @@
+"""`powercut sweep` and `powercut repro`: the crash-point sweep and its reproducers.
+
+sweep runs the C program pcsweep: deterministic workloads on a simulated
+disk, the power cut at every point under every crash model, each state
+judged by the oracle.  Results go to a run directory (default
+reports/runs/<id>/): sweep.json (summary), junit.xml, repro/ (one
+reproducer per violation), and a summary table on stdout.  Options not
+listed here are passed to pcsweep unchanged (see `pcsweep --help`).
+
+repro re-runs a saved artifact and prints the verdict: a sweep reproducer
+(.pctrace with a crash choice) is rebuilt state for state; --minimize shrinks
+it; --rerun re-runs its workload with the current engine.  Other artifact
+kinds register themselves in REPRO_HANDLERS.
+
+Exit status: 0 no violation; 1 violations (or the reproducer still fails);
+2 usage or infrastructure error.
+"""
+import json
+import os
+import time
+
+from . import build, setup
+from .common import EXIT_USAGE, ROOT, UsageError, run, say, tool, write_json
+
+MODELS = ["prefix", "drop", "reorder", "torn", "stale", "recovery", "misdirect", "lost", "bitflip"]
+SCENARIOS = ["fill", "overwrite", "discard", "batch", "reopen", "mixed", "wide"]
+
+
+def new_run_dir(prefix, seed=None):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{prefix}-{stamp}" + (f"-s{seed}" if seed is not None else "")
+    d = os.path.join(ROOT, "reports", "runs", name)
+    n = 1
+    while os.path.exists(d):
+        n += 1
+        d = os.path.join(ROOT, "reports", "runs", f"{name}-{n}")
+    os.makedirs(d)
+    return d
+
+
+def add_sweep_args(p):
+    p.add_argument("--scenario", default="all", help="comma list of " + ",".join(SCENARIOS) + " or all")
+    p.add_argument("--seed", type=int, default=1, help="first workload seed (default 1)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
+    p.add_argument("--models", default="all", help="comma list of " + ",".join(MODELS) + ", all, power, corruption")
+    p.add_argument("--shard", help="K/N: judge only this shard of the states")
+    p.add_argument("--max-states", type=int, help="stop after this many states")
+    p.add_argument("--max-seconds", type=int, help="stop after this long")
+    p.add_argument("--json", help="also write the summary here")
+    p.add_argument("--junit", help="also write JUnit XML here")
+    p.add_argument("--out", help="run directory (default reports/runs/sweep-<time>-s<seed>/)")
+    p.add_argument("--trace", help="sweep a saved trace instead of running workloads")
+    p.add_argument("--checker", choices=["inprocess", "vhdxtool", "qemu", "both"], default="inprocess",
+                   help="with --trace: judge states in-process (default) or with external checkers")
+    p.add_argument("--preset", default="default", help="build preset of pcsweep (default: default)")
+
+
+def add_parser(sub):
+    p = sub.add_parser("sweep", help="cut the power at every point of workloads and judge each crash state",
+                       description=__doc__)
+    add_sweep_args(p)
+    p.set_defaults(func=cmd_sweep, passthrough=True)
+    r = sub.add_parser("repro", help="re-run a saved reproducer and print its verdict", description=__doc__)
+    r.add_argument("file", help="a reproducer (.pctrace), or another registered artifact")
+    r.add_argument("--minimize", nargs="?", const="", metavar="OUT",
+                   help="shrink the workload and crash choice; save to OUT (default: next to FILE)")
+    r.add_argument("--rerun", action="store_true", help="re-run the recorded workload with this build")
+    r.add_argument("--save-image", help="write the crash image (before replay) here")
+    r.add_argument("--json", help="write the verdict here")
+    r.add_argument("--preset", default="default", help="build preset to run with (default: default)")
+    r.set_defaults(func=cmd_repro, passthrough=True)
+
+
+def pcsweep_path(preset):
+    setup.ensure(quiet=True)
+    build.ensure_built(preset, quiet=True)
+    path = tool(preset, "pcsweep")
+    if not os.path.exists(path):
+        raise UsageError(f"pcsweep was not built in preset {preset}")
+    return path
+
+
+def print_summary(summary, out=None):
+    """The summary table of a sweep.json (stdout)."""
+    runs = summary.get("runs", [])
+    print(f"\n{'scenario':10s} {'seed':>5s} {'trace ops':>9s} {'epochs':>7s} {'states':>9s} {'violations':>10s} "
+          f"{'states/s':>9s}")
+    for r in runs:
+        rate = r["states"] / r["wall_s"] if r.get("wall_s") else 0
+        print(f"{r['scenario']:10s} {r['seed']:>5d} {r['trace_ops']:>9d} {r['epochs']:>7d} {r['states']:>9d} "
+              f"{r['violations']:>10d} {rate:>9.0f}")
+    print(f"\n{'model':10s} {'states':>9s} {'violations':>10s} {'states/s':>9s}")
+    vpm = summary.get("violations_per_model", {})
+    rates = summary.get("states_per_sec_per_model", {})
+    for m, n in summary.get("models", {}).items():
+        print(f"{m:10s} {n:>9d} {vpm.get(m, 0):>10d} {rates.get(m, 0):>9.0f}")
+    print(f"\ntotal: {summary['states']} states, {summary['violations']} violations, "
+          f"{summary['states_per_sec']:.0f} states/s, {summary['wall_s']:.1f} s  ({summary['engine']})")
+    for f in summary.get("failures", [])[:10]:
+        print(f"  VIOLATION [{f['invariant']}] {f['scenario']} seed {f['seed']}: {f['choice']}")
+        if f.get("reproducer"):
+            print(f"    reproduce: scripts/powercut repro {f['reproducer']}")
+    if len(summary.get("failures", [])) > 10:
+        print(f"  ... and {len(summary['failures']) - 10} more (see {out or 'the JSON'})")
+
+
+def sweep_args(args):
+    """pcsweep arguments for the common options."""
+    a = ["--scenario", args.scenario, "--seed", str(args.seed), "--seeds", str(args.seeds),
+         "--models", args.models]
+    if args.shard:
+        a += ["--shard", args.shard]
+    if args.max_states:
+        a += ["--max-states", str(args.max_states)]
+    if args.max_seconds:
+        a += ["--max-seconds", str(args.max_seconds)]
+    return a
+
+
+def run_sweep(args, quiet_table=False):
+    """Runs one sweep; returns (status, summary, run_dir)."""
+    pcsweep = pcsweep_path(args.preset)
+    out = args.out or new_run_dir("sweep", args.seed)
+    os.makedirs(out, exist_ok=True)
+    sj, ju = os.path.join(out, "sweep.json"), os.path.join(out, "junit.xml")
+    cmd = [pcsweep, "sweep"] + sweep_args(args) + ["--json", sj, "--junit", ju,
+                                                   "--repro-dir", os.path.join(out, "repro")]
+    if args.trace:
+        cmd = [pcsweep, "sweep", "--trace", args.trace, "--models", args.models, "--json", sj, "--junit", ju,
+               "--repro-dir", os.path.join(out, "repro")]
+        if args.shard:
+            cmd += ["--shard", args.shard]
+        if args.max_states:
+            cmd += ["--max-states", str(args.max_states)]
+        if args.max_seconds:
+            cmd += ["--max-seconds", str(args.max_seconds)]
+    cmd += list(getattr(args, "extra", []) or [])
+    cp = run(cmd, check=False)
+    if cp.returncode not in (0, 1) or not os.path.exists(sj):
+        raise UsageError(f"pcsweep failed (status {cp.returncode}); see the messages above")
+    with open(sj) as f:
+        summary = json.load(f)
+    summary["run_dir"] = out
+    write_json(sj, summary)
+    if args.json:
+        write_json(args.json, summary)
+    if args.junit:
+        with open(ju) as src, open(args.junit, "w") as dst:
+            dst.write(src.read())
+    if not quiet_table:
+        print_summary(summary, sj)
+        print(f"\nrun directory: {out}")
+    return cp.returncode, summary, out
+
+
+def cmd_sweep(args):
+    if args.trace and args.checker != "inprocess":
+        try:
+            from . import extsweep
+        except ImportError as e:
+            raise UsageError("external checkers are not available in this build") from e
+        return extsweep.run_external_sweep(args)
+    if args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    status, _, _ = run_sweep(args)
+    return status
+
+
+# ---- repro ---------------------------------------------------------------------
+def _is_pctrace(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"PCTRACE1"
+
+
+def repro_pctrace(args):
+    cmd = [pcsweep_path(args.preset), "repro", args.file]
+    if args.minimize is not None:
+        outp = args.minimize or os.path.splitext(args.file)[0] + ".min.pctrace"
+        cmd += ["--minimize", outp]
+    if args.rerun:
+        cmd.append("--rerun")
+    if args.save_image:
+        cmd += ["--save-image", args.save_image]
+    if args.json:
+        cmd += ["--json", args.json]
+    cmd += list(args.extra or [])
+    return run(cmd, check=False).returncode
+
+
+# (predicate, handler) pairs; the first whose predicate accepts the file runs.
+REPRO_HANDLERS = [(_is_pctrace, repro_pctrace)]
+
+
+def cmd_repro(args):
+    if not os.path.isfile(args.file):
+        raise UsageError(f"{args.file}: no such file")
+    for accepts, handler in REPRO_HANDLERS:
+        try:
+            ok = accepts(args.file)
+        except OSError as e:
+            raise UsageError(f"{args.file}: {e}") from e
+        if ok:
+            return handler(args)
+    raise UsageError(f"{args.file}: not a reproducer this build knows (pctrace, ...)")
