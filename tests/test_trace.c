@@ -41,7 +41,7 @@ static void test_roundtrip(void)
     CHECK_OK(trace_serialize(&t, &buf, &len));
     char err[256];
     CHECK_OK(trace_parse(&u, buf, len, err, sizeof err));
-    CHECK(u.seed == 77 && u.n_ops == t.n_ops && u.base_size == 8192 && u.base.count == 1);
+    CHECK(u.seed == 77 && u.n_ops == t.n_ops && u.base_size == 8192 && u.base.count == 16); /* the header section is dense */
     CHECK(memcmp(secmap_get(&u.base, 1), secmap_get(&t.base, 1), 512) == 0);
     CHECK(strcmp(trace_get_meta(&u, "workload"), "unit") == 0);
     CHECK(u.ops[1].kind == TR_WRITE && u.ops[1].off == 100 && u.ops[1].len == 3000 &&

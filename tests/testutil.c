@@ -109,7 +109,7 @@ static int md_truncate(struct bdev *d, uint64_t size)
     return 0;
 }
 
-static const struct bdev_ops md_ops = {md_read, md_write, md_flush, md_size, md_truncate, NULL, NULL};
+static const struct bdev_ops md_ops = {md_read, md_write, md_flush, md_size, md_truncate, NULL, NULL, NULL};
 
 struct memdev *memdev_new(void)
 {

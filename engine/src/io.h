@@ -62,6 +62,30 @@ static inline int vhdx_io_read(struct bdev *d, void *buf, size_t len, uint64_t o
     return d->ops->read(d, buf, len, off);
 }
 
+/* Bytes [off, off+len) without a copy when the device can lend them, else
+ * read into buf.  Returns the pointer to use, or NULL with *rc set.  The
+ * read fault point applies either way. */
+static inline const uint8_t *vhdx_io_view(struct bdev *d, void *buf, size_t len, uint64_t off, int *rc)
+{
+    if (!vhdx_io_range_ok(len, off)) {
+        *rc = VHDX_E_INVAL;
+        return NULL;
+    }
+    if (VHDX_FAULT("vhdx/io/read")) {
+        *rc = vhdx_fault_rc();
+        return NULL;
+    }
+    if (d->ops->map) {
+        const void *p = d->ops->map(d, off, len);
+        if (p) {
+            *rc = 0;
+            return p;
+        }
+    }
+    *rc = d->ops->read(d, buf, len, off);
+    return *rc ? NULL : buf;
+}
+
 static inline int vhdx_io_write(struct bdev *d, const void *buf, size_t len, uint64_t off)
 {
     if ((!buf && len) || !vhdx_io_range_ok(len, off))

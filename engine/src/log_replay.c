@@ -230,6 +230,20 @@ static int overlay_read(struct bdev *d, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* Lends the base's memory when no replay extent touches the range. */
+static const void *overlay_map(struct bdev *d, uint64_t off, size_t len)
+{
+    struct overlay *o = (struct overlay *)d;
+    if (!o->under->ops->map || off > o->base_size || len > o->base_size - off)
+        return NULL;
+    for (size_t i = 0; i < o->plan->count; i++) {
+        const struct vhdx_replay_extent *e = &o->plan->ext[i];
+        if (e->offset < off + len && off < e->offset + e->length)
+            return NULL;
+    }
+    return o->under->ops->map(o->under, off, len);
+}
+
 static int overlay_write(struct bdev *d, const void *buf, size_t len, uint64_t off)
 {
     (void)d, (void)buf, (void)len, (void)off;
@@ -261,6 +275,7 @@ static const struct bdev_ops overlay_ops = {
     .truncate = overlay_truncate,
     .mark = NULL,
     .destroy = overlay_destroy,
+    .map = overlay_map,
 };
 
 int vhdx_overlay_create(struct bdev *base, const struct vhdx_replay_plan *plan, struct bdev **out)

@@ -125,8 +125,18 @@ int vhdx_v_header_fields(const struct vhdx_headers *hs, struct vhdx_sink *s)
 /* ---- intervals ------------------------------------------------------------- */
 struct interval {
     uint64_t lo, hi;  /* [lo, hi) */
-    char name[48];    /* for messages */
+    const char *kind; /* for messages: "log", "BAT region", ... */
+    uint32_t entry;   /* table entry, UINT32_MAX when not from a table */
 };
+
+/* "BAT region (entry 3)" or "log": formatted only for a message. */
+static const char *iv_name(const struct interval *v, char *buf, size_t len)
+{
+    if (v->entry == UINT32_MAX)
+        return v->kind;
+    snprintf(buf, len, "%s (entry %u)", v->kind, v->entry);
+    return buf;
+}
 
 static int cmp_interval(const void *a, const void *b)
 {
@@ -141,10 +151,12 @@ static int report_overlaps(struct interval *iv, size_t n, const char *field, str
     qsort(iv, n, sizeof *iv, cmp_interval);
     size_t far = 0; /* index of the interval with the greatest hi so far */
     for (size_t i = 1; i < n; i++) {
-        if (iv[i].lo < iv[far].hi)
+        if (iv[i].lo < iv[far].hi) {
+            char a[64], b[64];
             REPORT(VHDX_SEV_ERROR, VHDX_E_OVERLAP, iv[i].lo, 0, field, "%s [%llu, %llu) overlaps %s [%llu, %llu)",
-                   iv[i].name, (unsigned long long)iv[i].lo, (unsigned long long)iv[i].hi, iv[far].name,
-                   (unsigned long long)iv[far].lo, (unsigned long long)iv[far].hi);
+                   iv_name(&iv[i], a, sizeof a), (unsigned long long)iv[i].lo, (unsigned long long)iv[i].hi,
+                   iv_name(&iv[far], b, sizeof b), (unsigned long long)iv[far].lo, (unsigned long long)iv[far].hi);
+        }
         if (iv[i].hi > iv[far].hi)
             far = i;
     }
@@ -181,16 +193,17 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
         goto out;
     }
     int rrc[2];
+    const uint8_t *tbl[2];
     for (int i = 0; i < 2; i++) {
-        rc = vhdx_io_read(dev, raw[i], VHDX_REGION_TABLE_SIZE, rt_offset[i]);
+        tbl[i] = vhdx_io_view(dev, raw[i], VHDX_REGION_TABLE_SIZE, rt_offset[i], &rc);
         rrc[i] = rc == VHDX_E_SHORT_IO ? VHDX_E_TRUNCATED : 0;
         if (rc != 0 && rc != VHDX_E_SHORT_IO)
             goto out;
     }
     /* Identical copies have identical checksums: decode (and checksum) once. */
-    const int same = !rrc[0] && !rrc[1] && memcmp(raw[0], raw[1], VHDX_REGION_TABLE_SIZE) == 0;
+    const int same = !rrc[0] && !rrc[1] && (tbl[0] == tbl[1] || memcmp(tbl[0], tbl[1], VHDX_REGION_TABLE_SIZE) == 0);
     if (!rrc[0])
-        rrc[0] = vhdx_region_table_decode(raw[0], rt);
+        rrc[0] = vhdx_region_table_decode(tbl[0], rt);
     if (same) {
         rrc[1] = rrc[0];
     } else if (!rrc[1]) {
@@ -198,7 +211,7 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
             rc = -ENOMEM;
             goto out;
         }
-        rrc[1] = vhdx_region_table_decode(raw[1], other);
+        rrc[1] = vhdx_region_table_decode(tbl[1], other);
     }
     rc = 0;
     if (rrc[0] && rrc[1]) {
@@ -234,19 +247,19 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
         goto out;
     }
     size_t niv = 0;
-    iv[niv++] = (struct interval){0, VHDX_HEADER_SECTION_SIZE, "header section"};
+    iv[niv++] = (struct interval){0, VHDX_HEADER_SECTION_SIZE, "header section", UINT32_MAX};
     if (lay->log_length)
-        iv[niv++] = (struct interval){lay->log_offset, lay->log_offset + lay->log_length, "log"};
+        iv[niv++] = (struct interval){lay->log_offset, lay->log_offset + lay->log_length, "log", UINT32_MAX};
     int have_bat = 0, have_meta = 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct vhdx_region_entry *e = &rt->entries[i];
         uint64_t eoff = base + 16 + 32 * (uint64_t)i;
-        char field[40];
+        char field[40]; /* formatted only when a problem is reported */
         int is_bat = vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_BAT);
         int is_meta = vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_METADATA);
         const char *name = is_bat ? "BAT" : is_meta ? "metadata" : "unknown";
-        snprintf(field, sizeof field, "region[%u].FileOffset", i);
         if (e->file_offset < VHDX_MiB || e->file_offset % VHDX_MiB != 0 || e->file_offset > BDEV_MAX_OFFSET) {
+            snprintf(field, sizeof field, "region[%u].FileOffset", i);
             rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_REGION_FIELD, eoff + 16, 0, field,
                              "%s region FileOffset %llu is not a multiple of 1 MiB at or after 1 MiB", name,
                              (unsigned long long)e->file_offset);
@@ -254,8 +267,8 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
                 goto out;
             continue;
         }
-        snprintf(field, sizeof field, "region[%u].Length", i);
         if (e->length % VHDX_MiB != 0) {
+            snprintf(field, sizeof field, "region[%u].Length", i);
             rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_REGION_FIELD, eoff + 24, 0, field,
                              "%s region Length %u is not a multiple of 1 MiB", name, e->length);
             if (rc)
@@ -301,7 +314,8 @@ int vhdx_v_region_tables(struct bdev *dev, struct vhdx_region_table *rt, struct 
         struct interval *v = &iv[niv++];
         v->lo = e->file_offset;
         v->hi = e->file_offset + e->length;
-        snprintf(v->name, sizeof v->name, "%s region (entry %u)", name, i);
+        v->entry = i;
+        v->kind = is_bat ? "BAT region" : is_meta ? "metadata region" : "unknown region";
     }
     /* Duplicate GUIDs among all entries. */
     for (uint32_t i = 0; i < n; i++) {
@@ -419,17 +433,17 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
     for (uint32_t i = 0; i < n; i++) {
         const struct vhdx_metadata_entry *e = &t->entries[i];
         uint64_t eoff = base + 32 + 32 * (uint64_t)i;
-        char field[48];
+        char field[48]; /* formatted only when a problem is reported */
+#define FIELD() (snprintf(field, sizeof field, "metadata[%u]", i), field)
         int user = (e->flags & VHDX_META_IS_USER) != 0;
         users += user;
         memcpy(keys[i].key, e->item_id.b, 16);
         keys[i].key[16] = (uint8_t)user;
         keys[i].idx = i;
-        snprintf(field, sizeof field, "metadata[%u]", i);
         if (e->length > VHDX_METADATA_ITEM_MAX || (e->length == 0 && e->offset != 0) ||
             (e->length != 0 && (e->offset < VHDX_METADATA_TABLE_SIZE ||
                                 (uint64_t)e->offset + e->length > lay->meta_length))) {
-            rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_METADATA, eoff + 16, 0, field,
+            rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_METADATA, eoff + 16, 0, FIELD(),
                              "metadata item %u at offset %u length %u is outside the region (%u bytes) or too long", i,
                              e->offset, e->length, lay->meta_length);
             if (rc)
@@ -437,7 +451,7 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
             continue;
         }
         if ((e->flags >> 3) != 0 || e->reserved2 != 0) {
-            rc = vhdx_report(s, VHDX_SEV_WARNING, VHDX_E_METADATA, eoff + 24, 0, field,
+            rc = vhdx_report(s, VHDX_SEV_WARNING, VHDX_E_METADATA, eoff + 24, 0, FIELD(),
                              "metadata item %u has reserved bits set (flags 0x%x, Reserved2 0x%x)", i, e->flags,
                              e->reserved2);
             if (rc)
@@ -446,7 +460,8 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
         if (e->length) {
             iv[niv].lo = e->offset;
             iv[niv].hi = (uint64_t)e->offset + e->length;
-            snprintf(iv[niv].name, sizeof iv[niv].name, "metadata item %u", i);
+            iv[niv].kind = "metadata item";
+            iv[niv].entry = i;
             niv++;
         }
         int known = -1;
@@ -457,7 +472,7 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
             if (e->flags & VHDX_META_IS_REQUIRED) {
                 char g[VHDX_GUID_STRLEN];
                 vhdx_guid_format(&e->item_id, g);
-                vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_REQUIRED_ITEM, eoff, 0, field,
+                vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_REQUIRED_ITEM, eoff, 0, FIELD(),
                             "metadata item {%s} is marked required and is not understood", g);
                 rc = VHDX_E_REQUIRED_ITEM;
                 goto out;
@@ -465,7 +480,7 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
             continue;
         }
         if (known_items[known].length && e->length != known_items[known].length) {
-            rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_ITEM_VALUE, eoff + 20, 0, field,
+            rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_ITEM_VALUE, eoff + 20, 0, FIELD(),
                              "%s item has length %u, expected %u", known_items[known].name, e->length,
                              known_items[known].length);
             if (rc)
@@ -474,6 +489,7 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
         }
         found[known] = 1;
         item_at[known] = e->offset;
+#undef FIELD
     }
     if (users > VHDX_METADATA_MAX_USER) {
         rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_METADATA, base, 0, "metadata",
@@ -651,14 +667,11 @@ int vhdx_v_bat(const uint8_t *bat, const struct vhdx_geometry *geo, const struct
         return -ENOMEM;
     }
     size_t nst = 0;
-    st_iv[nst++] = (struct interval){0, VHDX_HEADER_SECTION_SIZE, "the header section"};
-    st_iv[nst++] = (struct interval){lay->log_offset, lay->log_offset + lay->log_length, "the log"};
+    st_iv[nst++] = (struct interval){0, VHDX_HEADER_SECTION_SIZE, "the header section", UINT32_MAX};
+    st_iv[nst++] = (struct interval){lay->log_offset, lay->log_offset + lay->log_length, "the log", UINT32_MAX};
     for (uint32_t r = 0; lay->rt && r < lay->rt->entry_count; r++) {
         const struct vhdx_region_entry *e = &lay->rt->entries[r];
-        struct interval *v = &st_iv[nst++];
-        v->lo = e->file_offset;
-        v->hi = e->file_offset + e->length;
-        snprintf(v->name, sizeof v->name, "region entry %u", r);
+        st_iv[nst++] = (struct interval){e->file_offset, e->file_offset + e->length, "region", r};
     }
     for (size_t k = 0; k < nst && used; k++) {
         for (uint64_t u = st_iv[k].lo >> 20; u < units && u < (st_iv[k].hi + VHDX_MiB - 1) >> 20; u++)
@@ -677,9 +690,10 @@ int vhdx_v_bat(const uint8_t *bat, const struct vhdx_geometry *geo, const struct
         for (uint64_t u = mb; u < mb + (bs >> 20); u++) {
             if (used[u / 8] & (1u << (u % 8))) {
                 const char *what = "another block";
+                char wbuf[64];
                 for (size_t k = 0; k < nst; k++)
                     if ((u << 20) >= st_iv[k].lo && (u << 20) < st_iv[k].hi)
-                        what = st_iv[k].name;
+                        what = iv_name(&st_iv[k], wbuf, sizeof wbuf);
                 if (reported < BAT_REPORT_LIMIT) {
                     char f_[32];
                     snprintf(f_, sizeof f_, "BAT[%llu]", (unsigned long long)i);

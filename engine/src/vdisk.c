@@ -76,10 +76,16 @@ static int commit_bat_pages(struct vhdx *h, const struct page_set *ps)
     return rc;
 }
 
+/* Changes a BAT entry in memory only once its page is sure to be committed:
+ * a failed page_set_add must leave the in-memory BAT equal to the durable
+ * one (found by fault injection: an ENOMEM here used to leave an entry that
+ * later writes trusted but no log entry ever carried). */
 static int set_entry(struct vhdx *h, struct page_set *ps, uint64_t idx, uint64_t value)
 {
-    vhdx_bat_set(h, idx, value);
-    return page_set_add(ps, idx * 8 / VHDX_LOG_SECTOR);
+    int rc = page_set_add(ps, idx * 8 / VHDX_LOG_SECTOR);
+    if (rc == 0)
+        vhdx_bat_set(h, idx, value);
+    return rc;
 }
 
 int vhdx_read(struct vhdx *h, uint64_t off, void *buf, size_t len)

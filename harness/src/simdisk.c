@@ -50,6 +50,24 @@ static int read_sectors(resolve_fn resolve, void *ctx, uint8_t *p, uint64_t len,
     return 0;
 }
 
+/* Lends [off, off+len) when every sector of it lies adjacent in memory
+ * (sectors of one write, or of the trace's base); NULL otherwise.  Addresses
+ * are compared as integers: sectors of different allocations are not
+ * pointer-comparable. */
+static const void *map_sectors(resolve_fn resolve, void *ctx, uint64_t off, size_t len)
+{
+    if (off % SECTOR || len == 0)
+        return NULL;
+    uint64_t s = off / SECTOR, n = (len + SECTOR - 1) / SECTOR;
+    const uint8_t *first = resolve(ctx, s);
+    if (first == SECTOR_ZERO || first == SECTOR_POISON)
+        return NULL;
+    for (uint64_t i = 1; i < n; i++)
+        if ((uintptr_t)resolve(ctx, s + i) != (uintptr_t)first + i * SECTOR)
+            return NULL;
+    return first;
+}
+
 /* Puts [off, off+len) of data (stored = a stable copy, or NULL) into map:
  * whole aligned sectors borrow stored, partial ones are merged copies. */
 static int write_sectors(struct secmap *map, resolve_fn resolve, void *ctx, const uint8_t *data,
@@ -113,6 +131,16 @@ static void sim_before(void *ctx, uint64_t s)
         d->cap_undo = ncap;
     }
     d->undo[d->n_undo++] = (struct simdisk_undo){s, secmap_get(&d->vol, s)};
+}
+
+static const void *sim_map(struct bdev *b, uint64_t off, size_t len)
+{
+    struct simdisk *d = (struct simdisk *)b;
+    if (off > d->size || len > d->size - off)
+        return NULL;
+    const void *p = map_sectors(sim_resolve, d, off, len);
+    d->reads += p != NULL;
+    return p;
 }
 
 static int sim_write(struct bdev *b, const void *buf, size_t len, uint64_t off)
@@ -200,7 +228,8 @@ static void sim_mark(struct bdev *b, const char *name, uint64_t arg)
     }
 }
 
-static const struct bdev_ops sim_ops = {sim_read, sim_write, sim_flush, sim_size, sim_truncate, sim_mark, NULL};
+static const struct bdev_ops sim_ops = {sim_read, sim_write, sim_flush, sim_size, sim_truncate, sim_mark, NULL,
+                                        sim_map};
 
 int simdisk_init(struct simdisk *s, const struct secmap *initial, uint64_t initial_size, struct trace *trace)
 {
@@ -256,6 +285,19 @@ static int crash_read(struct bdev *b, void *buf, size_t len, uint64_t off)
     if (off > c->size || len > c->size - off)
         return VHDX_E_SHORT_IO;
     return read_sectors(crash_resolve, c, buf, len, off);
+}
+
+static const void *crash_map(struct bdev *b, uint64_t off, size_t len)
+{
+    struct crashdisk *c = (struct crashdisk *)b;
+    if (off > c->size || len > c->size - off)
+        return NULL;
+    const void *p = map_sectors(crash_resolve, c, off, len);
+    if (p) {
+        c->reads++;
+        c->read_bytes += len;
+    }
+    return p;
 }
 
 static int crash_write(struct bdev *b, const void *buf, size_t len, uint64_t off)
@@ -329,7 +371,7 @@ static void crash_mark(struct bdev *b, const char *name, uint64_t arg)
 }
 
 static const struct bdev_ops crash_ops = {crash_read, crash_write, crash_flush, crash_size, crash_truncate,
-                                          crash_mark, NULL};
+                                          crash_mark, NULL, crash_map};
 
 void crashdisk_init(struct crashdisk *c, const struct secmap *durable, uint64_t size)
 {

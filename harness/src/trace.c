@@ -86,6 +86,29 @@ static uint8_t *arena_alloc(struct trace *t, size_t n)
     return p;
 }
 
+/* The base's header section (file identifier, headers, region tables) as
+ * one contiguous block, zero sectors included: a device can then lend a
+ * whole region table without copying it (bdev map).  Zero sectors are not
+ * serialized. */
+#define DENSE_SECTORS (1024u * 1024 / SECTOR)
+static int densify_base(struct trace *t)
+{
+    uint64_t n = t->base_size / SECTOR < DENSE_SECTORS ? t->base_size / SECTOR : DENSE_SECTORS;
+    if (n == 0)
+        return 0;
+    uint8_t *block = arena_alloc(t, (size_t)n * SECTOR);
+    if (!block)
+        return -ENOMEM;
+    for (uint64_t s = 0; s < n; s++) {
+        const uint8_t *v = secmap_get(&t->base, s);
+        memcpy(block + s * SECTOR, v ? v : SECTOR_ZERO, SECTOR);
+        int rc = secmap_put(&t->base, s, block + s * SECTOR);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int set_kv(struct trace_kv **kv, size_t *n, const char *key, const char *value)
 {
     for (size_t i = 0; i < *n; i++) {
@@ -255,23 +278,41 @@ int trace_add_vend(struct trace *t, uint32_t vop, int32_t rc)
     return 0;
 }
 
+static int cmp_u64_(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 int trace_set_base(struct trace *t, const struct secmap *m, uint64_t size)
 {
     secmap_clear(&t->base);
     t->base_size = size;
-    for (size_t i = 0; m && i < m->count; i++) {
-        const struct secmap_slot *s = secmap_at(m, i);
-        if ((s->key + 1) * SECTOR > size || !memcmp(s->val, SECTOR_ZERO, SECTOR))
+    if (!m || m->count == 0)
+        return 0;
+    /* In sector order, so neighbouring sectors are neighbours in memory
+     * (devices can then lend whole structures without copying). */
+    uint64_t *keys = malloc(m->count * sizeof *keys);
+    if (!keys)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->count; i++)
+        keys[i] = secmap_at(m, i)->key;
+    qsort(keys, m->count, sizeof *keys, cmp_u64_);
+    int rc = 0;
+    for (size_t i = 0; i < m->count && rc == 0; i++) {
+        const uint8_t *val = secmap_get(m, keys[i]);
+        if ((keys[i] + 1) * SECTOR > size || !memcmp(val, SECTOR_ZERO, SECTOR))
             continue;
         uint8_t *copy = arena_alloc(t, SECTOR);
-        if (!copy)
-            return -ENOMEM;
-        memcpy(copy, s->val, SECTOR);
-        int rc = secmap_put(&t->base, s->key, copy);
-        if (rc)
-            return rc;
+        if (!copy) {
+            rc = -ENOMEM;
+            break;
+        }
+        memcpy(copy, val, SECTOR);
+        rc = secmap_put(&t->base, keys[i], copy);
     }
-    return 0;
+    free(keys);
+    return rc ? rc : densify_base(t);
 }
 
 int trace_set_base_bytes(struct trace *t, const uint8_t *data, uint64_t size)
@@ -299,10 +340,12 @@ int trace_set_base_bytes(struct trace *t, const uint8_t *data, uint64_t size)
             if (!copy)
                 return -ENOMEM;
             memcpy(copy, tail, SECTOR);
-            return secmap_put(&t->base, s, copy);
+            int rc = secmap_put(&t->base, s, copy);
+            if (rc)
+                return rc;
         }
     }
-    return 0;
+    return densify_base(t);
 }
 
 /* ---- serialization ----------------------------------------------------------- */
@@ -392,17 +435,21 @@ int trace_serialize(const struct trace *t, uint8_t **out, size_t *outlen)
         free(b.p);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < t->base.count; i++)
-        keys[i] = secmap_at(&t->base, i)->key;
-    qsort(keys, t->base.count, sizeof *keys, cmp_u64);
+    size_t nkeys = 0;
+    for (size_t i = 0; i < t->base.count; i++) {
+        const struct secmap_slot *sl = secmap_at(&t->base, i);
+        if (memcmp(sl->val, SECTOR_ZERO, SECTOR) != 0)
+            keys[nkeys++] = sl->key;
+    }
+    qsort(keys, nkeys, sizeof *keys, cmp_u64);
     uint32_t extents = 0;
-    for (size_t i = 0; i < t->base.count; i++)
+    for (size_t i = 0; i < nkeys; i++)
         if (i == 0 || keys[i] != keys[i - 1] + 1)
             extents++;
     wb_u32(&b, extents);
-    for (size_t i = 0; i < t->base.count;) {
+    for (size_t i = 0; i < nkeys;) {
         size_t j = i + 1;
-        while (j < t->base.count && keys[j] == keys[j - 1] + 1 && j - i < (1u << 20))
+        while (j < nkeys && keys[j] == keys[j - 1] + 1 && j - i < (1u << 20))
             j++;
         wb_u64(&b, keys[i] * SECTOR);
         wb_u32(&b, (uint32_t)((j - i) * SECTOR));
@@ -614,6 +661,8 @@ int trace_parse(struct trace *t, const uint8_t *buf, size_t len, char *err, size
             memcpy(copy, d + (size_t)k * SECTOR, SECTOR);
         }
     }
+    if (densify_base(t) != 0)
+        return fail(t, err, errlen, "out of memory loading the trace base");
     char name[1024];
     for (uint64_t i = 0; i < n_ops; i++) {
         uint8_t kind = rb_u8(&r);

@@ -33,6 +33,11 @@
  *      recording device stores it in its trace, others ignore it.
  *  destroy(d)                    optional, may be NULL
  *      Releases the device (closes files, frees memory).  Not a flush.
+ *  map(d, off, len)              optional, may be NULL
+ *      Lends read-only memory holding bytes [off, off+len) of the volatile
+ *      state, valid until the next write, truncate or destroy; or returns
+ *      NULL when it cannot (the caller then reads).  Never required: it
+ *      lets an in-memory device skip a copy.
  *
  * Legal arguments: any byte offset and length with off + len <= 2^62.
  * Alignment is never required, but the engine issues 4 KiB-aligned I/O for
@@ -63,6 +68,7 @@ struct bdev_ops {
     int (*truncate)(struct bdev *d, uint64_t size);
     void (*mark)(struct bdev *d, const char *name, uint64_t arg); /* may be NULL */
     void (*destroy)(struct bdev *d);                              /* may be NULL */
+    const void *(*map)(struct bdev *d, uint64_t off, size_t len); /* may be NULL */
 };
 
 struct bdev {
