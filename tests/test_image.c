@@ -409,8 +409,57 @@ static void test_copies_and_required(void)
     memdev_free(m);
 }
 
+/* The writer's own multi-sector descriptor lists: a 16 MiB log allows
+ * entries of 4 MiB, and a discard over a 128 GiB disk changes 256 BAT
+ * pages in one call, so one entry carries 256 descriptors (3 descriptor
+ * sectors).  Left unapplied (batched), it must replay. */
+static void test_many_pages_one_entry(void)
+{
+    struct memdev *m = make_image(128ull << 30, 1 << 20, 16 << 20, 512);
+    struct vhdx *h = open_img(m, 0, 1000, 0);
+    uint8_t sec[512];
+    test_fill(sec, sizeof sec, 4);
+    /* One block per BAT page (512 entries per 4 KiB page, minus bitmap slots). */
+    for (uint64_t b = 0; b < 256; b++)
+        CHECK_OK(vhdx_write(h, b * 511 * (1 << 20), sec, sizeof sec));
+    CHECK_OK(vhdx_flush(h));
+    CHECK_OK(vhdx_discard(h, 0, 128ull << 30));
+    CHECK_OK(vhdx_flush(h));
+    vhdx_abandon(h); /* the entries were never applied */
+    /* The log now holds an entry with >126 descriptors: check its shape. */
+    uint8_t hb[4096];
+    struct vhdx_header hd[2];
+    memcpy(hb, m->buf + 65536, 4096);
+    vhdx_header_decode(hb, &hd[0]);
+    memcpy(hb, m->buf + 131072, 4096);
+    vhdx_header_decode(hb, &hd[1]);
+    struct vhdx_log_ring ring = {&m->base, 1 << 20, 16 << 20, hd[hd[1].sequence > hd[0].sequence].log_guid};
+    struct vhdx_log_sequence seq;
+    struct vhdx_log_scan_item *items;
+    size_t n;
+    CHECK_OK(vhdx_log_search(&ring, &seq, &items, &n));
+    uint32_t most = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].status == 0 && items[i].hdr.descriptor_count > most)
+            most = items[i].hdr.descriptor_count;
+    CHECK(seq.found && most > 126);
+    free(items);
+    vhdx_log_sequence_free(&seq);
+    h = open_img(m, 0, 0, 0);
+    struct vhdx_info in;
+    vhdx_get_info(h, &in);
+    CHECK(in.replayed && in.blocks_allocated == 0);
+    uint8_t back[512];
+    CHECK_OK(vhdx_read(h, 255ull * 511 * (1 << 20), back, sizeof back));
+    CHECK(back[0] == 0 && back[511] == 0);
+    CHECK_OK(vhdx_close(h));
+    CHECK(check_clean(m));
+    memdev_free(m);
+}
+
 int main(void)
 {
+    test_many_pages_one_entry();
     test_create_open();
     test_io();
     test_batching_wrap_replay();
