@@ -99,5 +99,40 @@ int main(void)
     free(s);
     oracle_free(&o);
     trace_free(&t);
+
+    /* Fault rules: a failed flush that dropped pending writes means a later
+     * flush does not acknowledge them; a failed (short) write may leave a
+     * byte prefix of its data over the older value. */
+    trace_init(&t);
+    t.seed = SEED;
+    trace_set_meta(&t, "virtual_size", "1048576");
+    trace_set_meta(&t, "block_size", "1048576");
+    trace_add_vbegin(&t, 0, VOP_WRITE, 0, 512, 1); /*  0 */
+    trace_add_vend(&t, 0, 0);
+    trace_add_vbegin(&t, 1, VOP_FLUSH, 0, 0, 0);   /*  2 */
+    trace_add_mark(&t, "workload.synced", 1);
+    trace_add_vend(&t, 1, 0);
+    trace_add_vbegin(&t, 2, VOP_WRITE, 0, 512, 2); /*  5 */
+    trace_add_vend(&t, 2, 0);
+    trace_add_vbegin(&t, 3, VOP_FLUSH, 0, 0, 0);   /*  7 */
+    trace_add_mark(&t, "fault.drop_pending", 0);
+    trace_add_vend(&t, 3, -5);
+    trace_add_vbegin(&t, 4, VOP_FLUSH, 0, 0, 0);   /* 10 */
+    trace_add_mark(&t, "workload.synced", 4);
+    trace_add_vend(&t, 4, 0);
+    trace_add_vbegin(&t, 5, VOP_WRITE, 512, 512, 3); /* 13: fails short */
+    trace_add_vend(&t, 5, -5);
+    CHECK_OK(oracle_build(&o, &t));
+    CHECK(!oracle_acked(&o.ops[2], 100)); /* dropped by the failed flush */
+    CHECK(oracle_judge_sector(&o, 0, 100, val(1, 0), ORACLE_POWER_LOSS, NULL) == OV_OK);
+    uint8_t mixed[512], fresh[512];
+    sdata_fill(fresh, 1, 1, 3, SEED);
+    memset(mixed, 0, sizeof mixed);
+    memcpy(mixed, fresh, 200); /* 200 bytes of write 3 over zeros */
+    CHECK(oracle_judge_sector(&o, 1, 100, mixed, ORACLE_POWER_LOSS, NULL) == OV_OK);
+    mixed[300] = 0x11; /* not zeros after the prefix */
+    CHECK(oracle_judge_sector(&o, 1, 100, mixed, ORACLE_POWER_LOSS, NULL) == OV_GARBAGE);
+    oracle_free(&o);
+    trace_free(&t);
     return test_summary("test_oracle");
 }

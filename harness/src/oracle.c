@@ -88,7 +88,9 @@ int oracle_build(struct oracle *o, const struct trace *t)
     for (size_t i = 0; i < max_op; i++)
         o->ops[i].begin = o->ops[i].end = o->ops[i].acked_at = UINT64_MAX;
     int synced_name = trace_find_name(t, "workload.synced");
-    size_t ack_from = 0; /* ops before this index are acked already */
+    int drop_name = trace_find_name(t, "fault.drop_pending");
+    size_t ack_from = 0;   /* ops before this index are acked already */
+    size_t dropped_to = 0; /* ops below this index lost their pending writes to a failed flush */
     for (size_t i = 0; i < t->n_ops; i++) {
         const struct trace_op *op = &t->ops[i];
         if (op->kind == TR_VBEGIN) {
@@ -113,14 +115,22 @@ int oracle_build(struct oracle *o, const struct trace *t)
             o->ops[op->vop].rc = op->rc;
         } else if (op->kind == TR_MARK && synced_name >= 0 && op->name == (uint16_t)synced_name &&
                    op->off < max_op) {
-            /* Everything that ended before the flush-type op began is acked. */
+            /* Everything that ended before the flush-type op began is acked,
+             * except ops whose pending writes a failed flush dropped: a later
+             * flush cannot make those durable. */
             uint64_t fbegin = o->ops[op->off].begin;
             for (size_t k = ack_from; k < op->off; k++) {
                 struct oracle_op *r = &o->ops[k];
-                if (r->acked_at == UINT64_MAX && r->end < fbegin && r->rc == 0)
+                if (r->acked_at == UINT64_MAX && r->end < fbegin && r->rc == 0 && k >= dropped_to)
                     r->acked_at = i;
             }
             ack_from = op->off;
+        } else if (op->kind == TR_MARK && drop_name >= 0 && op->name == (uint16_t)drop_name) {
+            /* A failed flush dropped the pending writes of every op begun so far
+             * and not yet acknowledged. */
+            for (size_t k = 0; k < max_op; k++)
+                if (o->ops[k].begin < i)
+                    dropped_to = k + 1;
         }
     }
     return 0;
@@ -176,6 +186,55 @@ static int id_begun(const struct oracle *o, uint32_t id, uint64_t k)
     return 0;
 }
 
+void oracle_sector_value(const struct oracle *o, uint64_t sector, uint32_t id, uint8_t out[512])
+{
+    memset(out, 0, 512);
+    uint64_t b = sector * 512 / o->block_size;
+    if (id == 0 || b >= o->n_blocks)
+        return;
+    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+        const struct oracle_op *w = &o->ops[o->per_block[b][j]];
+        if (w->kind == VOP_WRITE && w->id == id && sector * 512 >= w->voff && sector * 512 < w->voff + w->vlen) {
+            sdata_sector(out, sector, w->voff / 512, id, o->seed);
+            return;
+        }
+    }
+}
+
+/* A failed write may have stopped part-way (a short write): the sector then
+ * holds a byte prefix of that write's data over an allowed older value.
+ * True when bytes are such a mixture for a failed write op begun before k. */
+static int torn_by_failed_write(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512],
+                                const struct sector_expect *e)
+{
+    uint64_t b = sector * 512 / o->block_size;
+    if (b >= o->n_blocks)
+        return 0;
+    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+        const struct oracle_op *w = &o->ops[o->per_block[b][j]];
+        if (w->kind != VOP_WRITE || w->rc == 0 || !oracle_begun(w, k) || sector * 512 < w->voff ||
+            sector * 512 >= w->voff + w->vlen)
+            continue;
+        uint8_t fresh[512], old[512];
+        sdata_sector(fresh, sector, w->voff / 512, w->id, o->seed);
+        size_t cut = 0;
+        while (cut < 512 && bytes[cut] == fresh[cut])
+            cut++;
+        /* the rest must be an allowed older value of the sector */
+        uint32_t cand[17];
+        int nc = 0;
+        cand[nc++] = e->acked_id;
+        for (int i = 0; i < e->n_later; i++)
+            cand[nc++] = e->later[i];
+        for (int i = 0; i < nc; i++) {
+            oracle_sector_value(o, sector, cand[i], old);
+            if (memcmp(bytes + cut, old + cut, 512 - cut) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512],
                                           enum oracle_strictness mode, struct sector_expect *eo)
 {
@@ -186,7 +245,7 @@ enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t secto
     struct sdata_info info;
     enum sdata_kind kind = sdata_decode(bytes, &info);
     if (kind == SDATA_GARBAGE)
-        return OV_GARBAGE;
+        return torn_by_failed_write(o, sector, k, bytes, &e) ? OV_OK : OV_GARBAGE;
     uint32_t got = 0;
     if (kind == SDATA_VALID) {
         if (info.sector != sector || info.seed != o->seed)

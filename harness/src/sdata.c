@@ -10,14 +10,18 @@
 
 void sdata_fill(uint8_t *buf, uint64_t first, uint32_t n, uint32_t write_id, uint64_t seed)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        uint8_t *p = buf + (size_t)i * 512;
-        uint64_t sector = first + i;
+    for (uint32_t i = 0; i < n; i++)
+        sdata_sector(buf + (size_t)i * 512, first + i, first, write_id, seed);
+}
+
+void sdata_sector(uint8_t p[512], uint64_t sector, uint64_t write_first, uint32_t write_id, uint64_t seed)
+{
+    {
         vhdx_put32(p, SDATA_MAGIC);
         vhdx_put32(p + 4, write_id);
         vhdx_put64(p + 8, sector);
         vhdx_put64(p + 16, seed);
-        vhdx_put32(p + 24, i * 512);
+        vhdx_put32(p + 24, (uint32_t)((sector - write_first) * 512));
         uint64_t x = seed ^ ((uint64_t)write_id << 32) ^ (sector * UINT64_C(0x9E3779B97F4A7C15));
         for (int k = 28; k < 508; k += 4) {
             x ^= x << 13;

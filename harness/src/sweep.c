@@ -381,10 +381,7 @@ static void data_violation(struct sweeper *s, struct verdict *v, uint64_t sector
         n += (size_t)snprintf(later + n, sizeof later - n, "%s%s%u", i ? ", " : "", e->later[i] ? "write " : "discard",
                               e->later[i]);
     uint8_t want[512];
-    if (e->acked_id)
-        sdata_fill(want, sector, 1, e->acked_id, s->t->seed);
-    else
-        memset(want, 0, sizeof want);
+    oracle_sector_value(&s->oracle, sector, e->acked_id, want);
     char diff[700] = "";
     sector_diff(diff, sizeof diff, want, got);
     char inv[48];

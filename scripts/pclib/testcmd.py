@@ -1,9 +1,12 @@
 """`powercut test`: the project's test suite (what CI runs).
 
-Installs missing packages, builds the default and asan presets, runs CTest
-in both (C unit tests, corpus and regression replays) and pytest over
-scripts/tests (driver tests, QEMU interoperability).  Exit status 0 when
-everything passed, 1 when a test failed, 2 when something could not run.
+Installs missing packages, builds the default and asan presets and runs
+CTest in both (C unit tests, the clean-engine sweep, planted bugs, corpus
+and regression replays), builds the fiu and fiu-asan presets (the engine
+with libfiu fault points) and runs the fault tests there (label "faults"),
+then pytest over scripts/tests (driver tests, QEMU interoperability).  Exit
+status 0 when everything passed, 1 when a test failed, 2 when something
+could not run.
 """
 import os
 import time
@@ -14,7 +17,8 @@ from .common import PYTHON, ROOT, run, say
 
 def add_parser(sub):
     p = sub.add_parser("test", help="build default + asan, run CTest and pytest", description=__doc__)
-    p.add_argument("--preset", action="append", help="only these presets (default: default and asan)")
+    p.add_argument("--preset", action="append",
+                   help="only these presets (default: default and asan, then fiu and fiu-asan for label faults)")
     p.add_argument("--no-pytest", action="store_true", help="skip the Python tests")
     p.add_argument("-L", "--label", help="only CTest tests with this label (e.g. unit)")
     p.add_argument("-k", dest="pytest_k", help="pytest -k expression")
@@ -23,16 +27,18 @@ def add_parser(sub):
 
 def cmd_test(args):
     setup.ensure()
-    presets = args.preset or ["default", "asan"]
+    # preset -> label it runs (None: everything)
+    plan = {p: None for p in args.preset} if args.preset else {
+        "default": None, "asan": None, "fiu": "faults", "fiu-asan": "faults"}
     results = []
     t0 = time.time()
-    for preset in presets:
+    for preset in plan:
         build.ensure_built(preset)
     jobs = str(max(1, os.cpu_count() or 1))
-    for preset in presets:
+    for preset, label in plan.items():
         cmd = ["ctest", "--preset", preset, "-j", jobs]
-        if args.label:
-            cmd += ["-L", args.label]
+        if args.label or label:
+            cmd += ["-L", args.label or label]
         cp = run(cmd, cwd=ROOT, check=False)
         results.append((f"ctest {preset}", cp.returncode))
     if not args.no_pytest:

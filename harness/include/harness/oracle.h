@@ -87,6 +87,9 @@ enum oracle_violation {
     OV_FOREIGN = 5,    /* data of a write that never covered this sector */
 };
 const char *oracle_violation_name(enum oracle_violation v);
+/* The bytes write `id` put into `sector` (zeros for id 0, or when no
+ * write op with that id covered it). */
+void oracle_sector_value(const struct oracle *o, uint64_t sector, uint32_t id, uint8_t out[512]);
 enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512],
                                           enum oracle_strictness mode, struct sector_expect *e);
 

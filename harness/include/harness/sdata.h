@@ -34,6 +34,10 @@ struct sdata_info {
 /* Fills n sectors for a write of id `write_id` starting at virtual sector
  * `first` (buf holds n * 512 bytes). */
 void sdata_fill(uint8_t *buf, uint64_t first, uint32_t n, uint32_t write_id, uint64_t seed);
+/* One sector exactly as sdata_fill() wrote it for a write that started at
+ * virtual sector `write_first` (the sector's offset within its write is
+ * part of its bytes). */
+void sdata_sector(uint8_t out[512], uint64_t sector, uint64_t write_first, uint32_t write_id, uint64_t seed);
 enum sdata_kind sdata_decode(const uint8_t sector[512], struct sdata_info *out);
 
 #endif /* HARNESS_SDATA_H */

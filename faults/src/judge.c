@@ -1,0 +1,251 @@
+/*
+ * judge.c - the fault-trace oracle and the image verdict (judge.h).
+ *
+ * Guarantees: the verdict uses only public engine and harness APIs; the
+ * open uses a GUID generator seeded from the caller's hash, so a verdict is
+ * reproducible; the data check reads only sectors the oracle names (cost
+ * proportional to the sample, never to the image size).
+ */
+#include "faults/judge.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/sdata.h"
+#include "vhdx/check.h"
+#include "vhdx/crc32c.h"
+#include "vhdx/format.h"
+#include "vhdx/vhdx.h"
+
+void fault_verdict_init(struct verdict *v, uint64_t cut)
+{
+    memset(v, 0, sizeof *v);
+    v->ok = 1;
+    v->cut = cut;
+    v->bad_sector = UINT64_MAX;
+}
+
+void fault_verdict_fail(struct verdict *v, const char *invariant, const char *fmt, ...)
+{
+    if (!v->ok)
+        return;
+    v->ok = 0;
+    snprintf(v->invariant, sizeof v->invariant, "%s", invariant);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->detail, sizeof v->detail, fmt, ap);
+    va_end(ap);
+}
+
+int fault_oracle_build(struct oracle *o, const struct trace *t)
+{
+    int rc = oracle_build(o, t);
+    if (rc)
+        return rc;
+    int drop = trace_find_name(t, "fault.drop_pending");
+    if (drop < 0)
+        return 0;
+    for (size_t i = 0; i < t->n_ops; i++) {
+        const struct trace_op *op = &t->ops[i];
+        if (op->kind != TR_MARK || op->name != (uint16_t)drop)
+            continue;
+        for (size_t k = 0; k < o->n_ops; k++) {
+            struct oracle_op *r = &o->ops[k];
+            if (r->begin < i && r->acked_at != UINT64_MAX && r->acked_at > i)
+                r->acked_at = UINT64_MAX; /* rule 1: the drop may have taken it */
+        }
+    }
+    return 0;
+}
+
+void fault_sdata_sector(uint8_t out[512], uint64_t sector, uint64_t first, uint32_t id, uint64_t seed)
+{
+    sdata_fill(out, sector, 1, id, seed);
+    vhdx_put32(out + 24, (uint32_t)((sector - first) * 512)); /* its place inside the write */
+    vhdx_put32(out + 508, crc32c(0, out, 508));
+}
+
+static int torn_over(const uint8_t *bytes, const uint8_t *fresh, const uint8_t *old)
+{
+    size_t j = 0;
+    while (j < 512 && bytes[j] == fresh[j])
+        j++;
+    return j > 0 && memcmp(bytes + j, old + j, 512 - j) == 0;
+}
+
+/* The bytes value `id` (0: zeros) has on `sector`: the write op with that id
+ * covering the sector gives its first sector.  0 when unknown. */
+static int value_bytes(const struct oracle *o, uint64_t b, uint64_t sector, uint32_t id, uint8_t out[512])
+{
+    if (!id) {
+        memset(out, 0, 512);
+        return 1;
+    }
+    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+        const struct oracle_op *op = &o->ops[o->per_block[b][j]];
+        if (op->kind == VOP_WRITE && op->id == id && sector * 512 >= op->voff && sector * 512 < op->voff + op->vlen) {
+            fault_sdata_sector(out, sector, op->voff / 512, id, o->seed);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Rule 2: garbage that a failed write (or zero-fill of a failed discard)
+ * explains as its prefix over a value the sector could hold. */
+static int torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t *bytes,
+                             const struct sector_expect *e)
+{
+    uint64_t b = sector * 512 / o->block_size;
+    if (b >= o->n_blocks)
+        return 0;
+    uint32_t olds[17];
+    int nold = 0;
+    olds[nold++] = e->acked_id;
+    for (int i = 0; i < e->n_later; i++)
+        olds[nold++] = e->later[i];
+    uint8_t fresh[512], old[512];
+    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+        const struct oracle_op *op = &o->ops[o->per_block[b][j]];
+        if (!oracle_begun(op, k) || op->rc == 0 || op->end == UINT64_MAX || sector * 512 < op->voff ||
+            sector * 512 >= op->voff + op->vlen)
+            continue;
+        if (op->kind == VOP_WRITE)
+            fault_sdata_sector(fresh, sector, op->voff / 512, op->id, o->seed);
+        else if (op->kind == VOP_DISCARD)
+            memset(fresh, 0, sizeof fresh);
+        else
+            continue;
+        for (int i = 0; i < nold; i++)
+            if (value_bytes(o, b, sector, olds[i], old) && torn_over(bytes, fresh, old))
+                return 1;
+    }
+    return 0;
+}
+
+enum oracle_violation fault_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k,
+                                         const uint8_t bytes[512], struct sector_expect *eo)
+{
+    struct sector_expect e;
+    enum oracle_violation ov = oracle_judge_sector(o, sector, k, bytes, ORACLE_POWER_LOSS, &e);
+    if (eo)
+        *eo = e;
+    if (ov == OV_GARBAGE && torn_by_failed_op(o, sector, k, bytes, &e))
+        return OV_OK;
+    return ov;
+}
+
+static void describe(char *out, size_t len, const uint8_t *bytes)
+{
+    struct sdata_info in;
+    switch (sdata_decode(bytes, &in)) {
+    case SDATA_ZERO:
+        snprintf(out, len, "zeros");
+        break;
+    case SDATA_VALID:
+        snprintf(out, len, "write %u for sector %" PRIu64 " (seed %" PRIu64 ")", in.write_id, in.sector, in.seed);
+        break;
+    default:
+        if (vhdx_get32(bytes) == SDATA_MAGIC) /* a torn sector: its first bytes name their write */
+            snprintf(out, len, "garbage starting like write %u for sector %" PRIu64 " (checksum fails)",
+                     vhdx_get32(bytes + 4), vhdx_get64(bytes + 8));
+        else
+            snprintf(out, len, "garbage (%02x %02x %02x %02x ...)", bytes[0], bytes[1], bytes[2], bytes[3]);
+    }
+}
+
+static void data_fail(struct verdict *v, uint64_t sector, enum oracle_violation ov, const struct sector_expect *e,
+                      const uint8_t *got)
+{
+    char found[160], later[200] = "", inv[48];
+    describe(found, sizeof found, got);
+    size_t n = 0;
+    for (int i = 0; i < e->n_later && n < sizeof later; i++)
+        n += (size_t)snprintf(later + n, sizeof later - n, "%s%s%u", i ? ", " : "", e->later[i] ? "write " : "discard ",
+                              e->later[i]);
+    snprintf(inv, sizeof inv, "data:%s", oracle_violation_name(ov));
+    fault_verdict_fail(v, inv,
+                       "virtual sector %" PRIu64 " (offset %" PRIu64 "): acknowledged value %s %u%s%s%s; found %s",
+                       sector, sector * 512, e->acked_id ? "write" : (e->acked_is_discard ? "discard" : "zeros"),
+                       e->acked_id, e->n_later ? "; in flight or failed: " : "", later, e->more_later ? ", ..." : "",
+                       found);
+    v->bad_sector = sector;
+}
+
+static void judge_sectors(struct vhdx *h, const struct vhdx_info *in, const struct oracle *o, uint64_t k,
+                          const uint64_t *sectors, size_t n, struct verdict *v)
+{
+    uint8_t buf[512];
+    for (size_t i = 0; i < n && v->ok; i++) {
+        if (sectors[i] * 512 >= in->geo.virtual_size)
+            continue;
+        int rc = vhdx_read(h, sectors[i] * 512, buf, sizeof buf);
+        if (rc != 0) {
+            fault_verdict_fail(v, "read-failed", "reading virtual sector %" PRIu64 " after a successful open: %s",
+                               sectors[i], vhdx_strerror(rc));
+            return;
+        }
+        struct sector_expect e;
+        enum oracle_violation ov = fault_judge_sector(o, sectors[i], k, buf, &e);
+        if (ov != OV_OK)
+            data_fail(v, sectors[i], ov, &e, buf);
+    }
+}
+
+void fault_judge_image(struct bdev *dev, const struct oracle *o, uint64_t k, uint64_t hash,
+                       const struct fault_judge_cfg *cfg, struct verdict *v)
+{
+    fault_verdict_init(v, k);
+    struct vhdx_rng_seeded rs = {hash | 1};
+    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
+    struct vhdx_diag diag;
+    struct vhdx_options opt = {.rng = &rng, .diag = &diag};
+    struct vhdx *h = NULL;
+    int rc = vhdx_open(dev, &opt, &h);
+    v->open_rc = rc;
+    if (rc != 0) {
+        if (!(cfg->allow_refusal && vhdx_is_format_error(rc)))
+            fault_verdict_fail(v, "open-refused", "the image did not open: %s [%s, field %s, offset %" PRIu64 "]",
+                               diag.message, vhdx_errname(rc), diag.field, diag.offset);
+        return;
+    }
+    struct vhdx_info in;
+    vhdx_get_info(h, &in);
+    v->replayed = in.replayed ? in.replayed_entries : 0;
+    if (!vhdx_guid_is_zero(&in.header.log_guid))
+        fault_verdict_fail(v, "log-guid-not-cleared", "after the open the current header still carries a LogGuid");
+    if (v->ok) {
+        struct vhdx_check_report r;
+        rc = vhdx_check(dev, 0, &r);
+        if (rc != 0) {
+            fault_verdict_fail(v, "check-failed", "the checker could not run: %s", vhdx_strerror(rc));
+        } else {
+            for (size_t i = 0; i < r.count && v->ok; i++)
+                if (r.problems[i].severity == VHDX_SEV_ERROR)
+                    fault_verdict_fail(v, "check-failed", "the checker found %zu error(s); first: %s: %s [%s]",
+                                       r.errors, r.problems[i].field, r.problems[i].message,
+                                       vhdx_errname(r.problems[i].code));
+            if (v->ok && r.log_pending)
+                fault_verdict_fail(v, "log-guid-not-cleared", "after the open the on-disk header still names a log");
+            vhdx_check_report_free(&r);
+        }
+    }
+    if (v->ok && o) {
+        uint64_t *sectors = NULL;
+        size_t n = 0;
+        if (oracle_check_set(o, k, cfg->per_op, cfg->probes, hash, &sectors, &n) == 0) {
+            judge_sectors(h, &in, o, k, sectors, n, v);
+            free(sectors);
+        }
+        if (v->ok && cfg->wide && oracle_wide_set(o, k, cfg->wide, hash, &sectors, &n) == 0) {
+            judge_sectors(h, &in, o, k, sectors, n, v);
+            free(sectors);
+        }
+    }
+    rc = vhdx_close(h);
+    if (rc != 0)
+        fault_verdict_fail(v, "close-failed", "closing the reopened image failed: %s", vhdx_strerror(rc));
+}

@@ -1,0 +1,2260 @@
+/*
+ * pcfaults - fault injection into the VHDX engine through its libfiu points.
+ *
+ *   pcfaults sweep [options]     for each workload, fail the nth call for every n,
+ *                                with every fault kind, transient and persistent,
+ *                                while the workload runs (phase run), while a crash
+ *                                image is opened (phase replay) and while the image
+ *                                is created (phase create); judge each fault live and
+ *                                after a power cut and a reopen
+ *   pcfaults campaign [options]  random fault plans (fiu_enable_random, libfiu's
+ *                                PRNG seeded from the printed campaign seed)
+ *   pcfaults run [options]       one workload with one plan (what a crash message names)
+ *   pcfaults repro FILE          re-run a saved fault reproducer
+ *   pcfaults points [options]    the catalogue and how often the default workloads
+ *                                reach each point
+ *
+ * Invariants checked (docs/faults.md):
+ *   fault-not-reported        an operation during which a fault fired returned success
+ *   poisoned-handle-succeeded an operation (or a read) on a poisoned handle succeeded
+ *   live-data:*               a read through the live, unpoisoned handle returned a
+ *                             value the in-session model (shadow.h) does not allow
+ *   live-read-failed          such a read failed although no fault was armed
+ *   refused-open-wrote        an open that failed before its first write wrote
+ *   open-refused, check-failed, log-guid-not-cleared, data:*, close-failed
+ *                             the image after the fault, a power cut and a reopen
+ *                             without faults (judge.h)
+ *   create-image-invalid      an image left by a failed create opens but is wrong
+ * An engine crash (signal, sanitizer report) kills the program; the message
+ * names the `pcfaults run` command that reproduces it.
+ *
+ * The program observes the workload runner's engine handle and every fault
+ * point call through GNU ld --wrap (vhdx_open, vhdx_close, vhdx_abandon,
+ * fiu_fail; see faults/CMakeLists.txt): the harness hands its hooks only the
+ * device, and random plans fire inside libfiu without a callback.
+ *
+ * Exit status: 0 no violation; 1 violations (or the reproducer still
+ * fails); 2 usage or infrastructure error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "faults/cowdisk.h"
+#include "faults/judge.h"
+#include "faults/plan.h"
+#include "faults/shadow.h"
+#include "harness/sdata.h"
+#include "harness/sweep.h"
+#include "harness/workload.h"
+#include "vhdx/format.h"
+#include "vhdx/vhdx.h"
+
+enum { EXIT_PASS = 0, EXIT_VIOLATION = 1, EXIT_BAD_USAGE = 2 };
+
+enum phase { PH_RUN = 0, PH_REPLAY, PH_CREATE, PH_COUNT };
+static const char *const phase_names[PH_COUNT] = {"run", "replay", "create"};
+
+#define DEFAULT_OPS 12u
+
+static const char usage[] =
+    "usage: pcfaults COMMAND [options]\n"
+    "\n"
+    "  sweep        fail the nth engine call for every n, every kind, transient and persistent\n"
+    "  campaign     random fault plans (fiu_enable_random with a seeded PRNG)\n"
+    "  run          one workload with one plan (--plan), e.g. to reproduce a crash\n"
+    "  repro FILE   re-run a saved fault reproducer; print the verdict\n"
+    "  points       the fault-point catalogue and the calls the default workloads make\n"
+    "\n"
+    "workload options:\n"
+    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed or all (default all)\n"
+    "  --seed N --seeds N   first workload seed and how many per scenario (1, 1)\n"
+    "  --ops N              workload operations (default 12 for sweep/campaign/run; 0 = the\n"
+    "                       scenario's own default, as `points` uses)\n"
+    "  --virtual-size N --block-size N --log-size N --logical-sector N --physical-sector N\n"
+    "  --apply-every N      image and engine parameters as for pcsweep\n"
+    "\n"
+    "fault options (sweep):\n"
+    "  --kinds LIST         eio,enospc,short,flush,flush-lose,enomem or all (default all)\n"
+    "  --modes LIST         transient,persistent or all (default all)\n"
+    "  --phases LIST        run,replay,create or all (default all)\n"
+    "  --stride N           only every Nth n (default 1: every call)\n"
+    "  --window N           judge crash states of the N epochs after the fault's epoch too (1)\n"
+    "  --cut-models LIST    crash models for the states after a fault (prefix,drop;\n"
+    "                       also torn, reorder, stale)\n"
+    "  --cut-states N       states per epoch and model judged after a fault (3)\n"
+    "  --replay-states N    crash states per workload opened with faults (2)\n"
+    "  --no-live            skip the in-session read-back checks\n"
+    "  --max-faults N --max-seconds S --max-violations N   limits (0 = none)\n"
+    "  --shard K/N          run only plans with index %% N == K\n"
+    "  --repro-dir DIR      save a reproducer per violation\n"
+    "  --keep-repro N       also save reproducers of the first N fired plans that pass\n"
+    "                       (regression seeds; `pcfaults repro` must pass on them)\n"
+    "  --json PATH --junit PATH   summary (JSON) and JUnit XML\n"
+    "  --quiet              no progress line\n"
+    "\n"
+    "campaign options:\n"
+    "  --runs N             random runs (default 50)\n"
+    "  --campaign-seed N    seed of the campaign (default: from the clock, printed)\n"
+    "  --probability P      per-call failure probability (default 0.02)\n"
+    "  (and --kinds, --scenario, --ops, --window, --cut-*, limits, output options)\n"
+    "\n"
+    "run options:\n"
+    "  --plan 'kind=K mode=M nth=N'  or 'kind=K mode=random p=P seed=S'\n"
+    "  --phase run|replay|create     (default run)\n"
+    "  --state prefix:EPOCH:INDEX|drop:EPOCH   the crash state a replay plan opens\n"
+    "\n"
+    "repro options:  --json PATH\n"
+    "points options: --json PATH\n";
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "pcfaults: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(run 'pcfaults --help' for usage)\n");
+    va_end(ap);
+    exit(EXIT_BAD_USAGE);
+}
+
+static void die_infra(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die_infra(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "pcfaults: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(EXIT_BAD_USAGE);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x += UINT64_C(0x9E3779B97F4A7C15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        die_infra("out of memory");
+    return p;
+}
+
+/* ---- crash context ---------------------------------------------------------------- */
+/* What is running now, as the command that reproduces it; printed when the
+ * process dies of a signal or a sanitizer report. */
+static char g_context[1024];
+
+static void set_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_context(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_context, sizeof g_context, fmt, ap);
+    va_end(ap);
+}
+
+static void print_context(void)
+{
+    static const char a[] = "\npcfaults: the engine crashed while running:\n  ";
+    if (!g_context[0])
+        return;
+    ssize_t r = write(2, a, sizeof a - 1);
+    r = write(2, g_context, strlen(g_context));
+    r = write(2, "\n", 1);
+    (void)r;
+}
+
+static void on_signal(int sig)
+{
+    print_context();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PCF_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define PCF_ASAN 1
+#endif
+
+static void install_crash_handlers(void)
+{
+    signal(SIGABRT, on_signal);
+#ifndef PCF_ASAN /* ASan reports SEGV itself, then aborts */
+    signal(SIGSEGV, on_signal);
+    signal(SIGBUS, on_signal);
+    signal(SIGFPE, on_signal);
+    signal(SIGILL, on_signal);
+#endif
+    if (__sanitizer_set_death_callback)
+        __sanitizer_set_death_callback(print_context);
+}
+
+/* ---- observing the runner's handle and every fault point (ld --wrap) --------------- */
+int __real_fiu_fail(const char *name);
+int __wrap_fiu_fail(const char *name);
+int __real_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
+int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
+int __real_vhdx_close(struct vhdx *h);
+int __wrap_vhdx_close(struct vhdx *h);
+void __real_vhdx_abandon(struct vhdx *h);
+void __wrap_vhdx_abandon(struct vhdx *h);
+
+/* One workload run with a plan armed (phase run). */
+struct frun {
+    const struct workload *w;  /* the workload */
+    struct fault_plan plan;    /* armed at op -1 (after the image is created) */
+    int count_only;            /* clean run: count calls, fail nothing */
+    int live;                  /* in-session checks on */
+    struct trace *t;           /* the trace being recorded */
+    struct shadow sh;          /* in-session model */
+    struct vhdx *h;            /* the runner's handle, NULL between sessions */
+    long cur_op;               /* workload op running (-1 open, -2 close) */
+    int close_seen, close_rc;  /* a vhdx_close of the runner's handle in this op, and its result */
+    uint64_t inj_in_op;        /* faults injected during the current op */
+    int drop_in_op;            /* a flush-lose fault fired during the current op */
+    int pre_poisoned;          /* the handle was poisoned when the op began */
+    int fired;                 /* the plan fired at least once */
+    long fired_op;             /* op of the first injection */
+    uint64_t fired_pos;        /* trace length at the first injection */
+    int fired_point;           /* point of the first injection */
+    uint64_t rng;              /* probe sampling */
+    struct verdict live_v;     /* first in-session violation */
+    long live_op;              /* op it was found after */
+    uint64_t live_reads;       /* sectors read back */
+};
+
+static struct frun *g_run; /* the run the wraps report to */
+
+int __wrap_fiu_fail(const char *name)
+{
+    if (fault_suspended())
+        return 0;
+    int r = __real_fiu_fail(name);
+    fault_observe(name, r);
+    return r;
+}
+
+int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out)
+{
+    int rc = __real_vhdx_open(dev, opt, out);
+    if (g_run && rc == 0)
+        g_run->h = *out;
+    return rc;
+}
+
+int __wrap_vhdx_close(struct vhdx *h)
+{
+    int rc = __real_vhdx_close(h);
+    if (g_run && h && h == g_run->h) {
+        g_run->h = NULL;
+        g_run->close_seen = 1;
+        g_run->close_rc = rc;
+    }
+    return rc;
+}
+
+void __wrap_vhdx_abandon(struct vhdx *h)
+{
+    if (g_run && h && h == g_run->h)
+        g_run->h = NULL;
+    __real_vhdx_abandon(h);
+}
+
+/* ---- options ----------------------------------------------------------------------- */
+struct opts {
+    struct workload_params wp;     /* image/engine parameters (ops etc.) */
+    int ops_given;                 /* --ops was given */
+    char scenarios[256];           /* --scenario list or "all" */
+    uint64_t seed, seeds;          /* first workload seed, seeds per scenario */
+    unsigned kinds, modes, phases; /* bitmasks of FK_*, FM_*, PH_* to run */
+    uint32_t stride;               /* every stride-th n */
+    uint32_t window;               /* epochs after the fault's epoch whose states are judged */
+    uint32_t cut_states;           /* states per epoch and model judged after a fault */
+    uint32_t replay_states;        /* crash states per workload opened with faults */
+    uint32_t keep_repro;           /* also save reproducers of this many fired plans without violation */
+    unsigned cut_models;           /* crash models after a fault (1 << M_*) */
+    int no_live, quiet;            /* skip in-session checks; no progress line */
+    uint64_t max_faults, max_violations; /* limits (0 = none) */
+    double max_seconds;
+    uint32_t shard_k, shard_n;     /* run plans with index % n == k */
+    const char *repro_dir, *json, *junit; /* outputs (NULL = none) */
+    const char *plan, *state, *phase;     /* run: the plan, replay state, phase */
+    uint64_t runs, campaign_seed;  /* campaign: runs and seed */
+    int campaign_seed_given;       /* else drawn from the clock and printed */
+    double probability;            /* campaign: per-call probability */
+    const char *pos[1];            /* positional arguments (repro FILE) */
+    int npos;
+};
+
+static uint64_t parse_num(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        die_usage("%s needs a non-negative number", opt);
+    unsigned long long v = strtoull(s, &end, 0);
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'K': case 'k': mul = 1ull << 10; end++; break;
+    case 'M': case 'm': mul = 1ull << 20; end++; break;
+    case 'G': case 'g': mul = 1ull << 30; end++; break;
+    case 'T': case 't': mul = 1ull << 40; end++; break;
+    }
+    if (errno || end == s || *end || v > UINT64_MAX / mul)
+        die_usage("%s: '%s' is not a valid number", opt, s);
+    return v * mul;
+}
+
+static uint32_t parse_u32(const char *opt, const char *s)
+{
+    uint64_t v = parse_num(opt, s);
+    if (v > UINT32_MAX)
+        die_usage("%s: %s is too large", opt, s);
+    return (uint32_t)v;
+}
+
+static void parse(int argc, char **argv, struct opts *o, int want_pos)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->scenarios, sizeof o->scenarios, "all");
+    o->seed = 1;
+    o->seeds = 1;
+    o->kinds = FK_ALL;
+    o->modes = 1u << FM_TRANSIENT | 1u << FM_PERSISTENT;
+    o->phases = (1u << PH_COUNT) - 1;
+    o->stride = 1;
+    o->window = 1;
+    o->cut_states = 3;
+    o->replay_states = 2;
+    o->cut_models = 1u << M_PREFIX | 1u << M_DROP;
+    o->shard_n = 1;
+    o->runs = 50;
+    o->probability = 0.02;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(a, name) && (v || (die_usage("%s needs a value", name), 0)) && ++i)
+        if (!strcmp(a, "--quiet"))
+            o->quiet = 1;
+        else if (!strcmp(a, "--no-live"))
+            o->no_live = 1;
+        else if (OPT("--scenario"))
+            snprintf(o->scenarios, sizeof o->scenarios, "%s", v);
+        else if (OPT("--seed"))
+            o->seed = parse_num(a, v);
+        else if (OPT("--seeds"))
+            o->seeds = parse_num(a, v);
+        else if (OPT("--ops")) {
+            o->wp.ops = parse_u32(a, v);
+            o->ops_given = 1;
+        } else if (OPT("--virtual-size"))
+            o->wp.virtual_size = parse_num(a, v);
+        else if (OPT("--block-size"))
+            o->wp.block_size = parse_u32(a, v);
+        else if (OPT("--log-size"))
+            o->wp.log_size = parse_u32(a, v);
+        else if (OPT("--logical-sector"))
+            o->wp.logical_sector = parse_u32(a, v);
+        else if (OPT("--physical-sector"))
+            o->wp.physical_sector = parse_u32(a, v);
+        else if (OPT("--apply-every"))
+            o->wp.apply_every = parse_u32(a, v);
+        else if (OPT("--kinds")) {
+            if (fault_kinds_parse(v, &o->kinds) != 0)
+                die_usage("--kinds: '%s' names an unknown kind (eio, enospc, short, flush, flush-lose, enomem, all)",
+                          v);
+        } else if (OPT("--modes")) {
+            if (fault_modes_parse(v, &o->modes) != 0)
+                die_usage("--modes: '%s' is not a list of transient, persistent, all", v);
+        } else if (OPT("--phases")) {
+            o->phases = 0;
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                int found = !strcmp(tok, "all");
+                if (found)
+                    o->phases = (1u << PH_COUNT) - 1;
+                for (int p = 0; p < PH_COUNT; p++)
+                    if (!strcmp(tok, phase_names[p])) {
+                        o->phases |= 1u << p;
+                        found = 1;
+                    }
+                if (!found)
+                    die_usage("--phases: unknown phase '%s' (run, replay, create, all)", tok);
+            }
+        } else if (OPT("--stride")) {
+            o->stride = parse_u32(a, v);
+            if (!o->stride)
+                die_usage("--stride must be at least 1");
+        } else if (OPT("--window"))
+            o->window = parse_u32(a, v);
+        else if (OPT("--cut-models")) {
+            if (crash_models_parse(v, &o->cut_models) != 0 ||
+                (o->cut_models & ~(1u << M_PREFIX | 1u << M_DROP | 1u << M_TORN | 1u << M_REORDER | 1u << M_STALE)))
+                die_usage("--cut-models: '%s' must list prefix, drop, torn, reorder, stale", v);
+        } else if (OPT("--cut-states"))
+            o->cut_states = parse_u32(a, v);
+        else if (OPT("--replay-states"))
+            o->replay_states = parse_u32(a, v);
+        else if (OPT("--keep-repro"))
+            o->keep_repro = parse_u32(a, v);
+        else if (OPT("--max-faults"))
+            o->max_faults = parse_num(a, v);
+        else if (OPT("--max-seconds"))
+            o->max_seconds = (double)parse_num(a, v);
+        else if (OPT("--max-violations"))
+            o->max_violations = parse_num(a, v);
+        else if (OPT("--shard")) {
+            unsigned k, n;
+            char extra;
+            if (sscanf(v, "%u/%u%c", &k, &n, &extra) != 2 || n == 0 || k >= n)
+                die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
+            o->shard_k = k;
+            o->shard_n = n;
+        } else if (OPT("--repro-dir"))
+            o->repro_dir = v;
+        else if (OPT("--json"))
+            o->json = v;
+        else if (OPT("--junit"))
+            o->junit = v;
+        else if (OPT("--plan"))
+            o->plan = v;
+        else if (OPT("--state"))
+            o->state = v;
+        else if (OPT("--phase"))
+            o->phase = v;
+        else if (OPT("--runs"))
+            o->runs = parse_num(a, v);
+        else if (OPT("--campaign-seed")) {
+            o->campaign_seed = parse_num(a, v);
+            o->campaign_seed_given = 1;
+        } else if (OPT("--probability")) {
+            char *end;
+            o->probability = strtod(v, &end);
+            if (end == v || *end || !(o->probability > 0 && o->probability <= 1))
+                die_usage("--probability takes a number in (0, 1], not '%s'", v);
+        } else if (a[0] == '-' && a[1] == '-')
+            die_usage("%s: unknown option '%s'", argv[1], a);
+        else if (o->npos < want_pos)
+            o->pos[o->npos++] = a;
+        else
+            die_usage("%s: unexpected argument '%s'", argv[1], a);
+#undef OPT
+    }
+    if (o->npos < want_pos)
+        die_usage("%s: missing argument", argv[1]);
+    if (o->seeds == 0 || o->seeds > 100000)
+        die_usage("--seeds must be between 1 and 100000");
+    if (!o->ops_given)
+        o->wp.ops = DEFAULT_OPS;
+}
+
+static int scenario_list(const char *spec, char names[8][32])
+{
+    int n = 0;
+    if (!strcmp(spec, "all")) {
+        for (int i = 0; workload_scenarios[i] && n < 8; i++)
+            snprintf(names[n++], 32, "%s", workload_scenarios[i]);
+        return n;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save)) {
+        int ok = 0;
+        for (int i = 0; workload_scenarios[i]; i++)
+            ok |= !strcmp(tok, workload_scenarios[i]);
+        if (!ok)
+            die_usage("--scenario: unknown scenario '%s' (fill, overwrite, discard, batch, reopen, mixed, all)", tok);
+        snprintf(names[n++], 32, "%s", tok);
+    }
+    return n;
+}
+
+static int mkdirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+/* ---- results ----------------------------------------------------------------------- */
+struct kstat {
+    uint64_t plans;        /* plans run */
+    uint64_t injected;     /* plans whose fault fired */
+    uint64_t injections;   /* individual failed calls */
+    uint64_t not_reached;  /* plans whose nth call never came */
+    uint64_t violations;
+    uint64_t states;       /* images judged after the fault */
+    uint64_t refusals;     /* images refused cleanly where that is allowed (create) */
+    double seconds;
+};
+
+struct failure {
+    char scenario[32];     /* workload */
+    uint64_t seed;         /* workload seed */
+    enum phase phase;      /* where the fault struck */
+    char plan[160];        /* the plan, as text */
+    char state[200];       /* crash state (and post-cut image) or "live" */
+    struct verdict v;      /* invariant and detail */
+    char repro[4096];      /* reproducer path, "" if none */
+};
+
+struct fsweep {
+    struct opts *o;                  /* options */
+    const char *cmd;                 /* "sweep" / "campaign" / "run" */
+    struct kstat st[PH_COUNT][FK_COUNT][FM_COUNT]; /* results per phase, kind, mode */
+    uint64_t plan_index;             /* global plan counter (sharding) */
+    uint64_t plans_run;              /* plans run in this shard (--max-faults) */
+    uint64_t violations;             /* all violations so far */
+    uint32_t kept;                   /* passing reproducers saved (--keep-repro) */
+    int refusal_code[16];            /* error codes of clean refusals (create phase) */
+    uint64_t refusal_count[16];      /* and how often each */
+    int n_refusal;                   /* codes used */
+    uint64_t point_calls[PH_COUNT][FP_COUNT]; /* calls seen in the clean (counting) runs */
+    uint64_t point_injected[FP_COUNT]; /* failures injected per point */
+    struct failure *f;               /* violations, in order */
+    size_t nf, capf;
+    double t0, last_progress;        /* start; last progress line */
+    int stop, stopped_early, tty;    /* a limit was hit; stderr is a terminal */
+    const char *scenario;            /* current workload */
+    uint64_t seed;                   /* its seed */
+    char workload_args[256];         /* --scenario ... --ops ... for crash messages */
+};
+
+static int limits_hit(struct fsweep *S)
+{
+    const struct opts *o = S->o;
+    if (S->stop)
+        return 1;
+    if ((o->max_faults && S->plans_run >= o->max_faults) ||
+        (o->max_violations && S->violations >= o->max_violations) ||
+        (o->max_seconds > 0 && now() - S->t0 >= o->max_seconds)) {
+        S->stop = S->stopped_early = 1;
+    }
+    return S->stop;
+}
+
+/* Should the next plan run here (shard, limits)? */
+static int take_plan(struct fsweep *S)
+{
+    if (limits_hit(S))
+        return 0;
+    uint64_t idx = S->plan_index++;
+    if (idx % S->o->shard_n != S->o->shard_k)
+        return 0;
+    S->plans_run++;
+    return 1;
+}
+
+static void progress(struct fsweep *S, const char *what, int final)
+{
+    if (S->o->quiet || !S->tty)
+        return;
+    double t = now();
+    if (!final && t - S->last_progress < 0.5)
+        return;
+    S->last_progress = t;
+    uint64_t inj = 0;
+    for (int p = 0; p < PH_COUNT; p++)
+        for (int k = 0; k < FK_COUNT; k++)
+            for (int m = 0; m < FM_COUNT; m++)
+                inj += S->st[p][k][m].injected;
+    fprintf(stderr, "\r[faults] %-40.40s plans %" PRIu64 "  injected %" PRIu64 " (%.0f/s)  violations %" PRIu64 "   %s",
+            what, S->plans_run, inj, t > S->t0 ? (double)inj / (t - S->t0) : 0.0, S->violations, final ? "\n" : "");
+    fflush(stderr);
+}
+
+static void jstr(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void xstr(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default:
+            if ((unsigned char)*s < 0x20 && *s != '\n')
+                fputc(' ', f);
+            else
+                fputc(*s, f);
+        }
+    }
+}
+
+/* Saves a reproducer: the trace, the plan, the phase, and the crash state
+ * (if any) as the trace's crash choice. */
+static int save_repro(const struct trace *t, const char *path, enum phase ph, const struct fault_plan *plan,
+                      const struct crash_choice *ch, const char *post, const struct verdict *v, char *err,
+                      size_t errlen)
+{
+    struct trace copy = *t;
+    copy.meta = NULL;
+    copy.n_meta = 0;
+    copy.choice = NULL;
+    copy.n_choice = 0;
+    copy.flags &= ~(uint32_t)TRACE_F_CHOICE;
+    int rc = 0;
+    for (size_t i = 0; i < t->n_meta && rc == 0; i++)
+        rc = trace_set_meta(&copy, t->meta[i].key, t->meta[i].value);
+    char pbuf[160], cut[32];
+    fault_plan_format(plan, pbuf, sizeof pbuf);
+    snprintf(cut, sizeof cut, "%" PRIu64, v->cut);
+    if (rc == 0)
+        rc = trace_set_meta(&copy, "fault.phase", phase_names[ph]);
+    if (rc == 0)
+        rc = trace_set_meta(&copy, "fault.plan", pbuf);
+    if (rc == 0)
+        rc = trace_set_meta(&copy, "fault.target", ch ? (ph == PH_REPLAY ? "replay" : "state") : "live");
+    if (rc == 0 && post)
+        rc = trace_set_meta(&copy, "fault.post_cut", post);
+    if (rc == 0)
+        rc = trace_set_meta(&copy, "violation.invariant", v->invariant);
+    if (rc == 0)
+        rc = trace_set_meta(&copy, "violation.cut", cut);
+    if (rc == 0)
+        rc = trace_set_meta(&copy, "violation.detail", v->detail);
+    if (rc == 0 && ch)
+        rc = crash_choice_to_trace(ch, &copy);
+    if (rc == 0)
+        rc = trace_save(&copy, path, err, errlen);
+    else
+        snprintf(err, errlen, "out of memory");
+    for (size_t i = 0; i < copy.n_meta; i++) {
+        free(copy.meta[i].key);
+        free(copy.meta[i].value);
+    }
+    free(copy.meta);
+    for (size_t i = 0; i < copy.n_choice; i++) {
+        free(copy.choice[i].key);
+        free(copy.choice[i].value);
+    }
+    free(copy.choice);
+    return rc ? -1 : 0;
+}
+
+/* Records a violation (and saves its reproducer when asked). */
+static void violation(struct fsweep *S, enum phase ph, const struct fault_plan *plan, const struct trace *t,
+                      const struct crash_choice *ch, const char *post, const struct verdict *v)
+{
+    S->violations++;
+    S->st[ph][plan->kind][plan->mode].violations++;
+    if (S->nf == S->capf) {
+        S->capf = S->capf ? S->capf * 2 : 16;
+        S->f = realloc(S->f, S->capf * sizeof *S->f);
+        if (!S->f)
+            die_infra("out of memory");
+    }
+    struct failure *f = &S->f[S->nf++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->scenario, sizeof f->scenario, "%s", S->scenario ? S->scenario : "?");
+    f->seed = S->seed;
+    f->phase = ph;
+    fault_plan_format(plan, f->plan, sizeof f->plan);
+    if (ch) {
+        crash_choice_format(ch, f->state, sizeof f->state);
+        if (post) {
+            size_t n = strlen(f->state);
+            snprintf(f->state + n, sizeof f->state - n, " post-cut=%s", post);
+        }
+    } else {
+        snprintf(f->state, sizeof f->state, "live");
+    }
+    f->v = *v;
+    if (S->o->repro_dir && t) {
+        char err[512];
+        snprintf(f->repro, sizeof f->repro, "%s/repro-fault-%s-%s-s%" PRIu64 "-%s-%s-n%" PRIu64 "-%03zu.pctrace",
+                 S->o->repro_dir, phase_names[ph], f->scenario, f->seed, fault_kind_names[plan->kind],
+                 fault_mode_names[plan->mode], plan->mode == FM_RANDOM ? (uint64_t)plan->seed : plan->nth, S->nf);
+        if (save_repro(t, f->repro, ph, plan, ch, post, v, err, sizeof err) != 0) {
+            fprintf(stderr, "pcfaults: cannot save reproducer: %s\n", err);
+            f->repro[0] = '\0';
+        }
+    }
+    if (S->nf <= 20) {
+        fprintf(stderr, "%sVIOLATION [%s] %s seed %" PRIu64 " phase %s, %s, %s\n  %s\n", S->tty ? "\n" : "",
+                v->invariant, f->scenario, f->seed, phase_names[ph], f->plan, f->state, v->detail);
+        if (f->repro[0])
+            fprintf(stderr, "  reproducer: %s\n", f->repro);
+    }
+}
+
+/* Saves a reproducer of a plan that fired and passed (--keep-repro). */
+static void keep_passing(struct fsweep *S, enum phase ph, const struct fault_plan *plan, const struct trace *t,
+                         const struct crash_choice *ch, const char *post)
+{
+    if (!S->o->repro_dir || S->kept >= S->o->keep_repro)
+        return;
+    struct verdict v;
+    fault_verdict_init(&v, 0);
+    snprintf(v.invariant, sizeof v.invariant, "none");
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/pass-fault-%s-%s-s%" PRIu64 "-%s-%s-n%" PRIu64 ".pctrace", S->o->repro_dir,
+             phase_names[ph], S->scenario, S->seed, fault_kind_names[plan->kind], fault_mode_names[plan->mode],
+             plan->nth);
+    if (save_repro(t, path, ph, plan, ch, post, &v, err, sizeof err) != 0)
+        fprintf(stderr, "pcfaults: cannot save reproducer: %s\n", err);
+    else
+        S->kept++;
+}
+
+/* ---- the workload run with a plan (phase run) ------------------------------------- */
+static int handle_poisoned(struct vhdx *h)
+{
+    struct vhdx_info in;
+    vhdx_get_info(h, &in);
+    return in.poisoned != 0;
+}
+
+static void on_inject(void *ctx, enum fault_point p)
+{
+    struct frun *r = ctx;
+    r->inj_in_op++;
+    if (!r->fired) {
+        r->fired = 1;
+        r->fired_op = r->cur_op;
+        r->fired_pos = r->t ? r->t->n_ops : 0;
+        r->fired_point = p;
+    }
+    if (p == FP_FLUSH && r->plan.kind == FK_FLUSH_LOSE)
+        r->drop_in_op = 1;
+}
+
+static void live_fail(struct frun *r, const char *inv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void live_fail(struct frun *r, const char *inv, const char *fmt, ...)
+{
+    if (!r->live_v.ok)
+        return;
+    char detail[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    r->live_op = r->cur_op;
+    fault_verdict_fail(&r->live_v, inv, "after workload op %ld: %s", r->cur_op, detail);
+    r->live_v.cut = r->t ? r->t->n_ops : 0;
+}
+
+/* Reads one sector through the live handle (faults suspended) and judges it. */
+static void live_sector(struct frun *r, uint64_t sector)
+{
+    if (!r->live_v.ok || sector * 512 >= r->w->p.virtual_size)
+        return;
+    uint8_t buf[512];
+    fault_suspend(1);
+    int rc = vhdx_read(r->h, sector * 512, buf, sizeof buf);
+    fault_suspend(0);
+    r->live_reads++;
+    if (rc != 0) {
+        live_fail(r, "live-read-failed",
+                  "reading virtual sector %" PRIu64 " through the unpoisoned handle failed with no fault armed: %s",
+                  sector, vhdx_strerror(rc));
+        return;
+    }
+    char why[400];
+    const char *bad = shadow_judge(&r->sh, sector, buf, why, sizeof why);
+    if (bad) {
+        char inv[48];
+        snprintf(inv, sizeof inv, "live-data:%s", bad);
+        live_fail(r, inv, "%s", why);
+        r->live_v.bad_sector = sector;
+    }
+}
+
+static void live_range(struct frun *r, uint64_t voff, uint64_t vlen, unsigned n)
+{
+    uint64_t first = voff / 512, cnt = vlen / 512;
+    if (!cnt)
+        return;
+    if (cnt <= n) {
+        for (uint64_t i = 0; i < cnt; i++)
+            live_sector(r, first + i);
+        return;
+    }
+    live_sector(r, first);
+    live_sector(r, first + cnt - 1);
+    for (unsigned i = 2; i < n; i++) {
+        r->rng = mix64(r->rng);
+        live_sector(r, first + r->rng % cnt);
+    }
+}
+
+static void live_probes(struct frun *r, unsigned n)
+{
+    for (unsigned i = 0; i < n && r->sh.count; i++) {
+        r->rng = mix64(r->rng);
+        live_sector(r, shadow_pick(&r->sh, r->rng));
+    }
+}
+
+/* After an op: the handle is either poisoned (every call fails) or correct. */
+static void live_handle_check(struct frun *r, const struct vop *vo)
+{
+    if (!r->h || !r->live)
+        return;
+    if (handle_poisoned(r->h)) {
+        uint8_t buf[512];
+        fault_suspend(1);
+        int rc = vhdx_read(r->h, 0, buf, sizeof buf);
+        fault_suspend(0);
+        if (rc == 0)
+            live_fail(r, "poisoned-handle-succeeded", "a read through the poisoned handle returned data");
+        return;
+    }
+    if (vo && (vo->kind == VOP_WRITE || vo->kind == VOP_DISCARD))
+        live_range(r, vo->voff, vo->vlen, 4);
+    live_probes(r, 4);
+}
+
+static void hook_before(void *ctx, long op, struct bdev *dev)
+{
+    (void)dev;
+    struct frun *r = ctx;
+    r->cur_op = op;
+    r->inj_in_op = 0;
+    r->drop_in_op = 0;
+    r->close_seen = 0;
+    if (op == -1) {
+        int rc = r->count_only ? fault_count_start() : fault_arm(&r->plan);
+        if (rc)
+            die_infra("cannot arm the fault plan: %s", strerror(-rc));
+    }
+    r->pre_poisoned = r->h && handle_poisoned(r->h);
+    if (op == -2 && r->fired && r->h && !r->pre_poisoned && r->live) {
+        live_probes(r, 256); /* a wide look before the final close */
+    }
+}
+
+static void hook_after(void *ctx, long op, int rc)
+{
+    struct frun *r = ctx;
+    const struct vop *vo = op >= 0 ? &r->w->ops[op] : NULL;
+    enum vop_kind kind = op == -1 ? VOP_OPEN : op == -2 ? VOP_CLOSE : vo->kind;
+    if (r->count_only)
+        return;
+    if (r->inj_in_op && rc == 0 && r->live_v.ok) {
+        live_fail(r, "fault-not-reported",
+                  "workload op %ld (kind %d) returned success although %" PRIu64 " injected fault(s) fired during it",
+                  op, (int)kind, r->inj_in_op);
+    }
+    if (r->pre_poisoned && rc == 0)
+        live_fail(r, "poisoned-handle-succeeded", "workload op %ld (kind %d) succeeded on a poisoned handle", op,
+                  (int)kind);
+    if (!r->live)
+        return;
+    /* The in-session model. */
+    int orc = 0;
+    switch (kind) {
+    case VOP_WRITE:
+        orc = shadow_write(&r->sh, vo->voff, vo->vlen, vo->id, rc == 0);
+        break;
+    case VOP_DISCARD:
+        orc = shadow_discard(&r->sh, vo->voff, vo->vlen, rc == 0);
+        break;
+    case VOP_FLUSH:
+        if (rc == 0)
+            shadow_synced(&r->sh);
+        break;
+    case VOP_REOPEN:
+        if (r->close_seen && r->close_rc == 0)
+            shadow_synced(&r->sh);
+        break;
+    case VOP_CLOSE:
+        if (rc == 0)
+            shadow_synced(&r->sh);
+        break;
+    default:
+        break;
+    }
+    if (orc)
+        die_infra("out of memory in the in-session model");
+    if (r->drop_in_op)
+        shadow_dropped(&r->sh);
+    if (r->fired)
+        live_handle_check(r, vo);
+}
+
+/* Runs workload w with r->plan (or counting only) into t (initialised here). */
+static void run_workload(struct frun *r, const struct workload *w, struct trace *t)
+{
+    r->w = w;
+    r->t = t;
+    r->cur_op = -1;
+    r->rng = w->p.seed ^ UINT64_C(0x11FE);
+    fault_verdict_init(&r->live_v, 0);
+    trace_init(t);
+    shadow_init(&r->sh, w->p.seed);
+    fault_set_inject_hook(on_inject, r);
+    g_run = r;
+    struct workload_run_opts ro = {.continue_on_error = 1, .before_op = hook_before, .after_op = hook_after, .ctx = r};
+    char err[512];
+    int rc = workload_run_ex(w, t, &ro, err, sizeof err);
+    g_run = NULL;
+    fault_disarm();
+    fault_set_inject_hook(NULL, NULL);
+    shadow_free(&r->sh);
+    if (rc != 0)
+        die_infra("the workload runner failed: %s", err);
+}
+
+/* ---- epochs of a trace, as the sweep counts them ------------------------------------ */
+struct epochs {
+    uint32_t *pending;   /* pending W/T count of each epoch at its end */
+    uint32_t n;          /* epochs (flushes + 1) */
+};
+
+static void epochs_build(const struct trace *t, struct epochs *e)
+{
+    int drop = trace_find_name(t, "fault.drop_pending");
+    uint32_t flushes = 0;
+    for (size_t i = 0; i < t->n_ops; i++)
+        flushes += t->ops[i].kind == TR_FLUSH;
+    e->n = flushes + 1;
+    e->pending = xcalloc(e->n, sizeof *e->pending);
+    uint32_t ep = 0, pend = 0;
+    for (size_t i = 0; i < t->n_ops; i++) {
+        const struct trace_op *op = &t->ops[i];
+        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE)
+            pend++;
+        else if (op->kind == TR_FLUSH) {
+            e->pending[ep++] = pend;
+            pend = 0;
+        } else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
+            pend = 0;
+    }
+    e->pending[ep] = pend;
+}
+
+/* (epoch, pending index) of trace position pos. */
+static void epoch_of(const struct trace *t, uint64_t pos, uint32_t *epoch, uint32_t *index)
+{
+    int drop = trace_find_name(t, "fault.drop_pending");
+    uint32_t ep = 0, pend = 0;
+    for (size_t i = 0; i < pos && i < t->n_ops; i++) {
+        const struct trace_op *op = &t->ops[i];
+        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE)
+            pend++;
+        else if (op->kind == TR_FLUSH) {
+            ep++;
+            pend = 0;
+        } else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
+            pend = 0;
+    }
+    *epoch = ep;
+    *index = pend;
+}
+
+/* Is prefix state i of an epoch with n pending ops among `cap` evenly spaced picks? */
+static int spaced_pick(uint32_t i, uint32_t n, uint32_t cap)
+{
+    if (n <= cap)
+        return 1;
+    for (uint32_t j = 1; j <= cap; j++)
+        if ((uint32_t)(((uint64_t)j * n + cap / 2) / cap) == i)
+            return 1;
+    return 0;
+}
+
+static uint64_t choice_hash(const struct crash_choice *c, uint64_t salt)
+{
+    uint64_t h = mix64(salt ^ 0xFA017);
+    h = mix64(h ^ c->model);
+    h = mix64(h ^ c->epoch);
+    h = mix64(h ^ c->index);
+    h = mix64(h ^ ((uint64_t)c->gran << 32 | c->pattern));
+    for (int i = 0; i < 4; i++)
+        h = mix64(h ^ c->subset[i]);
+    h = mix64(h ^ c->target);
+    return mix64(h ^ c->bit);
+}
+
+static int choice_equal(const struct crash_choice *a, const struct crash_choice *b)
+{
+    return a->model == b->model && a->epoch == b->epoch && a->index == b->index && a->gran == b->gran &&
+           a->pattern == b->pattern && !memcmp(a->subset, b->subset, sizeof a->subset) && a->target == b->target &&
+           a->bit == b->bit;
+}
+
+static int read_crashdisk(void *ctx, void *buf, uint64_t len, uint64_t off)
+{
+    return crashdisk_read(ctx, buf, len, off);
+}
+
+/* ---- judging crash states after a fault (phase run) -------------------------------- */
+struct after {
+    struct fsweep *S;         /* results */
+    const struct fault_plan *plan; /* the plan that fired */
+    const struct trace *t;    /* the trace recorded with it */
+    struct oracle oracle;     /* its oracle (fault rules) */
+    struct epochs ep;         /* its epochs */
+    uint32_t fe, fidx;        /* epoch and pending index of the first injection */
+    uint32_t window;          /* epochs after fe to judge */
+    const struct crash_choice *only; /* repro: judge only this state */
+    int found;                /* repro: it was generated */
+    struct verdict only_v;    /* repro: its verdict */
+    uint64_t judged;          /* states judged */
+};
+
+static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
+{
+    struct after *a = ctx;
+    if (a->only) {
+        if (!choice_equal(c, a->only))
+            return 0;
+    } else {
+        if (a->S->stop)
+            return 1;
+        uint32_t last = a->ep.n - 1;
+        int final = c->epoch == last && ((c->model == M_PREFIX && c->index == a->ep.pending[last]) ||
+                                         (c->model == M_DROP && a->ep.pending[last] == 0));
+        int in_window = c->epoch >= a->fe && c->epoch <= a->fe + a->window;
+        if (!final && !in_window)
+            return 0;
+        if (!final) {
+            uint32_t cap = a->S->o->cut_states;
+            if (c->model == M_PREFIX) {
+                int near = c->epoch == a->fe && c->index >= a->fidx && c->index <= a->fidx + 1;
+                if (!near && !spaced_pick(c->index, a->ep.pending[c->epoch], cap))
+                    return 0;
+            } else if (c->model != M_DROP) {
+                if (choice_hash(c, 7) % 8 != 0) /* sampled: the other models make many states per epoch */
+                    return 0;
+            }
+        }
+    }
+    struct cowdisk cow;
+    cowdisk_init(&cow, read_crashdisk, cd, cd->size);
+    cow.record = 0;
+    struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0};
+    struct verdict v;
+    fault_judge_image(cowdisk_bdev(&cow), &a->oracle, cut, choice_hash(c, a->t->seed), &cfg, &v);
+    cowdisk_free(&cow);
+    a->judged++;
+    if (a->only) {
+        a->found = 1;
+        a->only_v = v;
+        return 1;
+    }
+    a->S->st[PH_RUN][a->plan->kind][a->plan->mode].states++;
+    if (!v.ok)
+        violation(a->S, PH_RUN, a->plan, a->t, c, NULL, &v);
+    return limits_hit(a->S);
+}
+
+/* Sweeps the crash states after the fault in trace t (or only `only`). */
+static void judge_after(struct fsweep *S, const struct fault_plan *plan, const struct trace *t, uint64_t fired_pos,
+                        const struct crash_choice *only, struct verdict *only_v, int *found)
+{
+    struct after a;
+    memset(&a, 0, sizeof a);
+    a.S = S;
+    a.plan = plan;
+    a.t = t;
+    a.window = S->o->window;
+    a.only = only;
+    if (fault_oracle_build(&a.oracle, t) != 0)
+        die_infra("cannot build the oracle of a fault trace");
+    epochs_build(t, &a.ep);
+    epoch_of(t, fired_pos, &a.fe, &a.fidx);
+    struct sweep_config sc;
+    sweep_config_defaults(&sc);
+    sc.models = only ? 1u << only->model : S->o->cut_models;
+    sc.quiet = 1;
+    sc.seed = 1;
+    sc.on_state = after_state;
+    sc.ctx = &a;
+    struct sweep_stats st;
+    int rc = sweep_run(t, &sc, &st);
+    if (rc != 0)
+        die_infra("sweeping the crash states after a fault failed: %s", strerror(-rc));
+    if (only) {
+        *found = a.found;
+        if (a.found)
+            *only_v = a.only_v;
+    }
+    free(a.ep.pending);
+    oracle_free(&a.oracle);
+}
+
+static void plan_context(struct fsweep *S, enum phase ph, const struct fault_plan *p, const char *state)
+{
+    char pb[160];
+    fault_plan_format(p, pb, sizeof pb);
+    set_context("pcfaults run %s --seed %" PRIu64 " --phase %s --plan '%s'%s%s", S->workload_args, S->seed,
+                phase_names[ph], pb, state ? " --state " : "", state ? state : "");
+}
+
+/* One plan in phase run: run, live checks, crash states after the fault. */
+static void run_plan(struct fsweep *S, const struct workload *w, const struct fault_plan *plan, int judge_states)
+{
+    struct kstat *ks = &S->st[PH_RUN][plan->kind][plan->mode];
+    double t0 = now();
+    plan_context(S, PH_RUN, plan, NULL);
+    struct frun r;
+    memset(&r, 0, sizeof r);
+    r.plan = *plan;
+    r.live = !S->o->no_live;
+    struct trace t;
+    run_workload(&r, w, &t);
+    const struct fault_stats *fs = fault_get_stats();
+    ks->plans++;
+    if (!r.fired) {
+        ks->not_reached++;
+    } else {
+        ks->injected++;
+        ks->injections += fs->injected;
+        for (int p = 0; p < FP_COUNT; p++)
+            S->point_injected[p] += fs->injected_per_point[p];
+        if (!r.live_v.ok)
+            violation(S, PH_RUN, plan, &t, NULL, NULL, &r.live_v);
+        uint64_t before = S->violations;
+        if (judge_states && !S->stop)
+            judge_after(S, plan, &t, r.fired_pos, NULL, NULL, NULL);
+        if (r.live_v.ok && S->violations == before)
+            keep_passing(S, PH_RUN, plan, &t, NULL, NULL);
+    }
+    trace_free(&t);
+    ks->seconds += now() - t0;
+    g_context[0] = '\0';
+}
+
+/* ---- phase replay: faults while a crash image is opened ----------------------------- */
+struct replay_sel {
+    struct fsweep *S;            /* results */
+    const struct trace *t;       /* the clean trace */
+    struct crash_choice *cand;   /* states whose header names a log (last prefix state per epoch) */
+    size_t n, cap;
+    struct crash_choice *pick;   /* chosen ones */
+    size_t npick;
+    struct oracle oracle;        /* of the clean trace */
+    const struct fault_plan *one_plan; /* run/repro: only this plan ... */
+    const char *one_post;        /* ... and only this post-cut image ("all"/"durable"), NULL = both */
+    struct verdict one_v;        /* its verdict */
+    int one_found, one_fired;    /* the state was generated; the fault fired */
+};
+
+static int header_names_log(struct crashdisk *cd)
+{
+    uint8_t b[VHDX_HEADER_SIZE];
+    struct vhdx_header h[2];
+    int ok[2];
+    for (int i = 0; i < 2; i++) {
+        if (crashdisk_read(cd, b, sizeof b, i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET) != 0)
+            return 0;
+        ok[i] = vhdx_header_decode(b, &h[i]) == 0;
+    }
+    if (!ok[0] && !ok[1])
+        return 0;
+    int cur = ok[0] && ok[1] ? h[1].sequence > h[0].sequence : ok[1];
+    return !vhdx_guid_is_zero(&h[cur].log_guid);
+}
+
+static int collect_state(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
+{
+    (void)cut;
+    struct replay_sel *rs = ctx;
+    if (c->model != M_PREFIX || !header_names_log(cd))
+        return 0;
+    if (rs->n == rs->cap) {
+        rs->cap = rs->cap ? rs->cap * 2 : 64;
+        rs->cand = realloc(rs->cand, rs->cap * sizeof *rs->cand);
+        if (!rs->cand)
+            die_infra("out of memory");
+    }
+    /* Keep only the last prefix state of each epoch (all pending writes persisted). */
+    if (rs->n && rs->cand[rs->n - 1].epoch == c->epoch)
+        rs->cand[rs->n - 1] = *c;
+    else
+        rs->cand[rs->n++] = *c;
+    return 0;
+}
+
+static int open_close(struct bdev *dev, uint64_t hash, int *open_rc, uint64_t *inj_open)
+{
+    struct vhdx_rng_seeded rs = {hash | 1};
+    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
+    struct vhdx_diag diag;
+    struct vhdx_options opt = {.rng = &rng, .diag = &diag};
+    struct vhdx *h = NULL;
+    *open_rc = vhdx_open(dev, &opt, &h);
+    *inj_open = fault_get_stats()->injected;
+    return h ? vhdx_close(h) : 0;
+}
+
+/* Records the device writes/truncates made before the first injection. */
+struct replay_watch {
+    struct cowdisk *c;           /* the device of the faulty open */
+    uint64_t changes_at_fire;    /* its writes + truncates at the first injection */
+    int fired;                   /* an injection happened */
+};
+
+static void replay_inject(void *ctx, enum fault_point p)
+{
+    (void)p;
+    struct replay_watch *rw = ctx;
+    if (!rw->fired) {
+        rw->fired = 1;
+        rw->changes_at_fire = rw->c->writes + rw->c->truncates;
+    }
+}
+
+/* One replay plan on the state in cd.  Returns 1 when the fault fired. */
+static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd,
+                       const struct fault_plan *plan)
+{
+    struct fsweep *S = rs->S;
+    struct kstat *ks = &S->st[PH_REPLAY][plan->kind][plan->mode];
+    double t0 = now();
+    char st[96];
+    snprintf(st, sizeof st, "%s:%u:%u", crash_model_names[c->model], c->epoch, c->index);
+    plan_context(S, PH_REPLAY, plan, st);
+    uint64_t hash = choice_hash(c, rs->t->seed);
+    struct cowdisk c1;
+    cowdisk_init(&c1, read_crashdisk, cd, cd->size);
+    struct replay_watch rw = {&c1, 0, 0};
+    fault_set_inject_hook(replay_inject, &rw);
+    if (fault_arm(plan) != 0)
+        die_infra("cannot arm a replay fault plan");
+    int open_rc;
+    uint64_t inj_open;
+    int close_rc = open_close(cowdisk_bdev(&c1), hash, &open_rc, &inj_open);
+    uint64_t inj_total = fault_get_stats()->injected;
+    fault_disarm();
+    fault_set_inject_hook(NULL, NULL);
+    ks->plans++;
+    int fired = inj_total > 0;
+    if (!fired) {
+        ks->not_reached++;
+        cowdisk_free(&c1);
+        ks->seconds += now() - t0;
+        return 0;
+    }
+    ks->injected++;
+    ks->injections += inj_total;
+    struct verdict v;
+    fault_verdict_init(&v, cut);
+    v.open_rc = open_rc;
+    if (inj_open && open_rc == 0)
+        fault_verdict_fail(&v, "fault-not-reported", "opening the crash image succeeded although %" PRIu64
+                           " injected fault(s) fired during the open", inj_open);
+    else if (inj_total > inj_open && close_rc == 0)
+        fault_verdict_fail(&v, "fault-not-reported", "closing the replayed image succeeded although %" PRIu64
+                           " injected fault(s) fired during the close", inj_total - inj_open);
+    else if (open_rc != 0 && rw.changes_at_fire == 0 && plan->kind != FK_SHORT && c1.writes + c1.truncates)
+        fault_verdict_fail(&v, "refused-open-wrote", "the open failed (%s) at a fault that struck before its first "
+                           "write, yet it wrote %" PRIu64 " time(s) afterwards", vhdx_errname(open_rc),
+                           c1.writes + c1.truncates);
+    if (!v.ok) {
+        if (rs->one_plan) {
+            rs->one_v = v;
+            rs->one_found = 1;
+        } else {
+            violation(S, PH_REPLAY, plan, rs->t, c, NULL, &v);
+        }
+    } else if (c1.writes + c1.truncates > 0) {
+        /* Power cut: everything the session wrote survived, or only what a flush made durable. */
+        static const char *const posts[2] = {"all", "durable"};
+        struct cowdisk img[2];
+        size_t upto[2] = {c1.n_ops, c1.durable};
+        for (int i = 0; i < 2; i++) {
+            cowdisk_init(&img[i], read_crashdisk, cd, cd->size);
+            img[i].record = 0;
+            if (cowdisk_materialize(&img[i], &c1, upto[i]) != 0)
+                die_infra("out of memory building a post-cut image");
+        }
+        for (int i = 0; i < 2; i++) {
+            if (i == 1 && upto[1] == upto[0])
+                continue;
+            if (rs->one_post && strcmp(rs->one_post, posts[i]) != 0)
+                continue;
+            struct fault_judge_cfg cfg = {8, 16, 0, 0};
+            struct verdict pv;
+            fault_judge_image(cowdisk_bdev(&img[i]), &rs->oracle, cut, hash ^ (uint64_t)i, &cfg, &pv);
+            ks->states++;
+            if (rs->one_plan) {
+                if (!rs->one_found || (rs->one_v.ok && !pv.ok)) {
+                    rs->one_v = pv;
+                    rs->one_found = 1;
+                }
+            } else if (!pv.ok) {
+                violation(S, PH_REPLAY, plan, rs->t, c, posts[i], &pv);
+            }
+        }
+        cowdisk_free(&img[0]);
+        cowdisk_free(&img[1]);
+    }
+    if (!rs->one_plan && v.ok && c1.writes + c1.truncates > 0)
+        keep_passing(S, PH_REPLAY, plan, rs->t, c, NULL);
+    if (rs->one_plan && !rs->one_found) {
+        rs->one_v = v; /* nothing written: the image is the crash state itself */
+        rs->one_found = 1;
+    }
+    cowdisk_free(&c1);
+    ks->seconds += now() - t0;
+    g_context[0] = '\0';
+    return 1;
+}
+
+static int replay_state(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
+{
+    struct replay_sel *rs = ctx;
+    struct fsweep *S = rs->S;
+    int hit = 0;
+    for (size_t i = 0; i < rs->npick; i++)
+        hit |= choice_equal(c, &rs->pick[i]);
+    if (!hit)
+        return 0;
+    if (rs->one_plan) {
+        rs->one_fired = replay_plan(rs, c, cut, cd, rs->one_plan);
+        return 1;
+    }
+    /* Count the calls the open (and close) of this state makes. */
+    struct cowdisk c0;
+    cowdisk_init(&c0, read_crashdisk, cd, cd->size);
+    if (fault_count_start() != 0)
+        die_infra("cannot count fault points");
+    int open_rc;
+    uint64_t inj;
+    open_close(cowdisk_bdev(&c0), choice_hash(c, rs->t->seed), &open_rc, &inj);
+    struct fault_stats cnt = *fault_get_stats();
+    fault_disarm();
+    cowdisk_free(&c0);
+    for (int p = 0; p < FP_COUNT; p++)
+        S->point_calls[PH_REPLAY][p] += cnt.calls[p];
+    for (int k = 0; k < FK_COUNT && !S->stop; k++) {
+        if (!(S->o->kinds & (1u << k)))
+            continue;
+        uint64_t calls = 0;
+        for (int p = 0; p < FP_COUNT; p++)
+            if (fault_kind_points((enum fault_kind)k) & (1u << p))
+                calls += cnt.calls[p];
+        for (int m = 0; m < FM_RANDOM && !S->stop; m++) {
+            if (!(S->o->modes & (1u << m)))
+                continue;
+            for (uint64_t n = 1; n <= calls && !S->stop; n += S->o->stride) {
+                if (!take_plan(S))
+                    continue;
+                struct fault_plan plan = {(enum fault_kind)k, (enum fault_mode)m, n, 0, 0, 0};
+                replay_plan(rs, c, cut, cd, &plan);
+                progress(S, "replay", 0);
+            }
+        }
+    }
+    return S->stop;
+}
+
+/* Phase replay for one clean trace: choose states, then fail every call of their opens. */
+static void phase_replay(struct fsweep *S, const struct trace *t, const struct fault_plan *one,
+                         const struct crash_choice *one_state, const char *one_post, struct replay_sel *out)
+{
+    struct replay_sel rs;
+    memset(&rs, 0, sizeof rs);
+    rs.S = S;
+    rs.t = t;
+    rs.one_plan = one;
+    rs.one_post = one_post;
+    if (oracle_build(&rs.oracle, t) != 0)
+        die_infra("cannot build the oracle");
+    struct sweep_config sc;
+    sweep_config_defaults(&sc);
+    sc.quiet = 1;
+    sc.seed = 1;
+    struct sweep_stats st;
+    if (one_state) {
+        rs.pick = xcalloc(1, sizeof *rs.pick);
+        rs.pick[0] = *one_state;
+        rs.npick = 1;
+    } else {
+        sc.models = 1u << M_PREFIX;
+        sc.on_state = collect_state;
+        sc.ctx = &rs;
+        if (sweep_run(t, &sc, &st) != 0)
+            die_infra("selecting crash states failed");
+        uint32_t want = S->o->replay_states;
+        rs.pick = xcalloc(want ? want : 1, sizeof *rs.pick);
+        for (uint32_t i = 0; i < want && rs.n; i++) {
+            size_t idx = rs.n <= want ? i : (size_t)(((uint64_t)(2 * i + 1) * rs.n) / (2 * want));
+            if (idx >= rs.n)
+                break;
+            rs.pick[rs.npick++] = rs.cand[idx];
+        }
+    }
+    sc.models = one_state ? 1u << one_state->model : 1u << M_PREFIX;
+    sc.on_state = replay_state;
+    sc.ctx = &rs;
+    if (rs.npick && sweep_run(t, &sc, &st) != 0)
+        die_infra("the replay phase's sweep failed");
+    if (out) {
+        out->one_v = rs.one_v;
+        out->one_found = rs.one_found;
+        out->one_fired = rs.one_fired;
+    }
+    free(rs.cand);
+    free(rs.pick);
+    oracle_free(&rs.oracle);
+}
+
+/* ---- phase create ------------------------------------------------------------------------ */
+static int create_image(struct cowdisk *c, const struct workload_params *p)
+{
+    struct vhdx_rng_seeded rs = {p->seed * UINT64_C(0x2545F4914F6CDD1D) + 1};
+    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
+    struct vhdx_create_params cp = {p->virtual_size, p->block_size, p->log_size, p->logical_sector,
+                                    p->physical_sector};
+    struct vhdx_diag diag;
+    struct vhdx_options co = {.rng = &rng, .diag = &diag, .creator = "powercut workload"};
+    return vhdx_create(cowdisk_bdev(c), &cp, &co);
+}
+
+/* The image a failed create left: refused with a format error, or a valid empty disk. */
+static void judge_created(const struct workload_params *p, struct cowdisk *img, uint64_t hash, struct verdict *v,
+                          int *refused)
+{
+    struct fault_judge_cfg cfg = {0, 0, 0, 1};
+    fault_judge_image(cowdisk_bdev(img), NULL, 0, hash, &cfg, v);
+    *refused = v->ok && v->open_rc != 0;
+    if (!v->ok || v->open_rc != 0)
+        return;
+    struct vhdx *h;
+    struct vhdx_options o = {.flags = VHDX_OPEN_RDONLY};
+    if (vhdx_open(cowdisk_bdev(img), &o, &h) != 0) {
+        fault_verdict_fail(v, "create-image-invalid", "the image opened once, then not read-only");
+        return;
+    }
+    struct vhdx_info in;
+    vhdx_get_info(h, &in);
+    if (in.geo.virtual_size != p->virtual_size || in.geo.block_size != p->block_size)
+        fault_verdict_fail(v, "create-image-invalid", "the image opened with virtual size %" PRIu64
+                           " and block size %u, not the %" PRIu64 " and %u asked for",
+                           in.geo.virtual_size, in.geo.block_size, p->virtual_size, p->block_size);
+    uint8_t buf[512];
+    for (int i = 0; i < 16 && v->ok; i++) {
+        uint64_t off = (mix64(hash + (uint64_t)i) % (p->virtual_size / 512)) * 512;
+        if (vhdx_read(h, off, buf, sizeof buf) != 0 || memcmp(buf, SECTOR_ZERO, sizeof buf) != 0)
+            fault_verdict_fail(v, "create-image-invalid", "virtual offset %" PRIu64 " of the new image does not "
+                               "read as zeros", off);
+    }
+    vhdx_close(h);
+}
+
+static int create_plan(struct fsweep *S, const struct trace *t0, const struct workload_params *p,
+                       const struct fault_plan *plan, struct verdict *one_v)
+{
+    struct kstat *ks = &S->st[PH_CREATE][plan->kind][plan->mode];
+    double tstart = now();
+    plan_context(S, PH_CREATE, plan, NULL);
+    struct cowdisk c1;
+    cowdisk_init(&c1, NULL, NULL, 0);
+    if (fault_arm(plan) != 0)
+        die_infra("cannot arm a create fault plan");
+    int rc = create_image(&c1, p);
+    uint64_t inj = fault_get_stats()->injected;
+    fault_disarm();
+    ks->plans++;
+    if (!inj) {
+        ks->not_reached++;
+        cowdisk_free(&c1);
+        ks->seconds += now() - tstart;
+        return 0;
+    }
+    ks->injected++;
+    ks->injections += inj;
+    struct verdict v;
+    fault_verdict_init(&v, 0);
+    if (rc == 0)
+        fault_verdict_fail(&v, "fault-not-reported", "vhdx_create succeeded although %" PRIu64
+                           " injected fault(s) fired", inj);
+    static const char *const posts[2] = {"all", "durable"};
+    size_t upto[2] = {c1.n_ops, c1.durable};
+    for (int i = 0; i < 2 && v.ok; i++) {
+        if (i == 1 && upto[1] == upto[0])
+            continue;
+        struct cowdisk img;
+        cowdisk_init(&img, NULL, NULL, 0);
+        img.record = 0;
+        if (cowdisk_materialize(&img, &c1, upto[i]) != 0)
+            die_infra("out of memory");
+        int refused = 0;
+        judge_created(p, &img, mix64(p->seed ^ (uint64_t)i), &v, &refused);
+        ks->states++;
+        ks->refusals += refused;
+        if (refused) {
+            int r = 0;
+            while (r < S->n_refusal && S->refusal_code[r] != v.open_rc)
+                r++;
+            if (r == S->n_refusal && r < 16) {
+                S->refusal_code[r] = v.open_rc;
+                S->refusal_count[r] = 0;
+                S->n_refusal++;
+            }
+            if (r < 16)
+                S->refusal_count[r]++;
+        }
+        if (!v.ok) {
+            size_t n = strlen(v.detail);
+            snprintf(v.detail + n, sizeof v.detail - n, " (post-cut image: %s)", posts[i]);
+        }
+        cowdisk_free(&img);
+    }
+    if (one_v)
+        *one_v = v;
+    else if (!v.ok)
+        violation(S, PH_CREATE, plan, t0, NULL, NULL, &v);
+    cowdisk_free(&c1);
+    ks->seconds += now() - tstart;
+    g_context[0] = '\0';
+    return 1;
+}
+
+static void phase_create(struct fsweep *S, const struct trace *t0, const struct workload_params *p)
+{
+    struct cowdisk c0;
+    cowdisk_init(&c0, NULL, NULL, 0);
+    c0.record = 0;
+    if (fault_count_start() != 0)
+        die_infra("cannot count fault points");
+    create_image(&c0, p);
+    struct fault_stats cnt = *fault_get_stats();
+    fault_disarm();
+    cowdisk_free(&c0);
+    for (int pt = 0; pt < FP_COUNT; pt++)
+        S->point_calls[PH_CREATE][pt] += cnt.calls[pt];
+    for (int k = 0; k < FK_COUNT && !S->stop; k++) {
+        if (!(S->o->kinds & (1u << k)))
+            continue;
+        uint64_t calls = 0;
+        for (int pt = 0; pt < FP_COUNT; pt++)
+            if (fault_kind_points((enum fault_kind)k) & (1u << pt))
+                calls += cnt.calls[pt];
+        for (int m = 0; m < FM_RANDOM && !S->stop; m++) {
+            if (!(S->o->modes & (1u << m)))
+                continue;
+            for (uint64_t n = 1; n <= calls && !S->stop; n += S->o->stride) {
+                if (!take_plan(S))
+                    continue;
+                struct fault_plan plan = {(enum fault_kind)k, (enum fault_mode)m, n, 0, 0, 0};
+                create_plan(S, t0, p, &plan, NULL);
+                progress(S, "create", 0);
+            }
+        }
+    }
+}
+
+/* ---- workloads ------------------------------------------------------------------------ */
+static void make_workload(const struct opts *o, const char *scenario, uint64_t seed, struct workload *w)
+{
+    struct workload_params p = o->wp;
+    snprintf(p.scenario, sizeof p.scenario, "%s", scenario);
+    p.seed = seed;
+    char err[512];
+    if (workload_params_resolve(&p, err, sizeof err) != 0)
+        die_usage("%s", err);
+    if (workload_generate(&p, w) != 0)
+        die_infra("out of memory generating the workload");
+}
+
+static void workload_args(struct fsweep *S, const struct workload_params *p)
+{
+    snprintf(S->workload_args, sizeof S->workload_args,
+             "--scenario %s --ops %u --virtual-size %" PRIu64 " --block-size %u --log-size %u --logical-sector %u "
+             "--physical-sector %u --apply-every %u",
+             p->scenario, p->ops, p->virtual_size, p->block_size, p->log_size, p->logical_sector, p->physical_sector,
+             p->apply_every);
+}
+
+/* The clean run: the trace the replay phase cuts, and the call counts. */
+static void clean_run(struct fsweep *S, const struct workload *w, struct trace *t0, struct fault_stats *cnt)
+{
+    struct frun r;
+    memset(&r, 0, sizeof r);
+    r.count_only = 1;
+    set_context("pcfaults run %s --seed %" PRIu64 " (the run without faults)", S->workload_args, S->seed);
+    run_workload(&r, w, t0);
+    *cnt = *fault_get_stats();
+    for (int p = 0; p < FP_COUNT; p++)
+        S->point_calls[PH_RUN][p] += cnt->calls[p];
+    for (size_t i = 0; i < t0->n_ops; i++)
+        if (t0->ops[i].kind == TR_VEND && t0->ops[i].rc != 0)
+            die_infra("workload %s seed %" PRIu64 " fails without faults (op %u: %s): fix that first (pcsweep)",
+                      w->p.scenario, w->p.seed, t0->ops[i].vop, vhdx_strerror(t0->ops[i].rc));
+}
+
+static void sweep_workload(struct fsweep *S, const char *scenario, uint64_t seed)
+{
+    struct workload w;
+    make_workload(S->o, scenario, seed, &w);
+    S->scenario = scenario;
+    S->seed = seed;
+    workload_args(S, &w.p);
+    struct trace t0;
+    struct fault_stats cnt;
+    clean_run(S, &w, &t0, &cnt);
+    if (!S->o->quiet)
+        fprintf(stderr, "%spcfaults: %s seed %" PRIu64 ": %u ops, %zu trace operations; calls: read %" PRIu64
+                " write %" PRIu64 " flush %" PRIu64 " size %" PRIu64 " truncate %" PRIu64 " alloc %" PRIu64 "\n",
+                S->tty ? "\r" : "", scenario, seed, w.p.ops, t0.n_ops, cnt.calls[FP_READ], cnt.calls[FP_WRITE],
+                cnt.calls[FP_FLUSH], cnt.calls[FP_SIZE], cnt.calls[FP_TRUNCATE], cnt.calls[FP_ALLOC]);
+    if (S->o->phases & (1u << PH_CREATE))
+        phase_create(S, &t0, &w.p);
+    if (S->o->phases & (1u << PH_RUN)) {
+        for (int k = 0; k < FK_COUNT && !S->stop; k++) {
+            if (!(S->o->kinds & (1u << k)))
+                continue;
+            uint64_t calls = 0;
+            for (int p = 0; p < FP_COUNT; p++)
+                if (fault_kind_points((enum fault_kind)k) & (1u << p))
+                    calls += cnt.calls[p];
+            for (int m = 0; m < FM_RANDOM && !S->stop; m++) {
+                if (!(S->o->modes & (1u << m)))
+                    continue;
+                for (uint64_t n = 1; n <= calls && !S->stop; n += S->o->stride) {
+                    if (!take_plan(S))
+                        continue;
+                    struct fault_plan plan = {(enum fault_kind)k, (enum fault_mode)m, n, 0, 0, 0};
+                    run_plan(S, &w, &plan, 1);
+                    char what[64];
+                    snprintf(what, sizeof what, "%s run %s", scenario, fault_kind_names[k]);
+                    progress(S, what, 0);
+                }
+            }
+        }
+    }
+    if ((S->o->phases & (1u << PH_REPLAY)) && !S->stop)
+        phase_replay(S, &t0, NULL, NULL, NULL, NULL);
+    trace_free(&t0);
+    workload_free(&w);
+}
+
+/* ---- output ------------------------------------------------------------------------- */
+static struct kstat sum_stats(const struct fsweep *S, int ph, int k, int m)
+{
+    struct kstat r;
+    memset(&r, 0, sizeof r);
+    for (int p = 0; p < PH_COUNT; p++)
+        for (int kk = 0; kk < FK_COUNT; kk++)
+            for (int mm = 0; mm < FM_COUNT; mm++) {
+                if ((ph >= 0 && p != ph) || (k >= 0 && kk != k) || (m >= 0 && mm != m))
+                    continue;
+                const struct kstat *s = &S->st[p][kk][mm];
+                r.plans += s->plans;
+                r.injected += s->injected;
+                r.injections += s->injections;
+                r.not_reached += s->not_reached;
+                r.violations += s->violations;
+                r.states += s->states;
+                r.refusals += s->refusals;
+                r.seconds += s->seconds;
+            }
+    return r;
+}
+
+static void json_kstat(FILE *f, const struct kstat *s)
+{
+    fprintf(f, "{\"plans\": %" PRIu64 ", \"injected\": %" PRIu64 ", \"injections\": %" PRIu64 ", \"not_reached\": %"
+               PRIu64 ", \"violations\": %" PRIu64 ", \"states\": %" PRIu64 ", \"refusals\": %" PRIu64
+               ", \"seconds\": %.3f}",
+            s->plans, s->injected, s->injections, s->not_reached, s->violations, s->states, s->refusals, s->seconds);
+}
+
+static void write_json(const struct fsweep *S, const char *path, double wall, uint64_t campaign_seed)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "pcfaults: %s: %s\n", path, strerror(errno));
+        return;
+    }
+    struct kstat all = sum_stats(S, -1, -1, -1);
+    int reached = 0;
+    for (int p = 0; p < FP_COUNT; p++)
+        reached += S->point_calls[PH_RUN][p] + S->point_calls[PH_REPLAY][p] + S->point_calls[PH_CREATE][p] > 0;
+    fprintf(f, "{\n  \"tool\": \"pcfaults %s\",\n  \"engine\": ", S->cmd);
+    jstr(f, vhdx_build_id());
+    fprintf(f, ",\n  \"injected\": %" PRIu64 ",\n  \"injections\": %" PRIu64 ",\n  \"violations\": %" PRIu64
+               ",\n  \"plans\": %" PRIu64 ",\n  \"not_reached\": %" PRIu64 ",\n  \"crash_states\": %" PRIu64
+               ",\n  \"refusals\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n  \"faults_per_sec\": %.1f,\n"
+               "  \"stopped_early\": %s,\n  \"shard\": \"%u/%u\",\n",
+            all.injected, all.injections, all.violations, all.plans, all.not_reached, all.states, all.refusals, wall,
+            wall > 0 ? (double)all.injected / wall : 0.0, S->stopped_early ? "true" : "false", S->o->shard_k,
+            S->o->shard_n);
+    if (!strcmp(S->cmd, "campaign"))
+        fprintf(f, "  \"campaign_seed\": %" PRIu64 ",\n  \"probability\": %.9g,\n", campaign_seed, S->o->probability);
+    fprintf(f, "  \"kinds\": {");
+    for (int k = 0; k < FK_COUNT; k++) {
+        struct kstat s = sum_stats(S, -1, k, -1);
+        fprintf(f, "%s\n    \"%s\": ", k ? "," : "", fault_kind_names[k]);
+        json_kstat(f, &s);
+    }
+    fprintf(f, "\n  },\n  \"modes\": {");
+    for (int m = 0; m < FM_COUNT; m++) {
+        struct kstat s = sum_stats(S, -1, -1, m);
+        fprintf(f, "%s\n    \"%s\": ", m ? "," : "", fault_mode_names[m]);
+        json_kstat(f, &s);
+    }
+    fprintf(f, "\n  },\n  \"phases\": {");
+    for (int p = 0; p < PH_COUNT; p++) {
+        struct kstat s = sum_stats(S, p, -1, -1);
+        fprintf(f, "%s\n    \"%s\": ", p ? "," : "", phase_names[p]);
+        json_kstat(f, &s);
+    }
+    fprintf(f, "\n  },\n  \"refusal_codes\": {");
+    for (int r = 0; r < S->n_refusal; r++)
+        fprintf(f, "%s\"%s\": %" PRIu64, r ? ", " : "", vhdx_errname(S->refusal_code[r]), S->refusal_count[r]);
+    fprintf(f, "},\n  \"points_catalogue\": %d,\n  \"points_reached\": %d,\n  \"points\": {", FP_COUNT, reached);
+    for (int p = 0; p < FP_COUNT; p++)
+        fprintf(f, "%s\n    \"%s\": {\"calls_run\": %" PRIu64 ", \"calls_replay\": %" PRIu64 ", \"calls_create\": %"
+                   PRIu64 ", \"injections\": %" PRIu64 "}",
+                p ? "," : "", fault_point_names[p], S->point_calls[PH_RUN][p], S->point_calls[PH_REPLAY][p],
+                S->point_calls[PH_CREATE][p], S->point_injected[p]);
+    fprintf(f, "\n  },\n  \"failures\": [");
+    for (size_t i = 0; i < S->nf; i++) {
+        const struct failure *x = &S->f[i];
+        fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
+        jstr(f, x->scenario);
+        fprintf(f, ", \"seed\": %" PRIu64 ", \"phase\": \"%s\", \"plan\": ", x->seed, phase_names[x->phase]);
+        jstr(f, x->plan);
+        fprintf(f, ", \"state\": ");
+        jstr(f, x->state);
+        fprintf(f, ", \"invariant\": ");
+        jstr(f, x->v.invariant);
+        fprintf(f, ", \"detail\": ");
+        jstr(f, x->v.detail);
+        fprintf(f, ", \"reproducer\": ");
+        if (x->repro[0])
+            jstr(f, x->repro);
+        else
+            fprintf(f, "null");
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    fclose(f);
+}
+
+static void write_junit(const struct fsweep *S, const char *path, double wall)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "pcfaults: %s: %s\n", path, strerror(errno));
+        return;
+    }
+    size_t cases = 0;
+    for (int p = 0; p < PH_COUNT; p++)
+        for (int k = 0; k < FK_COUNT; k++)
+            for (int m = 0; m < FM_COUNT; m++)
+                cases += S->st[p][k][m].plans > 0;
+    size_t failing = 0;
+    for (int p = 0; p < PH_COUNT; p++)
+        for (int k = 0; k < FK_COUNT; k++)
+            for (int m = 0; m < FM_COUNT; m++)
+                failing += S->st[p][k][m].violations > 0;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut-faults\" tests=\"%zu\" "
+               "failures=\"%zu\" time=\"%.3f\">\n  <testsuite name=\"faults\" tests=\"%zu\" failures=\"%zu\">\n",
+            cases, failing, wall, cases, failing);
+    for (int p = 0; p < PH_COUNT; p++)
+        for (int k = 0; k < FK_COUNT; k++)
+            for (int m = 0; m < FM_COUNT; m++) {
+                const struct kstat *s = &S->st[p][k][m];
+                if (!s->plans)
+                    continue;
+                fprintf(f, "    <testcase classname=\"faults.%s\" name=\"%s-%s\" time=\"%.3f\">\n", phase_names[p],
+                        fault_kind_names[k], fault_mode_names[m], s->seconds);
+                int shown = 0;
+                for (size_t i = 0; i < S->nf && shown < 50; i++) {
+                    const struct failure *x = &S->f[i];
+                    char want[160];
+                    snprintf(want, sizeof want, "kind=%s mode=%s", fault_kind_names[k], fault_mode_names[m]);
+                    if (x->phase != (enum phase)p || strncmp(x->plan, want, strlen(want)) != 0)
+                        continue;
+                    shown++;
+                    fprintf(f, "      <failure type=\"");
+                    xstr(f, x->v.invariant);
+                    fprintf(f, "\" message=\"");
+                    xstr(f, x->scenario);
+                    fprintf(f, " seed %" PRIu64 " ", x->seed);
+                    xstr(f, x->plan);
+                    fprintf(f, " ");
+                    xstr(f, x->state);
+                    fprintf(f, "\">");
+                    xstr(f, x->v.detail);
+                    if (x->repro[0]) {
+                        fprintf(f, "\nreproducer: ");
+                        xstr(f, x->repro);
+                    }
+                    fprintf(f, "</failure>\n");
+                }
+                fprintf(f, "      <system-out>plans %" PRIu64 ", injected %" PRIu64 ", not reached %" PRIu64
+                           ", crash states %" PRIu64 ", violations %" PRIu64 "</system-out>\n    </testcase>\n",
+                        s->plans, s->injected, s->not_reached, s->states, s->violations);
+            }
+    fprintf(f, "  </testsuite>\n</testsuites>\n");
+    fclose(f);
+}
+
+static int finish(struct fsweep *S, uint64_t campaign_seed)
+{
+    double wall = now() - S->t0;
+    progress(S, "done", 1);
+    struct kstat all = sum_stats(S, -1, -1, -1);
+    fprintf(stderr, "pcfaults: %" PRIu64 " plans, %" PRIu64 " faults injected (%" PRIu64 " failed calls) in %.1f s "
+            "(%.0f faults/s), %" PRIu64 " crash states judged, %" PRIu64 " clean refusals, %" PRIu64 " violations%s\n",
+            all.plans, all.injected, all.injections, wall, wall > 0 ? (double)all.injected / wall : 0.0, all.states,
+            all.refusals, all.violations, S->stopped_early ? " (stopped at a limit)" : "");
+    for (int k = 0; k < FK_COUNT; k++) {
+        struct kstat s = sum_stats(S, -1, k, -1);
+        if (s.plans)
+            fprintf(stderr, "  %-11s plans %6" PRIu64 "  injected %6" PRIu64 "  states %6" PRIu64 "  violations %"
+                    PRIu64 "\n", fault_kind_names[k], s.plans, s.injected, s.states, s.violations);
+    }
+    if (S->o->json)
+        write_json(S, S->o->json, wall, campaign_seed);
+    if (S->o->junit)
+        write_junit(S, S->o->junit, wall);
+    free(S->f);
+    return all.violations ? EXIT_VIOLATION : EXIT_PASS;
+}
+
+static void fsweep_init(struct fsweep *S, struct opts *o, const char *cmd)
+{
+    memset(S, 0, sizeof *S);
+    S->o = o;
+    S->cmd = cmd;
+    S->t0 = now();
+    S->tty = isatty(2);
+    if (o->repro_dir && mkdirs(o->repro_dir) != 0)
+        die_usage("--repro-dir: cannot create %s", o->repro_dir);
+}
+
+/* ---- commands ------------------------------------------------------------------------ */
+static void require_fiu(void)
+{
+    if (!fault_supported())
+        die_infra("this build has no fault points: build the fiu or fiu-asan preset (-DPOWERCUT_FIU=ON)");
+}
+
+static int cmd_sweep(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 0);
+    require_fiu();
+    struct fsweep S;
+    fsweep_init(&S, &o, "sweep");
+    char names[8][32];
+    int nsc = scenario_list(o.scenarios, names);
+    fprintf(stderr, "pcfaults: engine %s; shard %u/%u\n", vhdx_build_id(), o.shard_k, o.shard_n);
+    for (int si = 0; si < nsc && !S.stop; si++)
+        for (uint64_t k = 0; k < o.seeds && !S.stop; k++)
+            sweep_workload(&S, names[si], o.seed + k);
+    return finish(&S, 0);
+}
+
+static int cmd_campaign(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 0);
+    require_fiu();
+    if (!o.campaign_seed_given) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        o.campaign_seed = mix64((uint64_t)ts.tv_sec ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid()) % 1000000000u;
+    }
+    struct fsweep S;
+    fsweep_init(&S, &o, "campaign");
+    char names[8][32];
+    int nsc = scenario_list(o.scenarios, names);
+    int kinds[FK_COUNT], nk = 0;
+    for (int k = 0; k < FK_COUNT; k++)
+        if (o.kinds & (1u << k))
+            kinds[nk++] = k;
+    fprintf(stderr, "pcfaults: engine %s; campaign seed %" PRIu64 " (repeat with --campaign-seed %" PRIu64
+            "), p=%.9g, %" PRIu64 " runs\n", vhdx_build_id(), o.campaign_seed, o.campaign_seed, o.probability, o.runs);
+    for (uint64_t r = 0; r < o.runs && !S.stop; r++) {
+        uint64_t h = mix64(o.campaign_seed * UINT64_C(0x100000001B3) + r);
+        if (!take_plan(&S))
+            continue;
+        const char *sc = names[h % (uint64_t)nsc];
+        uint64_t wseed = 1 + (h >> 8) % 1000;
+        struct fault_plan plan = {(enum fault_kind)kinds[(h >> 20) % (uint64_t)nk], FM_RANDOM, 0, 0, o.probability,
+                                  (uint32_t)(h >> 32)};
+        struct workload w;
+        make_workload(&o, sc, wseed, &w);
+        S.scenario = sc;
+        S.seed = wseed;
+        workload_args(&S, &w.p);
+        run_plan(&S, &w, &plan, 1);
+        workload_free(&w);
+        char what[64];
+        snprintf(what, sizeof what, "campaign run %" PRIu64, r);
+        progress(&S, what, 0);
+    }
+    return finish(&S, o.campaign_seed);
+}
+
+/* "prefix:E:I" or "drop:E" -> crash choice. */
+static int parse_state(const char *s, struct crash_choice *c)
+{
+    memset(c, 0, sizeof *c);
+    unsigned e, i;
+    char extra;
+    if (sscanf(s, "prefix:%u:%u%c", &e, &i, &extra) == 2) {
+        c->model = M_PREFIX;
+        c->epoch = e;
+        c->index = i;
+        return 0;
+    }
+    if (sscanf(s, "drop:%u%c", &e, &extra) == 1) {
+        c->model = M_DROP;
+        c->epoch = e;
+        return 0;
+    }
+    return -1;
+}
+
+static void print_verdict(const char *what, const struct verdict *v)
+{
+    printf("%-10s %s\n", what, v->ok ? "OK (no violation)" : "VIOLATION");
+    if (!v->ok)
+        printf("  [%s] %s\n", v->invariant, v->detail);
+}
+
+static int run_one(struct fsweep *S, const struct workload *w, struct trace *t0, enum phase ph,
+                   const struct fault_plan *plan, const struct crash_choice *state, const char *post,
+                   const struct crash_choice *after_state_only, struct verdict *out)
+{
+    struct verdict v;
+    fault_verdict_init(&v, 0);
+    int fired = 0;
+    if (ph == PH_RUN) {
+        struct frun r;
+        memset(&r, 0, sizeof r);
+        r.plan = *plan;
+        r.live = !S->o->no_live;
+        struct trace t;
+        plan_context(S, PH_RUN, plan, NULL);
+        run_workload(&r, w, &t);
+        fired = r.fired;
+        S->st[PH_RUN][plan->kind][plan->mode].plans++;
+        if (fired) {
+            S->st[PH_RUN][plan->kind][plan->mode].injected++;
+            S->st[PH_RUN][plan->kind][plan->mode].injections += fault_get_stats()->injected;
+            printf("fault:     fired first in workload op %ld (%s), %" PRIu64 " injection(s)\n", r.fired_op,
+                   fault_point_names[r.fired_point], fault_get_stats()->injected);
+            if (!r.live_v.ok) {
+                v = r.live_v;
+                violation(S, PH_RUN, plan, &t, NULL, NULL, &r.live_v);
+            }
+            print_verdict("live:", &r.live_v);
+            if (after_state_only) {
+                struct verdict sv;
+                int found = 0;
+                judge_after(S, plan, &t, r.fired_pos, after_state_only, &sv, &found);
+                if (!found) {
+                    fprintf(stderr, "pcfaults: the crash state was not generated by the re-run\n");
+                } else {
+                    char c[200];
+                    crash_choice_format(after_state_only, c, sizeof c);
+                    printf("state:     %s\n", c);
+                    print_verdict("verdict:", &sv);
+                    if (!sv.ok && v.ok)
+                        v = sv;
+                }
+            } else {
+                judge_after(S, plan, &t, r.fired_pos, NULL, NULL, NULL);
+                printf("states:    %" PRIu64 " crash states after the fault judged\n",
+                       S->st[PH_RUN][plan->kind][plan->mode].states);
+            }
+        }
+        trace_free(&t);
+    } else if (ph == PH_REPLAY) {
+        struct replay_sel out_sel;
+        memset(&out_sel, 0, sizeof out_sel);
+        phase_replay(S, t0, plan, state, post, &out_sel);
+        fired = out_sel.one_fired;
+        if (fired)
+            printf("fault:     fired while opening the crash image (%" PRIu64 " injection(s)); %" PRIu64
+                   " post-cut image(s) judged\n", S->st[PH_REPLAY][plan->kind][plan->mode].injections,
+                   S->st[PH_REPLAY][plan->kind][plan->mode].states);
+        if (!out_sel.one_found) {
+            fprintf(stderr, "pcfaults: the crash state was not generated from the trace\n");
+            return -1;
+        }
+        v = out_sel.one_v;
+        if (!v.ok)
+            violation(S, PH_REPLAY, plan, t0, state, post, &v);
+        print_verdict("verdict:", &v);
+    } else {
+        fired = create_plan(S, t0, &w->p, plan, &v);
+        if (!v.ok)
+            violation(S, PH_CREATE, plan, t0, NULL, NULL, &v);
+        print_verdict("verdict:", &v);
+    }
+    if (!fired)
+        printf("fault:     not reached (the run made fewer calls than nth)\n");
+    if (out)
+        *out = v;
+    return fired;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 0);
+    require_fiu();
+    if (!o.plan)
+        die_usage("run needs --plan 'kind=K mode=M nth=N'");
+    struct fault_plan plan;
+    char err[256];
+    if (fault_plan_parse(o.plan, &plan, err, sizeof err) != 0)
+        die_usage("%s", err);
+    enum phase ph = PH_RUN;
+    if (o.phase) {
+        int found = 0;
+        for (int p = 0; p < PH_COUNT; p++)
+            if (!strcmp(o.phase, phase_names[p])) {
+                ph = (enum phase)p;
+                found = 1;
+            }
+        if (!found)
+            die_usage("--phase: '%s' is not run, replay or create", o.phase);
+    }
+    struct crash_choice state;
+    if (ph == PH_REPLAY && (!o.state || parse_state(o.state, &state) != 0))
+        die_usage("the replay phase needs --state prefix:EPOCH:INDEX or drop:EPOCH");
+    char names[8][32];
+    if (scenario_list(o.scenarios, names) != 1)
+        die_usage("run: give exactly one --scenario");
+    struct fsweep S;
+    fsweep_init(&S, &o, "run");
+    struct workload w;
+    make_workload(&o, names[0], o.seed, &w);
+    S.scenario = names[0];
+    S.seed = o.seed;
+    workload_args(&S, &w.p);
+    struct trace t0;
+    struct fault_stats cnt;
+    clean_run(&S, &w, &t0, &cnt);
+    printf("workload:  %s seed %" PRIu64 ", %zu ops, %zu trace operations\nplan:      %s (phase %s)\n", names[0],
+           o.seed, w.n, t0.n_ops, o.plan, phase_names[ph]);
+    if (run_one(&S, &w, &t0, ph, &plan, ph == PH_REPLAY ? &state : NULL, NULL, NULL, NULL) < 0) {
+        trace_free(&t0);
+        workload_free(&w);
+        return EXIT_BAD_USAGE;
+    }
+    trace_free(&t0);
+    workload_free(&w);
+    return finish(&S, 0);
+}
+
+static int cmd_repro(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 1);
+    require_fiu();
+    struct trace t;
+    char err[512];
+    if (trace_load(&t, o.pos[0], err, sizeof err) != 0)
+        die_usage("%s", err);
+    const char *ps = trace_get_meta(&t, "fault.plan"), *phs = trace_get_meta(&t, "fault.phase");
+    const char *target = trace_get_meta(&t, "fault.target"), *post = trace_get_meta(&t, "fault.post_cut");
+    if (!ps || !phs) {
+        trace_free(&t);
+        die_usage("%s is not a fault reproducer (no fault.plan; use pcsweep repro)", o.pos[0]);
+    }
+    struct fault_plan plan;
+    if (fault_plan_parse(ps, &plan, err, sizeof err) != 0) {
+        trace_free(&t);
+        die_usage("%s: %s", o.pos[0], err);
+    }
+    enum phase ph = PH_COUNT;
+    for (int p = 0; p < PH_COUNT; p++)
+        if (!strcmp(phs, phase_names[p]))
+            ph = (enum phase)p;
+    if (ph == PH_COUNT) {
+        trace_free(&t);
+        die_usage("%s: unknown fault phase '%s'", o.pos[0], phs);
+    }
+    struct crash_choice ch;
+    int have_choice = trace_get_choice(&t, "model") != NULL;
+    if (have_choice && crash_choice_from_trace(&t, &ch, err, sizeof err) != 0) {
+        trace_free(&t);
+        die_usage("%s: %s", o.pos[0], err);
+    }
+    if (ph == PH_REPLAY && !have_choice) {
+        trace_free(&t);
+        die_usage("%s: a replay reproducer needs a crash state", o.pos[0]);
+    }
+    const char *built = trace_get_meta(&t, "engine");
+    if (built && strcmp(built, vhdx_build_id()))
+        fprintf(stderr, "pcfaults: note: recorded with %s, re-run with %s\n", built, vhdx_build_id());
+    struct workload w;
+    if (workload_from_trace(&t, &w, err, sizeof err) != 0) {
+        trace_free(&t);
+        die_usage("%s: %s", o.pos[0], err);
+    }
+    struct fsweep S;
+    fsweep_init(&S, &o, "repro");
+    S.scenario = w.p.scenario;
+    S.seed = w.p.seed;
+    workload_args(&S, &w.p);
+    printf("reproducer: %s\nworkload:   %s seed %" PRIu64 ", %zu ops\nplan:       %s (phase %s, target %s%s%s)\n",
+           o.pos[0], w.p.scenario, w.p.seed, w.n, ps, phs, target ? target : "?", post ? ", post-cut " : "",
+           post ? post : "");
+    struct verdict v;
+    int rc = run_one(&S, &w, &t, ph, &plan, have_choice ? &ch : NULL, post,
+                     ph == PH_RUN && have_choice ? &ch : NULL, &v);
+    const char *was = trace_get_meta(&t, "violation.invariant");
+    if (rc >= 0 && was && strcmp(was, "none") != 0 && v.ok)
+        printf("note:      the reproducer recorded '%s'; this build does not fail it\n", was);
+    if (o.json) {
+        FILE *f = fopen(o.json, "w");
+        if (f) {
+            fprintf(f, "{\"reproducer\": ");
+            jstr(f, o.pos[0]);
+            fprintf(f, ", \"phase\": \"%s\", \"plan\": ", phs);
+            jstr(f, ps);
+            fprintf(f, ", \"fired\": %s, \"ok\": %s, \"invariant\": ", rc > 0 ? "true" : "false", v.ok ? "true" : "false");
+            jstr(f, v.ok ? "" : v.invariant);
+            fprintf(f, ", \"detail\": ");
+            jstr(f, v.ok ? "" : v.detail);
+            fprintf(f, "}\n");
+            fclose(f);
+        }
+    }
+    workload_free(&w);
+    trace_free(&t);
+    free(S.f);
+    if (rc < 0)
+        return EXIT_BAD_USAGE;
+    return v.ok ? EXIT_PASS : EXIT_VIOLATION;
+}
+
+static int cmd_points(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 0);
+    require_fiu();
+    if (!o.ops_given)
+        o.wp.ops = 0; /* the default workloads, as pcsweep runs them */
+    struct fsweep S;
+    fsweep_init(&S, &o, "points");
+    o.replay_states = 1;
+    o.kinds = 0; /* count only: no plans */
+    char names[8][32];
+    int nsc = scenario_list(o.scenarios, names);
+    for (int si = 0; si < nsc; si++) {
+        struct workload w;
+        make_workload(&o, names[si], o.seed, &w);
+        S.scenario = names[si];
+        S.seed = o.seed;
+        workload_args(&S, &w.p);
+        struct trace t0;
+        struct fault_stats cnt;
+        clean_run(&S, &w, &t0, &cnt);
+        phase_replay(&S, &t0, NULL, NULL, NULL, NULL);
+        phase_create(&S, &t0, &w.p);
+        trace_free(&t0);
+        workload_free(&w);
+    }
+    int reached_run = 0, reached_any = 0;
+    printf("%-18s %14s %14s %14s\n", "point", "workload runs", "replay opens", "create");
+    for (int p = 0; p < FP_COUNT; p++) {
+        printf("%-18s %14" PRIu64 " %14" PRIu64 " %14" PRIu64 "\n", fault_point_names[p], S.point_calls[PH_RUN][p],
+               S.point_calls[PH_REPLAY][p], S.point_calls[PH_CREATE][p]);
+        reached_run += S.point_calls[PH_RUN][p] > 0;
+        reached_any += S.point_calls[PH_RUN][p] + S.point_calls[PH_REPLAY][p] + S.point_calls[PH_CREATE][p] > 0;
+    }
+    printf("reached by the default workloads: %d of %d catalogued points (%d including replay and create)\n",
+           reached_run, FP_COUNT, reached_any);
+    if (o.json) {
+        FILE *f = fopen(o.json, "w");
+        if (!f)
+            die_infra("%s: %s", o.json, strerror(errno));
+        fprintf(f, "{\n  \"engine\": ");
+        jstr(f, vhdx_build_id());
+        fprintf(f, ",\n  \"points_catalogue\": %d,\n  \"points_reached_by_workloads\": %d,\n"
+                   "  \"points_reached\": %d,\n  \"points\": {",
+                FP_COUNT, reached_run, reached_any);
+        for (int p = 0; p < FP_COUNT; p++)
+            fprintf(f, "%s\n    \"%s\": {\"calls_run\": %" PRIu64 ", \"calls_replay\": %" PRIu64
+                       ", \"calls_create\": %" PRIu64 "}",
+                    p ? "," : "", fault_point_names[p], S.point_calls[PH_RUN][p], S.point_calls[PH_REPLAY][p],
+                    S.point_calls[PH_CREATE][p]);
+        fprintf(f, "\n  }\n}\n");
+        fclose(f);
+    }
+    free(S.f);
+    return EXIT_PASS;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return EXIT_PASS;
+        }
+    install_crash_handlers();
+    if (!strcmp(argv[1], "sweep"))
+        return cmd_sweep(argc, argv);
+    if (!strcmp(argv[1], "campaign"))
+        return cmd_campaign(argc, argv);
+    if (!strcmp(argv[1], "run"))
+        return cmd_run(argc, argv);
+    if (!strcmp(argv[1], "repro"))
+        return cmd_repro(argc, argv);
+    if (!strcmp(argv[1], "points"))
+        return cmd_points(argc, argv);
+    die_usage("unknown command '%s'", argv[1]);
+}
