@@ -156,8 +156,13 @@ int vhdx_replay_plan_apply(struct bdev *dev, const struct vhdx_replay_plan *plan
     int rc = vhdx_io_size(dev, &size);
     if (rc != 0)
         return rc;
+    /* The file must end up covering every descriptor (MS-VHDX 2.3.3), zero
+     * descriptors too, and at least the head's LastFileOffset. */
+    uint64_t want = plan->last_file_offset;
     for (size_t i = 0; i < plan->count; i++) {
         const struct vhdx_replay_extent *e = &plan->ext[i];
+        if (e->offset + e->length > want)
+            want = e->offset + e->length;
         if (e->data) {
             rc = vhdx_io_write(dev, e->data, (size_t)e->length, e->offset);
             if (rc != 0)
@@ -168,7 +173,7 @@ int vhdx_replay_plan_apply(struct bdev *dev, const struct vhdx_replay_plan *plan
         }
         uint64_t end = e->offset + e->length;
         if (end > size)
-            end = size; /* past the end of the file: the extension reads as zeros */
+            end = size; /* past the end of the file: the extension below reads as zeros */
         for (uint64_t off = e->offset; off < end;) {
             size_t n = end - off > sizeof zeros ? sizeof zeros : (size_t)(end - off);
             rc = vhdx_io_write(dev, zeros, n, off);
@@ -177,8 +182,8 @@ int vhdx_replay_plan_apply(struct bdev *dev, const struct vhdx_replay_plan *plan
             off += n;
         }
     }
-    if (size < plan->last_file_offset) {
-        rc = vhdx_io_truncate(dev, plan->last_file_offset);
+    if (size < want) {
+        rc = vhdx_io_truncate(dev, want);
         if (rc != 0)
             return rc;
     }
@@ -294,7 +299,7 @@ int vhdx_overlay_create(struct bdev *base, const struct vhdx_replay_plan *plan, 
     o->total = o->base_size;
     for (size_t i = 0; i < plan->count; i++) {
         const struct vhdx_replay_extent *e = &plan->ext[i];
-        if (e->data && e->offset + e->length > o->total)
+        if (e->offset + e->length > o->total) /* zero extents extend the file too */
             o->total = e->offset + e->length;
     }
     if (o->total < plan->last_file_offset)

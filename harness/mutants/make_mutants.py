@@ -110,12 +110,12 @@ mutant('any-first-sequence',
  ['--scenario','batch','--models','misdirect,lost'], ['data:acked-data-lost','data:garbage','check-failed','data:foreign-data'], equivalent='For this writer the Tail position always holds its entry once the head is durable (the ring never overwrites the last durable sequence), so the first link is always consecutive in every crash state. Corrupted or hand-built logs (fuzzing) exercise it.')
 
 mutant('replay-no-extend',
- 'Replay extends the file to LastFileOffset only when LastFileOffset is not a multiple of 1 MiB (that is, never).',
+ 'Replay extends the file only to sizes that are not a multiple of 1 MiB: never to LastFileOffset, only past a zero descriptor ending off a MiB boundary.',
  'engine/src/log_replay.c',
- """    if (size < plan->last_file_offset) {
-        rc = vhdx_io_truncate(dev, plan->last_file_offset);""",
- """    if (size < plan->last_file_offset && plan->last_file_offset % (1u << 20) != 0) {
-        rc = vhdx_io_truncate(dev, plan->last_file_offset);""",
+ """    if (size < want) {
+        rc = vhdx_io_truncate(dev, want);""",
+ """    if (size < want && want % (1u << 20) != 0) {
+        rc = vhdx_io_truncate(dev, want);""",
  ['--scenario','fill','--models','lost'], ['check-failed','open-refused','data:acked-data-lost'], equivalent="This writer makes every file extension durable before it logs the BAT change, so no crash state has a file shorter than the head's LastFileOffset and the extension step never runs. Logs from other writers (fuzz_log_replay's hand-built logs, QEMU traces) exercise it.")
 
 mutant('header-copies-one-flush',

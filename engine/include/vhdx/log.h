@@ -162,9 +162,10 @@ int vhdx_replay_plan_build(const struct vhdx_log_ring *ring, const struct vhdx_l
                            struct vhdx_replay_plan *plan);
 void vhdx_replay_plan_free(struct vhdx_replay_plan *plan);
 
-/* Writes the plan to dev in order, extends the file to at least
- * last_file_offset, and flushes.  Zero extents past the current end of the
- * file are not written (the extension reads as zeros). */
+/* Writes the plan to dev in order, extends the file to cover every extent
+ * (zero extents too, MS-VHDX 2.3.3) and at least last_file_offset, and
+ * flushes.  Zero extents past the current end of the file are not written
+ * (the extension reads as zeros). */
 int vhdx_replay_plan_apply(struct bdev *dev, const struct vhdx_replay_plan *plan);
 
 /* A read-only device that shows base with the plan applied (the in-memory
