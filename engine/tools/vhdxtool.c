@@ -144,7 +144,7 @@ static int parse_u64(const char *s, uint64_t *out, int allow_suffix)
 struct opts {
     const char *pos[4];  /* positional arguments */
     int npos;
-    int json, repair, strict;
+    int json, repair, strict, descriptors;
     uint64_t block_size, log_size, logical, physical;
     int have_seed;
     uint64_t seed;
@@ -185,6 +185,8 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
                 die_usage("%s: unknown option '%s'", argv[1], a);
             if (!strcmp(name, "json"))
                 o->json = 1;
+            else if (!strcmp(name, "descriptors"))
+                o->descriptors = 1;
             else if (!strcmp(name, "repair"))
                 o->repair = 1;
             else if (!strcmp(name, "strict"))
@@ -542,10 +544,47 @@ static void json_sequence(const struct guid_view *v)
     printf("}");
 }
 
+/* The descriptors of a valid entry at ring position pos: kind, target
+ * file offset and length, as text lines or a JSON array.  The entry was
+ * validated by the search (length within the ring, descriptors inside it). */
+static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t log_length, uint32_t pos,
+                              const struct vhdx_log_header *h, int json)
+{
+    uint32_t len = h->entry_length;
+    uint8_t *buf = len <= log_length ? malloc(len) : NULL;
+    int ok = buf != NULL;
+    for (uint32_t done = 0; ok && done < len;) {
+        uint32_t at = (pos + done) % log_length;
+        uint32_t n = len - done < log_length - at ? len - done : log_length - at;
+        ok = dev->ops->read(dev, buf + done, n, log_offset + at) == 0;
+        done += n;
+    }
+    if (json)
+        printf(", \"updates\": [");
+    for (uint32_t i = 0; ok && i < h->descriptor_count; i++) {
+        uint64_t off = vhdx_log_desc_offset(i);
+        struct vhdx_log_desc d;
+        if (off + VHDX_LOG_DESC_SIZE > len || vhdx_log_desc_decode(buf + off, &d) != 0)
+            break;
+        uint64_t n = d.kind == VHDX_DESC_ZERO ? d.zero_length : VHDX_LOG_SECTOR;
+        if (json)
+            printf("%s{\"kind\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %" PRIu64 "}", i ? ", " : "",
+                   d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
+        else
+            printf("             %-4s file offset 0x%010" PRIx64 " length %" PRIu64 "\n",
+                   d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
+    }
+    if (json)
+        printf("]");
+    else if (!ok)
+        printf("             (descriptors unreadable)\n");
+    free(buf);
+}
+
 static int cmd_dump_log(int argc, char **argv)
 {
     struct opts o;
-    parse_opts(argc, argv, &o, 1, "json guid");
+    parse_opts(argc, argv, &o, 1, "json guid descriptors");
     struct bdev *dev;
     if (open_dev(o.pos[0], BDEV_RDONLY, &dev) != 0)
         return EXIT_USAGE;
@@ -616,11 +655,14 @@ static int cmd_dump_log(int argc, char **argv)
             printf("%s{\"position\": %u, \"sequence\": %" PRIu64 ", \"tail\": %u, \"length\": %u, "
                    "\"descriptors\": %u, \"data\": %u, \"zero\": %u, \"flushed_file_offset\": %" PRIu64
                    ", \"last_file_offset\": %" PRIu64 ", \"log_guid\": \"%s\", \"valid\": %s, \"status\": \"%s\", "
-                   "\"active\": %s}",
+                   "\"active\": %s",
                    i ? ", " : "", it->position, it->hdr.sequence, it->hdr.tail, it->hdr.entry_length,
                    it->hdr.descriptor_count, it->data_descriptors, it->zero_descriptors, it->hdr.flushed_file_offset,
                    it->hdr.last_file_offset, gstr(&it->hdr.log_guid, eg), it->status == 0 ? "true" : "false",
                    vhdx_errname(it->status), it->in_active ? "true" : "false");
+            if (o.descriptors && it->status == 0)
+                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 1);
+            printf("}");
         }
         printf("], \"active\": ");
         if (!per_session)
@@ -653,6 +695,8 @@ static int cmd_dump_log(int argc, char **argv)
                 printf("%-5s %-5s ", "-", "-");
             printf("%-7" PRIu64 " %-7" PRIu64 " %-8s %s\n", it->hdr.flushed_file_offset >> 20,
                    it->hdr.last_file_offset >> 20, eg, it->status == 0 ? "valid" : vhdx_strerror(it->status));
+            if (o.descriptors && it->status == 0)
+                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 0);
         }
         printf("(%zu entry headers found; flushed/last in MiB; guid = first 8 digits; * = in the %s sequence)\n",
                views[0].n, per_session ? "session's" : "active");

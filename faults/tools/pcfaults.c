@@ -557,6 +557,16 @@ struct fsweep {
     char workload_args[256];         /* --scenario ... --ops ... for crash messages */
 };
 
+/* SIGINT/SIGTERM: stop after the current plan and still write the
+ * summary (marked "interrupted"); a second signal kills as usual. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    interrupted = 1;
+    signal(sig, SIG_DFL);
+}
+
 static int limits_hit(struct fsweep *S)
 {
     const struct opts *o = S->o;
@@ -564,7 +574,7 @@ static int limits_hit(struct fsweep *S)
         return 1;
     if ((o->max_faults && S->plans_run >= o->max_faults) ||
         (o->max_violations && S->violations >= o->max_violations) ||
-        (o->max_seconds > 0 && now() - S->t0 >= o->max_seconds)) {
+        (o->max_seconds > 0 && now() - S->t0 >= o->max_seconds) || interrupted) {
         S->stop = S->stopped_early = 1;
     }
     return S->stop;
@@ -1722,9 +1732,9 @@ static void write_json(const struct fsweep *S, const char *path, double wall, ui
     fprintf(f, ",\n  \"injected\": %" PRIu64 ",\n  \"injections\": %" PRIu64 ",\n  \"violations\": %" PRIu64
                ",\n  \"plans\": %" PRIu64 ",\n  \"not_reached\": %" PRIu64 ",\n  \"crash_states\": %" PRIu64
                ",\n  \"refusals\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n  \"faults_per_sec\": %.1f,\n"
-               "  \"stopped_early\": %s,\n  \"shard\": \"%u/%u\",\n",
+               "  \"stopped_early\": %s,\n  \"interrupted\": %s,\n  \"shard\": \"%u/%u\",\n",
             all.injected, all.injections, all.violations, all.plans, all.not_reached, all.states, all.refusals, wall,
-            wall > 0 ? (double)all.injected / wall : 0.0, S->stopped_early ? "true" : "false", S->o->shard_k,
+            wall > 0 ? (double)all.injected / wall : 0.0, S->stopped_early ? "true" : "false", interrupted ? "true" : "false", S->o->shard_k,
             S->o->shard_n);
     if (!strcmp(S->cmd, "campaign"))
         fprintf(f, "  \"campaign_seed\": %" PRIu64 ",\n  \"probability\": %.9g,\n", campaign_seed, S->o->probability);
@@ -1887,6 +1897,8 @@ static int cmd_sweep(int argc, char **argv)
     require_fiu();
     struct fsweep S;
     fsweep_init(&S, &o, "sweep");
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
     char names[8][32];
     int nsc = scenario_list(o.scenarios, names);
     fprintf(stderr, "pcfaults: engine %s; shard %u/%u\n", vhdx_build_id(), o.shard_k, o.shard_n);
@@ -1908,6 +1920,8 @@ static int cmd_campaign(int argc, char **argv)
     }
     struct fsweep S;
     fsweep_init(&S, &o, "campaign");
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
     char names[8][32];
     int nsc = scenario_list(o.scenarios, names);
     int kinds[FK_COUNT], nk = 0;

@@ -695,7 +695,7 @@ static int limits_hit(struct sweeper *s)
     const struct sweep_config *c = s->c;
     if ((c->max_states && s->st->states >= c->max_states) ||
         (c->max_violations && s->st->violations >= c->max_violations) ||
-        (c->max_seconds > 0 && now() - s->t0 >= c->max_seconds)) {
+        (c->max_seconds > 0 && now() - s->t0 >= c->max_seconds) || (c->cancel && *c->cancel)) {
         s->st->stopped_early = 1;
         s->stop = 1;
     }

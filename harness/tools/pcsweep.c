@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -363,6 +364,16 @@ static int on_violation(void *ctx, const struct crash_choice *c, const struct ve
     return 0;
 }
 
+/* SIGINT/SIGTERM: stop after the current state and still write the
+ * summary (marked "interrupted"); a second signal kills as usual. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    interrupted = 1;
+    signal(sig, SIG_DFL);
+}
+
 static void write_json(const char *path, struct run_record *runs, size_t nruns, const struct collector *col,
                        const struct opts *o, double wall)
 {
@@ -380,8 +391,13 @@ static void write_json(const char *path, struct run_record *runs, size_t nruns, 
             vper[m] += runs[i].st.violations_per_model[m];
         }
     }
+    int stopped = 0;
+    for (size_t i = 0; i < nruns; i++)
+        stopped |= runs[i].st.stopped_early;
     fprintf(f, "{\n  \"engine\": ");
     jstr(f, vhdx_build_id());
+    fprintf(f, ",\n  \"complete\": %s,\n  \"interrupted\": %s", stopped ? "false" : "true",
+            interrupted ? "true" : "false");
     fprintf(f, ",\n  \"states\": %" PRIu64 ",\n  \"violations\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n"
                "  \"states_per_sec\": %.1f,\n  \"shard\": \"%u/%u\",\n  \"sweep_seed\": %" PRIu64 ",\n",
             states, viol, wall, wall > 0 ? (double)states / wall : 0.0, o->sc.shard_k, o->sc.shard_n, o->sc.seed);
@@ -538,6 +554,9 @@ static int cmd_sweep(int argc, char **argv)
     col.print = 1;
     o.sc.on_violation = on_violation;
     o.sc.ctx = &col;
+    o.sc.cancel = &interrupted;
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
     size_t nruns = 0;
     double t0 = now();
     uint64_t total_states = 0;

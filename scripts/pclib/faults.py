@@ -502,6 +502,8 @@ def cmd_faults(args):
 # ---- reproducers: `powercut repro FILE` ---------------------------------------------------
 def pctrace_meta(path):
     """The metadata of a .pctrace file (header + key/values), or None."""
+    if not os.path.isfile(path):
+        return None
     with open(path, "rb") as f:
         head = f.read(64)
         if len(head) < 64 or head[:8] != b"PCTRACE1":

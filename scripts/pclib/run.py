@@ -1,28 +1,20 @@
-"""`powercut run`: the main job, with built-in defaults.
+"""`powercut run`: the main job, with built-in defaults -- a short campaign.
 
-A crash-point sweep of every scenario (fill, overwrite, discard, batch,
-reopen, mixed, wide) under every crash model, seed 1, judged by the oracle,
-with a summary table at the end and the run directory (reports/runs/<id>/:
-sweep.json, junit.xml, reproducers) printed last.
+The same as `powercut campaign --time 4m`: crash-point sweeps of every
+scenario under every crash model, fault sweeps, libFuzzer and AFL++ on every
+fuzz target, triage of anything found (stored under corpus/regressions/),
+engine coverage from the corpora, and the report (summary.json, junit.xml,
+index.html).  Builds what it needs first (not counted in the time).  The
+last line printed is the path of the report.  See `powercut campaign
+--help` for the phases, resuming and Ctrl-C.
 """
 import argparse
 
-from . import sweep
+from . import campaign
 
 
 def add_parser(sub):
-    p = sub.add_parser("run", help="the main job: sweep every scenario under every crash model",
-                       description=__doc__)
-    p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
-    p.add_argument("--max-seconds", type=int, help="time budget")
-    p.add_argument("--out", help="run directory")
-    p.set_defaults(func=cmd_run)
-
-
-def cmd_run(args):
-    a = argparse.Namespace(scenario="all", seed=args.seed, seeds=1, models="all", shard=None, max_states=None,
-                           max_seconds=args.max_seconds, json=None, junit=None, out=args.out, trace=None,
-                           checker="inprocess", preset="default", extra=[])
-    status, _, out = sweep.run_sweep(a)
-    print(f"report: {out}/sweep.json")
-    return status
+    p = sub.add_parser("run", help="the main job: a short campaign (4 minutes; --time to change), then the report",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    campaign.add_campaign_args(p, "4m")
+    p.set_defaults(func=campaign.cmd_campaign)

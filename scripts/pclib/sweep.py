@@ -61,7 +61,9 @@ def add_parser(sub):
     add_sweep_args(p)
     p.set_defaults(func=cmd_sweep, passthrough=True)
     r = sub.add_parser("repro", help="re-run a saved reproducer and print its verdict", description=__doc__)
-    r.add_argument("file", help="a reproducer (.pctrace), or another registered artifact")
+    r.add_argument("file", help="a sweep or fault reproducer (.pctrace), a fuzz crash, a VHDX image, "
+                                "or a stored regression (corpus/regressions/<id>/)")
+    r.add_argument("--target", help="the fuzz target of an input whose path does not name one")
     r.add_argument("--minimize", nargs="?", const="", metavar="OUT",
                    help="shrink the workload and crash choice; save to OUT (default: next to FILE)")
     r.add_argument("--rerun", action="store_true", help="re-run the recorded workload with this build")
@@ -168,6 +170,8 @@ def cmd_sweep(args):
 
 # ---- repro ---------------------------------------------------------------------
 def _is_pctrace(path):
+    if not os.path.isfile(path):
+        return False
     with open(path, "rb") as f:
         return f.read(8) == b"PCTRACE1"
 
@@ -192,8 +196,11 @@ REPRO_HANDLERS = [(_is_pctrace, repro_pctrace)]
 
 
 def cmd_repro(args):
-    if not os.path.isfile(args.file):
+    if not os.path.exists(args.file):
         raise UsageError(f"{args.file}: no such file")
+    if getattr(args, "target", None):
+        from . import repro  # any file is an input of the named fuzz target
+        return repro.repro_fuzz(args)
     for accepts, handler in REPRO_HANDLERS:
         try:
             ok = accepts(args.file)
@@ -201,4 +208,6 @@ def cmd_repro(args):
             raise UsageError(f"{args.file}: {e}") from e
         if ok:
             return handler(args)
-    raise UsageError(f"{args.file}: not a reproducer this build knows (pctrace, ...)")
+    raise UsageError(f"{args.file}: not an artifact this build knows (a .pctrace reproducer, a fault reproducer, "
+                     f"a VHDX image, a fuzz crash -- give --target when its path names no fuzz target -- or a "
+                     f"regression directory with meta.json)")

@@ -39,6 +39,7 @@
 #ifndef HARNESS_SWEEP_H
 #define HARNESS_SWEEP_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,6 +113,9 @@ struct sweep_config {
     const char *save_image;   /* sweep_eval_choice: write the state's image (before replay) here */
     int quiet;                /* no progress line */
     int no_share;             /* judge every state with its own open and check */
+    /* When set and nonzero (e.g. from a SIGINT handler), the sweep stops
+     * after the current state as if a limit were hit (stopped_early). */
+    const volatile sig_atomic_t *cancel;
     /* Export mode: when set, states are not judged; each is handed to this
      * callback with the crash disk holding its image (read it with
      * crashdisk_read, size in cd->size).  The recovery model needs the

@@ -1,0 +1,266 @@
+"""Campaign reports: summary.json, junit.xml and index.html from one dict.
+
+write_report(out_dir, data) is a pure function of `data` (what a campaign
+collected, see campaign.py; tests pass canned data), so a report can be
+regenerated from a saved summary.json with `powercut report DIR`.
+
+data = {
+  "campaign": {seed, started, elapsed_s, budget_s, jobs, partial, command, engine, state: {...}},
+  "methods": {method: {"seconds": s, "targets": {target: {states, execs, coverage, failures, ...}}}},
+  "coverage": {"lines": {"covered", "count", "percent"}, "regions": ..., "functions": ...,
+               "html": "coverage/index.html", "per_target": {target: {"lines": {...}}}} or {},
+  "failures": [{id, method, target, what, count, first_seen, command, regression, input}],
+  "series": [{t, method, target, engine, execs, coverage, states}],
+}
+
+index.html is one self-contained page (no network): the summary table,
+coverage and executions over time per target (matplotlib PNGs embedded as
+data: URIs), the failure list with the commands that reproduce each one,
+and a link to the llvm-cov HTML report next to it.
+"""
+import base64
+import html
+import io
+import os
+import xml.etree.ElementTree as ET
+
+from .common import write_json
+
+METHOD_ORDER = ["sweep", "faults", "fuzz"]
+COLUMNS = [("method", "method"), ("target", "target"), ("states", "crash states"), ("execs", "executions"),
+           ("coverage", "coverage"), ("failures", "failures"), ("seconds", "seconds")]
+
+
+def table_rows(data):
+    """One row per method and target, in a stable order."""
+    rows = []
+    methods = data.get("methods", {})
+    for m in sorted(methods, key=lambda k: (METHOD_ORDER.index(k) if k in METHOD_ORDER else 99, k)):
+        for t, v in sorted(methods[m].get("targets", {}).items()):
+            rows.append({"method": m, "target": t, "states": v.get("states"), "execs": v.get("execs"),
+                         "coverage": v.get("coverage"), "failures": v.get("failures", 0),
+                         "seconds": v.get("seconds")})
+    return rows
+
+
+def _fmt(v):
+    if v is None:
+        return "&ndash;"
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return html.escape(str(v))
+
+
+# ---- plots ------------------------------------------------------------------------------
+def _png(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def plots(series):
+    """{title: data URI} for the time series; {} when matplotlib is missing
+    or there is nothing to plot."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    out = {}
+    fuzz = [s for s in series if s.get("method") == "fuzz"]
+    targets = sorted({s["target"] for s in fuzz})
+    for key, title, ylabel in (("coverage", "Coverage over time", "coverage (libFuzzer cov / AFL++ edges)"),
+                               ("execs", "Executions over time", "executions")):
+        if not targets:
+            break
+        fig, axes = plt.subplots(len(targets), 1, figsize=(8, 2.4 * len(targets)), squeeze=False)
+        for ax, t in zip(axes[:, 0], targets):
+            for eng in sorted({s.get("engine", "") for s in fuzz if s["target"] == t}):
+                pts = [(s["t"], s.get(key) or 0) for s in fuzz if s["target"] == t and s.get("engine", "") == eng]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=eng or "fuzz")
+            ax.set_title(t, fontsize=10)
+            ax.set_xlabel("campaign time (s)")
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.legend(fontsize=8, loc="lower right")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        out[title] = _png(fig)
+        plt.close(fig)
+    for method, key, title in (("sweep", "states", "Crash states judged over time"),
+                               ("faults", "execs", "Faults injected over time")):
+        pts = [(s["t"], s.get(key) or 0) for s in series if s.get("method") == method]
+        if pts:
+            fig, ax = plt.subplots(figsize=(8, 2.4))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("campaign time (s)")
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            out[title] = _png(fig)
+            plt.close(fig)
+    return out
+
+
+# ---- JUnit --------------------------------------------------------------------------------
+def junit(data):
+    root = ET.Element("testsuites", name="powercut campaign")
+    fails_by = {}
+    for f in data.get("failures", []):
+        fails_by.setdefault((f.get("method"), f.get("target")), []).append(f)
+    total_tests = total_fail = 0
+    for m, mv in sorted(data.get("methods", {}).items()):
+        targets = mv.get("targets", {})
+        suite = ET.SubElement(root, "testsuite", name=f"campaign.{m}", tests=str(len(targets)),
+                              time=f"{mv.get('seconds', 0) or 0:.1f}")
+        nf = 0
+        for t, tv in sorted(targets.items()):
+            case = ET.SubElement(suite, "testcase", classname=f"campaign.{m}", name=t,
+                                 time=f"{tv.get('seconds', 0) or 0:.1f}")
+            mine = fails_by.get((m, t), [])
+            if mine or tv.get("failures"):
+                nf += 1
+                msg = f"{len(mine) or tv.get('failures')} unique failure(s)"
+                body = "\n".join(f"[{f['id']}] {f.get('what')} (seen {f.get('count', 1)}x)\n"
+                                 f"  reproduce: {f.get('command')}" for f in mine)
+                ET.SubElement(case, "failure", message=msg, type="failure").text = body
+        suite.set("failures", str(nf))
+        total_tests += len(targets)
+        total_fail += nf
+    root.set("tests", str(total_tests))
+    root.set("failures", str(total_fail))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# ---- HTML ---------------------------------------------------------------------------------
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #ccc;padding:.25em .6em}
+th{background:#f0f0f0;cursor:pointer} td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.bad td{background:#fde8e8} .ok{color:#176f2c;font-weight:bold} .bad{color:#b00020;font-weight:bold}
+code{background:#f4f4f4;padding:0 .2em} img{max-width:100%;border:1px solid #eee}
+.meta td:first-child{font-weight:bold}
+"""
+
+# Click a header to sort the summary table (numbers numerically).
+SCRIPT = """
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+    function key(r) { var v = r.cells[col].dataset.v; var n = parseFloat(v);
+                      return isNaN(n) ? (r.cells[col].textContent || '') : n; }
+    rows.sort(function (a, b) { var x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+document.body.dataset.rendered = document.querySelectorAll('#summary tbody tr').length;
+"""
+
+
+def _coverage_text(cov):
+    if not cov or "lines" not in cov:
+        return "not measured"
+    parts = []
+    for k in ("lines", "regions", "functions", "branches"):
+        if k in cov:
+            c = cov[k]
+            parts.append(f"{k} {c.get('percent', 0):.1f}% ({c.get('covered', 0):,}/{c.get('count', 0):,})")
+    return ", ".join(parts)
+
+
+def render_html(data, images):
+    c = data.get("campaign", {})
+    rows = table_rows(data)
+    failures = data.get("failures", [])
+    status = ('<span class="bad">%d unique failure(s)</span>' % len(failures)) if failures else \
+        '<span class="ok">no failures</span>'
+    if c.get("partial"):
+        status += ' &mdash; <span class="bad">partial report (interrupted)</span>'
+    h = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+         f"<title>powercut campaign {html.escape(str(c.get('started', '')))}</title>",
+         f"<style>{CSS}</style></head><body>",
+         f"<h1>powercut campaign report</h1><p>{status}</p>",
+         '<table class="meta">']
+    for label, key in (("started", "started"), ("elapsed (s)", "elapsed_s"), ("budget (s)", "budget_s"),
+                       ("jobs", "jobs"), ("campaign seed", "seed"), ("engine", "engine"), ("command", "command")):
+        if key in c:
+            h.append(f"<tr><td>{label}</td><td>{_fmt(c[key])}</td></tr>")
+    st = c.get("state")
+    if st:
+        h.append("<tr><td>resume state</td><td><code>" + html.escape(
+            ", ".join(f"{k}={v}" for k, v in sorted(st.items()))) + "</code></td></tr>")
+    h.append("</table>")
+
+    h.append('<h2>Summary</h2><table id="summary" class="sortable"><thead><tr>')
+    h += [f"<th>{html.escape(label)}</th>" for _, label in COLUMNS]
+    h.append("</tr></thead><tbody>")
+    for r in rows:
+        cls = ' class="bad"' if r["failures"] else ""
+        h.append(f"<tr{cls}>")
+        for key, _ in COLUMNS:
+            v = r[key]
+            num = isinstance(v, (int, float))
+            attrs = f' class="n" data-v="{v}"' if num else ""
+            h.append(f"<td{attrs}>{_fmt(v)}</td>")
+        h.append("</tr>")
+    h.append("</tbody></table>")
+
+    cov = data.get("coverage") or {}
+    h.append("<h2>Engine coverage</h2><p>" + html.escape(_coverage_text(cov)))
+    if cov.get("html"):
+        h.append(f' &mdash; <a href="{html.escape(cov["html"])}">llvm-cov HTML report</a>')
+    h.append("</p>")
+    if cov.get("per_target"):
+        h.append("<table><thead><tr><th>target corpus</th><th>engine line coverage</th></tr></thead><tbody>")
+        for t, v in sorted(cov["per_target"].items()):
+            h.append(f"<tr><td>{html.escape(t)}</td><td>{html.escape(_coverage_text(v))}</td></tr>")
+        h.append("</tbody></table>")
+
+    h.append(f'<h2>Failures</h2><table id="failures"><thead><tr><th>id</th><th>method</th><th>target</th>'
+             f"<th>what</th><th>seen</th><th>reproduce</th></tr></thead><tbody>")
+    for f in failures:
+        h.append(f"<tr><td><code>{html.escape(str(f.get('id')))}</code></td><td>{html.escape(str(f.get('method')))}"
+                 f"</td><td>{html.escape(str(f.get('target')))}</td><td>{html.escape(str(f.get('what')))}</td>"
+                 f"<td class=\"n\">{_fmt(f.get('count', 1))}</td>"
+                 f"<td><code>{html.escape(str(f.get('command')))}</code></td></tr>")
+    if not failures:
+        h.append('<tr><td colspan="6">none</td></tr>')
+    h.append("</tbody></table>")
+
+    h.append("<h2>Over time</h2>")
+    if images:
+        for title, uri in images.items():
+            h.append(f"<h3>{html.escape(title)}</h3><img alt=\"{html.escape(title)}\" src=\"{uri}\">")
+    else:
+        h.append("<p>no time series (nothing ran long enough, or python3-matplotlib is missing)</p>")
+    h.append(f"<script>{SCRIPT}</script></body></html>")
+    return "\n".join(h) + "\n"
+
+
+def summary_json(data):
+    """summary.json: the data itself plus the flat table."""
+    out = dict(data)
+    out["table"] = table_rows(data)
+    return out
+
+
+def write_report(out_dir, data):
+    """Writes summary.json, junit.xml and index.html; returns the path of
+    index.html."""
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, "summary.json"), summary_json(data))
+    with open(os.path.join(out_dir, "junit.xml"), "w") as f:
+        f.write(junit(data))
+    page = render_html(data, plots(data.get("series", [])))
+    path = os.path.join(out_dir, "index.html")
+    with open(path + ".tmp", "w") as f:
+        f.write(page)
+    os.replace(path + ".tmp", path)
+    return path

@@ -1,0 +1,195 @@
+"""Campaign driver: argument handling, and the report written from canned data
+(summary.json, junit.xml, index.html), loaded in headless Chromium."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pclib import campaign, report
+from pclib.common import UsageError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+POWERCUT = os.path.join(ROOT, "scripts", "powercut")
+
+
+def test_parse_duration():
+    assert campaign.parse_duration("90") == 90
+    assert campaign.parse_duration("90s") == 90
+    assert campaign.parse_duration("5m") == 300
+    assert campaign.parse_duration("1h30m") == 5400
+    assert campaign.parse_duration("2h") == 7200
+    for bad in ("0", "-5", "5x", "", "m", "1.5h"):
+        with pytest.raises(UsageError):
+            campaign.parse_duration(bad)
+
+
+def test_parse_split():
+    assert campaign.parse_split(None) == {"sweep": 30, "faults": 15, "fuzz": 50}
+    assert campaign.parse_split("fuzz=90") == {"sweep": 0, "faults": 0, "fuzz": 90}
+    for bad in ("fuzz=96", "fuzz=0", "bogus=10", "sweep", "sweep=x"):
+        with pytest.raises(UsageError):
+            campaign.parse_split(bad)
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--time", "0"], "must be positive"),
+    (["--time", "soon"], "duration"),
+    (["--jobs", "0"], "--jobs"),
+    (["--split", "fuzz=200"], "--split"),
+    (["--targets", "nosuch"], "unknown target"),
+])
+def test_bad_arguments_exit_2_before_building(argv, msg):
+    cp = subprocess.run([sys.executable, POWERCUT, "campaign"] + argv, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=60)
+    assert cp.returncode == 2
+    assert msg in cp.stderr
+    assert "building" not in cp.stderr
+
+
+def test_report_of_missing_summary_is_a_usage_error(tmp_path):
+    cp = subprocess.run([sys.executable, POWERCUT, "report", str(tmp_path)], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=60)
+    assert cp.returncode == 2 and "not a campaign summary" in cp.stderr
+
+
+def canned():
+    series = []
+    for t in range(0, 60, 5):
+        series.append({"t": t, "method": "fuzz", "target": "fuzz_log_replay", "engine": "libfuzzer",
+                       "execs": t * 1000, "coverage": 800 + t})
+        series.append({"t": t, "method": "fuzz", "target": "fuzz_log_replay", "engine": "afl",
+                       "execs": t * 400, "coverage": 1100 + 2 * t})
+    series += [{"t": 10, "method": "sweep", "target": "all", "states": 150000, "violations": 0},
+               {"t": 20, "method": "sweep", "target": "all", "states": 290000, "violations": 1}]
+    return {
+        "campaign": {"seed": 42, "started": "2026-11-22T01:00:00", "elapsed_s": 61.0, "budget_s": 60, "jobs": 2,
+                     "partial": False, "command": "scripts/powercut campaign --time 60", "engine": "libvhdx test",
+                     "state": {"sweep_seed": 3, "fault_seed": 2}},
+        "methods": {
+            "sweep": {"seconds": 20.0, "targets": {
+                "fill": {"states": 150000, "execs": 120000, "failures": 0, "seconds": 10.0},
+                "torn<&>": {"states": 140000, "execs": 100000, "failures": 1, "seconds": 10.0}}},
+            "fuzz": {"seconds": 30.0, "targets": {
+                "fuzz_log_replay": {"states": None, "execs": 79000, "coverage": 67.7, "failures": 0,
+                                    "seconds": 30.0}}},
+        },
+        "coverage": {"lines": {"covered": 2336, "count": 3150, "percent": 74.2},
+                     "regions": {"covered": 2039, "count": 2729, "percent": 74.7},
+                     "functions": {"covered": 144, "count": 171, "percent": 84.2},
+                     "html": "coverage/index.html",
+                     "per_target": {"fuzz_log_replay": {"lines": {"covered": 2133, "count": 3150, "percent": 67.7}}}},
+        "failures": [{"id": "abc123def456", "method": "sweep", "target": "torn<&>", "count": 3,
+                      "what": "data:acked-data-lost: sector 7 <script>alert(1)</script>",
+                      "command": "scripts/powercut repro corpus/regressions/abc123def456/x.pctrace"}],
+        "series": series,
+    }
+
+
+def test_report_files(tmp_path):
+    page = report.write_report(str(tmp_path), canned())
+    s = json.loads((tmp_path / "summary.json").read_text())
+    rows = {(r["method"], r["target"]): r for r in s["table"]}
+    assert rows[("sweep", "fill")]["states"] == 150000
+    assert rows[("fuzz", "fuzz_log_replay")]["execs"] == 79000
+    assert rows[("fuzz", "fuzz_log_replay")]["coverage"] == 67.7
+    assert [r["method"] for r in s["table"]] == ["sweep", "sweep", "fuzz"]  # method order, then target
+    ju = ET.parse(tmp_path / "junit.xml").getroot()
+    assert ju.get("tests") == "3" and ju.get("failures") == "1"
+    failed = [c for c in ju.iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["torn<&>"]
+    assert "repro corpus/regressions/abc123def456" in failed[0].find("failure").text
+    html = open(page).read()
+    assert html.count("<tr") >= 3 + 1
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html  # escaped
+    assert 'href="coverage/index.html"' in html
+    # self-contained: no network references, plots embedded
+    assert not re.search(r"(src|href)=\"https?:", html)
+    assert html.count("data:image/png;base64,") == 3  # coverage, execs, sweep states
+
+
+def test_report_command_regenerates(tmp_path):
+    report.write_report(str(tmp_path), canned())
+    os.remove(tmp_path / "index.html")
+    cp = subprocess.run([sys.executable, POWERCUT, "report", str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                        timeout=120)
+    assert cp.returncode == 0 and (tmp_path / "index.html").exists()
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.fail("chromium is missing: scripts/powercut setup installs it")
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    page = report.write_report(str(tmp_path), canned())
+    with tempfile.TemporaryDirectory() as profile:
+        cp = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                             "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+                             "--virtual-time-budget=5000", "--dump-dom", "file://" + page],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    dom = cp.stdout
+    # the inline script ran to its end without an error and counted the rows
+    assert 'data-rendered="3"' in dom, dom[:2000]
+    assert "Uncaught" not in cp.stderr and "CONSOLE" not in cp.stderr, cp.stderr[-2000:]
+    table = re.search(r'<table id="summary".*?</table>', dom, re.S).group(0)
+    assert table.count("<tr") == 4 and "fuzz_log_replay" in table and "150,000" in table
+
+
+def _campaign(tmp_path, *extra, timeout=600):
+    cmd = [sys.executable, POWERCUT, "campaign", "--jobs", "2", "--no-coverage", "--out", str(tmp_path / "c"),
+           "--state", str(tmp_path / "state.json"), "--regressions", str(tmp_path / "reg")] + list(extra)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_campaign_sweeps_faults_and_resumes(tmp_path):
+    """A short real campaign (sweeps and fault sweeps; fuzzing has its own
+    tests): it writes the report, stores its resume state, and the next
+    campaign starts where that state says."""
+    p = _campaign(tmp_path, "--time", "45", "--split", "sweep=40,faults=20", "--seed", "5")
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, out[-3000:]
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert s["campaign"]["seed"] == 5 and not s["campaign"]["partial"]
+    assert s["methods"]["sweep"]["states"] > 1000
+    assert s["methods"]["faults"]["faults"] > 100
+    assert s["failures"] == []
+    assert {r["method"] for r in s["table"]} == {"sweep", "faults"}
+    assert ET.parse(tmp_path / "c" / "junit.xml").getroot().get("failures") == "0"
+    assert out.rstrip().splitlines()[-1] == f"report: {tmp_path / 'c' / 'index.html'}"
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["sweep_seed"] >= 1 and state["fault_campaign_seed"] >= 5
+    p = _campaign(tmp_path, "--time", "20", "--split", "sweep=50", "--seed", "6")
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, out[-3000:]
+    assert f"resuming at sweep seed {state['sweep_seed']}," in out
+
+
+def test_campaign_ctrl_c_writes_a_partial_report(tmp_path):
+    import signal
+    import time
+    p = _campaign(tmp_path, "--time", "300", "--split", "sweep=90", "--seed", "9")
+    lines = []
+    t0 = time.time()
+    for line in p.stdout:  # wait until the clock started
+        lines.append(line)
+        if "resuming at" in line:
+            break
+        assert time.time() - t0 < 600, "".join(lines)
+    time.sleep(5)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 130, "".join(lines) + out
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert s["campaign"]["partial"] is True and s["campaign"]["elapsed_s"] < 120
+    assert s["methods"]["sweep"]["states"] > 0
+    assert "partial report" in (tmp_path / "c" / "index.html").read_text()
