@@ -127,20 +127,17 @@ def writer_of(off, entries):
     return who
 
 
-def repro_image(args):
-    setup.ensure(quiet=True)
-    build.ensure_built("asan", ["vhdxtool"], quiet=True)
-    vt = tool("asan", "vhdxtool")
-    orig = os.path.abspath(args.file)
-    before_hash = sha256(orig)
-    res = {"image": orig, "sha256": before_hash}
+def examine(vt, image):
+    """Prints what vhdxtool sees in a copy of image: the log with each
+    entry's updates, check, a read-write open that replays, the sectors the
+    replay changed with their region and the entry that wrote them, check
+    again.  Returns a dict (info, entries, statuses, crash state or None,
+    changed ranges)."""
+    r = {"changed": []}
     with tempfile.TemporaryDirectory(prefix="powercut-repro-") as tmp:
         copy, pristine = os.path.join(tmp, "image.vhdx"), os.path.join(tmp, "pristine.vhdx")
-        shutil.copyfile(orig, copy)
-        shutil.copyfile(orig, pristine)
-        print(f"image:     {orig} ({os.path.getsize(orig):,} bytes, sha256 {before_hash[:16]}...)")
-        print(f"           examined on a copy with {vt} (ASan + UBSan)\n")
-
+        shutil.copyfile(image, copy)
+        shutil.copyfile(image, pristine)
         rc, out, err = run_tool([vt, "info", copy, "--json"])
         info = {}
         if rc == 0:
@@ -172,7 +169,6 @@ def repro_image(args):
 
         ranges = changed_ranges(pristine, copy) if not filecmp.cmp(pristine, copy, shallow=False) else []
         regions = regions_of(info)
-        res["changed"] = []
         if ranges:
             print("== sectors the replay changed ==")
             for off, ln in ranges:
@@ -181,8 +177,8 @@ def repro_image(args):
                 by = f"entry seq {e['sequence']} at log +0x{e['position']:x}" if e else \
                     "no log entry (file extension or header update)"
                 print(f"  0x{off:010x} +{ln:<8d} {where:32s} written by {by}")
-                res["changed"].append({"offset": off, "length": ln, "region": where,
-                                       "entry_sequence": e["sequence"] if e else None})
+                r["changed"].append({"offset": off, "length": ln, "region": where,
+                                     "entry_sequence": e["sequence"] if e else None})
             if os.path.getsize(copy) != os.path.getsize(pristine):
                 print(f"  file size {os.path.getsize(pristine):,} -> {os.path.getsize(copy):,} bytes")
             print()
@@ -191,6 +187,24 @@ def repro_image(args):
         if rc_r == 0:
             print("== check after replay ==")
             print((after_out + after_err).rstrip() + "\n")
+    r.update(info=info, entries=entries, crash=crash, replay_status=rc_r, replay_output=(rout, rerr),
+             check_after=rc_a, check_after_output=after_out + after_err, ranges=ranges)
+    return r
+
+
+def repro_image(args):
+    setup.ensure(quiet=True)
+    build.ensure_built("asan", ["vhdxtool"], quiet=True)
+    vt = tool("asan", "vhdxtool")
+    orig = os.path.abspath(args.file)
+    before_hash = sha256(orig)
+    res = {"image": orig, "sha256": before_hash}
+    print(f"image:     {orig} ({os.path.getsize(orig):,} bytes, sha256 {before_hash[:16]}...)")
+    print(f"           examined on a copy with {vt} (ASan + UBSan)\n")
+    x = examine(vt, orig)
+    info, entries, crash, ranges = x["info"], x["entries"], x["crash"], x["ranges"]
+    rc_r, (rout, rerr), rc_a, after = x["replay_status"], x["replay_output"], x["check_after"], x["check_after_output"]
+    res["changed"] = x["changed"]
     if sha256(orig) != before_hash:  # cannot happen: only copies were opened
         raise UsageError(f"{orig} changed while it was examined")
     pending = info.get("log", {}).get("pending")
@@ -206,7 +220,7 @@ def repro_image(args):
                   "correct writer, the refusal is the bug (see which entry or structure the reason names above); "
                   "if the image is damaged, refusing is the right answer.")
     elif rc_a != 0:
-        verdict, detail = "INCONSISTENT", (after_out + after_err).strip().splitlines()[-1:] or [""]
+        verdict, detail = "INCONSISTENT", after.strip().splitlines()[-1:] or [""]
         detail = detail[0]
         advice = ("the image opens, but after replay the check fails: the log replayed state that is "
                   "inconsistent (see the problems above and the entries that wrote the sectors).")
@@ -224,6 +238,25 @@ def repro_image(args):
     if getattr(args, "json", None):
         write_json(args.json, res)
     return EXIT_OK if verdict in ("CLEAN", "RECOVERED") else EXIT_FAIL
+
+
+def explain_pctrace(args, pcsweep):
+    """After a sweep reproducer failed: the crash image it builds, examined
+    like an image (its log, the replay's sector diff)."""
+    try:
+        build.ensure_built(args.preset, ["vhdxtool"], quiet=True)  # the engine under test
+    except Exception:  # noqa: BLE001 - the verdict above stands without the explanation
+        return
+    vt = os.path.join(os.path.dirname(os.path.dirname(pcsweep)), "engine", "vhdxtool")
+    if not os.path.exists(vt):
+        return
+    with tempfile.TemporaryDirectory(prefix="powercut-repro-") as tmp:
+        img = os.path.join(tmp, "state.vhdx")
+        rc, _, _ = run_tool([pcsweep, "repro", args.file, "--save-image", img])
+        if not os.path.exists(img):
+            return
+        print(f"\n== the crash image of this state (before replay), examined with {os.path.basename(vt)} ==\n")
+        examine(vt, img)
 
 
 # ---- fuzz crashes ---------------------------------------------------------------------------

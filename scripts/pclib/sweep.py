@@ -7,14 +7,15 @@ reports/runs/<id>/): sweep.json (summary), junit.xml, repro/ (one
 reproducer per violation), and a summary table on stdout.  Options not
 listed here are passed to pcsweep unchanged (see `pcsweep --help`).
 
-repro re-runs a saved artifact and prints the verdict: a sweep reproducer
-(.pctrace with a crash choice) is rebuilt state for state; --minimize shrinks
-it; --rerun re-runs its workload with the current engine.  Other artifact
-kinds register themselves in REPRO_HANDLERS.
+repro re-runs a saved artifact and prints the verdict (REPRO_DOC): sweep
+reproducers are handled here; other artifact kinds (fault reproducers,
+fuzz crashes, images, regressions) register themselves in REPRO_HANDLERS
+(faults.py, repro.py).
 
 Exit status: 0 no violation; 1 violations (or the reproducer still fails);
 2 usage or infrastructure error.
 """
+import argparse
 import json
 import os
 import time
@@ -55,12 +56,39 @@ def add_sweep_args(p):
     p.add_argument("--preset", default="default", help="build preset of pcsweep (default: default)")
 
 
+REPRO_DOC = """\
+Re-runs a saved artifact with this build and prints the verdict and an
+explanation.  What runs depends on the artifact:
+
+  sweep reproducer   .pctrace with a crash choice (a run's repro/): the crash
+                     state is rebuilt and judged by the oracle; --minimize
+                     shrinks it, --rerun re-runs its workload with this build,
+                     --save-image writes the crash image
+  fault reproducer   .pctrace with a fault plan: pcfaults repro (fiu preset)
+  external plan      JSON from `faults --exec`: the program under the same plan
+  fuzz crash         crash-*, leak-*, timeout-*, oom-*, AFL++ id:* under a path
+                     naming a fuzz target (or any file with --target): the
+                     asan preset's standalone target; the crash state
+  VHDX image         examined on a copy with the asan vhdxtool: info, the log
+                     (dump-log --descriptors), check, replay, the sectors the
+                     replay changed and the entries that wrote them, check;
+                     CLEAN, RECOVERED, REFUSED, INCONSISTENT or ENGINE BUG
+  regression         corpus/regressions/<id>/: each input, by the tool its
+                     meta.json names
+
+Exit status: 0 passes (clean, recovered, does not reproduce); 1 the failure is
+there (violation, crash, refused or inconsistent image); 2 usage error.
+"""
+
+
 def add_parser(sub):
     p = sub.add_parser("sweep", help="cut the power at every point of workloads and judge each crash state",
                        description=__doc__)
     add_sweep_args(p)
     p.set_defaults(func=cmd_sweep, passthrough=True)
-    r = sub.add_parser("repro", help="re-run a saved reproducer and print its verdict", description=__doc__)
+    r = sub.add_parser("repro", help="re-run any saved artifact (sweep or fault reproducer, fuzz crash, VHDX image, "
+                                     "stored regression) and print its verdict", description=REPRO_DOC,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("file", help="a sweep or fault reproducer (.pctrace), a fuzz crash, a VHDX image, "
                                 "or a stored regression (corpus/regressions/<id>/)")
     r.add_argument("--target", help="the fuzz target of an input whose path does not name one")
@@ -188,7 +216,11 @@ def repro_pctrace(args):
     if args.json:
         cmd += ["--json", args.json]
     cmd += list(args.extra or [])
-    return run(cmd, check=False).returncode
+    rc = run(cmd, check=False).returncode
+    if rc == 1 and args.minimize is None:
+        from . import repro  # the log entries and the replay's sector diff of the failing state
+        repro.explain_pctrace(args, cmd[0])
+    return rc
 
 
 # (predicate, handler) pairs; the first whose predicate accepts the file runs.
