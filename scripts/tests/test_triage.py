@@ -134,7 +134,7 @@ def test_stored_sweep_regressions_replay(tmp_path):
     (reg / "fz" / "meta.json").write_text(json.dumps({"target": "fuzz_log_replay", "status": "new"}))
     cp = _replay(reg, pcsweep)
     assert cp.returncode == 0, cp.stdout
-    assert "replayed 1 pcsweep regression inputs, 0 failed" in cp.stdout
+    assert "replayed 1 pcsweep regression cases, 0 failed" in cp.stdout
     _case(reg, "b", "open", repro)
     cp = _replay(reg, pcsweep)
     assert cp.returncode != 0 and "marked open but passes now" in cp.stdout
