@@ -193,3 +193,20 @@ def test_campaign_ctrl_c_writes_a_partial_report(tmp_path):
     assert s["campaign"]["partial"] is True and s["campaign"]["elapsed_s"] < 120
     assert s["methods"]["sweep"]["states"] > 0
     assert "partial report" in (tmp_path / "c" / "index.html").read_text()
+
+
+def test_campaign_fuzzes_with_both_engines_and_merges(tmp_path):
+    """Fuzzing phase end to end on one target: libFuzzer and AFL++ side by
+    side, figures over time, the merged corpus kept for the next run."""
+    work = os.path.join(ROOT, "corpus", "fuzz_log_parse", ".work")
+    p = _campaign(tmp_path, "--time", "70", "--split", "fuzz=60", "--targets", "log_parse", "--seed", "3")
+    out, _ = p.communicate(timeout=1800)
+    assert p.returncode == 0, out[-3000:]
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    t = s["methods"]["fuzz"]["targets"]["fuzz_log_parse"]
+    assert set(t["engines"]) == {"libfuzzer", "afl"}, t
+    assert t["engines"]["libfuzzer"]["execs"] > 0 and t["engines"]["afl"]["execs"] > 0
+    assert t["corpus"] > 0 and os.path.isdir(work) and len(os.listdir(work)) == t["corpus"]
+    engines = {x["engine"] for x in s["series"] if x["method"] == "fuzz"}
+    assert engines == {"libfuzzer", "afl"}
+    assert s["failures"] == []
