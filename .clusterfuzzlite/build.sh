@@ -1,7 +1,8 @@
 #!/bin/bash -eu
 # .clusterfuzzlite/build.sh - builds every powercut fuzz target the OSS-Fuzz
 # way: compiles libvhdx, the harness and the fuzz support code with $CC and
-# $CFLAGS (whatever sanitizer and coverage flags the build asks for), links
+# $CFLAGS (whatever sanitizer and coverage flags the build asks for), plus
+# the faults library (schedules only: no libfiu there), links
 # each fuzz/fuzz_<name>.c with $LIB_FUZZING_ENGINE through $CXX, and puts in
 # $OUT, for every target: the binary, <name>.dict, <name>.options and
 # <name>_seed_corpus.zip (the committed corpus/<name>/ seeds).
@@ -26,7 +27,7 @@ fi
 OBJ="$WORK/powercut-obj"
 rm -rf "$OBJ"
 mkdir -p "$OBJ" "$OUT"
-INC="-I$ROOT/engine/include -I$ROOT/engine/src -I$ROOT/harness/include -I$ROOT/fuzz"
+INC="-I$ROOT/engine/include -I$ROOT/engine/src -I$ROOT/harness/include -I$ROOT/faults/include -I$ROOT/fuzz"
 DEFS="-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVHDX_BUILD_FLAVOR=\"cflite\" -DVHDX_VERSION_STRING=\"1.0.0\""
 # Code that every input runs the same way is left out of coverage feedback
 # (the same choices as fuzz/CMakeLists.txt), when the compiler has coverage on.
@@ -43,10 +44,10 @@ compile() { # source object [extra flags...]
 }
 
 lib_objs=()
-for f in "$ROOT"/engine/src/*.c "$ROOT"/harness/src/*.c "$ROOT"/fuzz/fuzz_common.c "$ROOT"/fuzz/ref_log.c "$ROOT"/fuzz/mutator.c; do
+for f in "$ROOT"/engine/src/*.c "$ROOT"/harness/src/*.c "$ROOT"/faults/src/*.c "$ROOT"/fuzz/fuzz_common.c "$ROOT"/fuzz/ref_log.c "$ROOT"/fuzz/mutator.c; do
     o="$OBJ/$(basename "$(dirname "$(dirname "$f")")")_$(basename "${f%.c}").o"
     case "$f" in
-        */engine/src/crc32c.c|*/fuzz/mutator.c|*/fuzz/fuzz_common.c) compile "$f" "$o" $NOCOV & ;;
+        */engine/src/crc32c.c|*/faults/src/*.c|*/fuzz/mutator.c|*/fuzz/fuzz_common.c) compile "$f" "$o" $NOCOV & ;;
         *) compile "$f" "$o" & ;;
     esac
     lib_objs+=("$o")
@@ -60,8 +61,13 @@ for src in "$ROOT"/fuzz/fuzz_*.c; do
     name="$(basename "${src%.c}")"
     case "$name" in fuzz_common|fuzz_target) continue ;; esac
     compile "$src" "$OBJ/$name.o" -DFUZZ_LIBFUZZER
+    # fuzz_crash_schedule observes the workload runner's engine handle for
+    # its fault schedules (fuzz/CMakeLists.txt does the same); without
+    # FIU_ENABLE the schedules decode and nothing fires.
+    wrap=""
+    [ "$name" = fuzz_crash_schedule ] && wrap="-Wl,--wrap=vhdx_open,--wrap=vhdx_close,--wrap=vhdx_abandon"
     # shellcheck disable=SC2086
-    $CXX $CXXFLAGS "$OBJ/$name.o" "$OBJ/libpowercut_fuzz.a" $LIB_FUZZING_ENGINE -pthread -o "$OUT/$name"
+    $CXX $CXXFLAGS "$OBJ/$name.o" "$OBJ/libpowercut_fuzz.a" $LIB_FUZZING_ENGINE -pthread $wrap -o "$OUT/$name"
     cp "$ROOT/fuzz/$name.dict" "$OUT/$name.dict"
     cp "$ROOT/fuzz/$name.options" "$OUT/$name.options"
     rm -f "$OUT/${name}_seed_corpus.zip"

@@ -6,8 +6,28 @@
  * finds no violation.  Coverage of the engine's replay code steers the
  * search through crash states, which uniform sampling of states cannot.
  *
- * Input (16-byte header, then 4 bytes per workload operation, at most 48):
- *   0     engine batching: apply_every = 1 + (b & 7)
+ * With a fault schedule (header byte 0 bit 7) one engine call fails as the
+ * schedule says (faults/schedule.h: kind, transient or persistent, nth call,
+ * points), armed after the image is created.  PROPERTY then: every
+ * operation during which a fault fired reports an error (fault-not-reported);
+ * an operation on a poisoned handle fails, and so does a read through it
+ * (poisoned-handle-succeeded); after the fault every read through the live,
+ * unpoisoned handle returns a value the in-session model allows
+ * (faults/shadow.h: a failed op may or may not have landed, acknowledged
+ * data stays; live-data:*); and the final image and the crash state the
+ * input chooses open, replay, check clean and hold every acknowledged write
+ * under the fault oracle (faults/judge.h: fault_oracle_build +
+ * fault_judge_image, which also know that a flush-lose fault un-acknowledges
+ * the writes it dropped and that a failed write may leave a byte prefix).
+ * Faults fire only in a build with fault points (POWERCUT_FIU=ON: presets
+ * fuzz, afl, coverage, fiu, fiu-asan); elsewhere the schedule is decoded, nothing
+ * fires, and the input runs as one without a schedule whose operations
+ * start 4 bytes later.
+ *
+ * Input (16-byte header, the fault schedule when flagged, then 4 bytes per
+ * workload operation, at most 48):
+ *   0     bits 0-2 engine batching: apply_every = 1 + (b & 7);
+ *         bit 7: a fault schedule (FAULT_SCHEDULE_BYTES = 4) follows the header
  *   1     bits 0-1 virtual size 4 MiB/16 MiB/1 GiB/4 GiB; bit 2 logical sector 4096
  *   2     crash model: prefix, drop, reorder, torn, stale, recovery (b % 6)
  *   3     bits 0-2 torn pattern (0-6), bit 3 torn granularity 4096 (else 512),
@@ -16,6 +36,15 @@
  *   4-5   epoch selector (LE, modulo the number of epochs)
  *   6-7   index selector (prefix length, torn write, stale length, recovery cut)
  *   8-15  reorder subset bits (LE, up to 12 pending writes) and the sweep seed
+ *   16-19 (only with byte 0 bit 7) the fault schedule (fault_schedule_decode):
+ *         16    bits 0-2 kind: 0 eio, 1 enospc, 2 short, 3 flush, 4 flush-lose,
+ *               5 enomem, 6-7 no fault; bit 3 persistent (else transient)
+ *         17-18 nth - 1 (LE), reduced modulo the number of calls of the
+ *               kind's points that the workload makes without faults (a
+ *               counting run), so every schedule fires
+ *         19    0: every point of the kind, else a mask of (1 << FP_*)
+ *               (read 0, write 1, flush 2, size 3, truncate 4, alloc 5)
+ *               intersected with the kind's points
  *   ops   b0 >= 0xF8: a burst of 8 * (1 + (b0 & 7)) allocate + discard pairs on
  *         block (b1 << 8 | b2) mod blocks, writes of 1 + (b3 & 7) sectors:
  *         the log ring fills and wraps;
@@ -25,21 +54,43 @@
  *         length = 1 + b3 logical sectors (cut at the end of the disk)
  * A state the sweep does not generate (e.g. a torn choice in an epoch with
  * no multi-sector write) falls back to the prefix model; a recovery cut past
- * the replay's writes is skipped.
+ * the replay's writes is skipped.  Inputs without byte 0 bit 7 run exactly
+ * as before the schedule existed.
+ *
+ * After a fault fired, epochs are counted as the sweep counts them (a
+ * flush-lose drop empties the epoch's pending list), the chosen states are
+ * handed over by sweep_eval_choice's export path (on_state) and judged with
+ * fault_judge_image on a copy-on-write device over the crash disk; the
+ * recovery model, which only the sweep's own judge can run, is judged that
+ * way for eio, enospc, flush and enomem, and falls back to the prefix model
+ * for short and flush-lose (the harness judge does not know a failed
+ * discard's torn zero fill).  The final image (everything the run wrote) is
+ * judged too.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "faults/cowdisk.h"
+#include "faults/judge.h"
+#include "faults/plan.h"
+#include "faults/schedule.h"
+#include "faults/shadow.h"
 #include "fuzz_common.h"
 #include "fuzz_target.h"
 #include "harness/sweep.h"
 #include "harness/workload.h"
+#include "vhdx/vhdx.h"
 
+#define HDR_BYTES 16u
+#define HDR_FAULTS 0x80u /* header byte 0: a fault schedule follows the header */
 #define MAX_OPS 48u
 #define BURST_MAX 64u /* allocate+discard pairs of one burst record */
 #define REORDER_MAX 12u
+#define LIVE_FINAL_PROBES 64u /* sectors read through the live handle before the final close */
+#define WIDE_SECTORS 1024u    /* wide data sample of a state judged with the fault oracle */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -47,15 +98,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Pending writes/truncates of epoch e (ops between flush e-1 and flush e). */
+/* Pending writes/truncates of epoch e (ops between flush e-1 and flush e;
+ * after a flush-lose drop in the epoch, only those after the drop, as the
+ * sweep counts them). */
 struct epoch_view {
     uint32_t n_epochs;  /* flushes + 1 */
-    size_t first, end;  /* trace op range of the chosen epoch */
+    size_t first, end;  /* trace op range of the chosen epoch's pending list */
     uint32_t n_pending; /* W and T ops in it */
 };
 
 static void find_epoch(const struct trace *t, uint32_t sel, struct epoch_view *ev)
 {
+    const int drop = trace_find_name(t, "fault.drop_pending"); /* -1 without faults */
     uint32_t flushes = 0;
     for (size_t i = 0; i < t->n_ops; i++)
         flushes += t->ops[i].kind == TR_FLUSH;
@@ -64,7 +118,12 @@ static void find_epoch(const struct trace *t, uint32_t sel, struct epoch_view *e
     ev->first = 0;
     ev->end = t->n_ops;
     for (size_t i = 0; i < t->n_ops; i++) {
-        if (t->ops[i].kind != TR_FLUSH)
+        const struct trace_op *op = &t->ops[i];
+        if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop && e == want) {
+            ev->first = i + 1; /* a failed flush dropped what was pending */
+            continue;
+        }
+        if (op->kind != TR_FLUSH)
             continue;
         if (e == want) {
             ev->end = i;
@@ -87,6 +146,28 @@ static const struct trace_op *pending_op(const struct trace *t, const struct epo
             return &t->ops[i];
     }
     return NULL;
+}
+
+/* The file size the durable image has at the start of the epoch's pending
+ * list (what the sweep's advance() made of the flushed epochs; writes a
+ * flush-lose drop took never count). */
+static uint64_t durable_size_at(const struct trace *t, size_t first)
+{
+    const int drop = trace_find_name(t, "fault.drop_pending");
+    uint64_t durable = t->base_size, cur = durable;
+    for (size_t i = 0; i < first; i++) {
+        const struct trace_op *op = &t->ops[i];
+        if (op->kind == TR_TRUNCATE)
+            cur = op->off;
+        else if (op->kind == TR_WRITE && op->off + op->len > cur)
+            cur = op->off + op->len;
+        else if (op->kind == TR_FLUSH)
+            durable = cur;
+        else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
+            cur = durable;
+    }
+    /* Without drops first is just past a flush (or 0), so cur == durable. */
+    return drop >= 0 ? durable : cur;
 }
 
 /* Turns the header bytes into a choice the sweep generates for this epoch. */
@@ -132,14 +213,7 @@ static void make_choice(const uint8_t *hd, const struct trace *t, const struct e
     if (m == M_STALE) {
         /* Valid indexes: after the first truncate that grows the file. */
         uint32_t first = UINT32_MAX, k = 0;
-        uint64_t size = t->base_size; /* the durable size at the epoch's start */
-        for (size_t i = 0; i < ev->first; i++) {
-            const struct trace_op *op = &t->ops[i];
-            if (op->kind == TR_TRUNCATE)
-                size = op->off;
-            else if (op->kind == TR_WRITE && op->off + op->len > size)
-                size = op->off + op->len;
-        }
+        uint64_t size = durable_size_at(t, ev->first);
         for (k = 0; k < n; k++) {
             const struct trace_op *op = pending_op(t, ev, k);
             if (op->kind == TR_TRUNCATE) {
@@ -175,11 +249,313 @@ static void make_choice(const uint8_t *hd, const struct trace *t, const struct e
     c->index = 1 + idx % n;
 }
 
+/* ---- the run with a fault schedule -------------------------------------------------- */
+/* The runner's engine handle is observed by wrapping vhdx_open, vhdx_close
+ * and vhdx_abandon at link time (fuzz/CMakeLists.txt, .clusterfuzzlite/build.sh:
+ * -Wl,--wrap=...), as pcfaults does; outside a fault run they only forward. */
+int __real_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
+int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
+int __real_vhdx_close(struct vhdx *h);
+int __wrap_vhdx_close(struct vhdx *h);
+void __real_vhdx_abandon(struct vhdx *h);
+void __wrap_vhdx_abandon(struct vhdx *h);
+
+struct frun {
+    const struct workload *w; /* the workload */
+    const struct trace *t;    /* the trace being recorded */
+    struct fault_plan plan;   /* the schedule's plan, armed at op -1 */
+    char plan_text[128];      /* formatted, for messages */
+    int counting;             /* counting run: count calls, fail nothing */
+    struct vhdx *h;           /* the runner's handle, NULL between sessions */
+    long cur_op;              /* workload op running (-1 first open, -2 final close) */
+    uint64_t inj_in_op;       /* faults injected during the current op */
+    int drop_in_op;           /* a flush-lose fault fired during it */
+    int pre_poisoned;         /* the handle was poisoned when the op began */
+    int close_seen, close_rc; /* a vhdx_close of the runner's handle in this op, and its result */
+    int fired;                /* the plan fired at least once */
+    long fired_op;            /* op of the first injection */
+    struct shadow sh;         /* in-session model */
+    uint64_t rng;             /* live probe sampling */
+};
+
+static struct frun *g_run; /* the fault run the wraps report to */
+
+int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out)
+{
+    int rc = __real_vhdx_open(dev, opt, out);
+    if (g_run && rc == 0)
+        g_run->h = *out;
+    return rc;
+}
+
+int __wrap_vhdx_close(struct vhdx *h)
+{
+    int rc = __real_vhdx_close(h);
+    if (g_run && h && h == g_run->h) {
+        g_run->h = NULL;
+        g_run->close_seen = 1;
+        g_run->close_rc = rc;
+    }
+    return rc;
+}
+
+void __wrap_vhdx_abandon(struct vhdx *h)
+{
+    if (g_run && h && h == g_run->h)
+        g_run->h = NULL;
+    __real_vhdx_abandon(h);
+}
+
+static void live_fail(struct frun *r, const char *inv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void live_fail(struct frun *r, const char *inv, const char *fmt, ...)
+{
+    char detail[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    fault_disarm();
+    fuzz_fail(__FILE__, __LINE__, "the engine handles the fault", "%s: plan %s (first fired in op %ld), workload of %zu ops "
+              "(apply_every %u, %" PRIu64 " MiB disk), after op %ld: %s", inv, r->plan_text, r->fired_op, r->w->n,
+              r->w->p.apply_every, r->w->p.virtual_size >> 20, r->cur_op, detail);
+}
+
+static int handle_poisoned(struct vhdx *h)
+{
+    struct vhdx_info in;
+    vhdx_get_info(h, &in);
+    return in.poisoned != 0;
+}
+
+static void on_inject(void *ctx, enum fault_point p)
+{
+    struct frun *r = ctx;
+    r->inj_in_op++;
+    if (!r->fired) {
+        r->fired = 1;
+        r->fired_op = r->cur_op;
+    }
+    if (p == FP_FLUSH && r->plan.kind == FK_FLUSH_LOSE)
+        r->drop_in_op = 1;
+}
+
+/* Reads one sector through the live handle (faults suspended) and judges it. */
+static void live_sector(struct frun *r, uint64_t sector)
+{
+    if (sector * 512 >= r->w->p.virtual_size)
+        return;
+    uint8_t buf[512];
+    fault_suspend(1);
+    int rc = vhdx_read(r->h, sector * 512, buf, sizeof buf);
+    fault_suspend(0);
+    if (rc != 0)
+        live_fail(r, "live-read-failed", "reading virtual sector %" PRIu64
+                  " through the unpoisoned handle failed with no fault armed: %s", sector, vhdx_strerror(rc));
+    char why[400];
+    const char *bad = shadow_judge(&r->sh, sector, buf, why, sizeof why);
+    if (bad)
+        live_fail(r, "live-data", "%s: %s", bad, why);
+}
+
+static void live_range(struct frun *r, uint64_t voff, uint64_t vlen, unsigned n)
+{
+    uint64_t first = voff / 512, cnt = vlen / 512;
+    if (!cnt)
+        return;
+    if (cnt <= n) {
+        for (uint64_t i = 0; i < cnt; i++)
+            live_sector(r, first + i);
+        return;
+    }
+    live_sector(r, first);
+    live_sector(r, first + cnt - 1);
+    for (unsigned i = 2; i < n; i++)
+        live_sector(r, first + fuzz_mix64(&r->rng) % cnt);
+}
+
+static void live_probes(struct frun *r, unsigned n)
+{
+    for (unsigned i = 0; i < n && r->sh.count; i++)
+        live_sector(r, shadow_pick(&r->sh, fuzz_mix64(&r->rng)));
+}
+
+static void hook_before(void *ctx, long op, struct bdev *dev)
+{
+    (void)dev;
+    struct frun *r = ctx;
+    r->cur_op = op;
+    r->inj_in_op = 0;
+    r->drop_in_op = 0;
+    r->close_seen = 0;
+    if (op == -1) { /* the image exists: arm */
+        int rc = r->counting ? fault_count_start() : fault_arm(&r->plan);
+        FUZZ_CHECK(rc == 0, "cannot arm the fault plan %s: %s", r->plan_text, strerror(-rc));
+    }
+    r->pre_poisoned = r->h && handle_poisoned(r->h);
+    if (op == -2 && r->fired && r->h && !r->pre_poisoned)
+        live_probes(r, LIVE_FINAL_PROBES); /* a wide look before the final close */
+}
+
+static void hook_after(void *ctx, long op, int rc)
+{
+    struct frun *r = ctx;
+    const struct vop *vo = op >= 0 ? &r->w->ops[op] : NULL;
+    enum vop_kind kind = op == -1 ? VOP_OPEN : op == -2 ? VOP_CLOSE : vo->kind;
+    if (r->counting) {
+        FUZZ_CHECK(rc == 0, "the workload failed on a healthy disk: op %ld (kind %d): %s", op, (int)kind,
+                   vhdx_strerror(rc));
+        return;
+    }
+    if (rc != 0 && !r->fired)
+        live_fail(r, "failed-without-fault", "op %ld (kind %d) failed before any fault fired: %s", op, (int)kind,
+                  vhdx_strerror(rc));
+    if (r->inj_in_op && rc == 0)
+        live_fail(r, "fault-not-reported", "op %ld (kind %d) returned success although %" PRIu64
+                  " injected fault(s) fired during it", op, (int)kind, r->inj_in_op);
+    if (r->pre_poisoned && rc == 0)
+        live_fail(r, "poisoned-handle-succeeded", "op %ld (kind %d) succeeded on a poisoned handle", op, (int)kind);
+    /* The in-session model. */
+    int orc = 0;
+    switch (kind) {
+    case VOP_WRITE: orc = shadow_write(&r->sh, vo->voff, vo->vlen, vo->id, rc == 0); break;
+    case VOP_DISCARD: orc = shadow_discard(&r->sh, vo->voff, vo->vlen, rc == 0); break;
+    case VOP_FLUSH:
+    case VOP_CLOSE:
+        if (rc == 0)
+            shadow_synced(&r->sh);
+        break;
+    case VOP_REOPEN:
+        if (r->close_seen && r->close_rc == 0)
+            shadow_synced(&r->sh);
+        break;
+    default: break;
+    }
+    FUZZ_CHECK(orc == 0, "out of memory in the in-session model");
+    if (r->drop_in_op)
+        shadow_dropped(&r->sh);
+    if (!r->fired || !r->h)
+        return;
+    /* After the fault: the handle is either poisoned (every call fails) or correct. */
+    if (handle_poisoned(r->h)) {
+        uint8_t buf[512];
+        fault_suspend(1);
+        int xrc = vhdx_read(r->h, 0, buf, sizeof buf);
+        fault_suspend(0);
+        if (xrc == 0)
+            live_fail(r, "poisoned-handle-succeeded", "a read through the poisoned handle returned data");
+        return;
+    }
+    if (vo && (vo->kind == VOP_WRITE || vo->kind == VOP_DISCARD))
+        live_range(r, vo->voff, vo->vlen, 4);
+    live_probes(r, 4);
+}
+
+/* Runs w with r's plan armed (or counting only) into t (initialised here). */
+static void run_faulted(struct frun *r, const struct workload *w, struct trace *t)
+{
+    r->w = w;
+    r->t = t;
+    r->cur_op = -1;
+    r->fired_op = -3;
+    r->rng = w->p.seed ^ UINT64_C(0x11FE);
+    trace_init(t);
+    shadow_init(&r->sh, w->p.seed);
+    fault_set_inject_hook(on_inject, r);
+    g_run = r;
+    struct workload_run_opts ro = {.continue_on_error = 1, .before_op = hook_before, .after_op = hook_after, .ctx = r};
+    char err[256];
+    int rc = workload_run_ex(w, t, &ro, err, sizeof err);
+    g_run = NULL;
+    fault_disarm();
+    fault_set_inject_hook(NULL, NULL);
+    shadow_free(&r->sh);
+    FUZZ_CHECK(rc == 0, "the workload runner failed: %s", err);
+}
+
+/* Calls of the plan's points the workload makes without faults. */
+static uint64_t count_calls(const struct workload *w, const struct fault_plan *p)
+{
+    struct frun r;
+    memset(&r, 0, sizeof r);
+    r.counting = 1;
+    r.plan = *p;
+    snprintf(r.plan_text, sizeof r.plan_text, "(counting)");
+    struct trace t;
+    run_faulted(&r, w, &t);
+    trace_free(&t);
+    const struct fault_stats *st = fault_get_stats();
+    uint64_t n = 0;
+    for (int i = 0; i < FP_COUNT; i++)
+        if (fault_plan_points(p) & (1u << i))
+            n += st->calls[i];
+    return n;
+}
+
+/* A state handed over by the sweep's export path, judged with the fault oracle. */
+struct fstate {
+    struct oracle oracle; /* fault_oracle_build of the trace */
+    uint64_t salt;        /* sampling / GUID seed */
+    int called;           /* on_state ran */
+    struct verdict v;     /* its verdict */
+};
+
+static int read_crashdisk(void *ctx, void *buf, uint64_t len, uint64_t off)
+{
+    return crashdisk_read(ctx, buf, len, off);
+}
+
+static uint64_t choice_hash(const struct crash_choice *c, uint64_t salt)
+{
+    uint64_t h = salt ^ UINT64_C(0xFA017F022);
+    h ^= (uint64_t)c->model << 56 ^ (uint64_t)c->epoch << 24 ^ c->index;
+    h = fuzz_mix64(&h) ^ ((uint64_t)c->gran << 32 | c->pattern) ^ c->subset[0];
+    return fuzz_mix64(&h);
+}
+
+static int fault_state(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
+{
+    struct fstate *f = ctx;
+    struct cowdisk cow;
+    cowdisk_init(&cow, read_crashdisk, cd, cd->size);
+    cow.record = 0; /* the judge's own session: nothing to materialize */
+    struct fault_judge_cfg jc = {8, 16, WIDE_SECTORS, 0};
+    fault_judge_image(cowdisk_bdev(&cow), &f->oracle, cut, choice_hash(c, f->salt), &jc, &f->v);
+    cowdisk_free(&cow);
+    f->called = 1;
+    return 1; /* the one state wanted */
+}
+
+/* Judges state c of a fault trace with the fault oracle.  Returns 0 (verdict
+ * in f->v) or -ENOENT when the sweep does not generate c. */
+static int judge_fault_state(const struct trace *t, const struct sweep_config *base, struct fstate *f,
+                             const struct crash_choice *c)
+{
+    struct sweep_config cfg = *base;
+    cfg.on_state = fault_state; /* sweep_eval_choice hands the state over instead of judging it */
+    cfg.ctx = f;
+    f->called = 0;
+    struct verdict unused;
+    memset(&unused, 0, sizeof unused);
+    int rc = sweep_eval_choice(t, &cfg, c, &unused);
+    FUZZ_CHECK(rc == 0 || rc == -ENOENT, "sweep_eval_choice failed: %d", rc);
+    return f->called ? 0 : -ENOENT;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t hd[16];
+    uint8_t hd[HDR_BYTES];
     memset(hd, 0, sizeof hd);
     memcpy(hd, data, size < sizeof hd ? size : sizeof hd);
+    /* The fault schedule (header byte 0 bit 7): FAULT_SCHEDULE_BYTES after the header. */
+    const int flagged = (hd[0] & HDR_FAULTS) != 0;
+    uint8_t fs[FAULT_SCHEDULE_BYTES];
+    memset(fs, 0, sizeof fs);
+    if (flagged && size > HDR_BYTES)
+        memcpy(fs, data + HDR_BYTES, size - HDR_BYTES < sizeof fs ? size - HDR_BYTES : sizeof fs);
+    struct fault_plan plan;
+    const int scheduled = flagged && fault_schedule_decode(fs, sizeof fs, FK_ALL, 0, &plan);
+    const size_t ops_at = HDR_BYTES + (flagged ? FAULT_SCHEDULE_BYTES : 0);
+
     struct workload w;
     memset(&w, 0, sizeof w);
     snprintf(w.p.scenario, sizeof w.p.scenario, "mixed");
@@ -200,7 +576,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t id = 0;
     const uint64_t lsec = w.p.logical_sector, units = w.p.virtual_size / lsec;
     const uint64_t block_units = w.p.block_size / lsec, blocks = units / block_units;
-    for (size_t p = sizeof hd; p + 4 <= size && records < MAX_OPS; p += 4, records++) {
+    for (size_t p = ops_at; p + 4 <= size && records < MAX_OPS; p += 4, records++) {
         const uint8_t *b = data + p;
         if (b[0] >= 0xF8) {
             /* A burst: allocate and discard a block again and again, one log
@@ -234,10 +610,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     w.ops = ops;
     w.n = n;
 
+    /* Record the trace: plainly, or with the schedule's fault (a counting run
+     * first tells how many calls its points get, so nth always lands). */
     struct trace t;
-    trace_init(&t);
-    int rc = workload_run(&w, &t, err, sizeof err);
-    FUZZ_CHECK(rc == 0, "the workload failed on a healthy disk: %s", err);
+    struct frun r;
+    memset(&r, 0, sizeof r);
+    int fired = 0;
+    uint64_t calls = 0;
+    if (scheduled && fault_supported() && (calls = count_calls(&w, &plan)) > 0) {
+        fault_schedule_decode(fs, sizeof fs, FK_ALL, calls, &plan);
+        r.plan = plan;
+        fault_plan_format(&plan, r.plan_text, sizeof r.plan_text);
+        run_faulted(&r, &w, &t);
+        fired = r.fired;
+    } else {
+        trace_init(&t);
+        int rc = workload_run(&w, &t, err, sizeof err);
+        FUZZ_CHECK(rc == 0, "the workload failed on a healthy disk: %s", err);
+    }
+    char fault_note[200] = "";
+    if (fired)
+        snprintf(fault_note, sizeof fault_note, "fault plan %s (of %" PRIu64 " calls; first fired in op %ld), ",
+                 r.plan_text, calls, r.fired_op);
 
     struct sweep_config cfg;
     sweep_config_defaults(&cfg);
@@ -246,6 +640,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.full_every = 1; /* judge every written sector */
     cfg.full_max = 0;
     cfg.quiet = 1;
+
+    /* After a fault: the fault oracle, and the final image first. */
+    struct fstate f;
+    memset(&f, 0, sizeof f);
+    struct crash_choice final_c;
+    memset(&final_c, 0, sizeof final_c);
+    if (fired) {
+        FUZZ_CHECK(fault_oracle_build(&f.oracle, &t) == 0, "cannot build the oracle of the fault trace");
+        f.salt = cfg.seed;
+        struct epoch_view ev;
+        find_epoch(&t, 0, &ev);
+        find_epoch(&t, ev.n_epochs - 1, &ev);
+        final_c.epoch = ev.n_epochs - 1;
+        final_c.model = ev.n_pending ? M_PREFIX : M_DROP;
+        final_c.index = ev.n_pending;
+        int rc = judge_fault_state(&t, &cfg, &f, &final_c);
+        FUZZ_CHECK(rc == 0, "the sweep did not hand over the final state (does sweep_eval_choice still call on_state?)");
+        if (fuzz_verbose())
+            fprintf(stderr, "fuzz_crash_schedule: %s%zu ops, %zu trace ops; final image: %s\n", fault_note, n,
+                    t.n_ops, f.v.ok ? "ok" : f.v.invariant);
+        if (!f.v.ok)
+            fuzz_fail(__FILE__, __LINE__, "the fault oracle holds", "%sworkload of %zu ops (apply_every %u, %" PRIu64
+                      " MiB disk): the final image: %s\n%s", fault_note, n, w.p.apply_every, w.p.virtual_size >> 20,
+                      f.v.invariant, f.v.detail);
+    }
+
     /* The same choice in 1 to 4 consecutive epochs (header byte 3, bits 5-6):
      * a workload costs more to record than one state costs to judge. */
     const uint32_t span = 1u + ((hd[3] >> 5) & 3);
@@ -257,20 +677,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break; /* wrapped around: every epoch done */
         struct crash_choice c;
         make_choice(hd, &t, &ev, sel % ev.n_epochs, &c);
+        if (fired && c.model == M_RECOVERY && (plan.kind == FK_SHORT || plan.kind == FK_FLUSH_LOSE)) {
+            /* Only the sweep's own judge runs the recovery model, and its
+             * oracle does not know every effect of these kinds. */
+            uint32_t np = ev.n_pending;
+            c.model = np ? M_PREFIX : M_DROP;
+            c.index = np ? 1 + vhdx_get16(hd + 6) % np : 0;
+            c.pattern = 0;
+        }
         struct verdict v;
         memset(&v, 0, sizeof v);
-        rc = sweep_eval_choice(&t, &cfg, &c, &v);
-        /* A recovery cut lands on a flush or a mark of the replay's trace a
-         * third of the time: the next few cuts are the nearest real states. */
-        for (int r = 0; r < 3 && rc == -ENOENT && c.model == M_RECOVERY; r++) {
-            c.index++;
+        int rc;
+        const int fault_judged = fired && c.model != M_RECOVERY;
+        if (fault_judged) {
+            if (!memcmp(&c, &final_c, sizeof c))
+                continue; /* judged above */
+            rc = judge_fault_state(&t, &cfg, &f, &c);
+            v = f.v;
+        } else {
             rc = sweep_eval_choice(&t, &cfg, &c, &v);
+            /* A recovery cut lands on a flush or a mark of the replay's trace a
+             * third of the time: the next few cuts are the nearest real states. */
+            for (int q = 0; q < 3 && rc == -ENOENT && c.model == M_RECOVERY; q++) {
+                c.index++;
+                rc = sweep_eval_choice(&t, &cfg, &c, &v);
+            }
         }
         if (fuzz_verbose()) {
             char desc[256];
             crash_choice_format(&c, desc, sizeof desc);
-            fprintf(stderr, "fuzz_crash_schedule: %zu ops, %zu trace ops, %u epochs, %u pending; %s: %s\n", n,
-                    t.n_ops, ev.n_epochs, ev.n_pending, desc,
+            fprintf(stderr, "fuzz_crash_schedule: %s%zu ops, %zu trace ops, %u epochs, %u pending; %s (%s): %s\n",
+                    fault_note, n, t.n_ops, ev.n_epochs, ev.n_pending, desc,
+                    fault_judged ? "fault oracle" : "harness oracle",
                     rc == -ENOENT ? "not generated (skipped)" : rc ? "harness error" : v.ok ? "ok" : v.invariant);
         }
         if (rc == -ENOENT)
@@ -279,11 +717,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!v.ok) {
             char desc[256];
             crash_choice_format(&c, desc, sizeof desc);
-            fuzz_fail(__FILE__, __LINE__, "the oracle holds", "workload of %zu ops (apply_every %u, %" PRIu64
-                      " MiB disk): %s at cut %" PRIu64 ": %s\n%s", n, w.p.apply_every, w.p.virtual_size >> 20, desc,
-                      v.cut, v.invariant, v.detail);
+            fuzz_fail(__FILE__, __LINE__, fault_judged ? "the fault oracle holds" : "the oracle holds",
+                      "%sworkload of %zu ops (apply_every %u, %" PRIu64 " MiB disk): %s at cut %" PRIu64 ": %s\n%s",
+                      fault_note, n, w.p.apply_every, w.p.virtual_size >> 20, desc, v.cut, v.invariant, v.detail);
         }
     }
+    if (fired)
+        oracle_free(&f.oracle);
     trace_free(&t);
     return 0;
 }

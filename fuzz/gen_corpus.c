@@ -14,6 +14,8 @@
  * with no descriptors, and deliberate refusals (ambiguous heads, a target
  * in the headers, a truncated file).  The window written is the active
  * sequence plus a few sectors either side, at most 64 sectors.
+ * Crash schedules (fuzz_crash_schedule) name a workload, a crash choice and,
+ * for the fault-* seeds, a fault schedule (faults/schedule.h) of every kind.
  *
  * Guarantees: deterministic (seeded GUIDs, fixed operation lists); exit 0
  * with every file written, 2 on a usage or I/O error.
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "faults/schedule.h"
 #include "fuzz_common.h"
 #include "vhdx/log.h"
 #include "vhdx/vhdx.h"
@@ -335,16 +338,45 @@ static void gen_image_open(void)
 #undef EDIT
 }
 
-/* ---- crash schedules --------------------------------------------------------------------- */
+/* ---- crash schedules ----------------------------------------------------------------------- */
+/* One crash-schedule input: the 8 header bytes given (apply-1 and flags,
+ * geometry, model, torn bits, epoch(2), index(2)), the seed, the fault
+ * schedule when fault is non-NULL (header byte 0 bit 7 set), then the ops
+ * as letters: w write (new place), W write far away (another BAT page on
+ * 1 GiB+), B burst of 64 allocate+discard pairs (the ring wraps),
+ * o overwrite, f flush, d discard, r reopen, a apply. */
+static void emit_schedule(const char *name, const uint8_t hd[8], uint64_t seed, const struct fault_plan *fault,
+                          const char *ops)
+{
+    uint8_t b[16 + FAULT_SCHEDULE_BYTES + 4 * 48];
+    memset(b, 0, sizeof b);
+    memcpy(b, hd, 8);
+    vhdx_put64(b + 8, seed);
+    size_t n = 16;
+    if (fault) {
+        b[0] |= 0x80;
+        fault_schedule_encode(fault, b + n);
+        n += FAULT_SCHEDULE_BYTES;
+    }
+    for (const char *p = ops; *p; p++, n += 4) {
+        size_t k = (size_t)(p - ops);
+        uint8_t kind = *p == 'f' ? 4 : *p == 'd' ? 5 : *p == 'r' ? 6 : *p == 'a' ? 7 : *p == 'B' ? 0xFF : 0;
+        uint16_t unit = *p == 'o' ? 8 : *p == 'W' ? (uint16_t)(38400 + 640 * k)
+                                                  : (uint16_t)(k * 2048 + 64 * (k % 3)); /* 'w' spreads over blocks */
+        b[n] = kind;
+        b[n + 1] = (uint8_t)(unit >> 8);
+        b[n + 2] = (uint8_t)unit;
+        b[n + 3] = (uint8_t)(*p == 'd' ? 255 : 7 + 16 * (k % 4));
+    }
+    put_file("fuzz_crash_schedule", name, b, n);
+}
+
 static void gen_crash_schedule(void)
 {
-    /* header: apply-1, geometry, model, torn bits, epoch(2), index(2), seed(8) */
     static const struct {
         const char *name;
         uint8_t hd[8];
-        const char *ops; /* letters: w write (new place), W write far away (another BAT page on 1 GiB+),
-                          * B burst of 64 allocate+discard pairs (the ring wraps),
-                          * o overwrite, f flush, d discard, r reopen, a apply */
+        const char *ops;
     } s[] = {
         {"prefix-writes", {0, 0, 0, 0, 3, 0, 1, 0}, "wwfowfwwf"},
         {"drop-batch", {7, 1, 1, 0, 2, 0, 0, 0}, "wwwwfwwwf"},
@@ -358,24 +390,34 @@ static void gen_crash_schedule(void)
         {"batch-two-bat-pages", {3, 2, 1, 0x60, 8, 0, 0, 0}, "wWfofWwf"},
         {"burst-ring-wrap", {3, 0, 0, 0x60, 0xB0, 1, 1, 0}, "BBwwfwf"},
     };
-    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
-        uint8_t b[16 + 4 * 48];
-        memset(b, 0, sizeof b);
-        memcpy(b, s[i].hd, 8);
-        vhdx_put64(b + 8, 0xC0DE + i);
-        size_t n = 16;
-        for (const char *p = s[i].ops; *p; p++, n += 4) {
-            size_t k = (size_t)(p - s[i].ops);
-            uint8_t kind = *p == 'f' ? 4 : *p == 'd' ? 5 : *p == 'r' ? 6 : *p == 'a' ? 7 : *p == 'B' ? 0xFF : 0;
-            uint16_t unit = *p == 'o' ? 8 : *p == 'W' ? (uint16_t)(38400 + 640 * k)
-                                                      : (uint16_t)(k * 2048 + 64 * (k % 3)); /* 'w' spreads over blocks */
-            b[n] = kind;
-            b[n + 1] = (uint8_t)(unit >> 8);
-            b[n + 2] = (uint8_t)unit;
-            b[n + 3] = (uint8_t)(*p == 'd' ? 255 : 7 + 16 * (k % 4));
-        }
-        put_file("fuzz_crash_schedule", s[i].name, b, n);
-    }
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+        emit_schedule(s[i].name, s[i].hd, 0xC0DE + i, NULL, s[i].ops);
+
+    /* With a fault schedule (faults/schedule.h; nth is reduced modulo the
+     * calls the workload makes, so each fires): every kind, both modes, a
+     * point restriction, and crash choices of several models after it. */
+    static const struct {
+        const char *name;
+        uint8_t hd[8];
+        struct fault_plan plan; /* kind, mode, nth, points */
+        const char *ops;
+    } f[] = {
+        {"fault-eio-payload-write", {0, 0, 0, 0x20, 3, 0, 1, 0}, {FK_EIO, FM_TRANSIENT, 9, 1u << FP_WRITE, 0, 0},
+         "wwfowfwwf"},
+        {"fault-short-torn", {0, 0, 3, 0x22, 1, 0, 0, 0}, {FK_SHORT, FM_TRANSIENT, 6, 0, 0, 0}, "wwwfwwfof"},
+        {"fault-short-persistent", {2, 2, 0, 0x60, 2, 0, 3, 0}, {FK_SHORT, FM_PERSISTENT, 14, 0, 0, 0},
+         "wWfofWwf"},
+        {"fault-flush-lose-batch", {7, 1, 1, 0x20, 1, 0, 0, 0}, {FK_FLUSH_LOSE, FM_TRANSIENT, 2, 0, 0, 0},
+         "wwwwfwwwfwwf"},
+        {"fault-flush-recovery", {5, 0, 5, 0x20, 4, 0, 0, 0}, {FK_FLUSH, FM_TRANSIENT, 9, 0, 0, 0}, "wwwwwwfdfwf"},
+        {"fault-enomem-reopen", {2, 3, 0, 0x40, 4, 0, 5, 0}, {FK_ENOMEM, FM_TRANSIENT, 7, 0, 0, 0},
+         "wwfdfrwwfdwf"},
+        {"fault-enospc-burst", {3, 0, 0, 0x60, 0xB0, 1, 1, 0}, {FK_ENOSPC, FM_TRANSIENT, 40, 0, 0, 0}, "BBwwfwf"},
+        {"fault-eio-read-reopen", {7, 0, 5, 0x10, 6, 0, 2, 0}, {FK_EIO, FM_TRANSIENT, 15, 1u << FP_READ, 0, 0},
+         "wwfrwwfwaf"},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        emit_schedule(f[i].name, f[i].hd, 0xFA00 + i, &f[i].plan, f[i].ops);
 }
 
 int main(int argc, char **argv)

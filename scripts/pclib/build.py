@@ -23,7 +23,11 @@ def ensure_built(preset="default", targets=None, quiet=False):
     is_preset = preset in preset_names()
     if not is_preset and not os.path.exists(os.path.join(bdir, "CMakeCache.txt")):
         raise UsageError(f"unknown preset '{preset}' (presets: {', '.join(sorted(preset_names()))})")
-    if is_preset and not os.path.exists(os.path.join(bdir, "CMakeCache.txt")):
+    cache = os.path.join(bdir, "CMakeCache.txt")
+    # A preset configures once; again when CMakePresets.json changed since
+    # (its cache variables, e.g. POWERCUT_FIU, would otherwise stay stale).
+    if is_preset and (not os.path.exists(cache) or
+                      os.path.getmtime(os.path.join(ROOT, "CMakePresets.json")) > os.path.getmtime(cache)):
         run(["cmake", "--preset", preset], cwd=ROOT, quiet=quiet,
             capture=quiet)
     cmd = ["cmake", "--build", "--preset", preset] if is_preset else ["cmake", "--build", bdir]

@@ -79,7 +79,9 @@ class Scratch:
 
     def build(self, preset, targets):
         bdir = os.path.join(self.src, "build", preset)
-        if not os.path.exists(os.path.join(bdir, "CMakeCache.txt")):
+        cache = os.path.join(bdir, "CMakeCache.txt")
+        if not os.path.exists(cache) or \
+                os.path.getmtime(os.path.join(self.src, "CMakePresets.json")) > os.path.getmtime(cache):
             # a planted bug may leave a variable unused: no -Werror here
             run(["cmake", "--preset", preset, "-DPOWERCUT_WERROR=OFF", "-DPOWERCUT_SKIP_RECORD=ON"], cwd=self.src,
                 capture=True, quiet=True)

@@ -39,12 +39,22 @@ from .common import (BUILD, EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, bu
 TARGETS = {
     "fuzz_log_replay": {"mutator": True, "what": "log search + replay over a fixed base image, differential vs. ref_log.c"},
     "fuzz_image_open": {"mutator": False, "what": "byte edits to a small image: open, read, write, discard, close, reopen"},
-    "fuzz_crash_schedule": {"mutator": False, "what": "workload, cut point and crash choice judged by the harness oracle"},
+    "fuzz_crash_schedule": {"mutator": False, "replay_preset": "fiu-asan",
+                            "what": "workload, cut point, crash choice and an optional fault schedule, "
+                                    "judged by the harness (or fault) oracle"},
     "fuzz_log_parse": {"mutator": True, "what": "codecs and entry validation on raw bytes, differential vs. ref_log.c"},
 }
 FUZZ_DIR = os.path.join(ROOT, "fuzz")
 CORPUS = os.path.join(ROOT, "corpus")
 MUTANTS = os.path.join(ROOT, "harness", "mutants")
+
+
+def replay_preset(target):
+    """The sanitizer preset whose standalone binary replays one input of
+    target outside the fuzzing engine: asan, or fiu-asan where inputs may
+    carry a fault schedule that fires only with fault points compiled in
+    (the fuzz and afl presets have them)."""
+    return TARGETS[target].get("replay_preset", "asan")
 
 
 def resolve_targets(name):

@@ -265,6 +265,11 @@ def fuzz_targets():
     return fuzz.TARGETS
 
 
+def fuzz_replay_preset(target):
+    from . import fuzz
+    return fuzz.replay_preset(target)
+
+
 def guess_target(path):
     """The fuzz target an input belongs to: meta.json next to it, or a
     path component naming a target."""
@@ -300,8 +305,9 @@ def repro_fuzz(args):
         if target not in fuzz_targets():
             raise UsageError(f"unknown fuzz target {target}")
     setup.ensure(quiet=True)
-    build.ensure_built("asan", [target], quiet=True)
-    binary = os.path.join(build_dir("asan"), "fuzz", target)
+    preset = fuzz_replay_preset(target)
+    build.ensure_built(preset, [target], quiet=True)
+    binary = os.path.join(build_dir(preset), "fuzz", target)
     meta_path = os.path.join(os.path.dirname(os.path.abspath(args.file)), "meta.json")
     post = os.path.basename(args.file).startswith("id:") or "/afl/" in os.path.abspath(args.file)
     if os.path.exists(meta_path):
