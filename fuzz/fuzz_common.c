@@ -7,7 +7,11 @@
  * an owned sector map; the build is seeded, so it is the same in every
  * process.  Building costs a few milliseconds once per process.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "fuzz_common.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/simdisk.h"
 #include "vhdx/vhdx.h"
 
 /* ASan defaults of every fuzz binary (ASAN_OPTIONS still overrides): a
@@ -58,6 +63,32 @@ int fuzz_verbose(void)
         cached = s && *s && strcmp(s, "0") != 0;
     }
     return cached;
+}
+
+int fuzz_export_image(struct crashdisk *cd)
+{
+    const char *path = getenv("POWERCUT_FUZZ_EXPORT");
+    if (!path || !*path)
+        return 0;
+    static uint8_t buf[64 * 1024];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int ok = fd >= 0 && ftruncate(fd, (off_t)cd->size) == 0; /* zero chunks stay holes */
+    for (uint64_t off = 0; ok && off < cd->size; off += sizeof buf) {
+        size_t n = cd->size - off < sizeof buf ? (size_t)(cd->size - off) : sizeof buf;
+        ok = crashdisk_read(cd, buf, n, off) == 0;
+        size_t z = 0;
+        while (ok && z < n && buf[z] == 0)
+            z++;
+        if (ok && z < n)
+            ok = pwrite(fd, buf, n, (off_t)off) == (ssize_t)n;
+    }
+    if (fd >= 0 && close(fd) != 0)
+        ok = 0;
+    if (!ok) {
+        fprintf(stderr, "powercut-fuzz: cannot export the image to %s\n", path);
+        exit(2);
+    }
+    return 1;
 }
 
 uint64_t fuzz_mix64(uint64_t *state)

@@ -42,6 +42,15 @@ int fuzz_strict(void);
 /* POWERCUT_FUZZ_VERBOSE=1: targets say what each input did (for reproducing). */
 int fuzz_verbose(void);
 
+struct crashdisk;
+/* Image export (powercut diff turns fuzz corpora into crash images this
+ * way): when POWERCUT_FUZZ_EXPORT names a file, writes the image the input
+ * built (cd's contents, cd->size bytes, before the engine touches it) there,
+ * sparsely, and returns 1: the target then returns without running the
+ * engine.  Returns 0 when the variable is unset.  A write error is fatal
+ * (message, exit status 2). */
+int fuzz_export_image(struct crashdisk *cd);
+
 /* ---- base images -------------------------------------------------------- */
 enum fuzz_image_kind {
     FUZZ_IMG_REPLAY = 0,  /* 8 MiB disk, 1 MiB blocks, three blocks written, log region zeroed, LogGuid clear */

@@ -83,6 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             crashdisk_overlay_write(&cd, off, data + p, len);
         p += len;
     }
+    if (fuzz_export_image(&cd))
+        return 0; /* POWERCUT_FUZZ_EXPORT: the image only (powercut diff) */
 
     struct fuzz_rng rng;
     fuzz_rng_init(&rng, data[1]);

@@ -252,6 +252,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The engine. */
     setup_disk(&cd, &in, file_size, 0);
+    if (fuzz_export_image(&cd))
+        return 0; /* POWERCUT_FUZZ_EXPORT: the image only (powercut diff) */
     guard.phase = GUARD_REPLAY;
     guard.log_offset = img->log_offset;
     guard.log_length = img->log_length;

@@ -10,9 +10,14 @@ processes:
                  the jobs (--shard k/N), one workload seed after the other
   faults  (15%)  pcfaults: the deterministic fault sweep of one workload
                  seed, then random fault plans (campaign seeds) for the rest
-  fuzz    (50%)  every fuzz target in turn, libFuzzer (-fork, crashes do not
+  fuzz    (45%)  every fuzz target in turn, libFuzzer (-fork, crashes do not
                  stop it) and AFL++ (-M main, -F syncing libFuzzer's corpus,
                  CMPLOG) side by side, each on half the jobs
+  diff     (5%)  powercut diff over the image-building fuzz corpora
+                 (fuzz_log_replay, fuzz_image_open: seeds and new units):
+                 our engine against QEMU; a disagreement class where our
+                 engine departs from MS-VHDX is a failure, QEMU's departures
+                 are listed (needs qemu-img/qemu-io)
   final    (5%)  corpora merged and minimized (libFuzzer -merge=1 into
                  corpus/<target>/.work), failures triaged (deduplicated by
                  crash state, minimized, stored under corpus/regressions/),
@@ -55,7 +60,8 @@ from . import build, fuzz, report, setup, sweep, triage
 from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, say, show_cmd, tool,
                      write_json)
 
-DEFAULT_SPLIT = {"sweep": 30, "faults": 15, "fuzz": 50}
+DEFAULT_SPLIT = {"sweep": 30, "faults": 15, "fuzz": 45, "diff": 5}
+DIFF_TARGETS = ("fuzz_log_replay", "fuzz_image_open")  # corpora that describe whole images
 FINAL_SHARE = 5
 STATE_FILE = os.path.join(ROOT, "corpus", ".state", "campaign.json")
 AFL_MAX_FILE = 1 << 20  # afl-fuzz refuses larger seeds
@@ -78,7 +84,7 @@ def parse_duration(text):
 
 
 def parse_split(text):
-    """'sweep=30,faults=15,fuzz=50' -> {method: percent}; methods left out
+    """'sweep=30,faults=15,fuzz=45,diff=5' -> {method: percent}; methods left out
     get 0 (do not run)."""
     if not text:
         return dict(DEFAULT_SPLIT)
@@ -87,7 +93,7 @@ def parse_split(text):
         k, sep, v = part.partition("=")
         k = k.strip()
         if not sep or k not in DEFAULT_SPLIT or not v.strip().isdigit():
-            raise UsageError(f"--split {text!r}: expected e.g. sweep=30,faults=15,fuzz=50 "
+            raise UsageError(f"--split {text!r}: expected e.g. sweep=30,faults=15,fuzz=45,diff=5 "
                              f"(methods: {', '.join(DEFAULT_SPLIT)})")
         out[k] = int(v)
     if sum(out.values()) <= 0 or sum(out.values()) > 100 - FINAL_SHARE:
@@ -112,7 +118,7 @@ def add_campaign_args(p, default_time):
                    help="parallel processes per phase (default: the number of CPUs)")
     p.add_argument("--out", help="report directory (default reports/runs/campaign-<time>/)")
     p.add_argument("--seed", type=int, help="campaign seed (default: from the clock; printed and stored)")
-    p.add_argument("--split", help="shares of the budget in percent (default sweep=30,faults=15,fuzz=50; "
+    p.add_argument("--split", help="shares of the budget in percent (default sweep=30,faults=15,fuzz=45,diff=5; "
                                    "a method left out does not run)")
     p.add_argument("--targets", help="fuzz targets, comma list (default: all)")
     p.add_argument("--no-afl", action="store_true", help="fuzz with libFuzzer only")
@@ -180,6 +186,7 @@ class Campaign:
         self.methods = {}
         self.raw_failures = []  # before dedupe
         self.notes = []
+        self.diff_failures = []  # diff classes where our engine departs from MS-VHDX
         self.t0 = None
         self.last_line = 0
         self.tty = sys.stderr.isatty()
@@ -511,6 +518,51 @@ class Campaign:
                                           "engine": eng, "seed": seed})
         m["seconds"] += time.time() - t_start
 
+    def phase_diff(self, budget):
+        """powercut diff (our engine vs QEMU) over the image-building fuzz
+        corpora: committed seeds first, then the kept new units."""
+        d = os.path.join(self.out, "diff")
+        os.makedirs(d, exist_ok=True)
+        m = self.methods.setdefault("diff", {"seconds": 0.0, "targets": {}})
+        if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+            self.notes.append("diff: qemu-img/qemu-io are not installed: no differential replay")
+            return
+        paths = []
+        for t in DIFF_TARGETS:
+            for p in (os.path.join(fuzz.CORPUS, t), os.path.join(fuzz.CORPUS, t, ".work")):
+                if os.path.isdir(p) and os.listdir(p):
+                    paths.append(p)
+        if not paths:
+            return
+        t_start = time.time()
+        out_json = os.path.join(d, "diff.json")
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "powercut"), "diff", "--json", out_json,
+               "--jobs", self.jobs, "--max-seconds", max(1, int(budget - 20)), "--minimize-seconds", 10] + paths
+        p = self.start(cmd, os.path.join(d, "diff.log"))
+        self.wait([p], t_start + budget, lambda: self.progress("diff: our engine vs QEMU on the fuzz corpora"))
+        m["seconds"] += time.time() - t_start
+        if not os.path.exists(out_json):
+            self.notes.append(f"diff wrote no report (status {p.returncode}); see {d}/diff.log")
+            return
+        with open(out_json) as f:
+            r = json.load(f)
+        ours = [c for c in r.get("classes", []) if str(c.get("departs", "")).startswith("ours")]
+        tv = m["targets"].setdefault("corpora", {"states": 0, "execs": 0, "failures": 0, "seconds": 0.0})
+        tv["states"] += r.get("images", 0)
+        tv["failures"] += sum(c["count"] for c in ours)
+        tv["seconds"] += r.get("wall_s", 0)
+        m["images"] = m.get("images", 0) + r.get("images", 0)
+        m["disagreements"] = m.get("disagreements", 0) + len(r.get("disagreements", []))
+        m["classes"] = [{k: c.get(k) for k in ("name", "departs", "count", "rule", "reproducer")}
+                        for c in r.get("classes", [])]
+        self.diff_failures += [f"diff: our engine departs: {c['name']} ({c['count']}x; {c.get('rule', '')}); "
+                               f"reproduce: {c.get('reproduce')}" for c in ours]
+        for c in r.get("classes", []):
+            if c not in ours:
+                self.notes.append(f"diff: {c['name']} ({c['count']} images; departs: {c['departs']}); "
+                                  f"reproducer {c.get('reproducer')}")
+        self.sample(method="diff", target="corpora", states=r.get("images", 0), violations=len(ours))
+
     # ---- final ----------------------------------------------------------------------------
     def merge_corpora(self, deadline):
         """libFuzzer -merge=1: the kept corpus becomes a minimal set covering
@@ -626,7 +678,8 @@ class Campaign:
         scale = (self.budget - reserve) / (self.budget * sum(self.split.values()) / 100)
         unique, cov = [], {}
         try:
-            for phase, fn in (("sweep", self.phase_sweep), ("faults", self.phase_faults), ("fuzz", self.phase_fuzz)):
+            for phase, fn in (("sweep", self.phase_sweep), ("faults", self.phase_faults), ("fuzz", self.phase_fuzz),
+                              ("diff", self.phase_diff)):
                 if self.split[phase] and not self.interrupts:
                     share = self.budget * self.split[phase] / 100 * min(1.0, scale)
                     fn(min(share, max(1, end - reserve - time.time())))
@@ -653,7 +706,7 @@ class Campaign:
         print(f"report: {path}")
         if self.interrupts:
             return 130
-        return EXIT_FAIL if unique else EXIT_OK
+        return EXIT_FAIL if unique or self.diff_failures else EXIT_OK
 
     def data(self, started, unique, cov):
         for u in unique:
@@ -673,7 +726,8 @@ class Campaign:
             "campaign": {"seed": self.seed, "started": started, "elapsed_s": round(self.elapsed(), 1),
                          "budget_s": self.budget, "jobs": self.jobs, "split": self.split,
                          "partial": bool(self.interrupts), "command": " ".join(sys.argv),
-                         "engine": engine_id(), "state": dict(self.state), "notes": self.notes,
+                         "engine": engine_id(), "state": dict(self.state),
+                         "notes": self.notes + self.diff_failures,
                          "afl": self.use_afl},
             "methods": self.methods,
             "coverage": cov,
@@ -693,6 +747,8 @@ class Campaign:
                   f"regions {cov['regions']['percent']:.1f}%, functions {cov['functions']['percent']:.1f}%")
         for n in self.notes:
             print(f"note: {n}")
+        for n in self.diff_failures:
+            print(f"FAILURE {n}")
         for u in data["failures"]:
             print(f"FAILURE [{u['id']}] {u['method']} {u['target']}: {u.get('what')} (seen {u['count']}x)\n"
                   f"  reproduce: {u.get('command')}")
@@ -762,13 +818,15 @@ def crash_files(d):
 def reproduce_fuzz(target, path, engine):
     """Runs one input again; returns (status, output).  libFuzzer findings
     run with the libFuzzer binary (same sanitizers); AFL++ findings (from an
-    uninstrumented build) with the asan preset's standalone target, after
+    uninstrumented build) with the standalone target of the target's replay
+    preset (asan, fiu-asan for fault schedules), after
     the AFL++ post-processing for the targets with the custom mutator."""
     env = dict(os.environ, ASAN_OPTIONS="handle_abort=1:detect_leaks=1:symbolize=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     if engine == "afl":
-        build.ensure_built("asan", [target], quiet=True)
-        cmd = [os.path.join(build_dir("asan"), "fuzz", target)]
+        preset = fuzz.replay_preset(target)
+        build.ensure_built(preset, [target], quiet=True)
+        cmd = [os.path.join(build_dir(preset), "fuzz", target)]
         if fuzz.TARGETS[target]["mutator"]:
             cmd.append("--post-process")
         cmd.append(path)

@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 
 from .common import write_json
 
-METHOD_ORDER = ["sweep", "faults", "fuzz"]
+METHOD_ORDER = ["sweep", "faults", "fuzz", "diff"]
 COLUMNS = [("method", "method"), ("target", "target"), ("states", "crash states"), ("execs", "executions"),
            ("coverage", "coverage"), ("failures", "failures"), ("seconds", "seconds")]
 
@@ -233,6 +233,21 @@ def render_html(data, images):
     if not failures:
         h.append('<tr><td colspan="6">none</td></tr>')
     h.append("</tbody></table>")
+
+    dm = data.get("methods", {}).get("diff")
+    if dm:
+        h.append(f"<h2>Differential replay against QEMU</h2><p>{_fmt(dm.get('images', 0))} images from the fuzz "
+                 f"corpora, {_fmt(dm.get('disagreements', 0))} disagreements</p>")
+        h.append('<table id="diff"><thead><tr><th>class</th><th>images</th><th>departs</th><th>rule</th>'
+                 "<th>reproducer</th></tr></thead><tbody>")
+        for c in dm.get("classes", []):
+            cls = ' class="bad"' if str(c.get("departs", "")).startswith("ours") else ""
+            h.append(f"<tr{cls}><td>{html.escape(str(c.get('name')))}</td><td class=\"n\">{_fmt(c.get('count'))}</td>"
+                     f"<td>{html.escape(str(c.get('departs')))}</td><td>{html.escape(str(c.get('rule')))}</td>"
+                     f"<td><code>{html.escape(str(c.get('reproducer')))}</code></td></tr>")
+        if not dm.get("classes"):
+            h.append('<tr><td colspan="5">the implementations agree on every image</td></tr>')
+        h.append("</tbody></table>")
 
     h.append("<h2>Over time</h2>")
     if images:

@@ -30,8 +30,8 @@ def test_parse_duration():
 
 
 def test_parse_split():
-    assert campaign.parse_split(None) == {"sweep": 30, "faults": 15, "fuzz": 50}
-    assert campaign.parse_split("fuzz=90") == {"sweep": 0, "faults": 0, "fuzz": 90}
+    assert campaign.parse_split(None) == {"sweep": 30, "faults": 15, "fuzz": 45, "diff": 5}
+    assert campaign.parse_split("fuzz=90") == {"sweep": 0, "faults": 0, "fuzz": 90, "diff": 0}
     for bad in ("fuzz=96", "fuzz=0", "bogus=10", "sweep", "sweep=x"):
         with pytest.raises(UsageError):
             campaign.parse_split(bad)

@@ -1,0 +1,1051 @@
+"""External-checker sweep: `powercut sweep --trace T --checker vhdxtool|qemu|both`.
+
+Every crash state of the trace, under every exportable model (all but
+`recovery`, which needs the checker's own replay), comes from the harness's
+generator (`pcsweep export --only ...`, in batches of --batch states so the
+temporary directory stays small), is materialized as an image file and handed
+to the checkers, each on its own copy:
+
+  vhdxtool  `vhdxtool replay` (must open: opened / replayed / refused),
+            `vhdxtool check --json` (no errors), `vhdxtool export` + read-back
+  qemu      `qemu-img check -r all -f vhdx` (opens? repairs?),
+            `qemu-img convert -f vhdx -O raw` + read-back, then an allocation
+            probe: `qemu-io -c 'write -P 0xa5 PROBE 64k'` into a block the
+            workload never touched, `qemu-img check` and a second convert:
+            the probe must read back and nothing else may change
+
+Read-back ("where known"): when the recorded command is qemu-io, its -c
+commands say what the virtual disk should hold.  Judging (docs/external.md):
+  * every sector reads a value it legitimately held: its base value or the
+    pattern of a write that covered it ("old or new, never garbage");
+  * a write is *acknowledged durable* once a guest flush after it is proven
+    complete inside the durable part of the state: the trace shows a payload
+    write of a later command (qemu-io runs commands one after the other)
+    before the flush that begins the state's epoch.  Such a sector must hold
+    the acknowledged value or a later one, never an older one ("lost");
+  * the state equal to the end of the run must hold exactly the final data.
+Other commands (read, discard, unknown ones) make the affected sectors
+unchecked; an unknown command or a non-qemu-io program turns the read-back
+off (the structural checks still run).
+
+Outcomes per state and checker go to a JSON report (states/s, per model and
+per crash point); exit status 1 when a checker violated an invariant
+(refused a power-loss state, check errors, lost or garbage data, a failed or
+corrupting allocation), 0 otherwise, 2 on usage or infrastructure errors.
+
+Hook (for scripts/pclib/sweep.py): call add_arguments(parser) on the sweep
+parser (or only the options it lacks) and dispatch to
+run_external_sweep(args) when args.trace and args.checker are set.
+Standalone: `/usr/bin/python3 -m pclib.extsweep --trace T --checker both`
+from scripts/.
+"""
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, UsageError, run, say, write_json
+
+CHECKERS = ("vhdxtool", "qemu", "both")
+EXPORTABLE = ["prefix", "drop", "reorder", "torn", "stale", "misdirect", "lost", "bitflip"]
+CORRUPTION = {"misdirect", "lost", "bitflip"}
+PROBE_PATTERN = 0xA5
+PROBE_LEN = 64 * 1024
+SECTOR = 512
+HEADER_OFFSETS = (64 * 1024, 128 * 1024)
+
+
+# ---- small helpers ------------------------------------------------------------------
+def _crc32c_table():
+    tab = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        tab.append(c)
+    return tab
+
+
+_CRC_TAB = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    tab = _CRC_TAB
+    for b in data:
+        crc = tab[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def current_header(path):
+    """The current VHDX header of an image as a dict (sequence, log_guid
+    as hex, slot 1/2), or None when neither copy is valid."""
+    best = None
+    try:
+        with open(path, "rb") as f:
+            for slot, off in enumerate(HEADER_OFFSETS, 1):
+                f.seek(off)
+                h = f.read(4096)
+                if len(h) < 4096 or h[:4] != b"head":
+                    continue
+                want = struct.unpack_from("<I", h, 4)[0]
+                if crc32c(h[:4] + b"\0\0\0\0" + h[8:]) != want:
+                    continue
+                seq = struct.unpack_from("<Q", h, 8)[0]
+                if best is None or seq > best["sequence"]:
+                    best = {"slot": slot, "sequence": seq, "log_guid": h[48:64].hex()}
+    except OSError:
+        return None
+    return best
+
+
+def log_pending(path):
+    h = current_header(path)
+    return h is not None and h["log_guid"] != "00" * 16
+
+
+def sparse_copy(src, dst):
+    """Copies a file leaving zero MiB chunks as holes (no process needed)."""
+    chunk = 1 << 20
+    zero = bytes(chunk)
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        size = 0
+        while True:
+            b = fi.read(chunk)
+            if not b:
+                break
+            if b == zero[:len(b)]:
+                fo.seek(len(b), os.SEEK_CUR)
+            else:
+                fo.write(b)
+            size += len(b)
+        fo.truncate(size)
+
+
+def work_tmpdir():
+    """Where checkers' scratch copies go: $POWERCUT_TMPDIR, else /dev/shm
+    when it is a writable tmpfs with room (the checkers' own fsyncs cost
+    nothing there: QEMU's replay syncs every 4 KiB it writes), else the
+    default temporary directory."""
+    d = os.environ.get("POWERCUT_TMPDIR")
+    if d:
+        return d
+    try:
+        st = os.statvfs("/dev/shm")
+        if os.access("/dev/shm", os.W_OK) and st.f_bavail * st.f_frsize >= (4 << 30):
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
+def file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def parse_size(s):
+    """qemu-io style numbers: 4096, 64k, 1M, 0x1000, 1.5M is not accepted."""
+    m = re.fullmatch(r"(0x[0-9a-fA-F]+|\d+)([kKmMgGtTpPeEbB]?)", s.strip())
+    if not m:
+        raise ValueError(s)
+    v = int(m.group(1), 0)
+    mul = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
+    return v * mul[m.group(2).lower()]
+
+
+# ---- the trace file (read-only view: kinds, offsets, lengths) -----------------------------
+def read_trace(path):
+    """Operations and metadata of a PCTRACE1 file (format: harness/include/
+    harness/trace.h).  Write data is not kept; for each write the byte it is
+    uniformly filled with (or None) is.  The caller has checked the file with
+    `pcsweep info` first (CRC, bounds)."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    if buf[:8] != b"PCTRACE1" or len(buf) < 84:
+        raise UsageError(f"{path}: not a powercut trace")
+    version, flags, seed, base_size, n_ops = struct.unpack_from("<IIQQQ", buf, 8)
+    pos = 64
+
+    def u16():
+        nonlocal pos
+        v = struct.unpack_from("<H", buf, pos)[0]
+        pos += 2
+        return v
+
+    def s():
+        nonlocal pos
+        n = u16()
+        v = buf[pos:pos + n].decode("utf-8", "replace")
+        pos += n
+        return v
+
+    def kv():
+        d = {}
+        while True:
+            k = s()
+            if not k:
+                return d
+            d[k] = s()
+
+    meta = kv()
+    extents = struct.unpack_from("<I", buf, pos)[0]
+    pos += 4
+    for _ in range(extents):
+        _, ln = struct.unpack_from("<QI", buf, pos)
+        pos += 12 + ln
+    ops = []
+    for _ in range(n_ops):
+        kind = chr(buf[pos])
+        pos += 1
+        if kind == "W":
+            off, ln = struct.unpack_from("<QI", buf, pos)
+            pos += 12
+            data = buf[pos:pos + ln]
+            pos += ln
+            uni = data[0] if ln and data.count(data[:1]) == ln else None
+            ops.append(("W", off, ln, uni))
+        elif kind == "T":
+            ops.append(("T", struct.unpack_from("<Q", buf, pos)[0], 0, None))
+            pos += 8
+        elif kind == "F":
+            ops.append(("F", 0, 0, None))
+        elif kind == "M":
+            name = s()
+            pos += 8
+            ops.append(("M", 0, 0, name))
+        elif kind == "B":
+            pos += 4 + 1 + 8 + 8 + 4
+            ops.append(("B", 0, 0, None))
+        elif kind == "E":
+            pos += 8
+            ops.append(("E", 0, 0, None))
+        else:
+            raise UsageError(f"{path}: unknown operation kind {kind!r}")
+    return {"flags": flags, "seed": seed, "base_size": base_size, "meta": meta, "ops": ops}
+
+
+def epoch_starts(ops):
+    """starts[e] = trace index of the flush that begins epoch e (0 for e=0:
+    every op before it is durable in epoch e's states)."""
+    starts = [0]
+    for i, op in enumerate(ops):
+        if op[0] == "F":
+            starts.append(i)
+    return starts
+
+
+def region_name(off, layout):
+    """Which VHDX structure a file offset falls in (layout from vhdxtool info --json)."""
+    fixed = [(0, "file-id"), (64 << 10, "header1"), (128 << 10, "header2"), (192 << 10, "region1"),
+             (256 << 10, "region2"), (320 << 10, "header-section")]
+    if off < 1 << 20:
+        return [n for o, n in fixed if off >= o][-1]
+    for name in ("log", "bat", "metadata"):
+        r = layout.get(name)
+        if r and r["offset"] <= off < r["offset"] + r["length"]:
+            return name
+    return "payload"
+
+
+def describe_epochs(ops, starts, layout):
+    """Per epoch, its operations in words: 'W log 8K, W bat 4K, T 10M' (the
+    pending writes a crash in that epoch chooses from)."""
+    def size(n):
+        return f"{n >> 20}M" if n and n % (1 << 20) == 0 else f"{n >> 10}K" if n and n % 1024 == 0 else f"{n}B"
+    out = []
+    bounds = starts[1:] + [len(ops)]
+    for e, end in enumerate(bounds):
+        first = 0 if e == 0 else starts[e] + 1
+        words = []
+        for op in ops[first:end]:
+            if op[0] == "W":
+                words.append(f"W {region_name(op[1], layout)}@{op[1]:#x} {size(op[2])}")
+            elif op[0] == "T":
+                words.append(f"T {size(op[1])}")
+            elif op[0] == "M":
+                words.append(f"mark {op[3]}")
+        out.append(", ".join(words) if words else "(nothing pending)")
+    return out
+
+
+# ---- what the program wrote (qemu-io) ---------------------------------------------------------
+class Workload:
+    """The virtual-disk writes a recorded qemu-io command line makes, and the
+    expectations they give for a crash state (see the module docstring)."""
+
+    def __init__(self, cmds, base_raw):
+        self.cmds = cmds            # [(kind, off, len, byte)] kinds: write, flush, discard, read
+        self.base = base_raw        # virtual disk before the run
+        self.unchecked = set()      # sectors no judgement is made on
+        self.touch = {}             # sector -> [(cmd index, byte or None for 'old or zero')]
+        self.proof = {}             # flush cmd index -> trace index proving it complete
+        nsec = len(base_raw) // SECTOR
+        for i, (kind, off, ln, byte) in enumerate(cmds):
+            if kind not in ("write", "discard"):
+                continue
+            first, last = off // SECTOR, (off + ln + SECTOR - 1) // SECTOR
+            for s in range(first, min(last, nsec)):
+                if kind == "discard" or off % SECTOR or (off + ln) % SECTOR:
+                    self.unchecked.add(s)
+                else:
+                    self.touch.setdefault(s, []).append((i, byte))
+        self.nsec = nsec
+        self.concurrent = False     # aio_* commands or cache=unsafe: no acknowledgement proofs
+        self.cache = "writethrough"  # qemu-io cache mode
+
+    @staticmethod
+    def from_trace(meta, base_raw):
+        """A Workload when record.command is qemu-io with understood -c
+        commands, else None (and the reason)."""
+        try:
+            argv = json.loads(meta.get("record.command", "null"))
+        except ValueError:
+            return None, "record.command is not JSON"
+        if not argv or os.path.basename(argv[0]) != "qemu-io":
+            return None, "the recorded program is not qemu-io"
+        cmds = []
+        cache = "writethrough"  # qemu-io's default cache mode (-t)
+        i = 1
+        while i < len(argv):
+            a = argv[i]
+            if a in ("-c", "--cmd") and i + 1 < len(argv):
+                c, why = parse_qemu_io_command(argv[i + 1])
+                if c is None:
+                    return None, why
+                cmds.append(c)
+                i += 2
+            elif a.startswith("--cmd="):
+                c, why = parse_qemu_io_command(a[6:])
+                if c is None:
+                    return None, why
+                cmds.append(c)
+                i += 1
+            elif a in ("-t", "--cache") and i + 1 < len(argv):
+                cache = argv[i + 1]
+                i += 2
+            elif a.startswith("--cache="):
+                cache = a[8:]
+                i += 1
+            elif a in ("-n", "--nocache"):
+                cache = "none"
+                i += 1
+            else:
+                i += 1
+        if not cmds:
+            return None, "no -c commands"
+        if cache in ("writethrough", "directsync"):
+            # Every write returns after a flush: an implicit flush follows it.
+            cmds = [x for c in cmds for x in ([c, ("flush", 0, 0, None)] if c[0] == "write" else [c])]
+        w = Workload(cmds, base_raw)
+        w.cache = cache
+        # aio_* commands: completion order is not command order; unsafe: flushes are ignored.
+        w.concurrent = cache == "unsafe" or any(a.split()[0].startswith("aio_") for a in _commands(argv) if a.split())
+        return w, None
+
+    def locate(self, ops):
+        """Finds, for each guest flush, a trace index that proves it done."""
+        first_w = {}
+        if self.concurrent:
+            return first_w
+        start = 0
+        for i, (kind, off, ln, byte) in enumerate(self.cmds):
+            if kind != "write" or byte in (None, 0):
+                continue
+            for j in range(start, len(ops)):
+                op = ops[j]
+                if op[0] == "W" and op[3] == byte and op[2] >= SECTOR and op[2] % SECTOR == 0:
+                    first_w[i] = j
+                    start = j + 1
+                    break
+        for i, (kind, *_rest) in enumerate(self.cmds):
+            if kind != "flush":
+                continue
+            later = [first_w[k] for k in range(i + 1, len(self.cmds)) if k in first_w]
+            if later:
+                self.proof[i] = later[0]
+        return first_w
+
+    def acked(self, durable_before):
+        """Index of the last guest flush proven complete before trace index
+        durable_before (commands before it are acknowledged durable), or -1."""
+        best = -1
+        for i, p in self.proof.items():
+            if p < durable_before and i > best:
+                best = i
+        return best
+
+    def judge(self, raw, acked_flush, terminal):
+        """('ok'|'lost'|'garbage'|'size', detail) for a raw export."""
+        if len(raw) != len(self.base):
+            return "size", f"virtual disk is {len(raw)} bytes, expected {len(self.base)}"
+        if terminal:
+            acked_flush = len(self.cmds)
+        worst, detail = "ok", ""
+        # Untouched, checked sectors: the base value, in bulk between touched runs.
+        touched = sorted(set(self.touch) | self.unchecked)
+        prev = 0
+        for s in touched + [self.nsec]:
+            a, b = prev * SECTOR, s * SECTOR
+            if a < b and raw[a:b] != self.base[a:b]:
+                for k in range(prev, s):
+                    if raw[k * SECTOR:(k + 1) * SECTOR] != self.base[k * SECTOR:(k + 1) * SECTOR]:
+                        return "garbage", f"virtual sector {k} (offset {k * SECTOR}) was never written but " \
+                                          f"differs from the base: {raw[k * SECTOR:k * SECTOR + 16].hex()}"
+            prev = s + 1
+        for s, writes in self.touch.items():
+            if s in self.unchecked:
+                continue
+            got = raw[s * SECTOR:(s + 1) * SECTOR]
+            base = self.base[s * SECTOR:(s + 1) * SECTOR]
+
+            def is_val(v):
+                return got == base if v == "base" else got == bytes([v]) * SECTOR
+
+            older = ["base"]
+            cur = "base"
+            later = []
+            for ci, byte in writes:
+                if ci < acked_flush:
+                    older.append(cur)
+                    cur = byte
+                else:
+                    later.append(byte)
+            if terminal:
+                if is_val(cur):
+                    continue
+            elif is_val(cur) or any(is_val(v) for v in later):
+                continue
+            if any(is_val(v) for v in older):
+                if worst == "ok":
+                    worst = "lost"
+                    detail = (f"virtual sector {s} (offset {s * SECTOR}) holds an older value; expected "
+                              f"{'pattern 0x%02x' % cur if cur != 'base' else 'its base value'}"
+                              f"{' or a later write' if later and not terminal else ''}")
+            else:
+                return "garbage", (f"virtual sector {s} (offset {s * SECTOR}) holds bytes no write put there: "
+                                   f"{got[:16].hex()}...")
+        return worst, detail
+
+
+def _commands(argv):
+    out = []
+    for i, a in enumerate(argv):
+        if a in ("-c", "--cmd") and i + 1 < len(argv):
+            out.append(argv[i + 1] or " ")
+        elif a.startswith("--cmd="):
+            out.append(a[6:] or " ")
+    return out
+
+
+def parse_qemu_io_command(text):
+    """(kind, off, len, byte) for a qemu-io command, or (None, why)."""
+    try:
+        w = shlex.split(text)
+    except ValueError:
+        return None, f"cannot parse qemu-io command {text!r}"
+    if not w:
+        return None, "empty qemu-io command"
+    name, args = w[0], w[1:]
+    try:
+        if name in ("write", "aio_write", "writev"):
+            byte, zero = 0xCD, False
+            pos = []
+            i = 0
+            while i < len(args):
+                a = args[i]
+                if a == "-P":
+                    byte = int(args[i + 1], 0) & 0xFF
+                    i += 2
+                elif a == "-z":
+                    zero = True
+                    i += 1
+                elif a in ("-q", "-C", "-f", "-u", "-c", "-n", "-p", "-b"):
+                    i += 1
+                elif a.startswith("-"):
+                    return None, f"qemu-io option {a} in {text!r} is not understood"
+                else:
+                    pos.append(a)
+                    i += 1
+            if len(pos) < 2:
+                return None, f"qemu-io command {text!r}: offset and length expected"
+            off = parse_size(pos[0])
+            ln = sum(parse_size(p) for p in pos[1:]) if name == "writev" else parse_size(pos[1])
+            return ("write", off, ln, 0 if zero else byte), None
+        if name in ("flush", "aio_flush"):
+            return ("flush", 0, 0, None), None
+        if name in ("discard", "aio_discard"):
+            pos = [a for a in args if not a.startswith("-")]
+            return ("discard", parse_size(pos[0]), parse_size(pos[1]), None), None
+        if name in ("read", "readv", "aio_read", "map", "info", "length", "help", "quit", "sleep", "wait_break"):
+            return ("read", 0, 0, None), None
+    except (ValueError, IndexError):
+        return None, f"qemu-io command {text!r}: bad number"
+    return None, f"qemu-io command {name!r} is not understood"
+
+
+# ---- checkers ---------------------------------------------------------------------------------------
+class Checkers:
+    def __init__(self, t, work, workload, probe_off, virtual_size, verbose=False):
+        self.t = t
+        self.work = work
+        self.workload = workload
+        self.probe_off = probe_off
+        self.virtual_size = virtual_size
+        self.verbose = verbose
+        self.shown = set()
+        self.lock = threading.Lock()
+        self.timeout = 60.0
+
+    def run(self, cmd, timeout=None):
+        """Every command goes through common.run(); each distinct program is
+        printed the first time (all with --verbose).  Past the timeout the
+        command is killed and reported with status -9."""
+        timeout = timeout or self.timeout
+        key = os.path.basename(str(cmd[0])) + " " + str(cmd[1])
+        with self.lock:
+            quiet = not self.verbose and key in self.shown
+            self.shown.add(key)
+        try:
+            return run(cmd, check=False, capture=True, quiet=quiet, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, -9, b"", f"timed out after {timeout} s".encode())
+
+    def judge_raw(self, raw_path, st):
+        if not self.workload:
+            return "unknown", "no read-back (" + (st.get("why_no_readback") or "unknown workload") + ")"
+        with open(raw_path, "rb") as f:
+            raw = f.read()
+        return self.workload.judge(raw, st["acked"], st["terminal"])
+
+    def vhdxtool(self, img, st, tag):
+        t = self.t
+        r = {}
+        cp = self.run([t("vhdxtool"), "replay", img])
+        out = cp.stdout.decode(errors="replace") + cp.stderr.decode(errors="replace")
+        if cp.returncode == -9:
+            r["open"] = "hang"
+            r["message"] = out.strip()
+            return r
+        if cp.returncode == 0:
+            r["open"] = "replayed" if "replayed" in cp.stdout.decode(errors="replace") else "opened"
+        elif cp.returncode == 1:
+            m = re.search(r"\[(VHDX_E_\w+|E\w+)\]", out)
+            r["open"] = "refused"
+            r["error"] = m.group(1) if m else "?"
+            r["message"] = out.strip().splitlines()[0][:300] if out.strip() else ""
+        else:
+            r["open"] = "error"
+            r["message"] = out.strip()[:300]
+            return r
+        if r["open"] == "refused":
+            return r
+        cp = self.run([t("vhdxtool"), "check", img, "--json"])
+        try:
+            rep = json.loads(cp.stdout.decode(errors="replace"))
+            r["check_errors"] = rep.get("errors", 0)
+            if rep.get("errors"):
+                first = [p for p in rep.get("problems", []) if p.get("severity") == "error"][:1]
+                r["check_first"] = (first[0]["field"] + ": " + first[0]["message"])[:300] if first else ""
+        except ValueError:
+            r["check_errors"] = -1
+        raw = os.path.join(self.work, f"{tag}.v.raw")
+        cp = self.run([t("vhdxtool"), "export", img, raw])
+        if cp.returncode != 0:
+            r["data"] = "export-failed"
+            r["data_detail"] = cp.stderr.decode(errors="replace").strip()[:300]
+        else:
+            r["data"], r["data_detail"] = self.judge_raw(raw, st)
+            os.unlink(raw)
+        return r
+
+    def qemu(self, img, st, tag):
+        r = {}
+        cp = self.run(["qemu-img", "check", "-r", "all", "-f", "vhdx", img])
+        out = (cp.stdout + cp.stderr).decode(errors="replace")
+        if cp.returncode == -9:
+            r["open"] = "hang"
+            r["message"] = out.strip()
+            return r
+        if "Could not open" in out or (cp.returncode == 1 and "No errors" not in out):
+            r["open"] = "refused"
+            r["message"] = out.strip().splitlines()[-1][:300] if out.strip() else f"status {cp.returncode}"
+            return r
+        was = st["log_pending"]
+        now = log_pending(img)
+        r["open"] = ("replayed" if was and not now else "opened-log-not-replayed" if was else "opened")
+        r["check_status"] = cp.returncode
+        if "repaired" in out or "Repairing" in out:
+            r["check_repaired"] = out.strip()[:300]
+        if cp.returncode not in (0,):
+            r["check_errors"] = out.strip()[:300]
+        raw = os.path.join(self.work, f"{tag}.q.raw")
+        cp = self.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", img, raw])
+        if cp.returncode != 0:
+            r["data"] = "convert-failed"
+            r["data_detail"] = cp.stderr.decode(errors="replace").strip()[:300]
+            return r
+        r["data"], r["data_detail"] = self.judge_raw(raw, st)
+        if self.probe_off is None:
+            os.unlink(raw)
+            return r
+        # The allocation probe.
+        po = self.probe_off
+        cp = self.run(["qemu-io", "-f", "vhdx", "-c", f"write -P 0x{PROBE_PATTERN:02x} {po} {PROBE_LEN}", img])
+        pout = (cp.stdout + cp.stderr).decode(errors="replace")
+        if cp.returncode != 0 or "failed" in pout:
+            m = re.search(r"(write failed: .*|can't open.*)", pout)
+            r["probe"] = "cannot-allocate"
+            r["probe_detail"] = (m.group(1) if m else pout.strip())[:300]
+            os.unlink(raw)
+            return r
+        cp = self.run(["qemu-img", "check", "-f", "vhdx", img])
+        cout = (cp.stdout + cp.stderr).decode(errors="replace")
+        raw2 = os.path.join(self.work, f"{tag}.q2.raw")
+        cp2 = self.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", img, raw2])
+        if cp.returncode != 0:
+            r["probe"] = "allocation-corrupts"
+            r["probe_detail"] = ("qemu-img check after the probe write: " + cout.strip())[:300]
+        elif cp2.returncode != 0:
+            r["probe"] = "allocation-corrupts"
+            r["probe_detail"] = "convert after the probe write failed: " + cp2.stderr.decode(errors="replace")[:200]
+        else:
+            with open(raw, "rb") as f1, open(raw2, "rb") as f2:
+                a, b = f1.read(), f2.read()
+            probe_ok = b[po:po + PROBE_LEN] == bytes([PROBE_PATTERN]) * PROBE_LEN
+            rest_ok = len(a) == len(b) and a[:po] == b[:po] and a[po + PROBE_LEN:] == b[po + PROBE_LEN:]
+            if probe_ok and rest_ok:
+                r["probe"] = "ok"
+            else:
+                r["probe"] = "allocation-corrupts"
+                r["probe_detail"] = ("the probe did not read back" if not probe_ok else
+                                     "writing the probe changed other virtual data")
+        for p in (raw, raw2):
+            if os.path.exists(p):
+                os.unlink(p)
+        return r
+
+
+def violations_of(r, model, checker):
+    """Invariant failures of one checker's result (empty list = fine)."""
+    v = []
+    corruption = model in CORRUPTION
+    if r.get("open") == "error":
+        v.append("checker-error")
+    if r.get("open") == "hang":
+        v.append("hang")
+    if r.get("open") == "refused" and not corruption:
+        v.append("refused")
+    if r.get("check_errors"):
+        v.append("check-errors")
+    if r.get("data") in ("garbage", "size", "export-failed", "convert-failed"):
+        v.append("data-" + r["data"])
+    if r.get("data") == "lost" and not corruption:
+        v.append("data-lost")
+    if r.get("probe") in ("cannot-allocate", "allocation-corrupts"):
+        v.append("probe-" + r["probe"])
+    return v
+
+
+def outcome_label(r):
+    """One-line outcome of a checker on a state, for tables."""
+    if not r:
+        return "-"
+    o = r.get("open", "?")
+    if o == "hang":
+        return "does not finish (timeout)"
+    if o == "refused":
+        return "refuses" + (f" ({r['error']})" if r.get("error") else "")
+    parts = [{"replayed": "replays", "opened": "opens", "opened-log-not-replayed":
+              "opens (log not replayed)"}.get(o, o)]
+    if r.get("check_errors"):
+        parts.append("check errors")
+    d = r.get("data")
+    if d in ("lost", "garbage", "size"):
+        parts.append({"lost": "loses data", "garbage": "garbage data", "size": "wrong size"}[d])
+    p = r.get("probe")
+    if p == "cannot-allocate":
+        parts.append("unable to allocate")
+    elif p == "allocation-corrupts":
+        parts.append("allocation corrupts")
+    return ", ".join(parts)
+
+
+# ---- the sweep -------------------------------------------------------------------------------------------
+def add_arguments(p):
+    p.add_argument("--trace", help="trace to sweep (from powercut record or pcsweep --save-trace)")
+    p.add_argument("--checker", choices=CHECKERS, help="external checker(s) for every crash state")
+    p.add_argument("--models", default="all",
+                   help="comma list of crash models, or all (default; recovery is not exportable)")
+    p.add_argument("--max-states", type=int, default=0, help="stop after N states (0 = all)")
+    p.add_argument("--max-seconds", type=float, default=0, help="stop exporting new states after S seconds (0 = none)")
+    p.add_argument("--out", help="report directory (default reports/runs/extsweep-<time>/)")
+    p.add_argument("--shard", default="0/1", help="K/N: only states with index %% N == K")
+    p.add_argument("--sweep-seed", type=int, default=1, help="seed of sampled choices (default 1)")
+    p.add_argument("--jobs", type=int, default=2, help="states checked in parallel (default 2)")
+    p.add_argument("--batch", type=int, default=64, help="states exported at a time (default 64)")
+    p.add_argument("--json", dest="json_out", help="report path (default reports/runs/extsweep-*/extsweep.json)")
+    p.add_argument("--markdown", help="also write the per-crash-point table as Markdown here")
+    p.add_argument("--keep-failures", type=int, default=20,
+                   help="copy up to N violating images per outcome into the report directory (default 20)")
+    p.add_argument("--no-probe", action="store_true", help="skip QEMU's allocation probe")
+    p.add_argument("--no-compare", action="store_true", help="skip the in-process sweep used for the speed ratio")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds one checker command may take before the state counts as a hang (default 60)")
+    p.add_argument("--verbose", action="store_true", help="print every checker command")
+    p.add_argument("--preset", default="default", help="build tree of the tools (default: %(default)s)")
+
+
+def _export_batch(t, trace, out, models, indices, args):
+    cmd = [t("pcsweep"), "export", "--trace", trace, "--out", out, "--models", ",".join(models),
+           "--only", ",".join(map(str, indices)), "--sweep-seed", str(args.sweep_seed)]
+    if args.shard != "0/1":
+        cmd += ["--shard", args.shard]
+    cp = run(cmd, check=False, capture=True, quiet=indices[0] != 0)
+    if cp.returncode != 0:
+        raise InfraError("pcsweep export failed: " + cp.stderr.decode(errors="replace").strip()[-1000:])
+    rows = []
+    with open(os.path.join(out, "manifest.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def _state_meta(row, ops, starts, n_pending_last, workload):
+    model, epoch = row["model"], row["epoch"]
+    last_epoch = len(starts) - 1
+    m = re.search(r"persisted=(\d+)", row.get("choice", ""))
+    persisted = int(m.group(1)) if m else -1
+    terminal = epoch == last_epoch and ((model == "drop" and n_pending_last == 0) or
+                                         (model == "prefix" and persisted == n_pending_last))
+    durable_before = starts[epoch] if epoch < len(starts) else len(ops)
+    acked = workload.acked(durable_before) if workload else -1
+    return {"terminal": terminal, "acked": acked}
+
+
+def normalize_args(args):
+    """The external sweep's options from any namespace: this module's own
+    parser, or `powercut sweep`'s (whose --json, --out, --shard,
+    --max-states, --max-seconds, --models, --preset, --trace and --checker
+    mean the same; options only this module knows arrive in args.extra)."""
+    p = argparse.ArgumentParser(prog="powercut sweep --trace T --checker C", add_help=False)
+    add_arguments(p)
+    ns = p.parse_args([])
+    for k, v in vars(args).items():
+        if v is not None and hasattr(ns, k):
+            setattr(ns, k, v)
+    if getattr(args, "json", None):
+        ns.json_out = args.json
+    extra = list(getattr(args, "extra", None) or [])
+    if extra:
+        try:
+            ns, unknown = p.parse_known_args(extra, namespace=ns)
+        except SystemExit as e:
+            raise UsageError(f"bad option among {' '.join(extra)}") from e
+        if unknown:
+            raise UsageError(f"unknown option(s) for the external sweep: {' '.join(unknown)}")
+    ns.shard = ns.shard or "0/1"
+    ns.max_states = ns.max_states or 0
+    ns.max_seconds = ns.max_seconds or 0
+    return ns
+
+
+def run_external_sweep(args):
+    from .record import ensure_tools
+    args = normalize_args(args)
+    if not args.trace or not args.checker:
+        raise UsageError("the external sweep needs --trace FILE and --checker vhdxtool|qemu|both")
+    if not os.path.isfile(args.trace):
+        raise UsageError(f"--trace {args.trace}: no such file")
+    if args.checker in ("qemu", "both") and not shutil.which("qemu-img"):
+        raise InfraError("qemu-img is not installed (powercut setup installs qemu-utils)")
+    models = EXPORTABLE if args.models in ("all", "power,corruption") else []
+    if not models:
+        for m in args.models.split(","):
+            if m == "power":
+                models += ["prefix", "drop", "reorder", "torn", "stale"]
+            elif m == "corruption":
+                models += sorted(CORRUPTION)
+            elif m == "recovery":
+                say("sweep: the recovery model needs the checker's own replay and is not exportable; skipped")
+            elif m in EXPORTABLE:
+                models.append(m)
+            else:
+                raise UsageError(f"--models: unknown model {m!r}")
+    models = [m for m in EXPORTABLE if m in models]
+    if not models:
+        raise UsageError("--models selects no exportable model")
+    if args.jobs < 1 or args.batch < 1:
+        raise UsageError("--jobs and --batch must be at least 1")
+    t = ensure_tools(args.preset)
+    cp = run([t("pcsweep"), "info", args.trace], check=False, capture=True)
+    if cp.returncode != 0:
+        raise UsageError(cp.stderr.decode(errors="replace").strip())
+    tr = read_trace(args.trace)
+    ops = tr["ops"]
+    starts = epoch_starts(ops)
+    last_f = starts[-1] if len(starts) > 1 else -1
+    n_pending_last = sum(1 for op in ops[last_f + 1:] if op[0] in ("W", "T"))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_json = args.json_out or os.path.join(args.out or os.path.join(ROOT, "reports", "runs", f"extsweep-{stamp}"),
+                                             "extsweep.json")
+    report_dir = os.path.dirname(os.path.abspath(out_json))
+    os.makedirs(report_dir, exist_ok=True)
+    checkers = ["vhdxtool", "qemu"] if args.checker == "both" else [args.checker]
+    say(f"sweep: external checker(s) {', '.join(checkers)} on {args.trace}: {len(ops)} operations, "
+        f"{len(starts)} epochs; models {','.join(models)}; sweep seed {args.sweep_seed}")
+    work = tempfile.mkdtemp(prefix="powercut-extsweep-", dir=work_tmpdir())
+    try:
+        # The base image (state 0 of the drop model = the durable image of epoch 0).
+        base_dir = os.path.join(work, "base")
+        rows = _export_batch(t, args.trace, base_dir, ["drop"], [0], argparse.Namespace(
+            sweep_seed=args.sweep_seed, shard="0/1"))
+        base_img = rows[0]["image"]
+        workload, why, probe, vsize = None, None, None, 0
+        info = run([t("vhdxtool"), "info", base_img, "--json"], check=False, capture=True)
+        geo = json.loads(info.stdout.decode()) if info.returncode == 0 else None
+        layout = {}
+        if geo:
+            layout = {k: geo[k] for k in ("log", "bat", "metadata") if k in geo}
+            vsize, bsize = geo["virtual_size"], geo["block_size"]
+            base_raw_path = os.path.join(work, "base.raw")
+            run([t("vhdxtool"), "export", base_img, base_raw_path], capture=True)
+            with open(base_raw_path, "rb") as f:
+                base_raw = f.read()
+            workload, why = Workload.from_trace(tr["meta"], base_raw)
+            if workload:
+                workload.locate(ops)
+            touched_blocks = set()
+            if workload:
+                for kind, off, ln, _b in workload.cmds:
+                    if kind in ("write", "discard") and ln:
+                        touched_blocks.update(range(off // bsize, (off + ln - 1) // bsize + 1))
+            if not args.no_probe and "qemu" in checkers:
+                for blk in range(vsize // bsize - 1, -1, -1):
+                    if blk not in touched_blocks:
+                        probe = blk * bsize
+                        break
+        else:
+            why = "the base image does not open with vhdxtool: " + info.stderr.decode(errors="replace").strip()[:200]
+        say(f"sweep: read-back {'on: ' + str(sum(1 for c in workload.cmds if c[0] == 'write')) + ' qemu-io writes' if workload else 'off (' + (why or '?') + ')'}"
+            f"; allocation probe {'at virtual offset ' + str(probe) if probe is not None else 'off'}")
+        chk = Checkers(t, work, workload, probe, vsize, verbose=args.verbose)
+        chk.timeout = args.timeout
+        results = []
+        kept = {}
+        cache = {}   # (image digest, acked flush, terminal) -> the first state's result
+        unique = 0
+        t0 = time.time()
+        idx = 0
+        done = False
+        while not done:
+            want = args.batch
+            if args.max_states:
+                want = min(want, args.max_states - len(results))
+            if want <= 0:
+                break
+            if args.max_seconds and time.time() - t0 >= args.max_seconds:
+                say(f"sweep: --max-seconds {args.max_seconds:g} reached after {len(results)} states")
+                break
+            indices = list(range(idx, idx + want))
+            bdir = os.path.join(work, f"batch-{idx}")
+            rows = _export_batch(t, args.trace, bdir, models, indices, args)
+            idx += want
+            if len(rows) < want:
+                done = True
+
+            def check_one(row):
+                st = {"index": row["index"], "model": row["model"], "epoch": row["epoch"], "cut": row["cut"],
+                      "choice": row["choice"], "size": row["size"]}
+                st.update(_state_meta(row, ops, starts, n_pending_last, workload))
+                st["log_pending"] = log_pending(row["image"])
+                st["why_no_readback"] = why
+                for c in checkers:
+                    copy = os.path.join(bdir, f"{row['index']}.{c}.vhdx")
+                    sparse_copy(row["image"], copy)
+                    st[c] = getattr(chk, c)(copy, st, f"{row['index']}")
+                    st[c]["violations"] = violations_of(st[c], row["model"], c)
+                    if st[c]["violations"]:
+                        key = (c, st[c]["violations"][0])
+                        with chk.lock:
+                            n = kept.get(key, 0)
+                            kept[key] = n + 1
+                        if n < args.keep_failures:
+                            dst = os.path.join(report_dir, "failures",
+                                               f"{c}-{st[c]['violations'][0]}-state{row['index']:06d}.vhdx")
+                            os.makedirs(os.path.dirname(dst), exist_ok=True)
+                            sparse_copy(row["image"], dst)
+                            st[c]["image"] = dst
+                    os.unlink(copy)
+                st.pop("why_no_readback", None)
+                return st
+
+            # States with the same bytes and the same expectation are checked once.
+            todo, dup = [], []
+            for row in rows:
+                meta = _state_meta(row, ops, starts, n_pending_last, workload)
+                key = (file_digest(row["image"]), meta["acked"], meta["terminal"])
+                if key in cache or key in [k for k, _ in todo]:
+                    dup.append((key, row))
+                else:
+                    todo.append((key, row))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+                for (key, _row), st in zip(todo, ex.map(check_one, [r for _, r in todo])):
+                    cache[key] = st
+                    results.append(st)
+            for key, row in dup:
+                first = cache[key]
+                st = {"index": row["index"], "model": row["model"], "epoch": row["epoch"], "cut": row["cut"],
+                      "choice": row["choice"], "size": row["size"], "same_as": first["index"]}
+                for k in ("terminal", "acked", "log_pending"):
+                    st[k] = first[k]
+                for c in checkers:
+                    st[c] = dict(first[c])
+                    st[c]["violations"] = violations_of(st[c], row["model"], c)
+                results.append(st)
+            unique += len(todo)
+            shutil.rmtree(bdir, ignore_errors=True)
+            el = time.time() - t0
+            if sys.stderr.isatty():
+                sys.stderr.write(f"\r[sweep] {len(results)} states, {len(results) / el:.1f}/s   ")
+                sys.stderr.flush()
+        wall = time.time() - t0
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        # The in-process sweep over the same models, for the speed ratio.
+        inproc = None
+        if not args.no_compare:
+            j = os.path.join(work, "inproc.json")
+            cmd = [t("pcsweep"), "sweep", "--trace", args.trace, "--models", ",".join(models), "--quiet",
+                   "--json", j, "--sweep-seed", str(args.sweep_seed)]
+            if args.max_states:
+                cmd += ["--max-states", str(args.max_states)]
+            if args.shard != "0/1":
+                cmd += ["--shard", args.shard]
+            run(cmd, check=False, capture=True)
+            if os.path.exists(j):
+                with open(j) as f:
+                    inproc = json.load(f)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results.sort(key=lambda st: st["index"])
+    return _report(args, results, checkers, models, wall, unique, inproc, out_json, workload, why, probe, tr,
+                   starts, describe_epochs(ops, starts, layout))
+
+
+def _report(args, results, checkers, models, wall, unique, inproc, out_json, workload, why, probe, tr, starts,
+            epoch_ops):
+    n = len(results)
+    rate = n / wall if wall > 0 else 0.0
+    summary = {"trace": os.path.abspath(args.trace), "checkers": checkers, "models": models,
+               "sweep_seed": args.sweep_seed, "shard": args.shard, "states": n, "wall_s": round(wall, 3),
+               "states_per_sec": round(rate, 2), "jobs": args.jobs, "unique_images_checked": unique,
+               "unique_images_per_sec": round(unique / wall, 2) if wall > 0 else 0.0,
+               "readback": "qemu-io commands" if workload else f"off ({why})",
+               "probe_offset": probe, "epochs": len(starts), "trace_ops": len(tr["ops"]),
+               "record_command": tr["meta"].get("record.command")}
+    if inproc:
+        ip_rate = inproc.get("states_per_sec", 0.0)
+        summary["inprocess"] = {"states": inproc.get("states"), "wall_s": inproc.get("wall_s"),
+                                "states_per_sec": ip_rate, "violations": inproc.get("violations")}
+        summary["inprocess_to_external_ratio"] = round(ip_rate / rate, 1) if rate > 0 else None
+    per = {}
+    viol = {}
+    for c in checkers:
+        per[c] = {}
+        viol[c] = {}
+        for st in results:
+            lab = outcome_label(st.get(c))
+            per[c].setdefault(st["model"], {}).setdefault(lab, 0)
+            per[c][st["model"]][lab] += 1
+            for v in st[c]["violations"]:
+                viol[c][v] = viol[c].get(v, 0) + 1
+    summary["outcomes"] = per
+    summary["violations"] = viol
+    summary["violating_states"] = {c: sum(1 for st in results if st[c]["violations"]) for c in checkers}
+    # Per crash point (epoch): the distinct outcomes.
+    points = {}
+    for st in results:
+        e = st["epoch"]
+        p = points.setdefault(e, {"epoch": e, "cut": st["cut"], "states": 0,
+                                  "pending": epoch_ops[e] if e < len(epoch_ops) else "?"})
+        p["states"] += 1
+        for c in checkers:
+            d = p.setdefault(c, {})
+            lab = f"{st['model']}: {outcome_label(st.get(c))}"
+            d[lab] = d.get(lab, 0) + 1
+    summary["points"] = [points[e] for e in sorted(points)]
+    summary["states_detail"] = results
+    write_json(out_json, summary)
+    if getattr(args, "markdown", None):
+        write_markdown(args.markdown, summary, checkers, models)
+    say(f"sweep: {n} crash states in {wall:.1f} s ({rate:.1f}/s with {'+'.join(checkers)}, {args.jobs} jobs; "
+        f"{unique} distinct images checked, {unique / wall if wall > 0 else 0:.1f}/s)")
+    if inproc and rate > 0:
+        say(f"sweep: in-process sweep of the same trace and models: {inproc.get('states')} states, "
+            f"{inproc.get('states_per_sec', 0):.0f}/s ({summary['inprocess_to_external_ratio']}x faster)")
+    for c in checkers:
+        say(f"  {c}:")
+        for model in models:
+            if model in per[c]:
+                cells = ", ".join(f"{k} {v}" for k, v in sorted(per[c][model].items(), key=lambda kv: -kv[1]))
+                say(f"    {model:10s} {cells}")
+        if viol[c]:
+            say(f"    violations: " + ", ".join(f"{k} {v}" for k, v in sorted(viol[c].items())))
+    say(f"sweep: report {out_json}")
+    return EXIT_FAIL if any(summary["violating_states"].values()) else EXIT_OK
+
+
+def write_markdown(path, summary, checkers, models):
+    """Per crash point (epoch): what was pending, and per checker the
+    outcome of every model's states (count x outcome)."""
+    lines = [f"States: {summary['states']} ({summary['unique_images_checked']} distinct images), models "
+             f"{', '.join(models)}; read-back: {summary['readback']}.", ""]
+    head = "| epoch | pending operations (a crash chooses among these) | " + \
+        " | ".join(checkers) + " |"
+    lines += [head, "|" + "---|" * (2 + len(checkers))]
+    for p in summary["points"]:
+        cells = []
+        for c in checkers:
+            per_model = {}
+            for lab, n in p.get(c, {}).items():
+                model, _, outcome = lab.partition(": ")
+                per_model.setdefault(model, []).append(f"{n}x {outcome}")
+            cells.append("<br>".join(f"**{m}**: {', '.join(per_model[m])}" for m in models if m in per_model))
+        lines.append(f"| {p['epoch']} | {p['pending']} | " + " | ".join(cells) + " |")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="powercut sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run_external_sweep(args)
+    except UsageError as e:
+        print(f"powercut sweep: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except InfraError as e:
+        print(f"powercut sweep: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
