@@ -69,15 +69,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "faults/cowdisk.h"
 #include "faults/judge.h"
+#include "faults/liverun.h"
 #include "faults/plan.h"
 #include "faults/schedule.h"
-#include "faults/shadow.h"
 #include "fuzz_common.h"
 #include "fuzz_target.h"
 #include "harness/sweep.h"
@@ -89,7 +88,6 @@
 #define MAX_OPS 48u
 #define BURST_MAX 64u /* allocate+discard pairs of one burst record */
 #define REORDER_MAX 12u
-#define LIVE_FINAL_PROBES 64u /* sectors read through the live handle before the final close */
 #define WIDE_SECTORS 1024u    /* wide data sample of a state judged with the fault oracle */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -250,238 +248,35 @@ static void make_choice(const uint8_t *hd, const struct trace *t, const struct e
 }
 
 /* ---- the run with a fault schedule -------------------------------------------------- */
-/* The runner's engine handle is observed by wrapping vhdx_open, vhdx_close
- * and vhdx_abandon at link time (fuzz/CMakeLists.txt, .clusterfuzzlite/build.sh:
- * -Wl,--wrap=...), as pcfaults does; outside a fault run they only forward. */
-int __real_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
-int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
-int __real_vhdx_close(struct vhdx *h);
-int __wrap_vhdx_close(struct vhdx *h);
-void __real_vhdx_abandon(struct vhdx *h);
-void __wrap_vhdx_abandon(struct vhdx *h);
+/* faults/liverun.h runs the workload with the plan armed and judges the live
+ * handle; it observes the runner's handle through link-time wraps of
+ * vhdx_open/close/abandon (fuzz/CMakeLists.txt, .clusterfuzzlite/build.sh). */
+#define LIVE_FINAL_PROBES 64u /* sectors read through the live handle before the final close */
 
-struct frun {
-    const struct workload *w; /* the workload */
-    const struct trace *t;    /* the trace being recorded */
-    struct fault_plan plan;   /* the schedule's plan, armed at op -1 */
-    char plan_text[128];      /* formatted, for messages */
-    int counting;             /* counting run: count calls, fail nothing */
-    struct vhdx *h;           /* the runner's handle, NULL between sessions */
-    long cur_op;              /* workload op running (-1 first open, -2 final close) */
-    uint64_t inj_in_op;       /* faults injected during the current op */
-    int drop_in_op;           /* a flush-lose fault fired during it */
-    int pre_poisoned;         /* the handle was poisoned when the op began */
-    int close_seen, close_rc; /* a vhdx_close of the runner's handle in this op, and its result */
-    int fired;                /* the plan fired at least once */
-    long fired_op;            /* op of the first injection */
-    struct shadow sh;         /* in-session model */
-    uint64_t rng;             /* live probe sampling */
-};
-
-static struct frun *g_run; /* the fault run the wraps report to */
-
-int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out)
+/* Runs w with r's plan armed (or counting only) into t (initialised here);
+ * a live violation is a failure of the target. */
+static void run_faulted(struct fault_run *r, const char *plan_text, const struct workload *w, struct trace *t)
 {
-    int rc = __real_vhdx_open(dev, opt, out);
-    if (g_run && rc == 0)
-        g_run->h = *out;
-    return rc;
-}
-
-int __wrap_vhdx_close(struct vhdx *h)
-{
-    int rc = __real_vhdx_close(h);
-    if (g_run && h && h == g_run->h) {
-        g_run->h = NULL;
-        g_run->close_seen = 1;
-        g_run->close_rc = rc;
-    }
-    return rc;
-}
-
-void __wrap_vhdx_abandon(struct vhdx *h)
-{
-    if (g_run && h && h == g_run->h)
-        g_run->h = NULL;
-    __real_vhdx_abandon(h);
-}
-
-static void live_fail(struct frun *r, const char *inv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void live_fail(struct frun *r, const char *inv, const char *fmt, ...)
-{
-    char detail[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    fault_disarm();
-    fuzz_fail(__FILE__, __LINE__, "the engine handles the fault", "%s: plan %s (first fired in op %ld), workload of %zu ops "
-              "(apply_every %u, %" PRIu64 " MiB disk), after op %ld: %s", inv, r->plan_text, r->fired_op, r->w->n,
-              r->w->p.apply_every, r->w->p.virtual_size >> 20, r->cur_op, detail);
-}
-
-static int handle_poisoned(struct vhdx *h)
-{
-    struct vhdx_info in;
-    vhdx_get_info(h, &in);
-    return in.poisoned != 0;
-}
-
-static void on_inject(void *ctx, enum fault_point p)
-{
-    struct frun *r = ctx;
-    r->inj_in_op++;
-    if (!r->fired) {
-        r->fired = 1;
-        r->fired_op = r->cur_op;
-    }
-    if (p == FP_FLUSH && r->plan.kind == FK_FLUSH_LOSE)
-        r->drop_in_op = 1;
-}
-
-/* Reads one sector through the live handle (faults suspended) and judges it. */
-static void live_sector(struct frun *r, uint64_t sector)
-{
-    if (sector * 512 >= r->w->p.virtual_size)
-        return;
-    uint8_t buf[512];
-    fault_suspend(1);
-    int rc = vhdx_read(r->h, sector * 512, buf, sizeof buf);
-    fault_suspend(0);
-    if (rc != 0)
-        live_fail(r, "live-read-failed", "reading virtual sector %" PRIu64
-                  " through the unpoisoned handle failed with no fault armed: %s", sector, vhdx_strerror(rc));
-    char why[400];
-    const char *bad = shadow_judge(&r->sh, sector, buf, why, sizeof why);
-    if (bad)
-        live_fail(r, "live-data", "%s: %s", bad, why);
-}
-
-static void live_range(struct frun *r, uint64_t voff, uint64_t vlen, unsigned n)
-{
-    uint64_t first = voff / 512, cnt = vlen / 512;
-    if (!cnt)
-        return;
-    if (cnt <= n) {
-        for (uint64_t i = 0; i < cnt; i++)
-            live_sector(r, first + i);
-        return;
-    }
-    live_sector(r, first);
-    live_sector(r, first + cnt - 1);
-    for (unsigned i = 2; i < n; i++)
-        live_sector(r, first + fuzz_mix64(&r->rng) % cnt);
-}
-
-static void live_probes(struct frun *r, unsigned n)
-{
-    for (unsigned i = 0; i < n && r->sh.count; i++)
-        live_sector(r, shadow_pick(&r->sh, fuzz_mix64(&r->rng)));
-}
-
-static void hook_before(void *ctx, long op, struct bdev *dev)
-{
-    (void)dev;
-    struct frun *r = ctx;
-    r->cur_op = op;
-    r->inj_in_op = 0;
-    r->drop_in_op = 0;
-    r->close_seen = 0;
-    if (op == -1) { /* the image exists: arm */
-        int rc = r->counting ? fault_count_start() : fault_arm(&r->plan);
-        FUZZ_CHECK(rc == 0, "cannot arm the fault plan %s: %s", r->plan_text, strerror(-rc));
-    }
-    r->pre_poisoned = r->h && handle_poisoned(r->h);
-    if (op == -2 && r->fired && r->h && !r->pre_poisoned)
-        live_probes(r, LIVE_FINAL_PROBES); /* a wide look before the final close */
-}
-
-static void hook_after(void *ctx, long op, int rc)
-{
-    struct frun *r = ctx;
-    const struct vop *vo = op >= 0 ? &r->w->ops[op] : NULL;
-    enum vop_kind kind = op == -1 ? VOP_OPEN : op == -2 ? VOP_CLOSE : vo->kind;
-    if (r->counting) {
-        FUZZ_CHECK(rc == 0, "the workload failed on a healthy disk: op %ld (kind %d): %s", op, (int)kind,
-                   vhdx_strerror(rc));
-        return;
-    }
-    if (rc != 0 && !r->fired)
-        live_fail(r, "failed-without-fault", "op %ld (kind %d) failed before any fault fired: %s", op, (int)kind,
-                  vhdx_strerror(rc));
-    if (r->inj_in_op && rc == 0)
-        live_fail(r, "fault-not-reported", "op %ld (kind %d) returned success although %" PRIu64
-                  " injected fault(s) fired during it", op, (int)kind, r->inj_in_op);
-    if (r->pre_poisoned && rc == 0)
-        live_fail(r, "poisoned-handle-succeeded", "op %ld (kind %d) succeeded on a poisoned handle", op, (int)kind);
-    /* The in-session model. */
-    int orc = 0;
-    switch (kind) {
-    case VOP_WRITE: orc = shadow_write(&r->sh, vo->voff, vo->vlen, vo->id, rc == 0); break;
-    case VOP_DISCARD: orc = shadow_discard(&r->sh, vo->voff, vo->vlen, rc == 0); break;
-    case VOP_FLUSH:
-    case VOP_CLOSE:
-        if (rc == 0)
-            shadow_synced(&r->sh);
-        break;
-    case VOP_REOPEN:
-        if (r->close_seen && r->close_rc == 0)
-            shadow_synced(&r->sh);
-        break;
-    default: break;
-    }
-    FUZZ_CHECK(orc == 0, "out of memory in the in-session model");
-    if (r->drop_in_op)
-        shadow_dropped(&r->sh);
-    if (!r->fired || !r->h)
-        return;
-    /* After the fault: the handle is either poisoned (every call fails) or correct. */
-    if (handle_poisoned(r->h)) {
-        uint8_t buf[512];
-        fault_suspend(1);
-        int xrc = vhdx_read(r->h, 0, buf, sizeof buf);
-        fault_suspend(0);
-        if (xrc == 0)
-            live_fail(r, "poisoned-handle-succeeded", "a read through the poisoned handle returned data");
-        return;
-    }
-    if (vo && (vo->kind == VOP_WRITE || vo->kind == VOP_DISCARD))
-        live_range(r, vo->voff, vo->vlen, 4);
-    live_probes(r, 4);
-}
-
-/* Runs w with r's plan armed (or counting only) into t (initialised here). */
-static void run_faulted(struct frun *r, const struct workload *w, struct trace *t)
-{
-    r->w = w;
-    r->t = t;
-    r->cur_op = -1;
-    r->fired_op = -3;
-    r->rng = w->p.seed ^ UINT64_C(0x11FE);
-    trace_init(t);
-    shadow_init(&r->sh, w->p.seed);
-    fault_set_inject_hook(on_inject, r);
-    g_run = r;
-    struct workload_run_opts ro = {.continue_on_error = 1, .before_op = hook_before, .after_op = hook_after, .ctx = r};
-    char err[256];
-    int rc = workload_run_ex(w, t, &ro, err, sizeof err);
-    g_run = NULL;
-    fault_disarm();
-    fault_set_inject_hook(NULL, NULL);
-    shadow_free(&r->sh);
-    FUZZ_CHECK(rc == 0, "the workload runner failed: %s", err);
+    r->strict = 1; /* nothing fails before the fault */
+    r->live = !r->count_only;
+    r->final_probes = LIVE_FINAL_PROBES;
+    char err[600];
+    FUZZ_CHECK(fault_run_workload(r, w, t, err, sizeof err) == 0, "%s", err);
+    if (!r->live_v.ok)
+        fuzz_fail(__FILE__, __LINE__, "the engine handles the fault", "%s: plan %s (first fired in op %ld), "
+                  "workload of %zu ops (apply_every %u, %" PRIu64 " MiB disk), %s", r->live_v.invariant, plan_text,
+                  r->fired_op, w->n, w->p.apply_every, w->p.virtual_size >> 20, r->live_v.detail);
 }
 
 /* Calls of the plan's points the workload makes without faults. */
 static uint64_t count_calls(const struct workload *w, const struct fault_plan *p)
 {
-    struct frun r;
+    struct fault_run r;
     memset(&r, 0, sizeof r);
-    r.counting = 1;
+    r.count_only = 1;
     r.plan = *p;
-    snprintf(r.plan_text, sizeof r.plan_text, "(counting)");
     struct trace t;
-    run_faulted(&r, w, &t);
+    run_faulted(&r, "(counting run)", w, &t);
     trace_free(&t);
     const struct fault_stats *st = fault_get_stats();
     uint64_t n = 0;
@@ -613,15 +408,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Record the trace: plainly, or with the schedule's fault (a counting run
      * first tells how many calls its points get, so nth always lands). */
     struct trace t;
-    struct frun r;
+    struct fault_run r;
     memset(&r, 0, sizeof r);
+    char plan_text[128] = "";
     int fired = 0;
     uint64_t calls = 0;
     if (scheduled && fault_supported() && (calls = count_calls(&w, &plan)) > 0) {
         fault_schedule_decode(fs, sizeof fs, FK_ALL, calls, &plan);
         r.plan = plan;
-        fault_plan_format(&plan, r.plan_text, sizeof r.plan_text);
-        run_faulted(&r, &w, &t);
+        fault_plan_format(&plan, plan_text, sizeof plan_text);
+        r.rng = w.p.seed ^ UINT64_C(0x11FE);
+        run_faulted(&r, plan_text, &w, &t);
         fired = r.fired;
     } else {
         trace_init(&t);
@@ -631,7 +428,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char fault_note[200] = "";
     if (fired)
         snprintf(fault_note, sizeof fault_note, "fault plan %s (of %" PRIu64 " calls; first fired in op %ld), ",
-                 r.plan_text, calls, r.fired_op);
+                 plan_text, calls, r.fired_op);
 
     struct sweep_config cfg;
     sweep_config_defaults(&cfg);

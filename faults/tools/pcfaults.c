@@ -50,6 +50,7 @@
 
 #include "faults/cowdisk.h"
 #include "faults/judge.h"
+#include "faults/liverun.h"
 #include "faults/plan.h"
 #include "faults/shadow.h"
 #include "harness/sdata.h"
@@ -221,39 +222,9 @@ static void install_crash_handlers(void)
 /* ---- observing the runner's handle and every fault point (ld --wrap) --------------- */
 int __real_fiu_fail(const char *name);
 int __wrap_fiu_fail(const char *name);
-int __real_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
-int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
-int __real_vhdx_close(struct vhdx *h);
-int __wrap_vhdx_close(struct vhdx *h);
-void __real_vhdx_abandon(struct vhdx *h);
-void __wrap_vhdx_abandon(struct vhdx *h);
 
-/* One workload run with a plan armed (phase run). */
-struct frun {
-    const struct workload *w;  /* the workload */
-    struct fault_plan plan;    /* armed at op -1 (after the image is created) */
-    int count_only;            /* clean run: count calls, fail nothing */
-    int live;                  /* in-session checks on */
-    struct trace *t;           /* the trace being recorded */
-    struct shadow sh;          /* in-session model */
-    struct vhdx *h;            /* the runner's handle, NULL between sessions */
-    long cur_op;               /* workload op running (-1 open, -2 close) */
-    int close_seen, close_rc;  /* a vhdx_close of the runner's handle in this op, and its result */
-    uint64_t inj_in_op;        /* faults injected during the current op */
-    int drop_in_op;            /* a flush-lose fault fired during the current op */
-    int pre_poisoned;          /* the handle was poisoned when the op began */
-    int fired;                 /* the plan fired at least once */
-    long fired_op;             /* op of the first injection */
-    uint64_t fired_pos;        /* trace length at the first injection */
-    int fired_point;           /* point of the first injection */
-    uint64_t rng;              /* probe sampling */
-    struct verdict live_v;     /* first in-session violation */
-    long live_op;              /* op it was found after */
-    uint64_t live_reads;       /* sectors read back */
-};
-
-static struct frun *g_run; /* the run the wraps report to */
-
+/* The run phase's workload run with a plan armed, and its live checks, are
+ * faults/liverun.h (vhdx_open/close/abandon are wrapped for it). */
 int __wrap_fiu_fail(const char *name)
 {
     if (fault_suspended())
@@ -261,32 +232,6 @@ int __wrap_fiu_fail(const char *name)
     int r = __real_fiu_fail(name);
     fault_observe(name, r);
     return r;
-}
-
-int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out)
-{
-    int rc = __real_vhdx_open(dev, opt, out);
-    if (g_run && rc == 0)
-        g_run->h = *out;
-    return rc;
-}
-
-int __wrap_vhdx_close(struct vhdx *h)
-{
-    int rc = __real_vhdx_close(h);
-    if (g_run && h && h == g_run->h) {
-        g_run->h = NULL;
-        g_run->close_seen = 1;
-        g_run->close_rc = rc;
-    }
-    return rc;
-}
-
-void __wrap_vhdx_abandon(struct vhdx *h)
-{
-    if (g_run && h && h == g_run->h)
-        g_run->h = NULL;
-    __real_vhdx_abandon(h);
 }
 
 /* ---- options ----------------------------------------------------------------------- */
@@ -759,202 +704,12 @@ static void keep_passing(struct fsweep *S, enum phase ph, const struct fault_pla
 }
 
 /* ---- the workload run with a plan (phase run) ------------------------------------- */
-static int handle_poisoned(struct vhdx *h)
+/* Runs workload w with r's plan (or counting only) into t (initialised here). */
+static void run_workload(struct fault_run *r, const struct workload *w, struct trace *t)
 {
-    struct vhdx_info in;
-    vhdx_get_info(h, &in);
-    return in.poisoned != 0;
-}
-
-static void on_inject(void *ctx, enum fault_point p)
-{
-    struct frun *r = ctx;
-    r->inj_in_op++;
-    if (!r->fired) {
-        r->fired = 1;
-        r->fired_op = r->cur_op;
-        r->fired_pos = r->t ? r->t->n_ops : 0;
-        r->fired_point = p;
-    }
-    if (p == FP_FLUSH && r->plan.kind == FK_FLUSH_LOSE)
-        r->drop_in_op = 1;
-}
-
-static void live_fail(struct frun *r, const char *inv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void live_fail(struct frun *r, const char *inv, const char *fmt, ...)
-{
-    if (!r->live_v.ok)
-        return;
-    char detail[900];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    r->live_op = r->cur_op;
-    fault_verdict_fail(&r->live_v, inv, "after workload op %ld: %s", r->cur_op, detail);
-    r->live_v.cut = r->t ? r->t->n_ops : 0;
-}
-
-/* Reads one sector through the live handle (faults suspended) and judges it. */
-static void live_sector(struct frun *r, uint64_t sector)
-{
-    if (!r->live_v.ok || sector * 512 >= r->w->p.virtual_size)
-        return;
-    uint8_t buf[512];
-    fault_suspend(1);
-    int rc = vhdx_read(r->h, sector * 512, buf, sizeof buf);
-    fault_suspend(0);
-    r->live_reads++;
-    if (rc != 0) {
-        live_fail(r, "live-read-failed",
-                  "reading virtual sector %" PRIu64 " through the unpoisoned handle failed with no fault armed: %s",
-                  sector, vhdx_strerror(rc));
-        return;
-    }
-    char why[400];
-    const char *bad = shadow_judge(&r->sh, sector, buf, why, sizeof why);
-    if (bad) {
-        char inv[48];
-        snprintf(inv, sizeof inv, "live-data:%s", bad);
-        live_fail(r, inv, "%s", why);
-        r->live_v.bad_sector = sector;
-    }
-}
-
-static void live_range(struct frun *r, uint64_t voff, uint64_t vlen, unsigned n)
-{
-    uint64_t first = voff / 512, cnt = vlen / 512;
-    if (!cnt)
-        return;
-    if (cnt <= n) {
-        for (uint64_t i = 0; i < cnt; i++)
-            live_sector(r, first + i);
-        return;
-    }
-    live_sector(r, first);
-    live_sector(r, first + cnt - 1);
-    for (unsigned i = 2; i < n; i++) {
-        r->rng = mix64(r->rng);
-        live_sector(r, first + r->rng % cnt);
-    }
-}
-
-static void live_probes(struct frun *r, unsigned n)
-{
-    for (unsigned i = 0; i < n && r->sh.count; i++) {
-        r->rng = mix64(r->rng);
-        live_sector(r, shadow_pick(&r->sh, r->rng));
-    }
-}
-
-/* After an op: the handle is either poisoned (every call fails) or correct. */
-static void live_handle_check(struct frun *r, const struct vop *vo)
-{
-    if (!r->h || !r->live)
-        return;
-    if (handle_poisoned(r->h)) {
-        uint8_t buf[512];
-        fault_suspend(1);
-        int rc = vhdx_read(r->h, 0, buf, sizeof buf);
-        fault_suspend(0);
-        if (rc == 0)
-            live_fail(r, "poisoned-handle-succeeded", "a read through the poisoned handle returned data");
-        return;
-    }
-    if (vo && (vo->kind == VOP_WRITE || vo->kind == VOP_DISCARD))
-        live_range(r, vo->voff, vo->vlen, 4);
-    live_probes(r, 4);
-}
-
-static void hook_before(void *ctx, long op, struct bdev *dev)
-{
-    (void)dev;
-    struct frun *r = ctx;
-    r->cur_op = op;
-    r->inj_in_op = 0;
-    r->drop_in_op = 0;
-    r->close_seen = 0;
-    if (op == -1) {
-        int rc = r->count_only ? fault_count_start() : fault_arm(&r->plan);
-        if (rc)
-            die_infra("cannot arm the fault plan: %s", strerror(-rc));
-    }
-    r->pre_poisoned = r->h && handle_poisoned(r->h);
-    if (op == -2 && r->fired && r->h && !r->pre_poisoned && r->live) {
-        live_probes(r, 256); /* a wide look before the final close */
-    }
-}
-
-static void hook_after(void *ctx, long op, int rc)
-{
-    struct frun *r = ctx;
-    const struct vop *vo = op >= 0 ? &r->w->ops[op] : NULL;
-    enum vop_kind kind = op == -1 ? VOP_OPEN : op == -2 ? VOP_CLOSE : vo->kind;
-    if (r->count_only)
-        return;
-    if (r->inj_in_op && rc == 0 && r->live_v.ok) {
-        live_fail(r, "fault-not-reported",
-                  "workload op %ld (kind %d) returned success although %" PRIu64 " injected fault(s) fired during it",
-                  op, (int)kind, r->inj_in_op);
-    }
-    if (r->pre_poisoned && rc == 0)
-        live_fail(r, "poisoned-handle-succeeded", "workload op %ld (kind %d) succeeded on a poisoned handle", op,
-                  (int)kind);
-    if (!r->live)
-        return;
-    /* The in-session model. */
-    int orc = 0;
-    switch (kind) {
-    case VOP_WRITE:
-        orc = shadow_write(&r->sh, vo->voff, vo->vlen, vo->id, rc == 0);
-        break;
-    case VOP_DISCARD:
-        orc = shadow_discard(&r->sh, vo->voff, vo->vlen, rc == 0);
-        break;
-    case VOP_FLUSH:
-        if (rc == 0)
-            shadow_synced(&r->sh);
-        break;
-    case VOP_REOPEN:
-        if (r->close_seen && r->close_rc == 0)
-            shadow_synced(&r->sh);
-        break;
-    case VOP_CLOSE:
-        if (rc == 0)
-            shadow_synced(&r->sh);
-        break;
-    default:
-        break;
-    }
-    if (orc)
-        die_infra("out of memory in the in-session model");
-    if (r->drop_in_op)
-        shadow_dropped(&r->sh);
-    if (r->fired)
-        live_handle_check(r, vo);
-}
-
-/* Runs workload w with r->plan (or counting only) into t (initialised here). */
-static void run_workload(struct frun *r, const struct workload *w, struct trace *t)
-{
-    r->w = w;
-    r->t = t;
-    r->cur_op = -1;
-    r->rng = w->p.seed ^ UINT64_C(0x11FE);
-    fault_verdict_init(&r->live_v, 0);
-    trace_init(t);
-    shadow_init(&r->sh, w->p.seed);
-    fault_set_inject_hook(on_inject, r);
-    g_run = r;
-    struct workload_run_opts ro = {.continue_on_error = 1, .before_op = hook_before, .after_op = hook_after, .ctx = r};
-    char err[512];
-    int rc = workload_run_ex(w, t, &ro, err, sizeof err);
-    g_run = NULL;
-    fault_disarm();
-    fault_set_inject_hook(NULL, NULL);
-    shadow_free(&r->sh);
-    if (rc != 0)
-        die_infra("the workload runner failed: %s", err);
+    char err[600];
+    if (fault_run_workload(r, w, t, err, sizeof err) != 0)
+        die_infra("%s", err);
 }
 
 /* ---- epochs of a trace, as the sweep counts them ------------------------------------ */
@@ -1150,7 +905,7 @@ static void run_plan(struct fsweep *S, const struct workload *w, const struct fa
     struct kstat *ks = &S->st[PH_RUN][plan->kind][plan->mode];
     double t0 = now();
     plan_context(S, PH_RUN, plan, NULL);
-    struct frun r;
+    struct fault_run r;
     memset(&r, 0, sizeof r);
     r.plan = *plan;
     r.live = !S->o->no_live;
@@ -1625,7 +1380,7 @@ static void workload_args(struct fsweep *S, const struct workload_params *p)
 /* The clean run: the trace the replay phase cuts, and the call counts. */
 static void clean_run(struct fsweep *S, const struct workload *w, struct trace *t0, struct fault_stats *cnt)
 {
-    struct frun r;
+    struct fault_run r;
     memset(&r, 0, sizeof r);
     r.count_only = 1;
     set_context("pcfaults run %s --seed %" PRIu64 " (the run without faults)", S->workload_args, S->seed);
@@ -1987,7 +1742,7 @@ static int run_one(struct fsweep *S, const struct workload *w, struct trace *t0,
     fault_verdict_init(&v, 0);
     int fired = 0;
     if (ph == PH_RUN) {
-        struct frun r;
+        struct fault_run r;
         memset(&r, 0, sizeof r);
         r.plan = *plan;
         r.live = !S->o->no_live;
