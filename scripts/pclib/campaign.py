@@ -56,8 +56,8 @@ import subprocess
 import sys
 import time
 
-from . import build, fuzz, report, setup, sweep, triage
-from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, say, show_cmd, tool,
+from . import build, fuzz, report, setup, triage
+from .common import (EXIT_FAIL, EXIT_OK, ROOT, UsageError, build_dir, say, show_cmd, tool,
                      write_json)
 
 DEFAULT_SPLIT = {"sweep": 30, "faults": 15, "fuzz": 45, "diff": 5}

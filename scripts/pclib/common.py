@@ -71,6 +71,41 @@ def tool(preset, name):
     return os.path.join(build_dir(preset), "engine", name)
 
 
+def file_sha256(path):
+    """SHA-256 of a file's content (hex)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class OnceRunner:
+    """Runs many checker commands through run(), from several threads: each
+    distinct program (and sub-command) is printed the first time, every
+    command with verbose.  Past the timeout a command is killed and reported
+    as a CompletedProcess with status -9."""
+
+    def __init__(self, verbose=False, timeout=60.0):
+        import threading
+        self.verbose = verbose
+        self.timeout = timeout
+        self.shown = set()
+        self.lock = threading.Lock()
+
+    def run(self, cmd, timeout=None):
+        timeout = timeout or self.timeout
+        key = os.path.basename(str(cmd[0])) + " " + str(cmd[1])
+        with self.lock:
+            quiet = not self.verbose and key in self.shown
+            self.shown.add(key)
+        try:
+            return run(cmd, check=False, capture=True, quiet=quiet, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, -9, b"", f"timed out after {timeout} s".encode())
+
+
 def write_json(path, obj):
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)

@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 
-from .common import EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, run, say, write_json
+from .common import EXIT_FAIL, EXIT_OK, ROOT, InfraError, OnceRunner, UsageError, run, say, write_json
 from .extsweep import EXPORTABLE, crc32c, current_header, sparse_copy, work_tmpdir
 
 REPLAY_FROM = 192 * 1024
@@ -215,24 +215,10 @@ def region_of(path, off):
 
 
 # ---- running the two implementations -----------------------------------------------------
-class Runner:
+class Runner(OnceRunner):
     def __init__(self, t, verbose=False, timeout=60.0):
+        super().__init__(verbose, timeout)  # timeout: past it, the side "hangs"
         self.t = t
-        self.verbose = verbose
-        self.timeout = timeout  # seconds one command may take: past it, the side "hangs"
-        self.shown = set()
-        self.lock = threading.Lock()
-
-    def run(self, cmd, timeout=None):
-        timeout = timeout or self.timeout
-        key = os.path.basename(str(cmd[0])) + " " + str(cmd[1])
-        with self.lock:
-            quiet = not self.verbose and key in self.shown
-            self.shown.add(key)
-        try:
-            return run(cmd, check=False, capture=True, quiet=quiet, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(cmd, -9, b"", f"timed out after {timeout} s".encode())
 
     def ours(self, img, work):
         a = os.path.join(work, "ours.vhdx")

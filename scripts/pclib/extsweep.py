@@ -41,20 +41,18 @@ from scripts/.
 """
 import argparse
 import concurrent.futures
-import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, UsageError, run, say, write_json
+from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, OnceRunner, UsageError, file_sha256,
+                     run, say, write_json)
 
 CHECKERS = ("vhdxtool", "qemu", "both")
 EXPORTABLE = ["prefix", "drop", "reorder", "torn", "stale", "misdirect", "lost", "bitflip"]
@@ -147,14 +145,6 @@ def work_tmpdir():
     except OSError:
         pass
     return None
-
-
-def file_digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def parse_size(s):
@@ -498,31 +488,14 @@ def parse_qemu_io_command(text):
 
 
 # ---- checkers ---------------------------------------------------------------------------------------
-class Checkers:
+class Checkers(OnceRunner):
     def __init__(self, t, work, workload, probe_off, virtual_size, verbose=False):
+        super().__init__(verbose, 60.0)
         self.t = t
         self.work = work
         self.workload = workload
         self.probe_off = probe_off
         self.virtual_size = virtual_size
-        self.verbose = verbose
-        self.shown = set()
-        self.lock = threading.Lock()
-        self.timeout = 60.0
-
-    def run(self, cmd, timeout=None):
-        """Every command goes through common.run(); each distinct program is
-        printed the first time (all with --verbose).  Past the timeout the
-        command is killed and reported with status -9."""
-        timeout = timeout or self.timeout
-        key = os.path.basename(str(cmd[0])) + " " + str(cmd[1])
-        with self.lock:
-            quiet = not self.verbose and key in self.shown
-            self.shown.add(key)
-        try:
-            return run(cmd, check=False, capture=True, quiet=quiet, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(cmd, -9, b"", f"timed out after {timeout} s".encode())
 
     def judge_raw(self, raw_path, st):
         if not self.workload:
@@ -898,7 +871,7 @@ def run_external_sweep(args):
             todo, dup = [], []
             for row in rows:
                 meta = _state_meta(row, ops, starts, n_pending_last, workload)
-                key = (file_digest(row["image"]), meta["acked"], meta["terminal"])
+                key = (file_sha256(row["image"]), meta["acked"], meta["terminal"])
                 if key in cache or key in [k for k, _ in todo]:
                     dup.append((key, row))
                 else:
@@ -1005,7 +978,7 @@ def _report(args, results, checkers, models, wall, unique, inproc, out_json, wor
                 cells = ", ".join(f"{k} {v}" for k, v in sorted(per[c][model].items(), key=lambda kv: -kv[1]))
                 say(f"    {model:10s} {cells}")
         if viol[c]:
-            say(f"    violations: " + ", ".join(f"{k} {v}" for k, v in sorted(viol[c].items())))
+            say("    violations: " + ", ".join(f"{k} {v}" for k, v in sorted(viol[c].items())))
     say(f"sweep: report {out_json}")
     return EXIT_FAIL if any(summary["violating_states"].values()) else EXIT_OK
 

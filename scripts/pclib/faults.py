@@ -34,7 +34,7 @@ import subprocess
 import time
 
 from . import build, setup
-from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, UsageError, run, say, tool, write_json
+from .common import EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, run, say, tool, write_json
 
 FIU_LIB = "/usr/lib/fiu"
 KINDS = ["eio", "enospc", "short", "flush", "flush-lose", "enomem"]

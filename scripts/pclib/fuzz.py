@@ -21,18 +21,16 @@ them; fuzz-mutant: ran); 1 crashes found; 2 usage or infrastructure error.
 """
 import glob
 import hashlib
-import json
 import os
 import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 from . import build, setup
-from .common import (BUILD, EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, run, say,
+from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, run, say,
                      show_cmd, write_json)
 
 # The single registry of fuzz targets: name -> properties.

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 
-from .common import BUILD, ROOT, EXIT_USAGE, InfraError, UsageError, run, say
+from .common import BUILD, ROOT, InfraError, UsageError, run, say
 
 MUTANT_DIR = os.path.join(ROOT, "harness", "mutants")
 DEFAULT_SWEEP = ["--scenario", "all", "--models", "power"]

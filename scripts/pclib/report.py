@@ -223,8 +223,8 @@ def render_html(data, images):
             h.append(f"<tr><td>{html.escape(t)}</td><td>{html.escape(_coverage_text(v))}</td></tr>")
         h.append("</tbody></table>")
 
-    h.append(f'<h2>Failures</h2><table id="failures"><thead><tr><th>id</th><th>method</th><th>target</th>'
-             f"<th>what</th><th>seen</th><th>reproduce</th></tr></thead><tbody>")
+    h.append('<h2>Failures</h2><table id="failures"><thead><tr><th>id</th><th>method</th><th>target</th>'
+             "<th>what</th><th>seen</th><th>reproduce</th></tr></thead><tbody>")
     for f in failures:
         h.append(f"<tr><td><code>{html.escape(str(f.get('id')))}</code></td><td>{html.escape(str(f.get('method')))}"
                  f"</td><td>{html.escape(str(f.get('target')))}</td><td>{html.escape(str(f.get('what')))}</td>"

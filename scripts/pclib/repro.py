@@ -27,7 +27,6 @@ inconsistent, engine bug or the crash reproduces; 2 usage error.
 """
 import filecmp
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -35,19 +34,11 @@ import subprocess
 import tempfile
 
 from . import build, setup, sweep, triage
-from .common import EXIT_FAIL, EXIT_OK, UsageError, build_dir, tool, write_json
+from .common import EXIT_FAIL, EXIT_OK, UsageError, build_dir, file_sha256, tool, write_json
 
 SECTOR = 4096
 SAN_ENV = {"ASAN_OPTIONS": "handle_abort=1:detect_leaks=1:abort_on_error=0:symbolize=1",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run_tool(cmd, timeout=300):
@@ -197,7 +188,7 @@ def repro_image(args):
     build.ensure_built("asan", ["vhdxtool"], quiet=True)
     vt = tool("asan", "vhdxtool")
     orig = os.path.abspath(args.file)
-    before_hash = sha256(orig)
+    before_hash = file_sha256(orig)
     res = {"image": orig, "sha256": before_hash}
     print(f"image:     {orig} ({os.path.getsize(orig):,} bytes, sha256 {before_hash[:16]}...)")
     print(f"           examined on a copy with {vt} (ASan + UBSan)\n")
@@ -205,7 +196,7 @@ def repro_image(args):
     info, entries, crash, ranges = x["info"], x["entries"], x["crash"], x["ranges"]
     rc_r, (rout, rerr), rc_a, after = x["replay_status"], x["replay_output"], x["check_after"], x["check_after_output"]
     res["changed"] = x["changed"]
-    if sha256(orig) != before_hash:  # cannot happen: only copies were opened
+    if file_sha256(orig) != before_hash:  # cannot happen: only copies were opened
         raise UsageError(f"{orig} changed while it was examined")
     pending = info.get("log", {}).get("pending")
     if crash:

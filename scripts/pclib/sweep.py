@@ -21,7 +21,7 @@ import os
 import time
 
 from . import build, setup
-from .common import EXIT_USAGE, ROOT, UsageError, run, say, tool, write_json
+from .common import ROOT, UsageError, run, tool, write_json
 
 MODELS = ["prefix", "drop", "reorder", "torn", "stale", "recovery", "misdirect", "lost", "bitflip"]
 SCENARIOS = ["fill", "overwrite", "discard", "batch", "reopen", "mixed", "wide"]
