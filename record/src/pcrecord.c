@@ -864,9 +864,11 @@ EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
 }
 
 /* ---- copies into the file (data read back afterwards) ---------------------------------------- */
-EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+/* copy_file_range and splice share a signature: the bytes that landed at
+ * the output position are read back from the file. */
+typedef ssize_t (*copy_fn)(int, off_t *, int, off_t *, size_t, unsigned int);
+static ssize_t do_copy(copy_fn f, int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
 {
-    ssize_t (*f)(int, off_t *, int, off_t *, size_t, unsigned int) = get_copy_file_range();
     if (!f)
         return errno = ENOSYS, -1;
     if (!active())
@@ -884,6 +886,11 @@ EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, s
         RESTORE_ERRNO;
     }
     return r;
+}
+
+EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    return do_copy(get_copy_file_range(), in, in_off, out, out_off, len, flags);
 }
 
 static ssize_t do_sendfile(ssize_t (*f)(int, int, off_t *, size_t), int out, int in, off_t *off, size_t n)
@@ -914,24 +921,7 @@ EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 
 EXPORT ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
 {
-    ssize_t (*f)(int, off_t *, int, off_t *, size_t, unsigned int) = get_splice();
-    if (!f)
-        return errno = ENOSYS, -1;
-    if (!active())
-        return f(in, in_off, out, out_off, len, flags);
-    off_t start = out_off ? *out_off : 0;
-    ssize_t r = f(in, in_off, out, out_off, len, flags);
-    if (r > 0) {
-        SAVE_ERRNO;
-        int st = classify(out);
-        if (st) {
-            long pos = out_off ? (long)start : sys_lseek(out, 0, SEEK_CUR) - r;
-            if (pos >= 0)
-                rec_readback(out, st, (uint64_t)pos, (size_t)r);
-        }
-        RESTORE_ERRNO;
-    }
-    return r;
+    return do_copy(get_splice(), in, in_off, out, out_off, len, flags);
 }
 
 /* ---- descriptors -------------------------------------------------------------------------------- */
