@@ -108,7 +108,8 @@ static int torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k
     for (int i = 0; i < e->n_later; i++)
         olds[nold++] = e->later[i];
     uint8_t fresh[512], old[512];
-    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+    const uint32_t nb = oracle_begun_prefix(o, o->per_block[b], o->per_block_n[b], k);
+    for (uint32_t j = 0; j < nb; j++) {
         const struct oracle_op *op = &o->ops[o->per_block[b][j]];
         if (!oracle_begun(op, k) || op->rc == 0 || op->end == UINT64_MAX || sector * 512 < op->voff ||
             sector * 512 >= op->voff + op->vlen)

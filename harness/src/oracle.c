@@ -70,6 +70,8 @@ int oracle_build(struct oracle *o, const struct trace *t)
     o->block_size = bs ? (uint32_t)strtoul(bs, NULL, 10) : 0;
     if (!o->virtual_size || !o->block_size || o->virtual_size > (64ull << 40))
         return -EINVAL;
+    if (o->block_size > ORACLE_UNIT_MAX)
+        o->block_size = ORACLE_UNIT_MAX;
     /* Ops are numbered densely by the runner (B records carry the index). */
     size_t max_op = 0;
     for (size_t i = 0; i < t->n_ops; i++)
@@ -133,7 +135,42 @@ int oracle_build(struct oracle *o, const struct trace *t)
                     dropped_to = k + 1;
         }
     }
+    o->begin_sorted = 1;
+    for (size_t i = 1; i < max_op; i++)
+        if (o->ops[i].begin < o->ops[i - 1].begin)
+            o->begin_sorted = 0;
     return 0;
+}
+
+uint32_t oracle_begun_prefix(const struct oracle *o, const uint32_t *list, uint32_t n, uint64_t k)
+{
+    if (!o->begin_sorted)
+        return n;
+    uint32_t lo = 0, hi = n; /* entries below lo are begun, from hi on are not */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (oracle_begun(&o->ops[list[mid]], k))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Ops begun before k: a prefix of o->ops when begin_sorted. */
+static size_t begun_ops(const struct oracle *o, uint64_t k)
+{
+    if (!o->begin_sorted)
+        return o->n_ops;
+    size_t lo = 0, hi = o->n_ops;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (oracle_begun(&o->ops[mid], k))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static void expect_for(const struct oracle *o, uint64_t sector, uint64_t k, struct sector_expect *e)
@@ -144,7 +181,7 @@ static void expect_for(const struct oracle *o, uint64_t sector, uint64_t k, stru
         return;
     const uint32_t *list = o->per_block[b];
     const uint64_t pos = sector * 512;
-    for (uint32_t j = o->per_block_n[b]; j-- > 0;) {
+    for (uint32_t j = oracle_begun_prefix(o, list, o->per_block_n[b], k); j-- > 0;) {
         const struct oracle_op *op = &o->ops[list[j]];
         if (!oracle_begun(op, k) || pos < op->voff || pos >= op->voff + op->vlen)
             continue;
@@ -167,7 +204,8 @@ static int wrote_here(const struct oracle *o, uint64_t sector, uint64_t k, uint3
     uint64_t b = sector * 512 / o->block_size;
     if (b >= o->n_blocks)
         return 0;
-    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+    const uint32_t n = oracle_begun_prefix(o, o->per_block[b], o->per_block_n[b], k);
+    for (uint32_t j = 0; j < n; j++) {
         const struct oracle_op *op = &o->ops[o->per_block[b][j]];
         if (op->kind == VOP_WRITE && op->id == id && oracle_begun(op, k) && sector * 512 >= op->voff &&
             sector * 512 < op->voff + op->vlen)
@@ -210,7 +248,8 @@ static int torn_by_failed_write(const struct oracle *o, uint64_t sector, uint64_
     uint64_t b = sector * 512 / o->block_size;
     if (b >= o->n_blocks)
         return 0;
-    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
+    const uint32_t nb = oracle_begun_prefix(o, o->per_block[b], o->per_block_n[b], k);
+    for (uint32_t j = 0; j < nb; j++) {
         const struct oracle_op *w = &o->ops[o->per_block[b][j]];
         if (w->kind != VOP_WRITE || w->rc == 0 || !oracle_begun(w, k) || sector * 512 < w->voff ||
             sector * 512 >= w->voff + w->vlen)
@@ -358,7 +397,7 @@ int oracle_check_set(const struct oracle *o, uint64_t k, uint32_t per_op, uint32
      * acked ops of the latest barrier are those acked by the same mark as
      * the newest acked op. */
     uint64_t latest_mark = UINT64_MAX;
-    for (size_t i = o->n_ops; i-- > 0;) {
+    for (size_t i = begun_ops(o, k); i-- > 0;) {
         const struct oracle_op *op = &o->ops[i];
         if (!oracle_begun(op, k) || (op->kind != VOP_WRITE && op->kind != VOP_DISCARD))
             continue;
@@ -393,7 +432,7 @@ int oracle_all_written(const struct oracle *o, uint64_t k, uint64_t **out, size_
 {
     struct u64vec a = {0};
     uint64_t st = 0;
-    for (size_t i = 0; i < o->n_ops; i++) {
+    for (size_t i = 0, n_begun = begun_ops(o, k); i < n_begun; i++) {
         const struct oracle_op *op = &o->ops[i];
         if (op->kind == VOP_WRITE && oracle_begun(op, k) && op_sectors(&a, op, UINT32_MAX, &st)) {
             free(a.v);
@@ -409,9 +448,14 @@ int oracle_wide_set(const struct oracle *o, uint64_t k, uint32_t max, uint64_t s
 {
     struct u64vec a = {0};
     uint64_t st = seed ^ UINT64_C(0x91DE);
-    size_t begun = 0;
-    while (begun < o->n_data_ops && oracle_begun(&o->ops[o->data_ops[begun]], k))
-        begun++;
+    size_t begun;
+    if (o->begin_sorted) {
+        begun = oracle_begun_prefix(o, o->data_ops, (uint32_t)o->n_data_ops, k);
+    } else {
+        begun = 0;
+        while (begun < o->n_data_ops && oracle_begun(&o->ops[o->data_ops[begun]], k))
+            begun++;
+    }
     for (size_t i = 0; i < begun && a.n < max; i++) {
         size_t pick = begun <= max ? i : mix(&st) % begun;
         const struct oracle_op *op = &o->ops[o->data_ops[pick]];

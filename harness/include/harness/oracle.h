@@ -40,14 +40,21 @@ struct oracle_op {
     uint64_t acked_at;  /* trace index of the acknowledging mark, UINT64_MAX if never */
 };
 
+/* The oracle indexes ops by 64 KiB units of the virtual disk (or the block
+ * size when smaller): a sector's candidates are the ops on its unit, so the
+ * cost of judging a sector follows the writes near it, not all writes to its
+ * (up to 256 MiB) block. */
+#define ORACLE_UNIT_MAX (64u * 1024)
+
 struct oracle {
     const struct trace *t;
     uint64_t seed;
     uint64_t virtual_size;
-    uint32_t block_size;
+    uint32_t block_size;   /* the index unit: min(the image's block size, ORACLE_UNIT_MAX) */
     struct oracle_op *ops; /* in workload order */
     size_t n_ops;
-    uint32_t **per_block;  /* per virtual block: indices of write/discard ops touching it */
+    int begin_sorted;      /* ops[i].begin never decreases with i (a recorded trace): lookups bisect */
+    uint32_t **per_block;  /* per index unit: indices (ascending) of write/discard ops touching it */
     uint32_t *per_block_n;
     uint64_t n_blocks;
     uint32_t *data_ops;    /* write ops, for sampling probe sectors */
@@ -61,6 +68,10 @@ void oracle_free(struct oracle *o);
 /* Is op acknowledged / begun at cut k? */
 static inline int oracle_acked(const struct oracle_op *op, uint64_t k) { return op->acked_at < k; }
 static inline int oracle_begun(const struct oracle_op *op, uint64_t k) { return op->begin < k; }
+
+/* How many entries of list (op indices, ascending; n of them) name ops begun
+ * before k: those come first when o->begin_sorted (binary search), else n. */
+uint32_t oracle_begun_prefix(const struct oracle *o, const uint32_t *list, uint32_t n, uint64_t k);
 
 enum oracle_strictness {
     ORACLE_POWER_LOSS = 0, /* acked data present, no garbage */
