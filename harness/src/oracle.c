@@ -70,8 +70,12 @@ int oracle_build(struct oracle *o, const struct trace *t)
     o->block_size = bs ? (uint32_t)strtoul(bs, NULL, 10) : 0;
     if (!o->virtual_size || !o->block_size || o->virtual_size > (64ull << 40))
         return -EINVAL;
-    if (o->block_size > ORACLE_UNIT_MAX)
-        o->block_size = ORACLE_UNIT_MAX;
+    /* The index unit: 64 KiB, larger on big disks so the per-unit arrays
+     * stay within ORACLE_UNITS_MAX entries, never larger than a block. */
+    uint32_t unit = o->block_size > ORACLE_UNIT_MAX ? ORACLE_UNIT_MAX : o->block_size;
+    while (unit < o->block_size && o->virtual_size / unit > ORACLE_UNITS_MAX)
+        unit *= 2;
+    o->block_size = unit;
     /* Ops are numbered densely by the runner (B records carry the index). */
     size_t max_op = 0;
     for (size_t i = 0; i < t->n_ops; i++)

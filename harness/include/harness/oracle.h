@@ -40,17 +40,19 @@ struct oracle_op {
     uint64_t acked_at;  /* trace index of the acknowledging mark, UINT64_MAX if never */
 };
 
-/* The oracle indexes ops by 64 KiB units of the virtual disk (or the block
- * size when smaller): a sector's candidates are the ops on its unit, so the
+/* The oracle indexes ops by 64 KiB units of the virtual disk (the block size
+ * when smaller; a larger power of two, up to the block size, on disks of
+ * more than 16 GiB): a sector's candidates are the ops on its unit, so the
  * cost of judging a sector follows the writes near it, not all writes to its
  * (up to 256 MiB) block. */
 #define ORACLE_UNIT_MAX (64u * 1024)
+#define ORACLE_UNITS_MAX (256u * 1024) /* units of a big disk: the unit doubles past this */
 
 struct oracle {
     const struct trace *t;
     uint64_t seed;
     uint64_t virtual_size;
-    uint32_t block_size;   /* the index unit: min(the image's block size, ORACLE_UNIT_MAX) */
+    uint32_t block_size;   /* the index unit (see ORACLE_UNIT_MAX), not the image's block size */
     struct oracle_op *ops; /* in workload order */
     size_t n_ops;
     int begin_sorted;      /* ops[i].begin never decreases with i (a recorded trace): lookups bisect */
