@@ -3,6 +3,8 @@
  */
 #include "harness/sdata.h"
 
+#include "harness/secmap.h" /* SECTOR_ZERO */
+
 #include <string.h>
 
 #include "vhdx/crc32c.h"
@@ -36,12 +38,8 @@ void sdata_sector(uint8_t p[512], uint64_t sector, uint64_t write_first, uint32_
 enum sdata_kind sdata_decode(const uint8_t sector[512], struct sdata_info *out)
 {
     memset(out, 0, sizeof *out);
-    if (vhdx_get32(sector) != SDATA_MAGIC) {
-        for (int i = 0; i < 512; i++)
-            if (sector[i])
-                return SDATA_GARBAGE;
-        return SDATA_ZERO;
-    }
+    if (vhdx_get32(sector) != SDATA_MAGIC)
+        return memcmp(sector, SECTOR_ZERO, 512) == 0 ? SDATA_ZERO : SDATA_GARBAGE; /* memcmp: vectorized */
     if (crc32c(0, sector, 508) != vhdx_get32(sector + 508))
         return SDATA_GARBAGE;
     out->write_id = vhdx_get32(sector + 4);
