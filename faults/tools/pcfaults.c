@@ -55,6 +55,7 @@
 #include "faults/shadow.h"
 #include "harness/sdata.h"
 #include "harness/sweep.h"
+#include "harness/toolutil.h"
 #include "harness/workload.h"
 #include "vhdx/format.h"
 #include "vhdx/vhdx.h"
@@ -116,18 +117,6 @@ static const char usage[] =
     "repro options:  --json PATH\n"
     "points options: --json PATH\n";
 
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "pcfaults: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(run 'pcfaults --help' for usage)\n");
-    va_end(ap);
-    exit(EXIT_BAD_USAGE);
-}
-
 static void die_infra(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die_infra(const char *fmt, ...)
 {
@@ -138,13 +127,6 @@ static void die_infra(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     exit(EXIT_BAD_USAGE);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static uint64_t mix64(uint64_t x)
@@ -260,30 +242,11 @@ struct opts {
     int npos;
 };
 
-static uint64_t parse_num(const char *opt, const char *s)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        die_usage("%s needs a non-negative number", opt);
-    unsigned long long v = strtoull(s, &end, 0);
-    uint64_t mul = 1;
-    switch (*end) {
-    case 'K': case 'k': mul = 1ull << 10; end++; break;
-    case 'M': case 'm': mul = 1ull << 20; end++; break;
-    case 'G': case 'g': mul = 1ull << 30; end++; break;
-    case 'T': case 't': mul = 1ull << 40; end++; break;
-    }
-    if (errno || end == s || *end || v > UINT64_MAX / mul)
-        die_usage("%s: '%s' is not a valid number", opt, s);
-    return v * mul;
-}
-
 static uint32_t parse_u32(const char *opt, const char *s)
 {
-    uint64_t v = parse_num(opt, s);
+    uint64_t v = tool_parse_num(opt, s);
     if (v > UINT32_MAX)
-        die_usage("%s: %s is too large", opt, s);
+        tool_die_usage("%s: %s is too large", opt, s);
     return (uint32_t)v;
 }
 
@@ -307,7 +270,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && (v || (die_usage("%s needs a value", name), 0)) && ++i)
+#define OPT(name) (!strcmp(a, name) && (v || (tool_die_usage("%s needs a value", name), 0)) && ++i)
         if (!strcmp(a, "--quiet"))
             o->quiet = 1;
         else if (!strcmp(a, "--no-live"))
@@ -315,14 +278,14 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--scenario"))
             snprintf(o->scenarios, sizeof o->scenarios, "%s", v);
         else if (OPT("--seed"))
-            o->seed = parse_num(a, v);
+            o->seed = tool_parse_num(a, v);
         else if (OPT("--seeds"))
-            o->seeds = parse_num(a, v);
+            o->seeds = tool_parse_num(a, v);
         else if (OPT("--ops")) {
             o->wp.ops = parse_u32(a, v);
             o->ops_given = 1;
         } else if (OPT("--virtual-size"))
-            o->wp.virtual_size = parse_num(a, v);
+            o->wp.virtual_size = tool_parse_num(a, v);
         else if (OPT("--block-size"))
             o->wp.block_size = parse_u32(a, v);
         else if (OPT("--log-size"))
@@ -335,11 +298,11 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             o->wp.apply_every = parse_u32(a, v);
         else if (OPT("--kinds")) {
             if (fault_kinds_parse(v, &o->kinds) != 0)
-                die_usage("--kinds: '%s' names an unknown kind (eio, enospc, short, flush, flush-lose, enomem, all)",
+                tool_die_usage("--kinds: '%s' names an unknown kind (eio, enospc, short, flush, flush-lose, enomem, all)",
                           v);
         } else if (OPT("--modes")) {
             if (fault_modes_parse(v, &o->modes) != 0)
-                die_usage("--modes: '%s' is not a list of transient, persistent, all", v);
+                tool_die_usage("--modes: '%s' is not a list of transient, persistent, all", v);
         } else if (OPT("--phases")) {
             o->phases = 0;
             char buf[128];
@@ -354,18 +317,18 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
                         found = 1;
                     }
                 if (!found)
-                    die_usage("--phases: unknown phase '%s' (run, replay, create, all)", tok);
+                    tool_die_usage("--phases: unknown phase '%s' (run, replay, create, all)", tok);
             }
         } else if (OPT("--stride")) {
             o->stride = parse_u32(a, v);
             if (!o->stride)
-                die_usage("--stride must be at least 1");
+                tool_die_usage("--stride must be at least 1");
         } else if (OPT("--window"))
             o->window = parse_u32(a, v);
         else if (OPT("--cut-models")) {
             if (crash_models_parse(v, &o->cut_models) != 0 ||
                 (o->cut_models & ~(1u << M_PREFIX | 1u << M_DROP | 1u << M_TORN | 1u << M_REORDER | 1u << M_STALE)))
-                die_usage("--cut-models: '%s' must list prefix, drop, torn, reorder, stale", v);
+                tool_die_usage("--cut-models: '%s' must list prefix, drop, torn, reorder, stale", v);
         } else if (OPT("--cut-states"))
             o->cut_states = parse_u32(a, v);
         else if (OPT("--replay-states"))
@@ -373,16 +336,16 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--keep-repro"))
             o->keep_repro = parse_u32(a, v);
         else if (OPT("--max-faults"))
-            o->max_faults = parse_num(a, v);
+            o->max_faults = tool_parse_num(a, v);
         else if (OPT("--max-seconds"))
-            o->max_seconds = (double)parse_num(a, v);
+            o->max_seconds = (double)tool_parse_num(a, v);
         else if (OPT("--max-violations"))
-            o->max_violations = parse_num(a, v);
+            o->max_violations = tool_parse_num(a, v);
         else if (OPT("--shard")) {
             unsigned k, n;
             char extra;
             if (sscanf(v, "%u/%u%c", &k, &n, &extra) != 2 || n == 0 || k >= n)
-                die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
+                tool_die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
             o->shard_k = k;
             o->shard_n = n;
         } else if (OPT("--repro-dir"))
@@ -398,64 +361,29 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--phase"))
             o->phase = v;
         else if (OPT("--runs"))
-            o->runs = parse_num(a, v);
+            o->runs = tool_parse_num(a, v);
         else if (OPT("--campaign-seed")) {
-            o->campaign_seed = parse_num(a, v);
+            o->campaign_seed = tool_parse_num(a, v);
             o->campaign_seed_given = 1;
         } else if (OPT("--probability")) {
             char *end;
             o->probability = strtod(v, &end);
             if (end == v || *end || !(o->probability > 0 && o->probability <= 1))
-                die_usage("--probability takes a number in (0, 1], not '%s'", v);
+                tool_die_usage("--probability takes a number in (0, 1], not '%s'", v);
         } else if (a[0] == '-' && a[1] == '-')
-            die_usage("%s: unknown option '%s'", argv[1], a);
+            tool_die_usage("%s: unknown option '%s'", argv[1], a);
         else if (o->npos < want_pos)
             o->pos[o->npos++] = a;
         else
-            die_usage("%s: unexpected argument '%s'", argv[1], a);
+            tool_die_usage("%s: unexpected argument '%s'", argv[1], a);
 #undef OPT
     }
     if (o->npos < want_pos)
-        die_usage("%s: missing argument", argv[1]);
+        tool_die_usage("%s: missing argument", argv[1]);
     if (o->seeds == 0 || o->seeds > 100000)
-        die_usage("--seeds must be between 1 and 100000");
+        tool_die_usage("--seeds must be between 1 and 100000");
     if (!o->ops_given)
         o->wp.ops = DEFAULT_OPS;
-}
-
-static int scenario_list(const char *spec, char names[8][32])
-{
-    int n = 0;
-    if (!strcmp(spec, "all")) {
-        for (int i = 0; workload_scenarios[i] && n < 8; i++)
-            snprintf(names[n++], 32, "%s", workload_scenarios[i]);
-        return n;
-    }
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", spec);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save)) {
-        int ok = 0;
-        for (int i = 0; workload_scenarios[i]; i++)
-            ok |= !strcmp(tok, workload_scenarios[i]);
-        if (!ok)
-            die_usage("--scenario: unknown scenario '%s' (fill, overwrite, discard, batch, reopen, mixed, all)", tok);
-        snprintf(names[n++], 32, "%s", tok);
-    }
-    return n;
-}
-
-static int mkdirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    }
-    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
 /* ---- results ----------------------------------------------------------------------- */
@@ -519,7 +447,7 @@ static int limits_hit(struct fsweep *S)
         return 1;
     if ((o->max_faults && S->plans_run >= o->max_faults) ||
         (o->max_violations && S->violations >= o->max_violations) ||
-        (o->max_seconds > 0 && now() - S->t0 >= o->max_seconds) || interrupted) {
+        (o->max_seconds > 0 && tool_now() - S->t0 >= o->max_seconds) || interrupted) {
         S->stop = S->stopped_early = 1;
     }
     return S->stop;
@@ -541,7 +469,7 @@ static void progress(struct fsweep *S, const char *what, int final)
 {
     if (S->o->quiet || !S->tty)
         return;
-    double t = now();
+    double t = tool_now();
     if (!final && t - S->last_progress < 0.5)
         return;
     S->last_progress = t;
@@ -555,87 +483,21 @@ static void progress(struct fsweep *S, const char *what, int final)
     fflush(stderr);
 }
 
-static void jstr(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void xstr(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default:
-            if ((unsigned char)*s < 0x20 && *s != '\n')
-                fputc(' ', f);
-            else
-                fputc(*s, f);
-        }
-    }
-}
-
 /* Saves a reproducer: the trace, the plan, the phase, and the crash state
  * (if any) as the trace's crash choice. */
 static int save_repro(const struct trace *t, const char *path, enum phase ph, const struct fault_plan *plan,
                       const struct crash_choice *ch, const char *post, const struct verdict *v, char *err,
                       size_t errlen)
 {
-    struct trace copy = *t;
-    copy.meta = NULL;
-    copy.n_meta = 0;
-    copy.choice = NULL;
-    copy.n_choice = 0;
-    copy.flags &= ~(uint32_t)TRACE_F_CHOICE;
-    int rc = 0;
-    for (size_t i = 0; i < t->n_meta && rc == 0; i++)
-        rc = trace_set_meta(&copy, t->meta[i].key, t->meta[i].value);
-    char pbuf[160], cut[32];
+    char pbuf[160];
     fault_plan_format(plan, pbuf, sizeof pbuf);
-    snprintf(cut, sizeof cut, "%" PRIu64, v->cut);
-    if (rc == 0)
-        rc = trace_set_meta(&copy, "fault.phase", phase_names[ph]);
-    if (rc == 0)
-        rc = trace_set_meta(&copy, "fault.plan", pbuf);
-    if (rc == 0)
-        rc = trace_set_meta(&copy, "fault.target", ch ? (ph == PH_REPLAY ? "replay" : "state") : "live");
-    if (rc == 0 && post)
-        rc = trace_set_meta(&copy, "fault.post_cut", post);
-    if (rc == 0)
-        rc = trace_set_meta(&copy, "violation.invariant", v->invariant);
-    if (rc == 0)
-        rc = trace_set_meta(&copy, "violation.cut", cut);
-    if (rc == 0)
-        rc = trace_set_meta(&copy, "violation.detail", v->detail);
-    if (rc == 0 && ch)
-        rc = crash_choice_to_trace(ch, &copy);
-    if (rc == 0)
-        rc = trace_save(&copy, path, err, errlen);
-    else
-        snprintf(err, errlen, "out of memory");
-    for (size_t i = 0; i < copy.n_meta; i++) {
-        free(copy.meta[i].key);
-        free(copy.meta[i].value);
-    }
-    free(copy.meta);
-    for (size_t i = 0; i < copy.n_choice; i++) {
-        free(copy.choice[i].key);
-        free(copy.choice[i].value);
-    }
-    free(copy.choice);
-    return rc ? -1 : 0;
+    const char *extra[] = {"fault.phase", phase_names[ph],
+                           "fault.plan", pbuf,
+                           "fault.target", ch ? (ph == PH_REPLAY ? "replay" : "state") : "live",
+                           "violation.detail", v->detail,
+                           post ? "fault.post_cut" : NULL, post,
+                           NULL};
+    return sweep_save_repro_ex(t, ch, v, extra, path, err, errlen);
 }
 
 /* Records a violation (and saves its reproducer when asked). */
@@ -903,7 +765,7 @@ static void plan_context(struct fsweep *S, enum phase ph, const struct fault_pla
 static void run_plan(struct fsweep *S, const struct workload *w, const struct fault_plan *plan, int judge_states)
 {
     struct kstat *ks = &S->st[PH_RUN][plan->kind][plan->mode];
-    double t0 = now();
+    double t0 = tool_now();
     plan_context(S, PH_RUN, plan, NULL);
     struct fault_run r;
     memset(&r, 0, sizeof r);
@@ -929,7 +791,7 @@ static void run_plan(struct fsweep *S, const struct workload *w, const struct fa
             keep_passing(S, PH_RUN, plan, &t, NULL, NULL);
     }
     trace_free(&t);
-    ks->seconds += now() - t0;
+    ks->seconds += tool_now() - t0;
     g_context[0] = '\0';
 }
 
@@ -1019,7 +881,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
 {
     struct fsweep *S = rs->S;
     struct kstat *ks = &S->st[PH_REPLAY][plan->kind][plan->mode];
-    double t0 = now();
+    double t0 = tool_now();
     char st[96];
     snprintf(st, sizeof st, "%s:%u:%u", crash_model_names[c->model], c->epoch, c->index);
     plan_context(S, PH_REPLAY, plan, st);
@@ -1041,7 +903,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
     if (!fired) {
         ks->not_reached++;
         cowdisk_free(&c1);
-        ks->seconds += now() - t0;
+        ks->seconds += tool_now() - t0;
         return 0;
     }
     ks->injected++;
@@ -1105,7 +967,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
         rs->one_found = 1;
     }
     cowdisk_free(&c1);
-    ks->seconds += now() - t0;
+    ks->seconds += tool_now() - t0;
     g_context[0] = '\0';
     return 1;
 }
@@ -1256,7 +1118,7 @@ static int create_plan(struct fsweep *S, const struct trace *t0, const struct wo
                        const struct fault_plan *plan, struct verdict *one_v)
 {
     struct kstat *ks = &S->st[PH_CREATE][plan->kind][plan->mode];
-    double tstart = now();
+    double tstart = tool_now();
     plan_context(S, PH_CREATE, plan, NULL);
     struct cowdisk c1;
     cowdisk_init(&c1, NULL, NULL, 0);
@@ -1269,7 +1131,7 @@ static int create_plan(struct fsweep *S, const struct trace *t0, const struct wo
     if (!inj) {
         ks->not_reached++;
         cowdisk_free(&c1);
-        ks->seconds += now() - tstart;
+        ks->seconds += tool_now() - tstart;
         return 0;
     }
     ks->injected++;
@@ -1316,7 +1178,7 @@ static int create_plan(struct fsweep *S, const struct trace *t0, const struct wo
     else if (!v.ok)
         violation(S, PH_CREATE, plan, t0, NULL, NULL, &v);
     cowdisk_free(&c1);
-    ks->seconds += now() - tstart;
+    ks->seconds += tool_now() - tstart;
     g_context[0] = '\0';
     return 1;
 }
@@ -1363,7 +1225,7 @@ static void make_workload(const struct opts *o, const char *scenario, uint64_t s
     p.seed = seed;
     char err[512];
     if (workload_params_resolve(&p, err, sizeof err) != 0)
-        die_usage("%s", err);
+        tool_die_usage("%s", err);
     if (workload_generate(&p, w) != 0)
         die_infra("out of memory generating the workload");
 }
@@ -1483,7 +1345,7 @@ static void write_json(const struct fsweep *S, const char *path, double wall, ui
     for (int p = 0; p < FP_COUNT; p++)
         reached += S->point_calls[PH_RUN][p] + S->point_calls[PH_REPLAY][p] + S->point_calls[PH_CREATE][p] > 0;
     fprintf(f, "{\n  \"tool\": \"pcfaults %s\",\n  \"engine\": ", S->cmd);
-    jstr(f, vhdx_build_id());
+    tool_json_str(f, vhdx_build_id());
     fprintf(f, ",\n  \"injected\": %" PRIu64 ",\n  \"injections\": %" PRIu64 ",\n  \"violations\": %" PRIu64
                ",\n  \"plans\": %" PRIu64 ",\n  \"not_reached\": %" PRIu64 ",\n  \"crash_states\": %" PRIu64
                ",\n  \"refusals\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n  \"faults_per_sec\": %.1f,\n"
@@ -1524,18 +1386,18 @@ static void write_json(const struct fsweep *S, const char *path, double wall, ui
     for (size_t i = 0; i < S->nf; i++) {
         const struct failure *x = &S->f[i];
         fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
-        jstr(f, x->scenario);
+        tool_json_str(f, x->scenario);
         fprintf(f, ", \"seed\": %" PRIu64 ", \"phase\": \"%s\", \"plan\": ", x->seed, phase_names[x->phase]);
-        jstr(f, x->plan);
+        tool_json_str(f, x->plan);
         fprintf(f, ", \"state\": ");
-        jstr(f, x->state);
+        tool_json_str(f, x->state);
         fprintf(f, ", \"invariant\": ");
-        jstr(f, x->v.invariant);
+        tool_json_str(f, x->v.invariant);
         fprintf(f, ", \"detail\": ");
-        jstr(f, x->v.detail);
+        tool_json_str(f, x->v.detail);
         fprintf(f, ", \"reproducer\": ");
         if (x->repro[0])
-            jstr(f, x->repro);
+            tool_json_str(f, x->repro);
         else
             fprintf(f, "null");
         fprintf(f, "}");
@@ -1581,18 +1443,18 @@ static void write_junit(const struct fsweep *S, const char *path, double wall)
                         continue;
                     shown++;
                     fprintf(f, "      <failure type=\"");
-                    xstr(f, x->v.invariant);
+                    tool_xml_str(f, x->v.invariant);
                     fprintf(f, "\" message=\"");
-                    xstr(f, x->scenario);
+                    tool_xml_str(f, x->scenario);
                     fprintf(f, " seed %" PRIu64 " ", x->seed);
-                    xstr(f, x->plan);
+                    tool_xml_str(f, x->plan);
                     fprintf(f, " ");
-                    xstr(f, x->state);
+                    tool_xml_str(f, x->state);
                     fprintf(f, "\">");
-                    xstr(f, x->v.detail);
+                    tool_xml_str(f, x->v.detail);
                     if (x->repro[0]) {
                         fprintf(f, "\nreproducer: ");
-                        xstr(f, x->repro);
+                        tool_xml_str(f, x->repro);
                     }
                     fprintf(f, "</failure>\n");
                 }
@@ -1606,7 +1468,7 @@ static void write_junit(const struct fsweep *S, const char *path, double wall)
 
 static int finish(struct fsweep *S, uint64_t campaign_seed)
 {
-    double wall = now() - S->t0;
+    double wall = tool_now() - S->t0;
     progress(S, "done", 1);
     struct kstat all = sum_stats(S, -1, -1, -1);
     fprintf(stderr, "pcfaults: %" PRIu64 " plans, %" PRIu64 " faults injected (%" PRIu64 " failed calls) in %.1f s "
@@ -1632,10 +1494,10 @@ static void fsweep_init(struct fsweep *S, struct opts *o, const char *cmd)
     memset(S, 0, sizeof *S);
     S->o = o;
     S->cmd = cmd;
-    S->t0 = now();
+    S->t0 = tool_now();
     S->tty = isatty(2);
-    if (o->repro_dir && mkdirs(o->repro_dir) != 0)
-        die_usage("--repro-dir: cannot create %s", o->repro_dir);
+    if (o->repro_dir && tool_mkdirs(o->repro_dir) != 0)
+        tool_die_usage("--repro-dir: cannot create %s", o->repro_dir);
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -1655,7 +1517,7 @@ static int cmd_sweep(int argc, char **argv)
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     char names[8][32];
-    int nsc = scenario_list(o.scenarios, names);
+    int nsc = tool_scenario_list(o.scenarios, names);
     fprintf(stderr, "pcfaults: engine %s; shard %u/%u\n", vhdx_build_id(), o.shard_k, o.shard_n);
     for (int si = 0; si < nsc && !S.stop; si++)
         for (uint64_t k = 0; k < o.seeds && !S.stop; k++)
@@ -1678,7 +1540,7 @@ static int cmd_campaign(int argc, char **argv)
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     char names[8][32];
-    int nsc = scenario_list(o.scenarios, names);
+    int nsc = tool_scenario_list(o.scenarios, names);
     int kinds[FK_COUNT], nk = 0;
     for (int k = 0; k < FK_COUNT; k++)
         if (o.kinds & (1u << k))
@@ -1818,11 +1680,11 @@ static int cmd_run(int argc, char **argv)
     parse(argc, argv, &o, 0);
     require_fiu();
     if (!o.plan)
-        die_usage("run needs --plan 'kind=K mode=M nth=N'");
+        tool_die_usage("run needs --plan 'kind=K mode=M nth=N'");
     struct fault_plan plan;
     char err[256];
     if (fault_plan_parse(o.plan, &plan, err, sizeof err) != 0)
-        die_usage("%s", err);
+        tool_die_usage("%s", err);
     enum phase ph = PH_RUN;
     if (o.phase) {
         int found = 0;
@@ -1832,14 +1694,14 @@ static int cmd_run(int argc, char **argv)
                 found = 1;
             }
         if (!found)
-            die_usage("--phase: '%s' is not run, replay or create", o.phase);
+            tool_die_usage("--phase: '%s' is not run, replay or create", o.phase);
     }
     struct crash_choice state;
     if (ph == PH_REPLAY && (!o.state || parse_state(o.state, &state) != 0))
-        die_usage("the replay phase needs --state prefix:EPOCH:INDEX or drop:EPOCH");
+        tool_die_usage("the replay phase needs --state prefix:EPOCH:INDEX or drop:EPOCH");
     char names[8][32];
-    if (scenario_list(o.scenarios, names) != 1)
-        die_usage("run: give exactly one --scenario");
+    if (tool_scenario_list(o.scenarios, names) != 1)
+        tool_die_usage("run: give exactly one --scenario");
     struct fsweep S;
     fsweep_init(&S, &o, "run");
     struct workload w;
@@ -1870,17 +1732,17 @@ static int cmd_repro(int argc, char **argv)
     struct trace t;
     char err[512];
     if (trace_load(&t, o.pos[0], err, sizeof err) != 0)
-        die_usage("%s", err);
+        tool_die_usage("%s", err);
     const char *ps = trace_get_meta(&t, "fault.plan"), *phs = trace_get_meta(&t, "fault.phase");
     const char *target = trace_get_meta(&t, "fault.target"), *post = trace_get_meta(&t, "fault.post_cut");
     if (!ps || !phs) {
         trace_free(&t);
-        die_usage("%s is not a fault reproducer (no fault.plan; use pcsweep repro)", o.pos[0]);
+        tool_die_usage("%s is not a fault reproducer (no fault.plan; use pcsweep repro)", o.pos[0]);
     }
     struct fault_plan plan;
     if (fault_plan_parse(ps, &plan, err, sizeof err) != 0) {
         trace_free(&t);
-        die_usage("%s: %s", o.pos[0], err);
+        tool_die_usage("%s: %s", o.pos[0], err);
     }
     enum phase ph = PH_COUNT;
     for (int p = 0; p < PH_COUNT; p++)
@@ -1888,17 +1750,17 @@ static int cmd_repro(int argc, char **argv)
             ph = (enum phase)p;
     if (ph == PH_COUNT) {
         trace_free(&t);
-        die_usage("%s: unknown fault phase '%s'", o.pos[0], phs);
+        tool_die_usage("%s: unknown fault phase '%s'", o.pos[0], phs);
     }
     struct crash_choice ch;
     int have_choice = trace_get_choice(&t, "model") != NULL;
     if (have_choice && crash_choice_from_trace(&t, &ch, err, sizeof err) != 0) {
         trace_free(&t);
-        die_usage("%s: %s", o.pos[0], err);
+        tool_die_usage("%s: %s", o.pos[0], err);
     }
     if (ph == PH_REPLAY && !have_choice) {
         trace_free(&t);
-        die_usage("%s: a replay reproducer needs a crash state", o.pos[0]);
+        tool_die_usage("%s: a replay reproducer needs a crash state", o.pos[0]);
     }
     const char *built = trace_get_meta(&t, "engine");
     if (built && strcmp(built, vhdx_build_id()))
@@ -1906,7 +1768,7 @@ static int cmd_repro(int argc, char **argv)
     struct workload w;
     if (workload_from_trace(&t, &w, err, sizeof err) != 0) {
         trace_free(&t);
-        die_usage("%s: %s", o.pos[0], err);
+        tool_die_usage("%s: %s", o.pos[0], err);
     }
     struct fsweep S;
     fsweep_init(&S, &o, "repro");
@@ -1926,13 +1788,13 @@ static int cmd_repro(int argc, char **argv)
         FILE *f = fopen(o.json, "w");
         if (f) {
             fprintf(f, "{\"reproducer\": ");
-            jstr(f, o.pos[0]);
+            tool_json_str(f, o.pos[0]);
             fprintf(f, ", \"phase\": \"%s\", \"plan\": ", phs);
-            jstr(f, ps);
+            tool_json_str(f, ps);
             fprintf(f, ", \"fired\": %s, \"ok\": %s, \"invariant\": ", rc > 0 ? "true" : "false", v.ok ? "true" : "false");
-            jstr(f, v.ok ? "" : v.invariant);
+            tool_json_str(f, v.ok ? "" : v.invariant);
             fprintf(f, ", \"detail\": ");
-            jstr(f, v.ok ? "" : v.detail);
+            tool_json_str(f, v.ok ? "" : v.detail);
             fprintf(f, "}\n");
             fclose(f);
         }
@@ -1957,7 +1819,7 @@ static int cmd_points(int argc, char **argv)
     o.replay_states = 1;
     o.kinds = 0; /* count only: no plans */
     char names[8][32];
-    int nsc = scenario_list(o.scenarios, names);
+    int nsc = tool_scenario_list(o.scenarios, names);
     for (int si = 0; si < nsc; si++) {
         struct workload w;
         make_workload(&o, names[si], o.seed, &w);
@@ -1987,7 +1849,7 @@ static int cmd_points(int argc, char **argv)
         if (!f)
             die_infra("%s: %s", o.json, strerror(errno));
         fprintf(f, "{\n  \"engine\": ");
-        jstr(f, vhdx_build_id());
+        tool_json_str(f, vhdx_build_id());
         fprintf(f, ",\n  \"points_catalogue\": %d,\n  \"points_reached_by_workloads\": %d,\n"
                    "  \"points_reached\": %d,\n  \"points\": {",
                 FP_COUNT, reached_run, reached_any);
@@ -2005,6 +1867,7 @@ static int cmd_points(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    tool_set_name("pcfaults");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
@@ -2025,5 +1888,5 @@ int main(int argc, char **argv)
         return cmd_repro(argc, argv);
     if (!strcmp(argv[1], "points"))
         return cmd_points(argc, argv);
-    die_usage("unknown command '%s'", argv[1]);
+    tool_die_usage("unknown command '%s'", argv[1]);
 }

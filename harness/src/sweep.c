@@ -1280,8 +1280,8 @@ int sweep_eval_choice(const struct trace *t, const struct sweep_config *c, const
     return rc;
 }
 
-int sweep_save_repro(const struct trace *t, const struct crash_choice *ch, const struct verdict *v, const char *path,
-                     char *err, size_t errlen)
+int sweep_save_repro_ex(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
+                        const char *const *extra, const char *path, char *err, size_t errlen)
 {
     /* A shallow copy that shares the operations and base, with its own
      * metadata and choice. */
@@ -1294,13 +1294,15 @@ int sweep_save_repro(const struct trace *t, const struct crash_choice *ch, const
     int rc = 0;
     for (size_t i = 0; i < t->n_meta && rc == 0; i++)
         rc = trace_set_meta(&copy, t->meta[i].key, t->meta[i].value);
+    for (size_t i = 0; extra && extra[i] && rc == 0; i += 2)
+        rc = trace_set_meta(&copy, extra[i], extra[i + 1]);
     char cut[32];
     snprintf(cut, sizeof cut, "%" PRIu64, v->cut);
     if (rc == 0)
         rc = trace_set_meta(&copy, "violation.invariant", v->invariant);
     if (rc == 0)
         rc = trace_set_meta(&copy, "violation.cut", cut);
-    if (rc == 0)
+    if (rc == 0 && ch)
         rc = crash_choice_to_trace(ch, &copy);
     if (rc == 0)
         rc = trace_save(&copy, path, err, errlen);
@@ -1317,4 +1319,10 @@ int sweep_save_repro(const struct trace *t, const struct crash_choice *ch, const
     }
     free(copy.choice);
     return rc ? -1 : 0;
+}
+
+int sweep_save_repro(const struct trace *t, const struct crash_choice *ch, const struct verdict *v, const char *path,
+                     char *err, size_t errlen)
+{
+    return sweep_save_repro_ex(t, ch, v, NULL, path, err, errlen);
 }

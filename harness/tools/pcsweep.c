@@ -18,11 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness/sweep.h"
+#include "harness/toolutil.h"
 #include "harness/workload.h"
 #include "vhdx/vhdx.h"
 
@@ -82,44 +81,6 @@ static const char usage[] =
     "                       model (confirms a fix of the writer; the trace itself holds the\n"
     "                       old writer's I/O)\n";
 
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "pcsweep: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(run 'pcsweep --help' for usage)\n");
-    va_end(ap);
-    exit(EXIT_BAD_USAGE);
-}
-
-static uint64_t parse_num(const char *opt, const char *s)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        die_usage("%s needs a non-negative number", opt);
-    unsigned long long v = strtoull(s, &end, 0);
-    uint64_t mul = 1;
-    switch (*end) {
-    case 'K': case 'k': mul = 1ull << 10; end++; break;
-    case 'M': case 'm': mul = 1ull << 20; end++; break;
-    case 'G': case 'g': mul = 1ull << 30; end++; break;
-    case 'T': case 't': mul = 1ull << 40; end++; break;
-    }
-    if (errno || end == s || *end || v > UINT64_MAX / mul)
-        die_usage("%s: '%s' is not a valid number", opt, s);
-    return v * mul;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* ---- options ------------------------------------------------------------------- */
 struct opts {
     struct workload_params wp;
@@ -144,7 +105,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && (v || (die_usage("%s needs a value", name), 0)) && ++i)
+#define OPT(name) (!strcmp(a, name) && (v || (tool_die_usage("%s needs a value", name), 0)) && ++i)
         if (!strcmp(a, "--quiet"))
             o->sc.quiet = 1;
         else if (!strcmp(a, "--no-share"))
@@ -160,64 +121,64 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--scenario"))
             snprintf(o->scenarios, sizeof o->scenarios, "%s", v);
         else if (OPT("--seed"))
-            o->seed = parse_num(a, v);
+            o->seed = tool_parse_num(a, v);
         else if (OPT("--seeds"))
-            o->seeds = parse_num(a, v);
+            o->seeds = tool_parse_num(a, v);
         else if (OPT("--ops"))
-            o->wp.ops = (uint32_t)parse_num(a, v);
+            o->wp.ops = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--virtual-size"))
-            o->wp.virtual_size = parse_num(a, v);
+            o->wp.virtual_size = tool_parse_num(a, v);
         else if (OPT("--block-size"))
-            o->wp.block_size = (uint32_t)parse_num(a, v);
+            o->wp.block_size = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--log-size"))
-            o->wp.log_size = (uint32_t)parse_num(a, v);
+            o->wp.log_size = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--logical-sector"))
-            o->wp.logical_sector = (uint32_t)parse_num(a, v);
+            o->wp.logical_sector = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--physical-sector"))
-            o->wp.physical_sector = (uint32_t)parse_num(a, v);
+            o->wp.physical_sector = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--apply-every"))
-            o->wp.apply_every = (uint32_t)parse_num(a, v);
+            o->wp.apply_every = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--trace"))
             o->trace = v;
         else if (OPT("--save-trace"))
             o->save_trace = v;
         else if (OPT("--models")) {
             if (crash_models_parse(v, &o->sc.models) != 0)
-                die_usage("--models: '%s' names an unknown model (prefix, drop, reorder, torn, stale, recovery, "
+                tool_die_usage("--models: '%s' names an unknown model (prefix, drop, reorder, torn, stale, recovery, "
                           "misdirect, lost, bitflip, all, power, corruption)", v);
         } else if (OPT("--shard")) {
             unsigned k, n;
             char extra;
             if (sscanf(v, "%u/%u%c", &k, &n, &extra) != 2 || n == 0 || k >= n)
-                die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
+                tool_die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
             o->sc.shard_k = k;
             o->sc.shard_n = n;
         } else if (OPT("--sweep-seed"))
-            o->sc.seed = parse_num(a, v);
+            o->sc.seed = tool_parse_num(a, v);
         else if (OPT("--reorder-max")) {
-            o->sc.reorder_max = (uint32_t)parse_num(a, v);
+            o->sc.reorder_max = (uint32_t)tool_parse_num(a, v);
             if (o->sc.reorder_max > 16)
-                die_usage("--reorder-max above 16 would enumerate %s subsets per epoch", "65536+");
+                tool_die_usage("--reorder-max above 16 would enumerate %s subsets per epoch", "65536+");
         } else if (OPT("--reorder-samples"))
-            o->sc.reorder_samples = (uint32_t)parse_num(a, v);
+            o->sc.reorder_samples = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--torn")) {
             o->sc.torn_grans = !strcmp(v, "512") ? 1 : !strcmp(v, "4096") ? 2 : !strcmp(v, "both") ? 3 : 0;
             if (!o->sc.torn_grans)
-                die_usage("--torn takes 512, 4096 or both");
+                tool_die_usage("--torn takes 512, 4096 or both");
         } else if (OPT("--per-op"))
-            o->sc.per_op = (uint32_t)parse_num(a, v);
+            o->sc.per_op = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--probes"))
-            o->sc.probes = (uint32_t)parse_num(a, v);
+            o->sc.probes = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--full-every"))
-            o->sc.full_every = (uint32_t)parse_num(a, v);
+            o->sc.full_every = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--full-max"))
-            o->sc.full_max = (uint32_t)parse_num(a, v);
+            o->sc.full_max = (uint32_t)tool_parse_num(a, v);
         else if (OPT("--max-states"))
-            o->sc.max_states = parse_num(a, v);
+            o->sc.max_states = tool_parse_num(a, v);
         else if (OPT("--max-seconds"))
-            o->sc.max_seconds = (double)parse_num(a, v);
+            o->sc.max_seconds = (double)tool_parse_num(a, v);
         else if (OPT("--max-violations"))
-            o->sc.max_violations = parse_num(a, v);
+            o->sc.max_violations = tool_parse_num(a, v);
         else if (OPT("--repro-dir"))
             o->repro_dir = v;
         else if (OPT("--json"))
@@ -229,89 +190,20 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--minimize"))
             o->minimize = v;
         else if (OPT("--minimize-seconds"))
-            o->minimize_seconds = (double)parse_num(a, v);
+            o->minimize_seconds = (double)tool_parse_num(a, v);
         else if (a[0] == '-' && a[1] == '-')
-            die_usage("%s: unknown option '%s'", argv[1], a);
+            tool_die_usage("%s: unknown option '%s'", argv[1], a);
         else if (o->npos < want_pos)
             o->pos[o->npos++] = a;
         else
-            die_usage("%s: unexpected argument '%s'", argv[1], a);
+            tool_die_usage("%s: unexpected argument '%s'", argv[1], a);
 #undef OPT
     }
     if (o->npos < want_pos)
-        die_usage("%s: missing argument", argv[1]);
+        tool_die_usage("%s: missing argument", argv[1]);
     if (o->seeds == 0 || o->seeds > 100000)
-        die_usage("--seeds must be between 1 and 100000");
+        tool_die_usage("--seeds must be between 1 and 100000");
     o->sc.repro_dir = o->repro_dir;
-}
-
-/* Scenario list from "all" or a comma list; validated. */
-static int scenario_list(const char *spec, char names[8][32])
-{
-    int n = 0;
-    if (!strcmp(spec, "all")) {
-        for (int i = 0; workload_scenarios[i] && n < 8; i++)
-            snprintf(names[n++], 32, "%s", workload_scenarios[i]);
-        return n;
-    }
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", spec);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save)) {
-        int ok = 0;
-        for (int i = 0; workload_scenarios[i]; i++)
-            ok |= !strcmp(tok, workload_scenarios[i]);
-        if (!ok)
-            die_usage("--scenario: unknown scenario '%s' (fill, overwrite, discard, batch, reopen, mixed, all)", tok);
-        snprintf(names[n++], 32, "%s", tok);
-    }
-    return n;
-}
-
-static int mkdirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    }
-    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -errno;
-}
-
-/* ---- JSON / JUnit ----------------------------------------------------------------- */
-static void jstr(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void xstr(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default:
-            if ((unsigned char)*s < 0x20 && *s != '\n')
-                fputc(' ', f);
-            else
-                fputc(*s, f);
-        }
-    }
 }
 
 struct failure {
@@ -395,7 +287,7 @@ static void write_json(const char *path, struct run_record *runs, size_t nruns, 
     for (size_t i = 0; i < nruns; i++)
         stopped |= runs[i].st.stopped_early;
     fprintf(f, "{\n  \"engine\": ");
-    jstr(f, vhdx_build_id());
+    tool_json_str(f, vhdx_build_id());
     fprintf(f, ",\n  \"complete\": %s,\n  \"interrupted\": %s", stopped ? "false" : "true",
             interrupted ? "true" : "false");
     fprintf(f, ",\n  \"states\": %" PRIu64 ",\n  \"violations\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n"
@@ -436,7 +328,7 @@ static void write_json(const char *path, struct run_record *runs, size_t nruns, 
     fprintf(f, "],\n  \"runs\": [");
     for (size_t i = 0; i < nruns; i++) {
         fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
-        jstr(f, runs[i].scenario);
+        tool_json_str(f, runs[i].scenario);
         fprintf(f, ", \"seed\": %" PRIu64 ", \"trace_ops\": %" PRIu64 ", \"epochs\": %" PRIu64 ", \"states\": %" PRIu64
                    ", \"violations\": %" PRIu64 ", \"replays\": %" PRIu64 ", \"opens\": %" PRIu64 ", \"wall_s\": %.3f, \"models\": {",
                 runs[i].seed, runs[i].trace_ops, runs[i].st.epochs, runs[i].st.states, runs[i].st.violations,
@@ -453,16 +345,16 @@ static void write_json(const char *path, struct run_record *runs, size_t nruns, 
     for (size_t i = 0; i < col->n; i++) {
         const struct failure *x = &col->f[i];
         fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
-        jstr(f, x->scenario);
+        tool_json_str(f, x->scenario);
         fprintf(f, ", \"seed\": %" PRIu64 ", \"cut\": %" PRIu64 ", \"choice\": ", x->seed, x->v.cut);
-        jstr(f, x->choice);
+        tool_json_str(f, x->choice);
         fprintf(f, ", \"invariant\": ");
-        jstr(f, x->v.invariant);
+        tool_json_str(f, x->v.invariant);
         fprintf(f, ", \"detail\": ");
-        jstr(f, x->v.detail);
+        tool_json_str(f, x->v.detail);
         fprintf(f, ", \"reproducer\": ");
         if (x->repro[0])
-            jstr(f, x->repro);
+            tool_json_str(f, x->repro);
         else
             fprintf(f, "null");
         fprintf(f, "}");
@@ -490,14 +382,14 @@ static void write_junit(const char *path, struct run_record *runs, size_t nruns,
             if (strcmp(x->scenario, runs[i].scenario) || x->seed != runs[i].seed)
                 continue;
             fprintf(f, "      <failure type=\"");
-            xstr(f, x->v.invariant);
+            tool_xml_str(f, x->v.invariant);
             fprintf(f, "\" message=\"");
-            xstr(f, x->choice);
+            tool_xml_str(f, x->choice);
             fprintf(f, "\">");
-            xstr(f, x->v.detail);
+            tool_xml_str(f, x->v.detail);
             if (x->repro[0]) {
                 fprintf(f, "\nreproducer: ");
-                xstr(f, x->repro);
+                tool_xml_str(f, x->repro);
             }
             fprintf(f, "</failure>\n");
         }
@@ -520,7 +412,7 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
     p.seed = seed;
     char err[512];
     if (workload_params_resolve(&p, err, sizeof err) != 0)
-        die_usage("%s", err);
+        tool_die_usage("%s", err);
     struct workload w;
     if (workload_generate(&p, &w) != 0) {
         fprintf(stderr, "pcsweep: out of memory generating the workload\n");
@@ -542,12 +434,12 @@ static int cmd_sweep(int argc, char **argv)
 {
     struct opts o;
     parse(argc, argv, &o, 0);
-    if (o.repro_dir && mkdirs(o.repro_dir) != 0)
-        die_usage("--repro-dir: cannot create %s", o.repro_dir);
-    if (o.save_trace && mkdirs(o.save_trace) != 0)
-        die_usage("--save-trace: cannot create %s", o.save_trace);
+    if (o.repro_dir && tool_mkdirs(o.repro_dir) != 0)
+        tool_die_usage("--repro-dir: cannot create %s", o.repro_dir);
+    if (o.save_trace && tool_mkdirs(o.save_trace) != 0)
+        tool_die_usage("--save-trace: cannot create %s", o.save_trace);
     char names[8][32];
-    int nsc = o.trace ? 1 : scenario_list(o.scenarios, names);
+    int nsc = o.trace ? 1 : tool_scenario_list(o.scenarios, names);
     size_t nruns_max = (size_t)nsc * (o.trace ? 1 : o.seeds);
     struct run_record *runs = calloc(nruns_max, sizeof *runs);
     struct collector col = {0};
@@ -558,7 +450,7 @@ static int cmd_sweep(int argc, char **argv)
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     size_t nruns = 0;
-    double t0 = now();
+    double t0 = tool_now();
     uint64_t total_states = 0;
     fprintf(stderr, "pcsweep: engine %s; sweep seed %" PRIu64 ", shard %u/%u\n", vhdx_build_id(), o.sc.seed,
             o.sc.shard_k, o.sc.shard_n);
@@ -632,7 +524,7 @@ static int cmd_sweep(int argc, char **argv)
                 sc.max_violations = sc.max_violations > seen ? sc.max_violations - seen : 1;
             }
             if (sc.max_seconds > 0)
-                sc.max_seconds = sc.max_seconds - (now() - t0) > 0.001 ? sc.max_seconds - (now() - t0) : 0.001;
+                sc.max_seconds = sc.max_seconds - (tool_now() - t0) > 0.001 ? sc.max_seconds - (tool_now() - t0) : 0.001;
             if (!o.sc.quiet)
                 fprintf(stderr, "pcsweep: %s seed %" PRIu64 ": %zu trace operations, %" PRIu64 " bytes written\n",
                         r->scenario, seed, t.n_ops, t.bytes_written);
@@ -648,7 +540,7 @@ static int cmd_sweep(int argc, char **argv)
         }
     }
 done:;
-    double wall = now() - t0;
+    double wall = tool_now() - t0;
     uint64_t viol = 0;
     for (size_t i = 0; i < nruns; i++)
         viol += runs[i].st.violations;
@@ -668,9 +560,9 @@ static int cmd_record(int argc, char **argv)
     struct opts o;
     parse(argc, argv, &o, 1);
     char names[8][32];
-    int n = scenario_list(o.scenarios, names);
+    int n = tool_scenario_list(o.scenarios, names);
     if (n != 1)
-        die_usage("record: give exactly one --scenario");
+        tool_die_usage("record: give exactly one --scenario");
     struct trace t;
     if (build_trace(&o, names[0], o.seed, &t) != 0)
         return EXIT_BAD_USAGE;
@@ -745,11 +637,11 @@ static int export_state(void *ctx, const struct crash_choice *c, uint64_t cut, s
     }
     crash_choice_format(c, choice, sizeof choice);
     fprintf(x->manifest, "{\"index\": %" PRIu64 ", \"image\": ", idx);
-    jstr(x->manifest, path);
+    tool_json_str(x->manifest, path);
     fprintf(x->manifest, ", \"model\": \"%s\", \"epoch\": %u, \"cut\": %" PRIu64 ", \"size\": %" PRIu64
                          ", \"choice\": ",
             crash_model_names[c->model], c->epoch, cut, cd->size);
-    jstr(x->manifest, choice);
+    tool_json_str(x->manifest, choice);
     if (x->o->with_repro) {
         char rpath[4096], err[512];
         snprintf(rpath, sizeof rpath, "%s/%s.pctrace", x->o->out, name);
@@ -760,7 +652,7 @@ static int export_state(void *ctx, const struct crash_choice *c, uint64_t cut, s
         snprintf(v.invariant, sizeof v.invariant, "exported");
         if (sweep_save_repro(x->t, c, &v, rpath, err, sizeof err) == 0) {
             fprintf(x->manifest, ", \"reproducer\": ");
-            jstr(x->manifest, rpath);
+            tool_json_str(x->manifest, rpath);
         } else {
             fprintf(stderr, "pcsweep: %s\n", err);
         }
@@ -775,9 +667,9 @@ static int cmd_export(int argc, char **argv)
     struct opts o;
     parse(argc, argv, &o, 0);
     if (!o.trace || !o.out)
-        die_usage("export needs --trace FILE and --out DIR");
-    if (mkdirs(o.out) != 0)
-        die_usage("--out: cannot create %s", o.out);
+        tool_die_usage("export needs --trace FILE and --out DIR");
+    if (tool_mkdirs(o.out) != 0)
+        tool_die_usage("--out: cannot create %s", o.out);
     struct trace t;
     char err[512];
     if (trace_load(&t, o.trace, err, sizeof err) != 0) {
@@ -790,7 +682,7 @@ static int cmd_export(int argc, char **argv)
         snprintf(buf, sizeof buf, "%s", o.only);
         x.only = calloc(strlen(buf) + 1, sizeof *x.only);
         for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-            x.only[x.n_only++] = parse_num("--only", tok);
+            x.only[x.n_only++] = tool_parse_num("--only", tok);
     }
     char mpath[4096];
     snprintf(mpath, sizeof mpath, "%s/manifest.jsonl", o.out);
@@ -842,15 +734,15 @@ static void write_verdict_json(const char *path, const struct crash_choice *ch, 
     char c[200];
     crash_choice_format(ch, c, sizeof c);
     fprintf(f, "{\"reproducer\": ");
-    jstr(f, file);
+    tool_json_str(f, file);
     fprintf(f, ", \"state\": ");
-    jstr(f, c);
+    tool_json_str(f, c);
     fprintf(f, ", \"ok\": %s, \"invariant\": ", v->ok ? "true" : "false");
-    jstr(f, v->ok ? "" : v->invariant);
+    tool_json_str(f, v->ok ? "" : v->invariant);
     fprintf(f, ", \"detail\": ");
-    jstr(f, v->ok ? "" : v->detail);
+    tool_json_str(f, v->ok ? "" : v->detail);
     fprintf(f, ", \"cut\": %" PRIu64 ", \"open\": ", v->cut);
-    jstr(f, v->open_rc ? vhdx_errname(v->open_rc) : "OK");
+    tool_json_str(f, v->open_rc ? vhdx_errname(v->open_rc) : "OK");
     fprintf(f, ", \"replayed_entries\": %u}\n", v->replayed);
     fclose(f);
 }
@@ -918,7 +810,7 @@ static int minimize(const struct trace *t, const struct crash_choice *ch, const 
     }
     struct sweep_config sc = o->sc;
     sc.models = 1u << ch->model;
-    double t0 = now();
+    double t0 = tool_now();
     size_t n = w.n;
     uint8_t *keep = malloc(n), *trial = malloc(n);
     memset(keep, 1, n);
@@ -933,11 +825,11 @@ static int minimize(const struct trace *t, const struct crash_choice *ch, const 
     }
     size_t kept = n;
     /* ddmin: remove chunks of decreasing size while the failure persists. */
-    for (size_t chunk = n / 2; chunk >= 1 && now() - t0 < o->minimize_seconds; chunk /= 2) {
+    for (size_t chunk = n / 2; chunk >= 1 && tool_now() - t0 < o->minimize_seconds; chunk /= 2) {
         int progress = 1;
-        while (progress && now() - t0 < o->minimize_seconds) {
+        while (progress && tool_now() - t0 < o->minimize_seconds) {
             progress = 0;
-            for (size_t start = 0; start < n && now() - t0 < o->minimize_seconds; start += chunk) {
+            for (size_t start = 0; start < n && tool_now() - t0 < o->minimize_seconds; start += chunk) {
                 memcpy(trial, keep, n);
                 size_t removed = 0;
                 for (size_t i = start; i < start + chunk && i < n; i++)
@@ -956,7 +848,7 @@ static int minimize(const struct trace *t, const struct crash_choice *ch, const 
                     best_hit = hit;
                     progress = 1;
                     fprintf(stderr, "pcsweep: minimize: %zu of %zu workload ops remain (%.0f s)\n", kept, n,
-                            now() - t0);
+                            tool_now() - t0);
                 }
             }
         }
@@ -1086,6 +978,7 @@ static int cmd_repro(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    tool_set_name("pcsweep");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
@@ -1105,5 +998,5 @@ int main(int argc, char **argv)
         return cmd_info(argc, argv);
     if (!strcmp(argv[1], "export"))
         return cmd_export(argc, argv);
-    die_usage("unknown command '%s'", argv[1]);
+    tool_die_usage("unknown command '%s'", argv[1]);
 }

@@ -158,5 +158,9 @@ int crashdisk_save_image(struct crashdisk *cd, const char *path);
  * invariant as metadata).  Returns 0 or -1 with err. */
 int sweep_save_repro(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
                      const char *path, char *err, size_t errlen);
+/* The same with extra metadata (key, value, key, value, ..., NULL; set
+ * before the violation's) and ch NULL for a reproducer with no crash state. */
+int sweep_save_repro_ex(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
+                        const char *const *extra, const char *path, char *err, size_t errlen);
 
 #endif /* HARNESS_SWEEP_H */

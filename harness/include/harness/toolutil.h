@@ -1,0 +1,44 @@
+/*
+ * toolutil.h - the command-line helpers the harness tools share (pcsweep,
+ * pcfaults): the bad-usage exit (message naming the tool, status 2),
+ * numbers with K/M/G/T suffixes, scenario lists, directory creation, JSON
+ * and XML string escaping, a monotonic clock.  Library code never calls
+ * the dying helpers; only tools do.
+ */
+#ifndef HARNESS_TOOLUTIL_H
+#define HARNESS_TOOLUTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define TOOL_EXIT_BAD_USAGE 2
+
+/* The name messages begin with ("pcsweep: ..."); set once in main. */
+void tool_set_name(const char *name);
+
+/* "NAME: message" and a pointer to --help on stderr, then exit status 2. */
+void tool_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* A non-negative number (decimal, 0x hex, 0 octal) with an optional K, M, G
+ * or T (binary) suffix; anything else is bad usage naming opt. */
+uint64_t tool_parse_num(const char *opt, const char *s);
+
+/* Scenario names from "all" or a comma list (at most 8), each checked
+ * against workload_scenarios (an unknown one is bad usage).  Returns the
+ * count. */
+int tool_scenario_list(const char *spec, char names[8][32]);
+
+/* mkdir -p.  0 or -errno. */
+int tool_mkdirs(const char *path);
+
+/* s as a JSON string literal (quotes included). */
+void tool_json_str(FILE *f, const char *s);
+
+/* s escaped for XML text or attribute values (control characters but
+ * newline become spaces). */
+void tool_xml_str(FILE *f, const char *s);
+
+/* Seconds on the monotonic clock. */
+double tool_now(void);
+
+#endif /* HARNESS_TOOLUTIL_H */

@@ -1,0 +1,132 @@
+/*
+ * toolutil.c - command-line helpers shared by the harness tools
+ * (toolutil.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "harness/toolutil.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "harness/workload.h"
+
+static const char *tool_name = "powercut";
+
+void tool_set_name(const char *name)
+{
+    tool_name = name;
+}
+
+void tool_die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", tool_name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(run '%s --help' for usage)\n", tool_name);
+    va_end(ap);
+    exit(TOOL_EXIT_BAD_USAGE);
+}
+
+uint64_t tool_parse_num(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        tool_die_usage("%s needs a non-negative number", opt);
+    unsigned long long v = strtoull(s, &end, 0);
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'K': case 'k': mul = 1ull << 10; end++; break;
+    case 'M': case 'm': mul = 1ull << 20; end++; break;
+    case 'G': case 'g': mul = 1ull << 30; end++; break;
+    case 'T': case 't': mul = 1ull << 40; end++; break;
+    }
+    if (errno || end == s || *end || v > UINT64_MAX / mul)
+        tool_die_usage("%s: '%s' is not a valid number", opt, s);
+    return v * mul;
+}
+
+int tool_scenario_list(const char *spec, char names[8][32])
+{
+    int n = 0;
+    if (!strcmp(spec, "all")) {
+        for (int i = 0; workload_scenarios[i] && n < 8; i++)
+            snprintf(names[n++], 32, "%s", workload_scenarios[i]);
+        return n;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save)) {
+        int ok = 0;
+        for (int i = 0; workload_scenarios[i]; i++)
+            ok |= !strcmp(tok, workload_scenarios[i]);
+        if (!ok) {
+            char known[256] = "";
+            for (int i = 0; workload_scenarios[i]; i++) {
+                strncat(known, workload_scenarios[i], sizeof known - strlen(known) - 1);
+                strncat(known, ", ", sizeof known - strlen(known) - 1);
+            }
+            tool_die_usage("--scenario: unknown scenario '%s' (%sall)", tok, known);
+        }
+        snprintf(names[n++], 32, "%s", tok);
+    }
+    return n;
+}
+
+int tool_mkdirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+void tool_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void tool_xml_str(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default:
+            if ((unsigned char)*s < 0x20 && *s != '\n')
+                fputc(' ', f);
+            else
+                fputc(*s, f);
+        }
+    }
+}
+
+double tool_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
