@@ -1442,21 +1442,9 @@ static void write_junit(const struct fsweep *S, const char *path, double wall)
                     if (x->phase != (enum phase)p || strncmp(x->plan, want, strlen(want)) != 0)
                         continue;
                     shown++;
-                    fprintf(f, "      <failure type=\"");
-                    tool_xml_str(f, x->v.invariant);
-                    fprintf(f, "\" message=\"");
-                    tool_xml_str(f, x->scenario);
-                    fprintf(f, " seed %" PRIu64 " ", x->seed);
-                    tool_xml_str(f, x->plan);
-                    fprintf(f, " ");
-                    tool_xml_str(f, x->state);
-                    fprintf(f, "\">");
-                    tool_xml_str(f, x->v.detail);
-                    if (x->repro[0]) {
-                        fprintf(f, "\nreproducer: ");
-                        tool_xml_str(f, x->repro);
-                    }
-                    fprintf(f, "</failure>\n");
+                    char msg[600];
+                    snprintf(msg, sizeof msg, "%s seed %" PRIu64 " %s %s", x->scenario, x->seed, x->plan, x->state);
+                    tool_junit_failure(f, x->v.invariant, msg, x->v.detail, x->repro);
                 }
                 fprintf(f, "      <system-out>plans %" PRIu64 ", injected %" PRIu64 ", not reached %" PRIu64
                            ", crash states %" PRIu64 ", violations %" PRIu64 "</system-out>\n    </testcase>\n",

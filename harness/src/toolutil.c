@@ -124,6 +124,21 @@ void tool_xml_str(FILE *f, const char *s)
     }
 }
 
+void tool_junit_failure(FILE *f, const char *type, const char *message, const char *detail, const char *repro)
+{
+    fprintf(f, "      <failure type=\"");
+    tool_xml_str(f, type);
+    fprintf(f, "\" message=\"");
+    tool_xml_str(f, message);
+    fprintf(f, "\">");
+    tool_xml_str(f, detail);
+    if (repro && repro[0]) {
+        fprintf(f, "\nreproducer: ");
+        tool_xml_str(f, repro);
+    }
+    fprintf(f, "</failure>\n");
+}
+
 double tool_now(void)
 {
     struct timespec ts;

@@ -381,17 +381,7 @@ static void write_junit(const char *path, struct run_record *runs, size_t nruns,
             const struct failure *x = &col->f[k];
             if (strcmp(x->scenario, runs[i].scenario) || x->seed != runs[i].seed)
                 continue;
-            fprintf(f, "      <failure type=\"");
-            tool_xml_str(f, x->v.invariant);
-            fprintf(f, "\" message=\"");
-            tool_xml_str(f, x->choice);
-            fprintf(f, "\">");
-            tool_xml_str(f, x->v.detail);
-            if (x->repro[0]) {
-                fprintf(f, "\nreproducer: ");
-                tool_xml_str(f, x->repro);
-            }
-            fprintf(f, "</failure>\n");
+            tool_junit_failure(f, x->v.invariant, x->choice, x->v.detail, x->repro);
         }
         fprintf(f, "      <system-out>states %" PRIu64 ", violations %" PRIu64 "</system-out>\n    </testcase>\n",
                 runs[i].st.states, runs[i].st.violations);

@@ -38,6 +38,11 @@ void tool_json_str(FILE *f, const char *s);
  * newline become spaces). */
 void tool_xml_str(FILE *f, const char *s);
 
+/* A JUnit <failure> element (indented for a testcase): type = invariant,
+ * message, the detail as text and the reproducer path when repro is not
+ * empty. */
+void tool_junit_failure(FILE *f, const char *type, const char *message, const char *detail, const char *repro);
+
 /* Seconds on the monotonic clock. */
 double tool_now(void);
 
