@@ -371,9 +371,17 @@ static void write_junit(const char *path, struct run_record *runs, size_t nruns,
         fprintf(stderr, "pcsweep: %s: %s\n", path, strerror(errno));
         return;
     }
+    /* failures = failing test cases (runs with at least one violation), at both levels */
+    size_t failing = 0;
+    for (size_t i = 0; i < nruns; i++) {
+        int hit = 0;
+        for (size_t k = 0; k < col->n && !hit; k++)
+            hit = !strcmp(col->f[k].scenario, runs[i].scenario) && col->f[k].seed == runs[i].seed;
+        failing += hit;
+    }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut-sweep\" tests=\"%zu\" "
                "failures=\"%zu\" time=\"%.3f\">\n  <testsuite name=\"sweep\" tests=\"%zu\" failures=\"%zu\">\n",
-            nruns, col->n ? (size_t)1 : 0, wall, nruns, col->n);
+            nruns, failing, wall, nruns, failing);
     for (size_t i = 0; i < nruns; i++) {
         fprintf(f, "    <testcase classname=\"sweep.%s\" name=\"seed-%" PRIu64 "\" time=\"%.3f\">\n",
                 runs[i].scenario, runs[i].seed, runs[i].st.seconds);
