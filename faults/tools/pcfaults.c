@@ -465,6 +465,34 @@ static int take_plan(struct fsweep *S)
     return 1;
 }
 
+/* Every deterministic plan the options ask for, given the calls each point
+ * got without faults (cnt): for each chosen kind and mode, nth = 1,
+ * 1 + stride, ... up to the calls of the kind's points; take_plan() skips
+ * what belongs to other shards or lies past the limits.  fn runs each plan,
+ * until S->stop. */
+typedef void (*plan_fn)(struct fsweep *S, const struct fault_plan *plan, void *ctx);
+static void each_plan(struct fsweep *S, const struct fault_stats *cnt, plan_fn fn, void *ctx)
+{
+    for (int k = 0; k < FK_COUNT && !S->stop; k++) {
+        if (!(S->o->kinds & (1u << k)))
+            continue;
+        uint64_t calls = 0;
+        for (int p = 0; p < FP_COUNT; p++)
+            if (fault_kind_points((enum fault_kind)k) & (1u << p))
+                calls += cnt->calls[p];
+        for (int m = 0; m < FM_RANDOM && !S->stop; m++) {
+            if (!(S->o->modes & (1u << m)))
+                continue;
+            for (uint64_t n = 1; n <= calls && !S->stop; n += S->o->stride) {
+                if (!take_plan(S))
+                    continue;
+                struct fault_plan plan = {(enum fault_kind)k, (enum fault_mode)m, n, 0, 0, 0};
+                fn(S, &plan, ctx);
+            }
+        }
+    }
+}
+
 static void progress(struct fsweep *S, const char *what, int final)
 {
     if (S->o->quiet || !S->tty)
@@ -972,6 +1000,21 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
     return 1;
 }
 
+/* One state of the replay phase, for each_plan. */
+struct replay_one {
+    struct replay_sel *rs;
+    const struct crash_choice *c;
+    uint64_t cut;
+    struct crashdisk *cd;
+};
+
+static void replay_one_plan(struct fsweep *S, const struct fault_plan *plan, void *ctx)
+{
+    struct replay_one *o = ctx;
+    replay_plan(o->rs, o->c, o->cut, o->cd, plan);
+    progress(S, "replay", 0);
+}
+
 static int replay_state(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
 {
     struct replay_sel *rs = ctx;
@@ -998,25 +1041,8 @@ static int replay_state(void *ctx, const struct crash_choice *c, uint64_t cut, s
     cowdisk_free(&c0);
     for (int p = 0; p < FP_COUNT; p++)
         S->point_calls[PH_REPLAY][p] += cnt.calls[p];
-    for (int k = 0; k < FK_COUNT && !S->stop; k++) {
-        if (!(S->o->kinds & (1u << k)))
-            continue;
-        uint64_t calls = 0;
-        for (int p = 0; p < FP_COUNT; p++)
-            if (fault_kind_points((enum fault_kind)k) & (1u << p))
-                calls += cnt.calls[p];
-        for (int m = 0; m < FM_RANDOM && !S->stop; m++) {
-            if (!(S->o->modes & (1u << m)))
-                continue;
-            for (uint64_t n = 1; n <= calls && !S->stop; n += S->o->stride) {
-                if (!take_plan(S))
-                    continue;
-                struct fault_plan plan = {(enum fault_kind)k, (enum fault_mode)m, n, 0, 0, 0};
-                replay_plan(rs, c, cut, cd, &plan);
-                progress(S, "replay", 0);
-            }
-        }
-    }
+    struct replay_one one = {rs, c, cut, cd};
+    each_plan(S, &cnt, replay_one_plan, &one);
     return S->stop;
 }
 
@@ -1183,6 +1209,19 @@ static int create_plan(struct fsweep *S, const struct trace *t0, const struct wo
     return 1;
 }
 
+/* The create phase's plans, for each_plan. */
+struct create_one {
+    const struct trace *t0;
+    const struct workload_params *p;
+};
+
+static void create_one_plan(struct fsweep *S, const struct fault_plan *plan, void *ctx)
+{
+    struct create_one *o = ctx;
+    create_plan(S, o->t0, o->p, plan, NULL);
+    progress(S, "create", 0);
+}
+
 static void phase_create(struct fsweep *S, const struct trace *t0, const struct workload_params *p)
 {
     struct cowdisk c0;
@@ -1196,25 +1235,8 @@ static void phase_create(struct fsweep *S, const struct trace *t0, const struct 
     cowdisk_free(&c0);
     for (int pt = 0; pt < FP_COUNT; pt++)
         S->point_calls[PH_CREATE][pt] += cnt.calls[pt];
-    for (int k = 0; k < FK_COUNT && !S->stop; k++) {
-        if (!(S->o->kinds & (1u << k)))
-            continue;
-        uint64_t calls = 0;
-        for (int pt = 0; pt < FP_COUNT; pt++)
-            if (fault_kind_points((enum fault_kind)k) & (1u << pt))
-                calls += cnt.calls[pt];
-        for (int m = 0; m < FM_RANDOM && !S->stop; m++) {
-            if (!(S->o->modes & (1u << m)))
-                continue;
-            for (uint64_t n = 1; n <= calls && !S->stop; n += S->o->stride) {
-                if (!take_plan(S))
-                    continue;
-                struct fault_plan plan = {(enum fault_kind)k, (enum fault_mode)m, n, 0, 0, 0};
-                create_plan(S, t0, p, &plan, NULL);
-                progress(S, "create", 0);
-            }
-        }
-    }
+    struct create_one one = {t0, p};
+    each_plan(S, &cnt, create_one_plan, &one);
 }
 
 /* ---- workloads ------------------------------------------------------------------------ */
@@ -1256,6 +1278,15 @@ static void clean_run(struct fsweep *S, const struct workload *w, struct trace *
                       w->p.scenario, w->p.seed, t0->ops[i].vop, vhdx_strerror(t0->ops[i].rc));
 }
 
+/* The run phase's plans (ctx: the workload), for each_plan. */
+static void run_one_plan(struct fsweep *S, const struct fault_plan *plan, void *ctx)
+{
+    run_plan(S, ctx, plan, 1);
+    char what[64];
+    snprintf(what, sizeof what, "%s run %s", S->scenario, fault_kind_names[plan->kind]);
+    progress(S, what, 0);
+}
+
 static void sweep_workload(struct fsweep *S, const char *scenario, uint64_t seed)
 {
     struct workload w;
@@ -1273,29 +1304,8 @@ static void sweep_workload(struct fsweep *S, const char *scenario, uint64_t seed
                 cnt.calls[FP_FLUSH], cnt.calls[FP_SIZE], cnt.calls[FP_TRUNCATE], cnt.calls[FP_ALLOC]);
     if (S->o->phases & (1u << PH_CREATE))
         phase_create(S, &t0, &w.p);
-    if (S->o->phases & (1u << PH_RUN)) {
-        for (int k = 0; k < FK_COUNT && !S->stop; k++) {
-            if (!(S->o->kinds & (1u << k)))
-                continue;
-            uint64_t calls = 0;
-            for (int p = 0; p < FP_COUNT; p++)
-                if (fault_kind_points((enum fault_kind)k) & (1u << p))
-                    calls += cnt.calls[p];
-            for (int m = 0; m < FM_RANDOM && !S->stop; m++) {
-                if (!(S->o->modes & (1u << m)))
-                    continue;
-                for (uint64_t n = 1; n <= calls && !S->stop; n += S->o->stride) {
-                    if (!take_plan(S))
-                        continue;
-                    struct fault_plan plan = {(enum fault_kind)k, (enum fault_mode)m, n, 0, 0, 0};
-                    run_plan(S, &w, &plan, 1);
-                    char what[64];
-                    snprintf(what, sizeof what, "%s run %s", scenario, fault_kind_names[k]);
-                    progress(S, what, 0);
-                }
-            }
-        }
-    }
+    if (S->o->phases & (1u << PH_RUN))
+        each_plan(S, &cnt, run_one_plan, &w);
     if ((S->o->phases & (1u << PH_REPLAY)) && !S->stop)
         phase_replay(S, &t0, NULL, NULL, NULL, NULL);
     trace_free(&t0);
