@@ -71,6 +71,27 @@ def tool(preset, name):
     return os.path.join(build_dir(preset), "engine", name)
 
 
+def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None, junit_copy=None):
+    """Runs a C tool (pcsweep, pcfaults) that writes a JSON summary and a
+    JUnit file into run_dir and exits 0 (clean) or 1 (violations).  The
+    summary gains "run_dir" and is copied to json_copy, the JUnit file to
+    junit_copy (when given).  Returns (status, summary); any other status,
+    or no summary, is an InfraError."""
+    import shutil
+    cp = run(cmd, check=False)
+    if cp.returncode not in (0, 1) or not os.path.exists(summary_path):
+        raise InfraError(f"{name} failed (status {cp.returncode}); see the messages above")
+    with open(summary_path) as f:
+        summary = json.load(f)
+    summary["run_dir"] = run_dir
+    write_json(summary_path, summary)
+    if json_copy:
+        write_json(json_copy, summary)
+    if junit_copy:
+        shutil.copyfile(junit_path, junit_copy)
+    return cp.returncode, summary
+
+
 def file_sha256(path):
     """SHA-256 of a file's content (hex)."""
     import hashlib

@@ -34,7 +34,7 @@ import subprocess
 import time
 
 from . import build, setup
-from .common import EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, run, say, tool, write_json
+from .common import EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, run, run_summarized, say, tool, write_json
 
 FIU_LIB = "/usr/lib/fiu"
 KINDS = ["eio", "enospc", "short", "flush", "flush-lose", "enomem"]
@@ -198,20 +198,10 @@ def run_pcfaults(args):
         if args.phases:
             cmd += ["--phases", args.phases]
     cmd += ["--json", fj, "--junit", ju, "--repro-dir", os.path.join(out, "repro")] + list(args.extra or [])
-    cp = run(cmd, check=False)
-    if cp.returncode not in (0, 1) or not os.path.exists(fj):
-        raise InfraError(f"pcfaults failed (status {cp.returncode}); see the messages above")
-    with open(fj) as f:
-        summary = json.load(f)
-    summary["run_dir"] = out
-    write_json(fj, summary)
-    if args.json:
-        write_json(args.json, summary)
-    if args.junit:
-        shutil.copyfile(ju, args.junit)
+    status, summary = run_summarized(cmd, "pcfaults", fj, ju, out, args.json, args.junit)
     print_summary(summary, fj)
     print(f"\nrun directory: {out}")
-    return cp.returncode
+    return status
 
 
 # ---- external programs (--exec) ---------------------------------------------------------

@@ -16,12 +16,11 @@ Exit status: 0 no violation; 1 violations (or the reproducer still fails);
 2 usage or infrastructure error.
 """
 import argparse
-import json
 import os
 import time
 
 from . import build, setup
-from .common import ROOT, UsageError, run, tool, write_json
+from .common import ROOT, UsageError, run, run_summarized, tool
 
 MODELS = ["prefix", "drop", "reorder", "torn", "stale", "recovery", "misdirect", "lost", "bitflip"]
 SCENARIOS = ["fill", "overwrite", "discard", "batch", "reopen", "mixed", "wide"]
@@ -165,22 +164,11 @@ def run_sweep(args, quiet_table=False):
         if args.max_seconds:
             cmd += ["--max-seconds", str(args.max_seconds)]
     cmd += list(getattr(args, "extra", []) or [])
-    cp = run(cmd, check=False)
-    if cp.returncode not in (0, 1) or not os.path.exists(sj):
-        raise UsageError(f"pcsweep failed (status {cp.returncode}); see the messages above")
-    with open(sj) as f:
-        summary = json.load(f)
-    summary["run_dir"] = out
-    write_json(sj, summary)
-    if args.json:
-        write_json(args.json, summary)
-    if args.junit:
-        with open(ju) as src, open(args.junit, "w") as dst:
-            dst.write(src.read())
+    status, summary = run_summarized(cmd, "pcsweep", sj, ju, out, args.json, args.junit)
     if not quiet_table:
         print_summary(summary, sj)
         print(f"\nrun directory: {out}")
-    return cp.returncode, summary, out
+    return status, summary, out
 
 
 def cmd_sweep(args):
