@@ -662,22 +662,7 @@ static int spaced_pick(uint32_t i, uint32_t n, uint32_t cap)
 
 static uint64_t choice_hash(const struct crash_choice *c, uint64_t salt)
 {
-    uint64_t h = mix64(salt ^ 0xFA017);
-    h = mix64(h ^ c->model);
-    h = mix64(h ^ c->epoch);
-    h = mix64(h ^ c->index);
-    h = mix64(h ^ ((uint64_t)c->gran << 32 | c->pattern));
-    for (int i = 0; i < 4; i++)
-        h = mix64(h ^ c->subset[i]);
-    h = mix64(h ^ c->target);
-    return mix64(h ^ c->bit);
-}
-
-static int choice_equal(const struct crash_choice *a, const struct crash_choice *b)
-{
-    return a->model == b->model && a->epoch == b->epoch && a->index == b->index && a->gran == b->gran &&
-           a->pattern == b->pattern && !memcmp(a->subset, b->subset, sizeof a->subset) && a->target == b->target &&
-           a->bit == b->bit;
+    return crash_choice_hash(c, salt ^ 0xFA017);
 }
 
 static int read_crashdisk(void *ctx, void *buf, uint64_t len, uint64_t off)
@@ -704,7 +689,7 @@ static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
 {
     struct after *a = ctx;
     if (a->only) {
-        if (!choice_equal(c, a->only))
+        if (!crash_choice_equal(c, a->only))
             return 0;
     } else {
         if (a->S->stop)
@@ -1021,7 +1006,7 @@ static int replay_state(void *ctx, const struct crash_choice *c, uint64_t cut, s
     struct fsweep *S = rs->S;
     int hit = 0;
     for (size_t i = 0; i < rs->npick; i++)
-        hit |= choice_equal(c, &rs->pick[i]);
+        hit |= crash_choice_equal(c, &rs->pick[i]);
     if (!hit)
         return 0;
     if (rs->one_plan) {

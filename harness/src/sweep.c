@@ -236,11 +236,9 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* A hash of the choice coordinates: seeds the engine's GUIDs and the
- * oracle's sampling for this state. */
-static uint64_t choice_hash(const struct sweeper *s, const struct crash_choice *c)
+uint64_t crash_choice_hash(const struct crash_choice *c, uint64_t start)
 {
-    uint64_t h = mix64(s->c->seed ^ 0xC0FFEE);
+    uint64_t h = mix64(start);
     h = mix64(h ^ c->model);
     h = mix64(h ^ c->epoch);
     h = mix64(h ^ c->index);
@@ -249,6 +247,20 @@ static uint64_t choice_hash(const struct sweeper *s, const struct crash_choice *
         h = mix64(h ^ c->subset[i]);
     h = mix64(h ^ c->target);
     return mix64(h ^ c->bit);
+}
+
+/* A hash of the choice coordinates: seeds the engine's GUIDs and the
+ * oracle's sampling for this state. */
+static uint64_t choice_hash(const struct sweeper *s, const struct crash_choice *c)
+{
+    return crash_choice_hash(c, s->c->seed ^ 0xC0FFEE);
+}
+
+int crash_choice_equal(const struct crash_choice *a, const struct crash_choice *b)
+{
+    return a->model == b->model && a->epoch == b->epoch && a->index == b->index && a->gran == b->gran &&
+           a->pattern == b->pattern && !memcmp(a->subset, b->subset, sizeof a->subset) && a->target == b->target &&
+           a->bit == b->bit;
 }
 
 static const struct trace_op *pend(const struct sweeper *s, size_t i)
@@ -707,12 +719,8 @@ static int take(struct sweeper *s, const struct crash_choice *c)
 {
     if (s->stop)
         return 0;
-    if (s->want) {
-        const struct crash_choice *w = s->want;
-        return w->model == c->model && w->epoch == c->epoch && w->index == c->index && w->gran == c->gran &&
-               w->pattern == c->pattern && !memcmp(w->subset, c->subset, sizeof c->subset) &&
-               w->target == c->target && w->bit == c->bit;
-    }
+    if (s->want)
+        return crash_choice_equal(s->want, c);
     uint64_t idx = s->state_index++;
     if (idx % s->c->shard_n != s->c->shard_k) {
         s->st->skipped++;

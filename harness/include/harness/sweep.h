@@ -82,6 +82,11 @@ struct crash_choice {
 void crash_choice_format(const struct crash_choice *c, char *buf, size_t len);
 /* Stores/reads the choice as trace choice key/values (reproducers). */
 int crash_choice_to_trace(const struct crash_choice *c, struct trace *t);
+/* Two choices name the same crash state (every coordinate equal). */
+int crash_choice_equal(const struct crash_choice *a, const struct crash_choice *b);
+/* A hash of every coordinate of c, started from mix(start): seeds GUIDs
+ * and sampling for one state (each tool salts start its own way). */
+uint64_t crash_choice_hash(const struct crash_choice *c, uint64_t start);
 int crash_choice_from_trace(const struct trace *t, struct crash_choice *c, char *err, size_t errlen);
 
 /* The verdict on one state. */
