@@ -67,7 +67,12 @@ int fuzz_verbose(void)
 
 int fuzz_export_image(struct crashdisk *cd)
 {
-    const char *path = getenv("POWERCUT_FUZZ_EXPORT");
+    static const char *path;
+    static int looked;
+    if (!looked) { /* read once: this runs for every input */
+        path = getenv("POWERCUT_FUZZ_EXPORT");
+        looked = 1;
+    }
     if (!path || !*path)
         return 0;
     static uint8_t buf[64 * 1024];

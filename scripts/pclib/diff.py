@@ -653,8 +653,8 @@ def collect(paths):
                 images.append(f)
             elif is_trace(f):
                 traces.append(f)
-            elif fuzz_image_target(f):
-                fuzz_inputs.append((fuzz_image_target(f), f))
+            elif (target := fuzz_image_target(f)):
+                fuzz_inputs.append((target, f))
             else:
                 skipped.append(f)
     return images, traces, fuzz_inputs, skipped
