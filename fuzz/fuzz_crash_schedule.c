@@ -294,11 +294,6 @@ struct fstate {
     struct verdict v;     /* its verdict */
 };
 
-static int read_crashdisk(void *ctx, void *buf, uint64_t len, uint64_t off)
-{
-    return crashdisk_read(ctx, buf, len, off);
-}
-
 static uint64_t choice_hash(const struct crash_choice *c, uint64_t salt)
 {
     uint64_t h = salt ^ UINT64_C(0xFA017F022);
@@ -311,7 +306,7 @@ static int fault_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
 {
     struct fstate *f = ctx;
     struct cowdisk cow;
-    cowdisk_init(&cow, read_crashdisk, cd, cd->size);
+    cowdisk_init_crashdisk(&cow, cd);
     cow.record = 0; /* the judge's own session: nothing to materialize */
     struct fault_judge_cfg jc = {8, 16, WIDE_SECTORS, 0};
     fault_judge_image(cowdisk_bdev(&cow), &f->oracle, cut, choice_hash(c, f->salt), &jc, &f->v);

@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include "faults/cowdisk.h"
 
+#include "harness/simdisk.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +272,16 @@ void cowdisk_init(struct cowdisk *c, cowdisk_read_fn read_under, void *ctx, uint
     c->record = 1;
     secmap_init(&c->w);
     reset_contents(c);
+}
+
+static int read_crashdisk(void *ctx, void *buf, uint64_t len, uint64_t off)
+{
+    return crashdisk_read(ctx, buf, len, off);
+}
+
+void cowdisk_init_crashdisk(struct cowdisk *c, struct crashdisk *cd)
+{
+    cowdisk_init(c, read_crashdisk, cd, cd->size);
 }
 
 void cowdisk_free(struct cowdisk *c)

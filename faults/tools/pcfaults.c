@@ -665,11 +665,6 @@ static uint64_t choice_hash(const struct crash_choice *c, uint64_t salt)
     return crash_choice_hash(c, salt ^ 0xFA017);
 }
 
-static int read_crashdisk(void *ctx, void *buf, uint64_t len, uint64_t off)
-{
-    return crashdisk_read(ctx, buf, len, off);
-}
-
 /* ---- judging crash states after a fault (phase run) -------------------------------- */
 struct after {
     struct fsweep *S;         /* results */
@@ -713,7 +708,7 @@ static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
         }
     }
     struct cowdisk cow;
-    cowdisk_init(&cow, read_crashdisk, cd, cd->size);
+    cowdisk_init_crashdisk(&cow, cd);
     cow.record = 0;
     struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0};
     struct verdict v;
@@ -900,7 +895,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
     plan_context(S, PH_REPLAY, plan, st);
     uint64_t hash = choice_hash(c, rs->t->seed);
     struct cowdisk c1;
-    cowdisk_init(&c1, read_crashdisk, cd, cd->size);
+    cowdisk_init_crashdisk(&c1, cd);
     struct replay_watch rw = {&c1, 0, 0};
     fault_set_inject_hook(replay_inject, &rw);
     if (fault_arm(plan) != 0)
@@ -947,7 +942,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
         struct cowdisk img[2];
         size_t upto[2] = {c1.n_ops, c1.durable};
         for (int i = 0; i < 2; i++) {
-            cowdisk_init(&img[i], read_crashdisk, cd, cd->size);
+            cowdisk_init_crashdisk(&img[i], cd);
             img[i].record = 0;
             if (cowdisk_materialize(&img[i], &c1, upto[i]) != 0)
                 die_infra("out of memory building a post-cut image");
@@ -1015,7 +1010,7 @@ static int replay_state(void *ctx, const struct crash_choice *c, uint64_t cut, s
     }
     /* Count the calls the open (and close) of this state makes. */
     struct cowdisk c0;
-    cowdisk_init(&c0, read_crashdisk, cd, cd->size);
+    cowdisk_init_crashdisk(&c0, cd);
     if (fault_count_start() != 0)
         die_infra("cannot count fault points");
     int open_rc;

@@ -59,6 +59,9 @@ struct cowdisk {
 
 /* Starts over read_under/ctx of `size` bytes; recording on. */
 void cowdisk_init(struct cowdisk *c, cowdisk_read_fn read_under, void *ctx, uint64_t size);
+struct crashdisk;
+/* Starts over a crash state of the sweep (harness/simdisk.h), all of it. */
+void cowdisk_init_crashdisk(struct cowdisk *c, struct crashdisk *cd);
 void cowdisk_free(struct cowdisk *c);
 static inline struct bdev *cowdisk_bdev(struct cowdisk *c) { return &c->base; }
 
