@@ -92,6 +92,25 @@ def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None,
     return cp.returncode, summary
 
 
+def starts_with(path, magic):
+    """True when path is a readable regular file beginning with magic."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def is_vhdx(path):
+    """A VHDX image (the "vhdxfile" file type identifier)."""
+    return starts_with(path, b"vhdxfile")
+
+
+def is_pctrace(path):
+    """A harness trace (harness/include/harness/trace.h)."""
+    return starts_with(path, b"PCTRACE1")
+
+
 def file_sha256(path):
     """SHA-256 of a file's content (hex)."""
     import hashlib

@@ -41,7 +41,8 @@ import tempfile
 import threading
 import time
 
-from .common import EXIT_FAIL, EXIT_OK, ROOT, InfraError, OnceRunner, UsageError, run, say, write_json
+from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, OnceRunner, UsageError, is_pctrace, is_vhdx, run, say,
+                     write_json)
 from .extsweep import EXPORTABLE, crc32c, current_header, sparse_copy, work_tmpdir
 
 REPLAY_FROM = 192 * 1024
@@ -146,22 +147,6 @@ OURS_REFUSES = {
 
 
 # ---- image facts (pure Python, used to classify) ----------------------------------------
-def is_vhdx(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == b"vhdxfile"
-    except OSError:
-        return False
-
-
-def is_trace(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == b"PCTRACE1"
-    except OSError:
-        return False
-
-
 def region_tables(path):
     """[valid1, valid2] and the BAT/metadata (offset, length) of the first valid copy."""
     out = {"valid": [], "bat": None, "metadata": None}
@@ -651,7 +636,7 @@ def collect(paths):
                 continue  # meta.json: a stored artifact's description, not an input
             if is_vhdx(f):
                 images.append(f)
-            elif is_trace(f):
+            elif is_pctrace(f):
                 traces.append(f)
             elif (target := fuzz_image_target(f)):
                 fuzz_inputs.append((target, f))

@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 
 from . import build, setup, sweep, triage
-from .common import EXIT_FAIL, EXIT_OK, UsageError, build_dir, file_sha256, tool, write_json
+from .common import EXIT_FAIL, EXIT_OK, UsageError, build_dir, file_sha256, is_vhdx, tool, write_json
 
 SECTOR = 4096
 SAN_ENV = {"ASAN_OPTIONS": "handle_abort=1:detect_leaks=1:abort_on_error=0:symbolize=1",
@@ -60,11 +60,6 @@ def sanitizer_report(rc, text):
 
 
 # ---- plain VHDX images ------------------------------------------------------------------
-def is_vhdx_image(path):
-    with open(path, "rb") as f:
-        return f.read(8) == b"vhdxfile"
-
-
 def regions_of(info):
     """[(start, end, name)] of the image's structures, from `info --json`."""
     r = [(0, 64 << 10, "file identifier"), (64 << 10, 128 << 10, "header 1"), (128 << 10, 192 << 10, "header 2"),
@@ -362,8 +357,7 @@ def dispatch(args):
 
 def _register():
     handlers = sweep.REPRO_HANDLERS
-    for pair in ((is_regression_dir, repro_regression), (lambda p: os.path.isfile(p) and is_vhdx_image(p),
-                                                         repro_image)):
+    for pair in ((is_regression_dir, repro_regression), (is_vhdx, repro_image)):
         if all(h[1] is not pair[1] for h in handlers):
             handlers.insert(0, pair)
     if all(h[1] is not repro_fuzz for h in handlers):

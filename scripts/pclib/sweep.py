@@ -20,7 +20,7 @@ import os
 import time
 
 from . import build, setup
-from .common import ROOT, UsageError, run, run_summarized, tool
+from .common import ROOT, UsageError, is_pctrace, run, run_summarized, tool
 
 MODELS = ["prefix", "drop", "reorder", "torn", "stale", "recovery", "misdirect", "lost", "bitflip"]
 SCENARIOS = ["fill", "overwrite", "discard", "batch", "reopen", "mixed", "wide"]
@@ -185,13 +185,6 @@ def cmd_sweep(args):
 
 
 # ---- repro ---------------------------------------------------------------------
-def _is_pctrace(path):
-    if not os.path.isfile(path):
-        return False
-    with open(path, "rb") as f:
-        return f.read(8) == b"PCTRACE1"
-
-
 def repro_pctrace(args):
     cmd = [pcsweep_path(args.preset), "repro", args.file]
     if args.minimize is not None:
@@ -212,7 +205,7 @@ def repro_pctrace(args):
 
 
 # (predicate, handler) pairs; the first whose predicate accepts the file runs.
-REPRO_HANDLERS = [(_is_pctrace, repro_pctrace)]
+REPRO_HANDLERS = [(is_pctrace, repro_pctrace)]
 
 
 def cmd_repro(args):
