@@ -139,30 +139,11 @@ enum oracle_violation fault_judge_sector(const struct oracle *o, uint64_t sector
     return ov;
 }
 
-static void describe(char *out, size_t len, const uint8_t *bytes)
-{
-    struct sdata_info in;
-    switch (sdata_decode(bytes, &in)) {
-    case SDATA_ZERO:
-        snprintf(out, len, "zeros");
-        break;
-    case SDATA_VALID:
-        snprintf(out, len, "write %u for sector %" PRIu64 " (seed %" PRIu64 ")", in.write_id, in.sector, in.seed);
-        break;
-    default:
-        if (vhdx_get32(bytes) == SDATA_MAGIC) /* a torn sector: its first bytes name their write */
-            snprintf(out, len, "garbage starting like write %u for sector %" PRIu64 " (checksum fails)",
-                     vhdx_get32(bytes + 4), vhdx_get64(bytes + 8));
-        else
-            snprintf(out, len, "garbage (%02x %02x %02x %02x ...)", bytes[0], bytes[1], bytes[2], bytes[3]);
-    }
-}
-
 static void data_fail(struct verdict *v, uint64_t sector, enum oracle_violation ov, const struct sector_expect *e,
                       const uint8_t *got)
 {
     char found[160], later[200] = "", inv[48];
-    describe(found, sizeof found, got);
+    sdata_describe(got, found, sizeof found);
     size_t n = 0;
     for (int i = 0; i < e->n_later && n < sizeof later; i++)
         n += (size_t)snprintf(later + n, sizeof later - n, "%s%s%u", i ? ", " : "", e->later[i] ? "write " : "discard ",

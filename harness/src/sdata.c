@@ -3,8 +3,10 @@
  */
 #include "harness/sdata.h"
 
-#include "harness/secmap.h" /* SECTOR_ZERO */
+#include "harness/secmap.h" /* SECTOR_ZERO, SECTOR_POISON */
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "vhdx/crc32c.h"
@@ -46,4 +48,25 @@ enum sdata_kind sdata_decode(const uint8_t sector[512], struct sdata_info *out)
     out->sector = vhdx_get64(sector + 8);
     out->seed = vhdx_get64(sector + 16);
     return out->write_id ? SDATA_VALID : SDATA_GARBAGE;
+}
+
+void sdata_describe(const uint8_t sector[512], char *out, size_t len)
+{
+    struct sdata_info in;
+    switch (sdata_decode(sector, &in)) {
+    case SDATA_ZERO:
+        snprintf(out, len, "zeros");
+        break;
+    case SDATA_VALID:
+        snprintf(out, len, "write %u for sector %" PRIu64 " (seed %" PRIu64 ")", in.write_id, in.sector, in.seed);
+        break;
+    default:
+        if (memcmp(sector, SECTOR_POISON, 16) == 0)
+            snprintf(out, len, "POISON (never-durable space)");
+        else if (vhdx_get32(sector) == SDATA_MAGIC) /* a torn sector: its first bytes name their write */
+            snprintf(out, len, "garbage starting like write %u for sector %" PRIu64 " (checksum fails)",
+                     vhdx_get32(sector + 4), vhdx_get64(sector + 8));
+        else
+            snprintf(out, len, "garbage (%02x %02x %02x %02x ...)", sector[0], sector[1], sector[2], sector[3]);
+    }
 }

@@ -368,26 +368,11 @@ static void sector_diff(char *out, size_t len, const uint8_t *want, const uint8_
     }
 }
 
-static void describe_found(char *out, size_t len, const uint8_t *bytes)
-{
-    struct sdata_info in;
-    switch (sdata_decode(bytes, &in)) {
-    case SDATA_ZERO:
-        snprintf(out, len, "zeros");
-        break;
-    case SDATA_VALID:
-        snprintf(out, len, "write %u for sector %" PRIu64 " (seed %" PRIu64 ")", in.write_id, in.sector, in.seed);
-        break;
-    default:
-        snprintf(out, len, "%s", memcmp(bytes, SECTOR_POISON, 16) == 0 ? "POISON (never-durable space)" : "garbage");
-    }
-}
-
 static void data_violation(struct sweeper *s, struct verdict *v, uint64_t sector, enum oracle_violation ov,
                            const struct sector_expect *e, const uint8_t *got)
 {
     char found[128], later[256] = "";
-    describe_found(found, sizeof found, got);
+    sdata_describe(got, found, sizeof found);
     size_t n = 0;
     for (int i = 0; i < e->n_later && n < sizeof later; i++)
         n += (size_t)snprintf(later + n, sizeof later - n, "%s%s%u", i ? ", " : "", e->later[i] ? "write " : "discard",

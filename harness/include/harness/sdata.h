@@ -19,6 +19,7 @@
 #ifndef HARNESS_SDATA_H
 #define HARNESS_SDATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define SDATA_MAGIC 0x44534350u /* "PCSD" */
@@ -39,5 +40,10 @@ void sdata_fill(uint8_t *buf, uint64_t first, uint32_t n, uint32_t write_id, uin
  * part of its bytes). */
 void sdata_sector(uint8_t out[512], uint64_t sector, uint64_t write_first, uint32_t write_id, uint64_t seed);
 enum sdata_kind sdata_decode(const uint8_t sector[512], struct sdata_info *out);
+/* What a sector holds, in words, for violation reports: "zeros", "write N
+ * for sector S (seed X)", the harness's never-durable POISON, a torn
+ * sector whose first bytes still name their write, or garbage with its
+ * first bytes. */
+void sdata_describe(const uint8_t sector[512], char *out, size_t len);
 
 #endif /* HARNESS_SDATA_H */
