@@ -77,7 +77,7 @@ static const char usage[] =
     "  points       the fault-point catalogue and the calls the default workloads make\n"
     "\n"
     "workload options:\n"
-    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed or all (default all)\n"
+    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed,wide or all (default all)\n"
     "  --seed N --seeds N   first workload seed and how many per scenario (1, 1)\n"
     "  --ops N              workload operations (default 12 for sweep/campaign/run; 0 = the\n"
     "                       scenario's own default, as `points` uses)\n"

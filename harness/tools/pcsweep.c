@@ -37,7 +37,7 @@ static const char usage[] =
     "  info TRACE   print a trace's metadata and operation counts\n"
     "\n"
     "workload options (sweep, record):\n"
-    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed or all (default all)\n"
+    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed,wide or all (default all)\n"
     "  --seed N             first workload seed (default 1)\n"
     "  --seeds N            number of seeds per scenario, N..N+count-1 (default 1)\n"
     "  --ops N              workload operations (default: per scenario)\n"
