@@ -16,7 +16,7 @@
  * (faults/shadow.h: a failed op may or may not have landed, acknowledged
  * data stays; live-data:*); and the final image and the crash state the
  * input chooses open, replay, check clean and hold every acknowledged write
- * under the fault oracle (faults/judge.h: fault_oracle_build +
+ * under the fault oracle (faults/judge.h: oracle_build +
  * fault_judge_image, which also know that a flush-lose fault un-acknowledges
  * the writes it dropped and that a failed write may leave a byte prefix).
  * Faults fire only in a build with fault points (POWERCUT_FIU=ON: presets
@@ -288,7 +288,7 @@ static uint64_t count_calls(const struct workload *w, const struct fault_plan *p
 
 /* A state handed over by the sweep's export path, judged with the fault oracle. */
 struct fstate {
-    struct oracle oracle; /* fault_oracle_build of the trace */
+    struct oracle oracle; /* oracle_build of the trace */
     uint64_t salt;        /* sampling / GUID seed */
     int called;           /* on_state ran */
     struct verdict v;     /* its verdict */
@@ -439,7 +439,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct crash_choice final_c;
     memset(&final_c, 0, sizeof final_c);
     if (fired) {
-        FUZZ_CHECK(fault_oracle_build(&f.oracle, &t) == 0, "cannot build the oracle of the fault trace");
+        FUZZ_CHECK(oracle_build(&f.oracle, &t) == 0, "cannot build the oracle of the fault trace");
         f.salt = cfg.seed;
         struct epoch_view ev;
         find_epoch(&t, 0, &ev);

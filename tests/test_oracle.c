@@ -48,6 +48,53 @@ static const uint8_t *val(uint32_t id, uint64_t sector)
     return sec;
 }
 
+/* Issue 16: write 1 lands on sector 0; write 2 fails after 256 bytes; then
+ * 20 more ops on the sector fail (nothing is ever acknowledged).  The sector
+ * holding write 2's prefix over write 1 is legal however many values came
+ * after (the rule once looked only at the newest 16); a prefix over a value
+ * of an op begun after the failed one, or over bytes no op wrote, is not. */
+static void test_failed_op_rule_uncapped(void)
+{
+    struct trace t;
+    trace_init(&t);
+    t.seed = SEED;
+    trace_set_meta(&t, "virtual_size", "1048576");
+    trace_set_meta(&t, "block_size", "1048576");
+    trace_add_vbegin(&t, 0, VOP_WRITE, 0, 512, 1);
+    trace_add_vend(&t, 0, 0);
+    trace_add_vbegin(&t, 1, VOP_WRITE, 0, 512, 2);
+    trace_add_vend(&t, 1, -5);
+    for (uint32_t i = 2; i < 22; i++) {
+        int w = i % 2 == 0;
+        trace_add_vbegin(&t, i, w ? VOP_WRITE : VOP_DISCARD, 0, w ? 512 : 1048576, w ? 1 + i : 0);
+        trace_add_vend(&t, i, -30995);
+    }
+    struct oracle o;
+    CHECK_OK(oracle_build(&o, &t));
+    const uint64_t k = t.n_ops;
+    uint8_t b[512], under[512];
+    sdata_sector(b, 0, 0, 2, SEED);
+    sdata_sector(under, 0, 0, 1, SEED);
+    memcpy(b + 256, under + 256, 256); /* write 2's first 256 bytes over write 1 */
+    struct sector_expect e;
+    CHECK(oracle_judge_sector(&o, 0, k, b, ORACLE_POWER_LOSS, &e) == OV_OK);
+    CHECK(e.more_later); /* write 1 is beyond the 16 values listed by name */
+    sdata_sector(under, 0, 0, 21, SEED); /* write 21 began after write 2 failed */
+    memcpy(b + 256, under + 256, 256);
+    CHECK(oracle_judge_sector(&o, 0, k, b, ORACLE_POWER_LOSS, NULL) == OV_GARBAGE);
+    /* layered: write 3's prefix (200 bytes) over write 2's (256) over write 1 */
+    sdata_sector(b, 0, 0, 2, SEED);
+    sdata_sector(under, 0, 0, 1, SEED);
+    memcpy(b + 256, under + 256, 256);
+    sdata_sector(under, 0, 0, 3, SEED);
+    memcpy(b, under, 200);
+    CHECK(oracle_judge_sector(&o, 0, k, b, ORACLE_POWER_LOSS, NULL) == OV_OK);
+    b[400] ^= 1;
+    CHECK(oracle_judge_sector(&o, 0, k, b, ORACLE_POWER_LOSS, NULL) == OV_GARBAGE);
+    oracle_free(&o);
+    trace_free(&t);
+}
+
 int main(void)
 {
     struct trace t;
@@ -134,5 +181,6 @@ int main(void)
     CHECK(oracle_judge_sector(&o, 1, 100, mixed, ORACLE_POWER_LOSS, NULL) == OV_GARBAGE);
     oracle_free(&o);
     trace_free(&t);
+    test_failed_op_rule_uncapped();
     return test_summary("test_oracle");
 }

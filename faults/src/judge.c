@@ -40,105 +40,6 @@ void fault_verdict_fail(struct verdict *v, const char *invariant, const char *fm
     va_end(ap);
 }
 
-int fault_oracle_build(struct oracle *o, const struct trace *t)
-{
-    int rc = oracle_build(o, t);
-    if (rc)
-        return rc;
-    int drop = trace_find_name(t, "fault.drop_pending");
-    if (drop < 0)
-        return 0;
-    for (size_t i = 0; i < t->n_ops; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind != TR_MARK || op->name != (uint16_t)drop)
-            continue;
-        for (size_t k = 0; k < o->n_ops; k++) {
-            struct oracle_op *r = &o->ops[k];
-            if (r->begin < i && r->acked_at != UINT64_MAX && r->acked_at > i)
-                r->acked_at = UINT64_MAX; /* rule 1: the drop may have taken it */
-        }
-    }
-    return 0;
-}
-
-void fault_sdata_sector(uint8_t out[512], uint64_t sector, uint64_t first, uint32_t id, uint64_t seed)
-{
-    sdata_fill(out, sector, 1, id, seed);
-    vhdx_put32(out + 24, (uint32_t)((sector - first) * 512)); /* its place inside the write */
-    vhdx_put32(out + 508, crc32c(0, out, 508));
-}
-
-static int torn_over(const uint8_t *bytes, const uint8_t *fresh, const uint8_t *old)
-{
-    size_t j = 0;
-    while (j < 512 && bytes[j] == fresh[j])
-        j++;
-    return j > 0 && memcmp(bytes + j, old + j, 512 - j) == 0;
-}
-
-/* The bytes value `id` (0: zeros) has on `sector`: the write op with that id
- * covering the sector gives its first sector.  0 when unknown. */
-static int value_bytes(const struct oracle *o, uint64_t b, uint64_t sector, uint32_t id, uint8_t out[512])
-{
-    if (!id) {
-        memset(out, 0, 512);
-        return 1;
-    }
-    for (uint32_t j = 0; j < o->per_block_n[b]; j++) {
-        const struct oracle_op *op = &o->ops[o->per_block[b][j]];
-        if (op->kind == VOP_WRITE && op->id == id && sector * 512 >= op->voff && sector * 512 < op->voff + op->vlen) {
-            fault_sdata_sector(out, sector, op->voff / 512, id, o->seed);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Rule 2: garbage that a failed write (or zero-fill of a failed discard)
- * explains as its prefix over a value the sector could hold. */
-static int torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t *bytes,
-                             const struct sector_expect *e)
-{
-    uint64_t b = sector * 512 / o->block_size;
-    if (b >= o->n_blocks)
-        return 0;
-    uint32_t olds[17];
-    int nold = 0;
-    olds[nold++] = e->acked_id;
-    for (int i = 0; i < e->n_later; i++)
-        olds[nold++] = e->later[i];
-    uint8_t fresh[512], old[512];
-    const uint32_t nb = oracle_begun_prefix(o, o->per_block[b], o->per_block_n[b], k);
-    for (uint32_t j = 0; j < nb; j++) {
-        const struct oracle_op *op = &o->ops[o->per_block[b][j]];
-        if (!oracle_begun(op, k) || op->rc == 0 || op->end == UINT64_MAX || sector * 512 < op->voff ||
-            sector * 512 >= op->voff + op->vlen)
-            continue;
-        if (op->kind == VOP_WRITE)
-            fault_sdata_sector(fresh, sector, op->voff / 512, op->id, o->seed);
-        else if (op->kind == VOP_DISCARD)
-            memset(fresh, 0, sizeof fresh);
-        else
-            continue;
-        for (int i = 0; i < nold; i++)
-            if (value_bytes(o, b, sector, olds[i], old) && torn_over(bytes, fresh, old))
-                return 1;
-    }
-    return 0;
-}
-
-enum oracle_violation fault_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k,
-                                         const uint8_t bytes[512], struct sector_expect *eo)
-{
-    struct sector_expect e;
-    enum oracle_violation ov = oracle_judge_sector(o, sector, k, bytes, ORACLE_POWER_LOSS, &e);
-    if (eo)
-        *eo = e;
-    if (ov == OV_GARBAGE && torn_by_failed_op(o, sector, k, bytes, &e))
-        return OV_OK;
-    return ov;
-}
-
 static void data_fail(struct verdict *v, uint64_t sector, enum oracle_violation ov, const struct sector_expect *e,
                       const uint8_t *got)
 {
@@ -171,7 +72,7 @@ static void judge_sectors(struct vhdx *h, const struct vhdx_info *in, const stru
             return;
         }
         struct sector_expect e;
-        enum oracle_violation ov = fault_judge_sector(o, sectors[i], k, buf, &e);
+        enum oracle_violation ov = oracle_judge_sector(o, sectors[i], k, buf, ORACLE_POWER_LOSS, &e);
         if (ov != OV_OK)
             data_fail(v, sectors[i], ov, &e, buf);
     }

@@ -105,10 +105,15 @@ static void set_add(struct shadow_set *set, uint32_t v)
             set->v[i] |= v & SHADOW_FAILED; /* keep the torn allowance if either was a failure */
             return;
         }
-    if (set->n < SHADOW_MAX)
+    if (set->n < SHADOW_MAX) {
         set->v[set->n++] = v;
-    else
+    } else {
+        /* Full: the newest value takes the last slot (the op on top of a
+         * torn sector must be one the judge knows; the first slot keeps the
+         * base value), and any value written here is allowed from now on. */
+        set->v[SHADOW_MAX - 1] = v;
         set->over = 1;
+    }
 }
 
 static int update(struct shadow *s, uint64_t voff, uint64_t vlen, uint32_t value, int ok)
@@ -197,7 +202,7 @@ static int value_bytes(const struct shadow *s, uint64_t sector, uint32_t v, uint
     }
     if (v >= s->first_cap)
         return 0;
-    fault_sdata_sector(out, sector, s->first[v], v, s->seed);
+    sdata_sector(out, sector, s->first[v], v, s->seed);
     return 1;
 }
 
@@ -231,6 +236,10 @@ const char *shadow_judge(const struct shadow *s, uint64_t sector, const uint8_t 
                 continue;
             for (int j = 0; j < set->n; j++)
                 if (j != i && value_bytes(s, sector, set->v[j] & ~SHADOW_FAILED, old) && torn_over(bytes, fresh, old))
+                    return NULL;
+            /* values dropped from a full list: zeros or any write issued */
+            for (uint32_t v = 0; set->over && v <= s->max_id; v++)
+                if (value_bytes(s, sector, v, old) && torn_over(bytes, fresh, old))
                     return NULL;
         }
     }

@@ -65,8 +65,6 @@ enum { EXIT_PASS = 0, EXIT_VIOLATION = 1, EXIT_BAD_USAGE = 2 };
 enum phase { PH_RUN = 0, PH_REPLAY, PH_CREATE, PH_COUNT };
 static const char *const phase_names[PH_COUNT] = {"run", "replay", "create"};
 
-#define DEFAULT_OPS 12u
-
 static const char usage[] =
     "usage: pcfaults COMMAND [options]\n"
     "\n"
@@ -77,9 +75,10 @@ static const char usage[] =
     "  points       the fault-point catalogue and the calls the default workloads make\n"
     "\n"
     "workload options:\n"
-    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed,wide or all (default all)\n"
+    "  --scenario LIST      a comma list of the scenarios below, or all (default all)\n"
     "  --seed N --seeds N   first workload seed and how many per scenario (1, 1)\n"
-    "  --ops N              workload operations (default 12 for sweep/campaign/run; 0 = the\n"
+    "  --ops N              workload operations (default for sweep/campaign/run: the\n"
+    "                       scenario's fault-sweep length, 12, or 64 for churn; 0 = the\n"
     "                       scenario's own default, as `points` uses)\n"
     "  --virtual-size N --block-size N --log-size N --logical-sector N --physical-sector N\n"
     "  --apply-every N      image and engine parameters as for pcsweep\n"
@@ -382,8 +381,6 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         tool_die_usage("%s: missing argument", argv[1]);
     if (o->seeds == 0 || o->seeds > 100000)
         tool_die_usage("--seeds must be between 1 and 100000");
-    if (!o->ops_given)
-        o->wp.ops = DEFAULT_OPS;
 }
 
 /* ---- results ----------------------------------------------------------------------- */
@@ -737,7 +734,7 @@ static void judge_after(struct fsweep *S, const struct fault_plan *plan, const s
     a.t = t;
     a.window = S->o->window;
     a.only = only;
-    if (fault_oracle_build(&a.oracle, t) != 0)
+    if (oracle_build(&a.oracle, t) != 0)
         die_infra("cannot build the oracle of a fault trace");
     epochs_build(t, &a.ep);
     epoch_of(t, fired_pos, &a.fe, &a.fidx);
@@ -1225,6 +1222,8 @@ static void make_workload(const struct opts *o, const char *scenario, uint64_t s
     struct workload_params p = o->wp;
     snprintf(p.scenario, sizeof p.scenario, "%s", scenario);
     p.seed = seed;
+    if (!o->ops_given)
+        p.ops = workload_scenario_fault_ops(scenario);
     char err[512];
     if (workload_params_resolve(&p, err, sizeof err) != 0)
         tool_die_usage("%s", err);
@@ -1494,7 +1493,7 @@ static int cmd_sweep(int argc, char **argv)
     fsweep_init(&S, &o, "sweep");
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
-    char names[8][32];
+    char names[TOOL_MAX_SCENARIOS][32];
     int nsc = tool_scenario_list(o.scenarios, names);
     fprintf(stderr, "pcfaults: engine %s; shard %u/%u\n", vhdx_build_id(), o.shard_k, o.shard_n);
     for (int si = 0; si < nsc && !S.stop; si++)
@@ -1517,7 +1516,7 @@ static int cmd_campaign(int argc, char **argv)
     fsweep_init(&S, &o, "campaign");
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
-    char names[8][32];
+    char names[TOOL_MAX_SCENARIOS][32];
     int nsc = tool_scenario_list(o.scenarios, names);
     int kinds[FK_COUNT], nk = 0;
     for (int k = 0; k < FK_COUNT; k++)
@@ -1677,7 +1676,7 @@ static int cmd_run(int argc, char **argv)
     struct crash_choice state;
     if (ph == PH_REPLAY && (!o.state || parse_state(o.state, &state) != 0))
         tool_die_usage("the replay phase needs --state prefix:EPOCH:INDEX or drop:EPOCH");
-    char names[8][32];
+    char names[TOOL_MAX_SCENARIOS][32];
     if (tool_scenario_list(o.scenarios, names) != 1)
         tool_die_usage("run: give exactly one --scenario");
     struct fsweep S;
@@ -1790,13 +1789,15 @@ static int cmd_points(int argc, char **argv)
     struct opts o;
     parse(argc, argv, &o, 0);
     require_fiu();
-    if (!o.ops_given)
+    if (!o.ops_given) {
         o.wp.ops = 0; /* the default workloads, as pcsweep runs them */
+        o.ops_given = 1;
+    }
     struct fsweep S;
     fsweep_init(&S, &o, "points");
     o.replay_states = 1;
     o.kinds = 0; /* count only: no plans */
-    char names[8][32];
+    char names[TOOL_MAX_SCENARIOS][32];
     int nsc = tool_scenario_list(o.scenarios, names);
     for (int si = 0; si < nsc; si++) {
         struct workload w;
@@ -1847,12 +1848,12 @@ int main(int argc, char **argv)
 {
     tool_set_name("pcfaults");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, argc < 2 ? stderr : stdout);
+        tool_print_usage(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
+            tool_print_usage(usage, stdout);
             return EXIT_PASS;
         }
     install_crash_handlers();

@@ -243,37 +243,88 @@ void oracle_sector_value(const struct oracle *o, uint64_t sector, uint32_t id, u
     }
 }
 
-/* A failed write may have stopped part-way (a short write): the sector then
- * holds a byte prefix of that write's data over an allowed older value.
- * True when bytes are such a mixture for a failed write op begun before k. */
-static int torn_by_failed_write(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512],
-                                const struct sector_expect *e)
+/* The value op `op` gives `sector` (zeros for a discard). */
+static void op_value(const struct oracle *o, const struct oracle_op *op, uint64_t sector, uint8_t out[512])
+{
+    if (op->kind == VOP_WRITE)
+        sdata_sector(out, sector, op->voff / 512, op->id, o->seed);
+    else
+        memset(out, 0, 512);
+}
+
+static int covers(const struct oracle_op *op, uint64_t sector)
+{
+    return (op->kind == VOP_WRITE || op->kind == VOP_DISCARD) && sector * 512 >= op->voff &&
+           sector * 512 < op->voff + op->vlen;
+}
+
+static int failed(const struct oracle_op *op)
+{
+    return op->rc != 0 && op->end != UINT64_MAX;
+}
+
+#define TORN_DEPTH 4 /* failed ops layered over each other in one sector */
+
+/* Can bytes[from, 512) be the rest of a value the sector held before the op
+ * at list position `before` began?  Candidates: the acknowledged value (list
+ * position ja; zeros when ja < 0: never written, or nothing acknowledged)
+ * and every op on the sector between ja and `before` (a value that may have
+ * landed), or, for a failed op there, its own torn prefix over an older one. */
+static int tail_explained(const struct oracle *o, const uint32_t *list, long ja, uint32_t before, uint64_t sector,
+                          uint64_t k, const uint8_t bytes[512], size_t from, int depth)
+{
+    uint8_t v[512];
+    if (ja >= 0)
+        op_value(o, &o->ops[list[ja]], sector, v);
+    else
+        memset(v, 0, sizeof v);
+    if (memcmp(bytes + from, v + from, 512 - from) == 0)
+        return 1;
+    for (uint32_t j = (uint32_t)(ja + 1); j < before; j++) {
+        const struct oracle_op *op = &o->ops[list[j]];
+        if (!oracle_begun(op, k) || !covers(op, sector))
+            continue;
+        op_value(o, op, sector, v);
+        size_t cut = from;
+        while (cut < 512 && bytes[cut] == v[cut])
+            cut++;
+        if (cut == 512)
+            return 1;
+        if (cut > from && depth > 0 && failed(op) &&
+            tail_explained(o, list, ja, j, sector, k, bytes, cut, depth - 1))
+            return 1;
+    }
+    return 0;
+}
+
+int oracle_torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512])
 {
     uint64_t b = sector * 512 / o->block_size;
     if (b >= o->n_blocks)
         return 0;
-    const uint32_t nb = oracle_begun_prefix(o, o->per_block[b], o->per_block_n[b], k);
-    for (uint32_t j = 0; j < nb; j++) {
-        const struct oracle_op *w = &o->ops[o->per_block[b][j]];
-        if (w->kind != VOP_WRITE || w->rc == 0 || !oracle_begun(w, k) || sector * 512 < w->voff ||
-            sector * 512 >= w->voff + w->vlen)
+    const uint32_t *list = o->per_block[b];
+    const uint32_t nb = oracle_begun_prefix(o, list, o->per_block_n[b], k);
+    /* the acknowledged op: the latest begun op on the sector acknowledged at k
+     * (acknowledged ops are a prefix of the op order) */
+    long ja = -1;
+    for (uint32_t j = nb; j-- > 0;) {
+        const struct oracle_op *op = &o->ops[list[j]];
+        if (oracle_begun(op, k) && covers(op, sector) && oracle_acked(op, k)) {
+            ja = (long)j;
+            break;
+        }
+    }
+    uint8_t fresh[512];
+    for (uint32_t j = (uint32_t)(ja + 1); j < nb; j++) {
+        const struct oracle_op *f = &o->ops[list[j]];
+        if (!oracle_begun(f, k) || !covers(f, sector) || !failed(f))
             continue;
-        uint8_t fresh[512], old[512];
-        sdata_sector(fresh, sector, w->voff / 512, w->id, o->seed);
+        op_value(o, f, sector, fresh);
         size_t cut = 0;
         while (cut < 512 && bytes[cut] == fresh[cut])
             cut++;
-        /* the rest must be an allowed older value of the sector */
-        uint32_t cand[17];
-        int nc = 0;
-        cand[nc++] = e->acked_id;
-        for (int i = 0; i < e->n_later; i++)
-            cand[nc++] = e->later[i];
-        for (int i = 0; i < nc; i++) {
-            oracle_sector_value(o, sector, cand[i], old);
-            if (memcmp(bytes + cut, old + cut, 512 - cut) == 0)
-                return 1;
-        }
+        if (cut > 0 && tail_explained(o, list, ja, j, sector, k, bytes, cut, TORN_DEPTH))
+            return 1;
     }
     return 0;
 }
@@ -288,7 +339,7 @@ enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t secto
     struct sdata_info info;
     enum sdata_kind kind = sdata_decode(bytes, &info);
     if (kind == SDATA_GARBAGE)
-        return torn_by_failed_write(o, sector, k, bytes, &e) ? OV_OK : OV_GARBAGE;
+        return oracle_torn_by_failed_op(o, sector, k, bytes) ? OV_OK : OV_GARBAGE;
     uint32_t got = 0;
     if (kind == SDATA_VALID) {
         if (info.sector != sector || info.seed != o->seed)

@@ -51,31 +51,48 @@ uint64_t tool_parse_num(const char *opt, const char *s)
     return v * mul;
 }
 
-int tool_scenario_list(const char *spec, char names[8][32])
+int tool_scenario_list(const char *spec, char names[TOOL_MAX_SCENARIOS][32])
 {
     int n = 0;
     if (!strcmp(spec, "all")) {
-        for (int i = 0; workload_scenarios[i] && n < 8; i++)
-            snprintf(names[n++], 32, "%s", workload_scenarios[i]);
+        for (size_t i = 0; workload_scenario_name(i) && n < TOOL_MAX_SCENARIOS; i++)
+            snprintf(names[n++], 32, "%s", workload_scenario_name(i));
         return n;
     }
     char buf[256];
     snprintf(buf, sizeof buf, "%s", spec);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save)) {
-        int ok = 0;
-        for (int i = 0; workload_scenarios[i]; i++)
-            ok |= !strcmp(tok, workload_scenarios[i]);
-        if (!ok) {
-            char known[256] = "";
-            for (int i = 0; workload_scenarios[i]; i++) {
-                strncat(known, workload_scenarios[i], sizeof known - strlen(known) - 1);
-                strncat(known, ", ", sizeof known - strlen(known) - 1);
-            }
-            tool_die_usage("--scenario: unknown scenario '%s' (%sall)", tok, known);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!workload_scenario_known(tok)) {
+            char known[256];
+            workload_scenario_names(known, sizeof known, ", ");
+            tool_die_usage("--scenario: unknown scenario '%s' (%s, all)", tok, known);
         }
+        if (n == TOOL_MAX_SCENARIOS)
+            tool_die_usage("--scenario: more than %d scenarios", TOOL_MAX_SCENARIOS);
         snprintf(names[n++], 32, "%s", tok);
     }
     return n;
+}
+
+void tool_print_usage(const char *usage, FILE *f)
+{
+    fputs(usage, f);
+    fputs("\nscenarios (--scenario):\n", f);
+    for (size_t i = 0; workload_scenario_name(i); i++)
+        fprintf(f, "  %-10s %s\n", workload_scenario_name(i), workload_scenario_about(i));
+}
+
+void tool_print_scenarios_json(FILE *f)
+{
+    fputs("[", f);
+    for (size_t i = 0; workload_scenario_name(i); i++) {
+        fputs(i ? ",\n {\"name\": " : "{\"name\": ", f);
+        tool_json_str(f, workload_scenario_name(i));
+        fputs(", \"about\": ", f);
+        tool_json_str(f, workload_scenario_about(i));
+        fputs("}", f);
+    }
+    fputs("]\n", f);
 }
 
 int tool_mkdirs(const char *path)

@@ -35,9 +35,10 @@ static const char usage[] =
     "  record OUT   run one workload and save its trace (no sweep)\n"
     "  export       write crash states of a trace as image files for external checkers\n"
     "  info TRACE   print a trace's metadata and operation counts\n"
+    "  scenarios    the scenario registry as JSON (name, about)\n"
     "\n"
     "workload options (sweep, record):\n"
-    "  --scenario LIST      fill,overwrite,discard,batch,reopen,mixed,wide or all (default all)\n"
+    "  --scenario LIST      a comma list of the scenarios below, or all (default all)\n"
     "  --seed N             first workload seed (default 1)\n"
     "  --seeds N            number of seeds per scenario, N..N+count-1 (default 1)\n"
     "  --ops N              workload operations (default: per scenario)\n"
@@ -436,7 +437,7 @@ static int cmd_sweep(int argc, char **argv)
         tool_die_usage("--repro-dir: cannot create %s", o.repro_dir);
     if (o.save_trace && tool_mkdirs(o.save_trace) != 0)
         tool_die_usage("--save-trace: cannot create %s", o.save_trace);
-    char names[8][32];
+    char names[TOOL_MAX_SCENARIOS][32];
     int nsc = o.trace ? 1 : tool_scenario_list(o.scenarios, names);
     size_t nruns_max = (size_t)nsc * (o.trace ? 1 : o.seeds);
     struct run_record *runs = calloc(nruns_max, sizeof *runs);
@@ -557,7 +558,7 @@ static int cmd_record(int argc, char **argv)
 {
     struct opts o;
     parse(argc, argv, &o, 1);
-    char names[8][32];
+    char names[TOOL_MAX_SCENARIOS][32];
     int n = tool_scenario_list(o.scenarios, names);
     if (n != 1)
         tool_die_usage("record: give exactly one --scenario");
@@ -978,12 +979,12 @@ int main(int argc, char **argv)
 {
     tool_set_name("pcsweep");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, argc < 2 ? stderr : stdout);
+        tool_print_usage(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
+            tool_print_usage(usage, stdout);
             return EXIT_PASS;
         }
     if (!strcmp(argv[1], "sweep"))
@@ -994,6 +995,10 @@ int main(int argc, char **argv)
         return cmd_record(argc, argv);
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "scenarios")) {
+        tool_print_scenarios_json(stdout);
+        return EXIT_PASS;
+    }
     if (!strcmp(argv[1], "export"))
         return cmd_export(argc, argv);
     tool_die_usage("unknown command '%s'", argv[1]);

@@ -23,7 +23,6 @@ from . import build, setup
 from .common import ROOT, UsageError, is_pctrace, run, run_summarized, tool
 
 MODELS = ["prefix", "drop", "reorder", "torn", "stale", "recovery", "misdirect", "lost", "bitflip"]
-SCENARIOS = ["fill", "overwrite", "discard", "batch", "reopen", "mixed", "wide"]
 
 
 def new_run_dir(prefix, seed=None):
@@ -39,7 +38,7 @@ def new_run_dir(prefix, seed=None):
 
 
 def add_sweep_args(p):
-    p.add_argument("--scenario", default="all", help="comma list of " + ",".join(SCENARIOS) + " or all")
+    p.add_argument("--scenario", default="all", help="comma list of scenarios (the registry: `pcsweep scenarios`) or all")
     p.add_argument("--seed", type=int, default=1, help="first workload seed (default 1)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
     p.add_argument("--models", default="all", help="comma list of " + ",".join(MODELS) + ", all, power, corruption")

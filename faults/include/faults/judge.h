@@ -1,8 +1,9 @@
 /*
- * judge.h - the oracle of a trace recorded with faults, and the verdict on
- * an image after a fault, a power cut and a reopen without faults.
+ * judge.h - the verdict on an image after a fault, a power cut and a reopen
+ * without faults.
  *
- * Two rules extend the crash oracle (harness/oracle.h) for fault traces:
+ * The data expectation is the crash oracle's (harness/oracle.h), which
+ * knows the two effects a fault has on what may be read back:
  *
  *  1. A failed flush that dropped the device's pending writes (the
  *     "fault.drop_pending" mark of the flush-lose kind) breaks
@@ -14,7 +15,11 @@
  *     that write over a value it could hold before (a device write that
  *     stopped inside a 512-byte sector, as a short write(2) can): the write
  *     was reported failed, so no acknowledged data is involved, and no
- *     implementation can restore bytes it no longer has.
+ *     implementation can restore bytes it no longer has.  Every value the
+ *     sector could hold before the failed op counts, however many ops
+ *     separate it from the acknowledged one (oracle_torn_by_failed_op; a
+ *     list capped at 16 once made a legal state a violation: issue 16,
+ *     corpus/regressions/fuzz-i16-short-write-over-old-value).
  *
  * The image verdict: the open (read-write, replaying the log) must
  * succeed; afterwards the header's LogGuid is zero; vhdx_check finds no
@@ -32,13 +37,6 @@
 #include "harness/sweep.h"
 #include "vhdx/bdev.h"
 
-/* oracle_build() plus rule 1.  Same return values. */
-int fault_oracle_build(struct oracle *o, const struct trace *t);
-
-/* oracle_judge_sector() (power-loss strictness) plus rule 2. */
-enum oracle_violation fault_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k,
-                                         const uint8_t bytes[512], struct sector_expect *e);
-
 struct fault_judge_cfg {
     uint32_t per_op;   /* sectors per hot op (oracle_check_set) */
     uint32_t probes;   /* random probe sectors */
@@ -50,10 +48,6 @@ struct fault_judge_cfg {
  * at).  hash seeds the engine's GUIDs and the sampling.  Fills v (v->ok). */
 void fault_judge_image(struct bdev *dev, const struct oracle *o, uint64_t k, uint64_t hash,
                        const struct fault_judge_cfg *cfg, struct verdict *v);
-
-/* The 512 bytes write `id` (self-describing data, sdata.h) put on `sector`
- * when the write started at sector `first`. */
-void fault_sdata_sector(uint8_t out[512], uint64_t sector, uint64_t first, uint32_t id, uint64_t seed);
 
 /* Marks v failed (keeps the first failure). */
 void fault_verdict_fail(struct verdict *v, const char *invariant, const char *fmt, ...)

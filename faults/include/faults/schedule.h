@@ -26,7 +26,7 @@
  *   ... workload_run_ex() with continue_on_error and a before_op hook that
  *       calls fault_arm(&plan) at op -1 (after the image is created) ...
  *   fault_disarm();
- *   ... judge the crash states with fault_oracle_build()/fault_judge_image().
+ *   ... judge the crash states with oracle_build()/fault_judge_image().
  * In a build without FIU_ENABLE, fault_arm() returns -ENOTSUP and the
  * target runs without faults.
  */

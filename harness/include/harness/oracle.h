@@ -16,6 +16,17 @@
  * (acked data lost), undecodable bytes (garbage), a write that never went
  * to that sector (misplaced), or a write not yet issued (time travel).
  *
+ * A failed operation (under fault injection) may have stopped part-way
+ * inside a sector, as a short write(2) or a device that cuts a write can:
+ * the sector then holds a byte prefix of the failed write's data (or of a
+ * failed discard's zero fill) over a value the sector could hold before
+ * that op began: the acknowledged value, or any op on the sector begun
+ * between the acknowledged op and the failed one (whose value may have
+ * landed), or another failed op's prefix over such a value.  Every such op
+ * counts, however many there are (oracle_torn_by_failed_op); the caller was
+ * told the op failed, and no implementation can restore bytes it no longer
+ * has.
+ *
  * Under the corruption models (misdirect, lost, bitflip) the engine may
  * refuse the image, or roll back to older values, since VHDX carries no
  * checksum on payload and a lost write can be undetectable; what it must
@@ -105,6 +116,11 @@ const char *oracle_violation_name(enum oracle_violation v);
 void oracle_sector_value(const struct oracle *o, uint64_t sector, uint32_t id, uint8_t out[512]);
 enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512],
                                           enum oracle_strictness mode, struct sector_expect *e);
+
+/* The failed-op rule above: are `bytes` (not a value any op wrote whole) a
+ * failed op's byte prefix over an allowed older value of the sector?
+ * Walks every op on the sector after the acknowledged one (no cap). */
+int oracle_torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512]);
 
 /* Sectors worth checking at cut k: every sector of ops begun and not yet
  * acknowledged, and of ops acknowledged by the latest barrier (up to

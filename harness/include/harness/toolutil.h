@@ -23,10 +23,16 @@ void tool_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), n
  * or T (binary) suffix; anything else is bad usage naming opt. */
 uint64_t tool_parse_num(const char *opt, const char *s);
 
-/* Scenario names from "all" or a comma list (at most 8), each checked
- * against workload_scenarios (an unknown one is bad usage).  Returns the
- * count. */
-int tool_scenario_list(const char *spec, char names[8][32]);
+/* Scenario names from "all" or a comma list (at most TOOL_MAX_SCENARIOS),
+ * each checked against the scenario registry (an unknown one is bad
+ * usage).  Returns the count. */
+#define TOOL_MAX_SCENARIOS 32
+int tool_scenario_list(const char *spec, char names[TOOL_MAX_SCENARIOS][32]);
+
+/* A tool's usage text followed by the scenario registry, one line each. */
+void tool_print_usage(const char *usage, FILE *f);
+/* The scenario registry as a JSON array of {"name", "about"}. */
+void tool_print_scenarios_json(FILE *f);
 
 /* mkdir -p.  0 or -errno. */
 int tool_mkdirs(const char *path);

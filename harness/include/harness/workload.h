@@ -23,6 +23,10 @@
  *   wide       a 32 GiB disk of 64 MiB blocks written one block after the
  *              other: the BAT fills page after page, sector-bitmap entries
  *              sit between its payload entries, file offsets pass 4 GiB
+ *   churn      three hot blocks written, discarded (whole and partial) and
+ *              rewritten with a flush only every 24-64 operations: sectors
+ *              collect long runs of unacknowledged values, blocks are
+ *              allocated again and again, the ring fills (apply every 8)
  * Every write carries self-describing data (sdata.h) with a unique id.
  */
 #ifndef HARNESS_WORKLOAD_H
@@ -35,7 +39,7 @@
 #include "vhdx/bdev.h"
 
 struct workload_params {
-    char scenario[32];        /* one of workload_scenarios */
+    char scenario[32];        /* a registered scenario (workload_scenario_name) */
     uint64_t seed;            /* every random choice derives from it */
     uint64_t virtual_size;    /* bytes (default 1 GiB; wide: 32 GiB) */
     uint32_t block_size;      /* bytes (default 1 MiB; wide: 64 MiB) */
@@ -59,7 +63,17 @@ struct workload {
     size_t n;
 };
 
-extern const char *const workload_scenarios[]; /* NULL-terminated */
+/* The scenario registry (workload.c): the i-th scenario's name and one-line
+ * description (NULL past the end), whether a name is known, and every name
+ * joined by sep (for messages and --help). */
+const char *workload_scenario_name(size_t i);
+const char *workload_scenario_about(size_t i);
+int workload_scenario_known(const char *name);
+/* How many operations a fault sweep runs of this scenario by default: short
+ * (every call of the run is failed once, kind by kind), longer where the
+ * scenario's point needs length (churn: sectors collecting many values). */
+uint32_t workload_scenario_fault_ops(const char *name);
+void workload_scenario_names(char *out, size_t len, const char *sep);
 
 /* Fills defaults (0 fields) and checks values; returns 0 or -EINVAL with a
  * message in err. */
