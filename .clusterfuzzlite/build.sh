@@ -27,7 +27,7 @@ fi
 OBJ="$WORK/powercut-obj"
 rm -rf "$OBJ"
 mkdir -p "$OBJ" "$OUT"
-INC="-I$ROOT/engine/include -I$ROOT/engine/src -I$ROOT/harness/include -I$ROOT/faults/include -I$ROOT/fuzz"
+INC="-I$ROOT/engine/include -I$ROOT/engine/src -I$ROOT/harness/include -I$ROOT/harness/ref/include -I$ROOT/faults/include -I$ROOT/fuzz"
 DEFS="-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVHDX_BUILD_FLAVOR=\"cflite\" -DVHDX_VERSION_STRING=\"1.0.0\""
 # Code that every input runs the same way is left out of coverage feedback
 # (the same choices as fuzz/CMakeLists.txt), when the compiler has coverage on.
@@ -44,7 +44,7 @@ compile() { # source object [extra flags...]
 }
 
 lib_objs=()
-for f in "$ROOT"/engine/src/*.c "$ROOT"/harness/src/*.c "$ROOT"/faults/src/*.c "$ROOT"/fuzz/fuzz_common.c "$ROOT"/fuzz/ref_log.c "$ROOT"/fuzz/mutator.c; do
+for f in "$ROOT"/engine/src/*.c "$ROOT"/harness/src/*.c "$ROOT"/faults/src/*.c "$ROOT"/fuzz/fuzz_common.c "$ROOT"/harness/ref/*.c "$ROOT"/fuzz/mutator.c; do
     o="$OBJ/$(basename "$(dirname "$(dirname "$f")")")_$(basename "${f%.c}").o"
     case "$f" in
         */engine/src/crc32c.c|*/faults/src/*.c|*/fuzz/mutator.c|*/fuzz/fuzz_common.c) compile "$f" "$o" $NOCOV & ;;

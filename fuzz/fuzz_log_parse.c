@@ -20,7 +20,7 @@
 
 #include "fuzz_common.h"
 #include "fuzz_target.h"
-#include "ref_log.h"
+#include "ref/ref_log.h"
 #include "vhdx/errors.h"
 #include "vhdx/format.h"
 #include "vhdx/log.h"

@@ -25,7 +25,7 @@
 
 #include "fuzz_common.h"
 #include "fuzz_target.h"
-#include "ref_log.h"
+#include "ref/ref_log.h"
 #include "vhdx/check.h"
 #include "vhdx/log.h"
 #include "vhdx/vhdx.h"

@@ -362,6 +362,32 @@ enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t secto
     return OV_LOST;
 }
 
+int oracle_written_mask(const struct oracle *o, uint64_t unit, uint64_t k, uint8_t *mask)
+{
+    const uint32_t per = o->block_size / 512;
+    memset(mask, 0, per);
+    if (unit >= o->n_blocks)
+        return 0;
+    const uint32_t *list = o->per_block[unit];
+    const uint32_t nb = oracle_begun_prefix(o, list, o->per_block_n[unit], k);
+    int any = 0;
+    const uint64_t first = unit * (o->block_size / 512);
+    for (uint32_t j = 0; j < nb; j++) {
+        const struct oracle_op *op = &o->ops[list[j]];
+        if (op->kind != VOP_WRITE || !oracle_begun(op, k))
+            continue;
+        uint64_t a = op->voff / 512, b = (op->voff + op->vlen + 511) / 512;
+        if (a < first)
+            a = first;
+        if (b > first + per)
+            b = first + per;
+        for (uint64_t x = a; x < b; x++)
+            mask[x - first] = 1;
+        any |= a < b;
+    }
+    return any;
+}
+
 /* splitmix64 for sampling */
 static uint64_t mix(uint64_t *s)
 {

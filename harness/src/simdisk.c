@@ -272,6 +272,29 @@ static const uint8_t *crash_resolve(void *ctx, uint64_t s)
     return SECTOR_ZERO;
 }
 
+/* The image as built for the state: every layer but scratch. */
+static const uint8_t *built_resolve(void *ctx, uint64_t s)
+{
+    struct crashdisk *c = ctx;
+    const uint8_t *v = secmap_get(&c->overlay, s);
+    if (v)
+        return v;
+    if ((v = secmap_get(&c->prefix, s)))
+        return v;
+    if (s >= c->poison_lo && s < c->poison_hi)
+        return SECTOR_POISON;
+    if (s >= c->zero_from)
+        return SECTOR_ZERO;
+    if (c->durable && (v = secmap_get(c->durable, s)))
+        return v;
+    return SECTOR_ZERO;
+}
+
+int crashdisk_read_built(struct crashdisk *c, void *buf, uint64_t len, uint64_t off)
+{
+    return read_sectors(built_resolve, c, buf, len, off);
+}
+
 int crashdisk_read(struct crashdisk *c, void *buf, uint64_t len, uint64_t off)
 {
     return read_sectors(crash_resolve, c, buf, len, off);

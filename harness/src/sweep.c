@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness/refjudge.h"
 #include "harness/sdata.h"
 #include "vhdx/check.h"
 #include "vhdx/format.h"
@@ -58,10 +59,36 @@ int crash_models_parse(const char *s, unsigned *mask)
     return *mask ? 0 : -1;
 }
 
+const char *const sweep_judge_names[4] = {"oracle", "reference", "view", "unwritten"};
+
+int sweep_judges_parse(const char *s, unsigned *mask)
+{
+    *mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "all")) {
+            *mask |= JUDGE_ALL;
+            continue;
+        }
+        int found = 0;
+        for (int j = 0; j < 4; j++)
+            if (!strcmp(tok, sweep_judge_names[j])) {
+                *mask |= 1u << j;
+                found = 1;
+            }
+        if (!found)
+            return -1;
+    }
+    return *mask ? 0 : -1;
+}
+
 void sweep_config_defaults(struct sweep_config *c)
 {
     memset(c, 0, sizeof *c);
     c->models = M_ALL_MODELS;
+    c->judges = JUDGE_ALL;
+    c->unwritten_every = 4;
     c->seed = 1;
     c->shard_n = 1;
     c->reorder_max = 8;
@@ -204,6 +231,9 @@ struct sweeper {
     struct vhdx *sh_h;        /* its handle */
     struct vhdx_info sh_in;
     struct verdict sh_v;      /* its structural verdict */
+    struct vhdx *sh_ro;       /* its read-only handle (JUDGE_VIEW; NULL if refused or off) */
+    struct refjudge sh_ref;   /* its reference reading (JUDGE_REF) */
+    uint64_t epoch_start;     /* trace index of the current epoch's first op */
     struct crash_choice sh_first; /* the first state of the class */
     size_t n_pending, cap_pending;
     struct undo_rec *undo;    /* what the last flush overwrote (the `lost` model) */
@@ -332,18 +362,7 @@ int crashdisk_save_image(struct crashdisk *cd, const char *path)
 }
 
 /* ---- verdict helpers ----------------------------------------------------------- */
-static void vfail(struct verdict *v, const char *inv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void vfail(struct verdict *v, const char *inv, const char *fmt, ...)
-{
-    if (!v->ok)
-        return; /* keep the first violation */
-    v->ok = 0;
-    snprintf(v->invariant, sizeof v->invariant, "%s", inv);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->detail, sizeof v->detail, fmt, ap);
-    va_end(ap);
-}
+#define vfail verdict_fail_named
 
 static void hexline(char *out, size_t len, const uint8_t *p, size_t off)
 {
@@ -393,9 +412,113 @@ static void data_violation(struct sweeper *s, struct verdict *v, uint64_t sector
     v->bad_sector = sector;
 }
 
-/* Data verdict of the current image through an open handle. */
-static void judge_data(struct sweeper *s, struct vhdx *h, const struct vhdx_info *in, uint64_t cut, uint64_t hash,
-                       int corruption, struct verdict *v)
+/* splitmix64 step, for choosing odd ranges */
+static uint64_t rmix(uint64_t *x)
+{
+    *x += UINT64_C(0x9E3779B97F4A7C15);
+    return mix64(*x);
+}
+
+/* One read through the subject, compared with the read-only view and the
+ * reference.  Returns the subject's rc. */
+static int read_compared(struct sweeper *s, struct vhdx *h, struct vhdx *ro, struct refjudge *rj, uint64_t off,
+                         uint8_t *buf, uint8_t *other, size_t len, struct verdict *v)
+{
+    int rc = vhdx_read(h, off, buf, len);
+    if (rc != 0) {
+        verdict_fail(v, INV_READ_FAILED, "reading %zu bytes at virtual offset %" PRIu64 " after a successful open: %s",
+                     len, off, vhdx_strerror(rc));
+        return rc;
+    }
+    if (ro && (s->c->judges & JUDGE_VIEW)) {
+        int rrc = vhdx_read(ro, off, other, len);
+        if (rrc != 0)
+            verdict_fail(v, INV_VIEW_RO_RW, "the read-only open fails a read of %zu bytes at %" PRIu64
+                         " that the read-write open serves: %s", len, off, vhdx_strerror(rrc));
+        else if (memcmp(buf, other, len) != 0) {
+            size_t i = 0;
+            while (buf[i] == other[i])
+                i++;
+            verdict_fail(v, INV_VIEW_RO_RW,
+                         "virtual offset %" PRIu64 " (a read of %zu bytes at %" PRIu64 "): read-write %02x, read-only "
+                         "(replayed in memory) %02x",
+                         off + i, len, off, buf[i], other[i]);
+        }
+    }
+    if (rj && (s->c->judges & JUDGE_REF))
+        refjudge_read(rj, off, buf, len, v);
+    return 0;
+}
+
+/* Blocks the epoch's operations touched: every sector of them that no
+ * write ever covered must read zeros (a never-written part of an allocated
+ * block, or a block a bug made visible).  Whole index units nobody wrote
+ * are compared with a zero page at once. */
+static void judge_unwritten(struct sweeper *s, struct vhdx *h, const struct vhdx_info *in, uint64_t cut,
+                            struct verdict *v)
+{
+    const struct oracle *o = &s->oracle;
+    if (!o->begin_sorted || !v->ok)
+        return;
+    /* the ops begun in [epoch_start, cut) */
+    size_t lo = 0, hi = o->n_ops;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->ops[mid].begin < s->epoch_start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    enum { MAX_BLOCKS = 4, MAX_UNITS = 32 };
+    uint64_t blocks[MAX_BLOCKS];
+    int nb = 0;
+    const uint64_t bs = in->geo.block_size;
+    for (size_t i = lo; i < o->n_ops && o->ops[i].begin < cut && nb < MAX_BLOCKS; i++) {
+        const struct oracle_op *op = &o->ops[i];
+        if ((op->kind != VOP_WRITE && op->kind != VOP_DISCARD) || !op->vlen)
+            continue;
+        for (uint64_t b = op->voff / bs; b * bs < op->voff + op->vlen && nb < MAX_BLOCKS; b++) {
+            int seen = 0;
+            for (int q = 0; q < nb; q++)
+                seen |= blocks[q] == b;
+            if (!seen)
+                blocks[nb++] = b;
+        }
+    }
+    static uint8_t unit[ORACLE_UNIT_MAX], mask[ORACLE_UNIT_MAX / 512];
+    const uint64_t us = o->block_size;
+    for (int q = 0; q < nb && v->ok; q++) {
+        uint64_t first = blocks[q] * bs / us, n = bs / us;
+        uint64_t step = n > MAX_UNITS ? n / MAX_UNITS : 1; /* big blocks: spread samples */
+        for (uint64_t u = first; u < first + n && v->ok; u += step) {
+            if (u * us >= in->geo.virtual_size)
+                break;
+            size_t len = u * us + us > in->geo.virtual_size ? (size_t)(in->geo.virtual_size - u * us) : (size_t)us;
+            if (vhdx_read(h, u * us, unit, len) != 0)
+                return; /* read-failed is the data judge's to report */
+            int any = oracle_written_mask(o, u, cut, mask);
+            if (!any && memcmp(unit, SECTOR_ZERO, 512) == 0 && memcmp(unit, unit + 512, len - 512) == 0)
+                continue;
+            for (size_t k = 0; k < len / 512; k++)
+                if (!mask[k] && memcmp(unit + k * 512, SECTOR_ZERO, 512) != 0) {
+                    char found[160];
+                    sdata_describe(unit + k * 512, found, sizeof found);
+                    uint64_t sec = u * us / 512 + k;
+                    verdict_fail(v, INV_UNWRITTEN_NOT_ZERO,
+                                 "virtual sector %" PRIu64 " (offset %" PRIu64 ", block %" PRIu64
+                                 ") was never written, yet reads %s",
+                                 sec, sec * 512, blocks[q], found);
+                    v->bad_sector = sec;
+                    break;
+                }
+        }
+    }
+}
+
+/* Data verdict of the current image through an open handle (and the
+ * read-only one and the reference, when those judges run). */
+static void judge_data(struct sweeper *s, struct vhdx *h, struct vhdx *ro, struct refjudge *rj,
+                       const struct vhdx_info *in, uint64_t cut, uint64_t hash, int corruption, struct verdict *v)
 {
     if (!s->have_oracle || !v->ok)
         return;
@@ -407,23 +530,40 @@ static void judge_data(struct sweeper *s, struct vhdx *h, const struct vhdx_info
                                : oracle_all_written(&s->oracle, cut, &sectors, &n);
     if (orc != 0)
         return;
-    uint8_t buf[512];
+    uint8_t buf[512], other[512];
     for (size_t i = 0; i < n && v->ok; i++) {
         if (sectors[i] * 512 >= in->geo.virtual_size)
             continue;
-        int rc = vhdx_read(h, sectors[i] * 512, buf, sizeof buf);
-        if (rc != 0) {
-            vfail(v, "read-failed", "reading virtual sector %" PRIu64 " after a successful open failed: %s", sectors[i],
-                  vhdx_strerror(rc));
+        if (read_compared(s, h, ro, rj, sectors[i] * 512, buf, other, sizeof buf, v) != 0)
             break;
-        }
+        if (!(s->c->judges & JUDGE_ORACLE))
+            continue;
         struct sector_expect e;
         enum oracle_violation ov = oracle_judge_sector(&s->oracle, sectors[i], cut, buf,
                                                        corruption ? ORACLE_CORRUPTION : ORACLE_POWER_LOSS, &e);
         if (ov != OV_OK)
             data_violation(s, v, sectors[i], ov, &e, buf);
     }
+    /* reads at odd offsets and lengths, near the sampled sectors */
+    if (v->ok && n && (s->c->judges & (JUDGE_VIEW | JUDGE_REF))) {
+        static uint8_t big[2][12288];
+        uint64_t x = hash;
+        for (int i = 0; i < 3 && v->ok; i++) {
+            uint64_t base = sectors[rmix(&x) % n] * 512;
+            uint64_t off = base + rmix(&x) % 1024;
+            off = off > 700 ? off - rmix(&x) % 700 : off;
+            size_t len = 1 + (size_t)(rmix(&x) % sizeof big[0]);
+            if (off >= in->geo.virtual_size)
+                continue;
+            if (len > in->geo.virtual_size - off)
+                len = (size_t)(in->geo.virtual_size - off);
+            read_compared(s, h, ro, rj, off, big[0], big[1], len, v);
+        }
+    }
     free(sectors);
+    if (v->ok && (s->c->judges & JUDGE_UNWRITTEN) && s->c->unwritten_every &&
+        (hash >> 7) % s->c->unwritten_every == 0)
+        judge_unwritten(s, h, in, cut, v);
 }
 
 /* The checker on the image as it is now (after replay). */
@@ -450,6 +590,16 @@ static void judge_check(struct sweeper *s, struct verdict *v)
 
 static void record(struct sweeper *s, const struct crash_choice *c, const struct verdict *v);
 
+/* The read-only handle and the reference reading of a class (or of one
+ * unshared state) end with it. */
+static void class_end(struct vhdx **ro, struct refjudge *rj)
+{
+    if (*ro)
+        vhdx_close(*ro);
+    *ro = NULL;
+    refjudge_end(rj);
+}
+
 /* Closes a class handle.  A session that only replayed writes nothing at
  * close; anything else is an engine bug, reported against the class's first
  * state. */
@@ -457,11 +607,12 @@ static void shared_close(struct sweeper *s)
 {
     if (!s->sh_active)
         return;
+    class_end(&s->sh_ro, &s->sh_ref);
     uint64_t w = s->cd.writes + s->cd.truncates;
     int rc = s->sh_h ? vhdx_close(s->sh_h) : 0;
     s->sh_active = 0;
     s->sh_h = NULL;
-    if (rc != 0 || s->cd.writes + s->cd.truncates != w) {
+    if ((rc != 0 || s->cd.writes + s->cd.truncates != w) && (s->c->judges & JUDGE_ORACLE)) {
         struct verdict v = s->sh_v;
         v.ok = 1;
         vfail(&v, "close-failed", rc ? "closing the replayed image failed: %s"
@@ -472,30 +623,44 @@ static void shared_close(struct sweeper *s)
 }
 
 /* Judges the image currently built in s->cd.  With allow_share, a state
- * whose structural signature equals the open class reuses its handle and
- * structural verdict and gets only its own data verdict. */
+ * whose structural signature equals the open class reuses its handles,
+ * reference reading and structural verdict, and gets only its own data
+ * verdict. */
 static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t cut, struct verdict *v,
                         int allow_share)
 {
     const int corruption = ch->model >= M_MISDIRECT;
+    const unsigned judges = s->c->judges;
     const uint64_t hash = choice_hash(s, ch);
     const int share = s->share && allow_share;
     const uint64_t sig = share ? crashdisk_signature(&s->cd) ^ (uint64_t)corruption : 0;
     if (share && s->sh_active && s->sh_sig == sig) {
         *v = s->sh_v;
         v->cut = cut;
-        if (v->ok)
-            judge_data(s, s->sh_h, &s->sh_in, cut, hash, corruption, v);
+        if (v->ok && s->sh_h)
+            judge_data(s, s->sh_h, s->sh_ro, &s->sh_ref, &s->sh_in, cut, hash, corruption, v);
         return;
     }
     shared_close(s);
-    memset(v, 0, sizeof *v);
-    v->ok = 1;
-    v->cut = cut;
-    v->bad_sector = UINT64_MAX;
+    verdict_init(v, cut);
+    /* the reference reads the image before any open touches it */
+    struct refjudge rj;
+    memset(&rj, 0, sizeof rj);
+    if ((judges & JUDGE_REF) && refjudge_begin(&rj, &s->cd) != 0)
+        fprintf(stderr, "sweep: the reference ran out of memory; state judged without it\n");
     struct vhdx_rng_seeded rs = {hash};
     struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
     struct vhdx_diag diag;
+    struct vhdx *ro = NULL;
+    int ro_rc = 0;
+    if (judges & JUDGE_VIEW) {
+        struct vhdx_rng_seeded rs_ro = {hash ^ 0x5EAD};
+        struct vhdx_rng rng_ro = {vhdx_rng_seeded_fill, &rs_ro};
+        struct vhdx_options ro_opt = {.flags = VHDX_OPEN_RDONLY, .rng = &rng_ro};
+        ro_rc = vhdx_open(crashdisk_bdev(&s->cd), &ro_opt, &ro);
+        if (ro_rc != 0)
+            ro = NULL;
+    }
     struct vhdx_options o = {.rng = &rng, .diag = &diag};
     struct vhdx *h = NULL;
     s->st->opens++;
@@ -503,8 +668,9 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
     v->open_rc = rc;
     struct vhdx_info in;
     memset(&in, 0, sizeof in);
+    const int format_refusal = rc != 0 && vhdx_is_format_error(rc);
     if (rc != 0) {
-        if (!(corruption && vhdx_is_format_error(rc)))
+        if (!(corruption && format_refusal) && (judges & JUDGE_ORACLE))
             vfail(v, "open-refused", "the crash image did not open: %s [%s, field %s, offset %" PRIu64 "]",
                   diag.message, vhdx_errname(rc), diag.field, diag.offset);
     } else {
@@ -512,33 +678,44 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
         v->replayed = in.replayed ? in.replayed_entries : 0;
         if (in.replayed)
             s->st->replays++;
-        if (!vhdx_guid_is_zero(&in.header.log_guid))
+        if (!vhdx_guid_is_zero(&in.header.log_guid) && (judges & JUDGE_ORACLE))
             vfail(v, "log-guid-not-cleared", "after replay the current header still carries a LogGuid");
-        if (v->ok)
+        if (v->ok && (judges & JUDGE_ORACLE))
             judge_check(s, v);
     }
+    if (judges & JUDGE_REF) {
+        refjudge_open(&rj, rc, format_refusal, rc == 0 ? &in : NULL, !corruption, v);
+        if (rc == 0 && in.replayed)
+            refjudge_replayed(&rj, v);
+    }
+    if ((judges & JUDGE_VIEW) && (ro_rc == 0) != (rc == 0))
+        verdict_fail(v, INV_VIEW_RO_RW, "the read-only open %s (%s) and the read-write open %s (%s)",
+                     ro_rc == 0 ? "succeeded" : "refused the image", ro_rc ? vhdx_errname(ro_rc) : "ok",
+                     rc == 0 ? "succeeded" : "refused it", rc ? vhdx_errname(rc) : "ok");
     struct verdict structural = *v;
     if (h)
-        judge_data(s, h, &in, cut, hash, corruption, v);
+        judge_data(s, h, ro, &rj, &in, cut, hash, corruption, v);
     if (share) {
         s->sh_active = 1;
         s->sh_sig = sig;
-        s->sh_h = h; /* may be NULL: a refused class */
+        s->sh_h = h; /* may be NULL: a refused class, the refusal itself is shared */
         s->sh_in = in;
         s->sh_v = structural;
         s->sh_first = *ch;
-        if (!h) {
-            s->sh_active = 1; /* the refusal itself is shared */
-        }
+        s->sh_ro = ro;
+        s->sh_ref = rj;
         return;
     }
+    class_end(&ro, &rj);
     if (h) {
         uint64_t w = s->cd.writes + s->cd.truncates;
         rc = vhdx_close(h);
-        if (rc != 0)
-            vfail(v, "close-failed", "closing the replayed image failed: %s", vhdx_strerror(rc));
-        else if (s->cd.writes + s->cd.truncates != w)
-            vfail(v, "close-failed", "closing an unmodified session wrote to the image");
+        if (judges & JUDGE_ORACLE) {
+            if (rc != 0)
+                vfail(v, "close-failed", "closing the replayed image failed: %s", vhdx_strerror(rc));
+            else if (s->cd.writes + s->cd.truncates != w)
+                vfail(v, "close-failed", "closing an unmodified session wrote to the image");
+        }
     }
 }
 
@@ -1229,6 +1406,7 @@ static int walk(struct sweeper *s)
             if (rc)
                 return rc;
             s->epoch++;
+            s->epoch_start = i + 1;
         } else if (op->kind == TR_MARK && drop_name >= 0 && op->name == (uint16_t)drop_name) {
             s->n_pending = 0; /* a failed flush dropped them */
         }

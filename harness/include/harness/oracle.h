@@ -122,6 +122,11 @@ enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t secto
  * Walks every op on the sector after the acknowledged one (no cap). */
 int oracle_torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512]);
 
+/* Which sectors of index unit `unit` (o->block_size bytes) a write begun
+ * before k covers: mask[i] = 1 for the unit's i-th sector.  Returns whether
+ * any is.  The others were never written and must read as zeros. */
+int oracle_written_mask(const struct oracle *o, uint64_t unit, uint64_t k, uint8_t *mask);
+
 /* Sectors worth checking at cut k: every sector of ops begun and not yet
  * acknowledged, and of ops acknowledged by the latest barrier (up to
  * per_op sampled sectors each), plus `probes` sectors sampled (by seed)

@@ -136,5 +136,10 @@ void crashdisk_set_structural_limit(struct crashdisk *c, uint64_t sector);
 uint64_t crashdisk_signature(const struct crashdisk *c);
 /* Reads [off, off+len) of the current image (all layers). */
 int crashdisk_read(struct crashdisk *c, void *buf, uint64_t len, uint64_t off);
+/* Reads the image as the crash choice built it, without what was written
+ * since (the scratch layer: e.g. a replay): what a second reader sees of
+ * the state before the subject touched it.  (A shrink or growth made while
+ * in use is not undone: callers keep the built size.) */
+int crashdisk_read_built(struct crashdisk *c, void *buf, uint64_t len, uint64_t off);
 
 #endif /* HARNESS_SIMDISK_H */

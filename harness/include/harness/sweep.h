@@ -30,11 +30,19 @@
  * from the sweep seed and the state's coordinates, so a state is identified
  * by (epoch, model, choice) and regenerated exactly from those.
  *
- * Judging a state: open read-write (replays the log); the open must succeed
- * (power-loss models); the header's LogGuid must be zero afterwards; the
- * checker must find no errors; sectors from oracle_check_set() (all written
- * sectors every full_every-th state) must satisfy the oracle; recovery
- * states must reach the same bytes as the uninterrupted replay.
+ * Judging a state (judges, sweep_config.judges): the reference reads the
+ * image first (refjudge.h); the subject opens it read-only (replay in
+ * memory) and read-write (replays the log); the open must succeed
+ * (power-loss models) and agree with the reference (refused-recoverable,
+ * accepted-invalid, the same sequence and geometry); the header's LogGuid
+ * must be zero afterwards; the checker must find no errors; the replayed
+ * metadata must equal the reference's replay; sectors from
+ * oracle_check_set() (all written sectors every full_every-th state) must
+ * satisfy the oracle and read the same through the read-only handle and
+ * the reference, as must a few ranges at odd offsets and lengths; on every
+ * unwritten_every-th state the blocks the epoch touched read zeros wherever
+ * no write ever went; recovery states must reach the same bytes as the
+ * uninterrupted replay.
  */
 #ifndef HARNESS_SWEEP_H
 #define HARNESS_SWEEP_H
@@ -46,6 +54,7 @@
 #include "harness/oracle.h"
 #include "harness/simdisk.h"
 #include "harness/trace.h"
+#include "harness/verdict.h"
 
 enum crash_model {
     M_PREFIX = 0,
@@ -89,19 +98,22 @@ int crash_choice_equal(const struct crash_choice *a, const struct crash_choice *
 uint64_t crash_choice_hash(const struct crash_choice *c, uint64_t start);
 int crash_choice_from_trace(const struct trace *t, struct crash_choice *c, char *err, size_t errlen);
 
-/* The verdict on one state. */
-struct verdict {
-    int ok;                  /* 1: no violation */
-    char invariant[48];      /* which invariant failed */
-    char detail[1024];       /* human explanation, including a hexdump diff */
-    uint64_t cut;            /* trace index K the expectation was taken at */
-    int open_rc;             /* result of the open */
-    uint32_t replayed;       /* log entries replayed */
-    uint64_t bad_sector;     /* virtual sector of a data violation, UINT64_MAX if none */
+/* The judges a sweep runs on each state (sweep_config.judges). */
+enum sweep_judge {
+    JUDGE_ORACLE = 1u << 0,    /* the subject opens, replays, checks clean; the data oracle on sampled sectors */
+    JUDGE_REF = 1u << 1,       /* the independent reference (refjudge.h) */
+    JUDGE_VIEW = 1u << 2,      /* a read-only open shows the same disk as the read-write one */
+    JUDGE_UNWRITTEN = 1u << 3, /* never-written sectors of allocated blocks read zeros */
 };
+#define JUDGE_ALL (JUDGE_ORACLE | JUDGE_REF | JUDGE_VIEW | JUDGE_UNWRITTEN)
+extern const char *const sweep_judge_names[4]; /* "oracle", "reference", "view", "unwritten" */
+/* "oracle,reference" -> bitmask; "all" accepted.  -1 on error. */
+int sweep_judges_parse(const char *s, unsigned *mask);
 
 struct sweep_config {
     unsigned models;          /* bitmask of (1 << M_*) */
+    unsigned judges;          /* bitmask of JUDGE_* (default JUDGE_ALL) */
+    uint32_t unwritten_every; /* the unwritten-sector check on every Nth state (default 4; 1 = all) */
     uint64_t seed;            /* sampling seed */
     uint32_t shard_k, shard_n; /* evaluate states with index % n == k */
     uint32_t reorder_max;     /* exhaustive reorder up to this many pending ops (default 8) */

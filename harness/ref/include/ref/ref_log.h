@@ -20,8 +20,8 @@
  * 64 TiB + 64 GiB).  Where the specification speaks, it follows the text:
  * a descriptor past the end of the file extends the file.
  */
-#ifndef FUZZ_REF_LOG_H
-#define FUZZ_REF_LOG_H
+#ifndef REF_REF_LOG_H
+#define REF_REF_LOG_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -78,7 +78,4 @@ void ref_result_free(struct ref_result *r);
  * a ring of log_length bytes?  1 valid, 0 not. */
 int ref_entry_valid(const uint8_t *buf, size_t len, const uint8_t guid[16], uint32_t log_length);
 
-/* CRC-32C (Castagnoli), chainable: ref_crc32c(ref_crc32c(0, a), b) = crc(a||b). */
-uint32_t ref_crc32c(uint32_t crc, const void *buf, size_t len);
-
-#endif /* FUZZ_REF_LOG_H */
+#endif /* REF_REF_LOG_H */

@@ -15,7 +15,8 @@
  * Invariants: validity is computed once per ring offset (memo), so the
  * search costs O(n^2) steps over n offsets plus one validation per offset.
  */
-#include "ref_log.h"
+#include "ref/ref_log.h"
+#include "ref/ref.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,40 +40,6 @@ static uint32_t rd32(const uint8_t *p)
 static uint64_t rd64(const uint8_t *p)
 {
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-/* ---- CRC-32C: the bytewise table, and eight tables to take 8 bytes a step -- */
-static uint32_t crc_tab[8][256];
-static int crc_ready;
-
-/* The reference is the oracle, not the code under test: its hot checksum
- * loop runs without sanitizer checks (its bounds come from the views). */
-__attribute__((no_sanitize("address", "undefined")))
-uint32_t ref_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-    if (!crc_ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-            crc_tab[0][i] = c;
-        }
-        for (uint32_t i = 0; i < 256; i++)
-            for (int t = 1; t < 8; t++)
-                crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xFF];
-        crc_ready = 1;
-    }
-    const uint8_t *p = buf;
-    crc = ~crc;
-    for (; len >= 8; len -= 8, p += 8) {
-        uint32_t lo = crc ^ rd32(p), hi = rd32(p + 4);
-        crc = crc_tab[7][lo & 0xFF] ^ crc_tab[6][(lo >> 8) & 0xFF] ^ crc_tab[5][(lo >> 16) & 0xFF] ^
-              crc_tab[4][lo >> 24] ^ crc_tab[3][hi & 0xFF] ^ crc_tab[2][(hi >> 8) & 0xFF] ^
-              crc_tab[1][(hi >> 16) & 0xFF] ^ crc_tab[0][hi >> 24];
-    }
-    while (len--)
-        crc = crc_tab[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
-    return ~crc;
 }
 
 /* ---- an entry seen through a view ----------------------------------------- */
