@@ -245,7 +245,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint32_t i = (r + n - in.start % n) % n;
             ring[r] = i < in.n_sectors ? in.sectors + (size_t)i * VHDX_LOG_SECTOR : zero4k;
         }
-        struct ref_ring rr = {ring, n};
+        struct ref_ring rr = {ring, n, NULL, NULL};
         FUZZ_CHECK(ref_log_replay(&rr, eh->log_guid.b, eh->log_offset, file_size, &ref) == 0, "reference: out of memory");
         want = expected_code(ref.verdict);
     }

@@ -24,7 +24,7 @@ static int mem_read(void *ctx, void *buf, size_t len, uint64_t off)
 static int ref_of(const struct memdev *m, struct ref_image *img)
 {
     static struct ref_src src;
-    src = (struct ref_src){mem_read, (void *)m, m->size};
+    src = (struct ref_src){mem_read, (void *)m, m->size, NULL, NULL};
     return ref_image_open(img, &src);
 }
 

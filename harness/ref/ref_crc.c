@@ -35,3 +35,123 @@ uint32_t ref_crc32c(uint32_t crc, const void *buf, size_t len)
         crc = table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
+
+/* ---- the memo ------------------------------------------------------------------ */
+#include <stdlib.h>
+#include <string.h>
+
+#define MEMO_SLOTS (1u << 16)
+
+struct memo_slot {
+    uint64_t key;   /* 0: empty */
+    uint64_t check; /* a second, independent hash of the same inputs */
+    uint32_t crc;
+};
+
+struct ref_memo {
+    struct memo_slot *slot;
+    uint64_t hits, misses;
+};
+
+struct ref_memo *ref_memo_new(void)
+{
+    struct ref_memo *m = calloc(1, sizeof *m);
+    if (m && !(m->slot = calloc(MEMO_SLOTS, sizeof *m->slot))) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+void ref_memo_free(struct ref_memo *m)
+{
+    if (m)
+        free(m->slot);
+    free(m);
+}
+
+void ref_memo_stats(const struct ref_memo *m, uint64_t *hits, uint64_t *misses)
+{
+    *hits = m ? m->hits : 0;
+    *misses = m ? m->misses : 0;
+}
+
+static uint64_t mixk(uint64_t h, uint64_t x, uint64_t mul)
+{
+    h ^= x;
+    h *= mul;
+    return h ^ (h >> 29);
+}
+
+static uint32_t crc_pieces(const uint8_t *const *ptr, size_t k, size_t piece, size_t zero_at)
+{
+    static const uint8_t zero4[4];
+    uint32_t c = 0;
+    for (size_t i = 0; i < k; i++) {
+        const size_t at = i * piece;
+        if (zero_at >= at && zero_at + 4 <= at + piece) {
+            const size_t in = zero_at - at;
+            c = ref_crc32c(c, ptr[i], in);
+            c = ref_crc32c(c, zero4, 4);
+            c = ref_crc32c(c, ptr[i] + in + 4, piece - in - 4);
+        } else {
+            c = ref_crc32c(c, ptr[i], piece);
+        }
+    }
+    return c;
+}
+
+/* Two independent 64-bit hashes of the bytes (the checksum field read as
+ * zero): the key of a piece list whose pointers do not name their bytes. */
+static void content_key(const uint8_t *const *ptr, size_t k, size_t piece, size_t zero_at, uint64_t *ka,
+                        uint64_t *kb)
+{
+    uint64_t a = 0x243F6A8885A308D3u ^ (k * piece), b = 0x13198A2E03707344u + zero_at;
+    for (size_t i = 0; i < k; i++) {
+        const uint8_t *p = ptr[i];
+        for (size_t j = 0; j + 8 <= piece; j += 8) {
+            uint64_t w;
+            memcpy(&w, p + j, 8);
+            const size_t at = i * piece + j;
+            if (zero_at >= at && zero_at < at + 8)
+                w &= ~((uint64_t)0xFFFFFFFFu << (8 * (zero_at - at))); /* zero_at is 4-aligned */
+            a = (a ^ w) * 0xBF58476D1CE4E5B9u;
+            a ^= a >> 31;
+            b = (b + w) * 0x94D049BB133111EBu;
+            b ^= b >> 29;
+        }
+    }
+    *ka = a | 1;
+    *kb = b;
+}
+
+uint32_t ref_memo_crc(struct ref_memo *m, const uint8_t *const *ptr, size_t k, size_t piece, size_t zero_at,
+                      int stable)
+{
+    if (!m || piece % 8)
+        return crc_pieces(ptr, k, piece, zero_at);
+    uint64_t a, b;
+    if (stable) {
+        a = 0x9E3779B97F4A7C15u ^ k;
+        b = 0xC2B2AE3D27D4EB4Fu ^ piece;
+        a = mixk(a, zero_at, 0xBF58476D1CE4E5B9u);
+        b = mixk(b, zero_at, 0x94D049BB133111EBu);
+        for (size_t i = 0; i < k; i++) {
+            a = mixk(a, (uint64_t)(uintptr_t)ptr[i], 0xBF58476D1CE4E5B9u);
+            b = mixk(b, (uint64_t)(uintptr_t)ptr[i] + i, 0xFF51AFD7ED558CCDu);
+        }
+        a |= 1;
+    } else {
+        content_key(ptr, k, piece, zero_at, &a, &b);
+        b = ~b; /* never equal to a pointer key's check */
+    }
+    struct memo_slot *s = &m->slot[a & (MEMO_SLOTS - 1)];
+    if (s->key == a && s->check == b) {
+        m->hits++;
+        return s->crc;
+    }
+    m->misses++;
+    uint32_t c = crc_pieces(ptr, k, piece, zero_at);
+    *s = (struct memo_slot){a, b, c};
+    return c;
+}

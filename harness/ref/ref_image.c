@@ -119,6 +119,20 @@ static int src_read(const struct ref_image *img, void *buf, size_t len, uint64_t
     return 0;
 }
 
+/* 4 KiB of the source at off (before any replay): in place when the source
+ * maps it, else read into buf.  *stable: the pointer may key the memo. */
+static const uint8_t *piece(const struct ref_image *img, uint64_t off, uint8_t *buf, int *stable)
+{
+    *stable = 0;
+    if (img->src.map && off + 4096 <= img->src.size) {
+        const uint8_t *p = img->src.map(img->src.ctx, off, 4096, stable);
+        if (p)
+            return p;
+        *stable = 0;
+    }
+    return src_read(img, buf, 4096, off) == 0 ? buf : NULL;
+}
+
 int ref_image_read(const struct ref_image *img, void *buf, size_t len, uint64_t off)
 {
     uint8_t *p = buf;
@@ -157,14 +171,16 @@ static int read_headers(struct ref_image *img)
         judge(img, REF_INVALID, "2.2.1 file identifier", "the first 8 bytes are not \"vhdxfile\"");
         return 0;
     }
-    uint8_t h[4096];
+    uint8_t hb[4096];
     for (int i = 0; i < 2; i++) {
         struct ref_header *x = &img->header[i];
-        if (src_read(img, h, sizeof h, i ? HEADER2 : HEADER1) != 0)
+        int stable;
+        const uint8_t *h = piece(img, i ? HEADER2 : HEADER1, hb, &stable);
+        if (!h)
             return -1;
         uint32_t stored = ref_le32(h + 4);
-        memset(h + 4, 0, 4);
-        x->valid = memcmp(h, "head", 4) == 0 && ref_crc32c(0, h, sizeof h) == stored;
+        x->valid = memcmp(h, "head", 4) == 0 &&
+                   ref_memo_crc(img->src.memo, &h, 1, 4096, 4, stable) == stored;
         x->sequence = ref_le64(h + 8);
         memcpy(x->file_write_guid, h + 16, 16);
         memcpy(x->data_write_guid, h + 32, 16);
@@ -224,17 +240,44 @@ static int replay(struct ref_image *img)
         return 0;
     }
     const uint32_t n = c->log_length / REF_SECTOR;
-    uint8_t *ring = malloc(c->log_length);
+    /* sectors the source maps in place are used there; the others are read
+     * into one buffer */
+    uint8_t *ring = NULL;
     const uint8_t **sectors = malloc(n * sizeof *sectors);
+    uint8_t *stable = malloc(n);
     int rc = 0;
-    if (!ring || !sectors || src_read(img, ring, c->log_length, c->log_offset) != 0) {
-        snprintf(img->why, sizeof img->why, "%s", ring && sectors ? "reading the log failed" : "out of memory");
+    if (!sectors || !stable) {
+        snprintf(img->why, sizeof img->why, "out of memory");
         rc = -1;
         goto out;
     }
-    for (uint32_t i = 0; i < n; i++)
-        sectors[i] = ring + (size_t)i * REF_SECTOR;
-    struct ref_ring r = {sectors, n};
+    uint32_t unmapped = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int st = 0;
+        const uint64_t off = c->log_offset + (uint64_t)i * REF_SECTOR;
+        sectors[i] = img->src.map && off + REF_SECTOR <= img->src.size
+                         ? img->src.map(img->src.ctx, off, REF_SECTOR, &st) : NULL;
+        stable[i] = sectors[i] && st;
+        unmapped += !sectors[i];
+    }
+    if (unmapped && !(ring = malloc((size_t)unmapped * REF_SECTOR))) {
+        snprintf(img->why, sizeof img->why, "out of memory");
+        rc = -1;
+        goto out;
+    }
+    for (uint32_t i = 0, k = 0; i < n; i++) {
+        if (sectors[i])
+            continue;
+        const uint64_t off = c->log_offset + (uint64_t)i * REF_SECTOR;
+        uint8_t *dst = ring + (size_t)k++ * REF_SECTOR;
+        if (src_read(img, dst, REF_SECTOR, off) != 0) {
+            snprintf(img->why, sizeof img->why, "reading the log failed");
+            rc = -1;
+            goto out;
+        }
+        sectors[i] = dst;
+    }
+    struct ref_ring r = {sectors, n, stable, img->src.memo};
     if (ref_log_replay(&r, c->log_guid, c->log_offset, img->file_size, &img->log) != 0) {
         snprintf(img->why, sizeof img->why, "out of memory");
         rc = -1;
@@ -265,6 +308,7 @@ static int replay(struct ref_image *img)
 out:
     free(ring);
     free(sectors);
+    free(stable);
     if (rc == 0 && img->log.verdict == REF_OK && img->status == REF_VALID) {
         img->ri = calloc(1, sizeof *img->ri);
         if (!img->ri) {
@@ -288,35 +332,72 @@ out:
 }
 
 /* ---- 2.2.3: region table --------------------------------------------------------- */
+/* 64 KiB of the image after the replay as 16 pieces of 4 KiB: in place (and
+ * memoized) when the source maps them and the replay did not write there,
+ * else read into buf.  Returns 0, or -1 on a read error. */
+struct table64 {
+    const uint8_t *pc[16];
+    int stable;
+};
+
+static int read_table64(const struct ref_image *img, uint64_t off, uint8_t *buf, struct table64 *t)
+{
+    const struct ref_replay_index *ri = img->ri;
+    const int replayed = ri && ri->n && off < ri->hi && off + 65536 > ri->lo;
+    t->stable = !replayed;
+    for (int i = 0; i < 16 && !replayed; i++) {
+        int st = 0;
+        if (!(t->pc[i] = piece(img, off + 4096 * (uint64_t)i, buf + 4096 * i, &st)))
+            return -1;
+        t->stable &= st;
+    }
+    if (replayed) {
+        if (ref_image_read(img, buf, 64 * 1024, off) != 0)
+            return -1;
+        for (int i = 0; i < 16; i++)
+            t->pc[i] = buf + 4096 * i;
+    }
+    return 0;
+}
+
+/* The table's bytes at `at` (records of 8, 16 or 32 bytes never cross a
+ * 4 KiB piece: they start at multiples of their size). */
+static const uint8_t *at64(const struct table64 *t, size_t at)
+{
+    return t->pc[at / 4096] + at % 4096;
+}
+
 struct region_copy {
     int valid;
     char why[128];
     uint32_t count;
-    struct ref_region e[REF_MAX_REGIONS];
+    struct ref_region *e; /* count entries (malloc'd) */
 };
 
 static int read_region_copy(struct ref_image *img, uint64_t off, uint8_t *buf, struct region_copy *rc)
 {
-    if (ref_image_read(img, buf, 64 * 1024, off) != 0)
+    struct table64 t;
+    if (read_table64(img, off, buf, &t) != 0)
         return -1;
     rc->valid = 0;
-    uint32_t stored = ref_le32(buf + 4);
-    memset(buf + 4, 0, 4);
-    if (memcmp(buf, "regi", 4) != 0) {
+    uint32_t stored = ref_le32(t.pc[0] + 4);
+    if (memcmp(t.pc[0], "regi", 4) != 0) {
         snprintf(rc->why, sizeof rc->why, "no \"regi\" signature");
         return 0;
     }
-    if (ref_crc32c(0, buf, 64 * 1024) != stored) {
+    if (ref_memo_crc(img->src.memo, t.pc, 16, 4096, 4, t.stable) != stored) {
         snprintf(rc->why, sizeof rc->why, "checksum mismatch");
         return 0;
     }
-    rc->count = ref_le32(buf + 8);
+    rc->count = ref_le32(t.pc[0] + 8);
     if (rc->count > REF_MAX_REGIONS) {
         snprintf(rc->why, sizeof rc->why, "EntryCount %u is above 2047", rc->count);
         return 0;
     }
+    if (!(rc->e = malloc((rc->count ? rc->count : 1) * sizeof *rc->e)))
+        return -1;
     for (uint32_t i = 0; i < rc->count; i++) {
-        const uint8_t *p = buf + 16 + 32 * (size_t)i;
+        const uint8_t *p = at64(&t, 16 + 32 * (size_t)i);
         memcpy(rc->e[i].guid, p, 16);
         rc->e[i].offset = ref_le64(p + 16);
         rc->e[i].length = ref_le32(p + 24);
@@ -339,10 +420,11 @@ static int same_table(const struct region_copy *a, const struct region_copy *b)
 
 static int read_regions(struct ref_image *img)
 {
-    struct region_copy *c = malloc(2 * sizeof *c);
+    struct region_copy c[2];
+    memset(c, 0, sizeof c);
     uint8_t *buf = malloc(64 * 1024);
     int rc = 0;
-    if (!c || !buf) {
+    if (!buf) {
         snprintf(img->why, sizeof img->why, "out of memory");
         rc = -1;
         goto out;
@@ -366,13 +448,8 @@ static int read_regions(struct ref_image *img)
         judge(img, REF_UNDECIDED, "2.2.3 region table copies", "both region table copies are valid and differ");
     img->region_used = use;
     img->n_regions = c[use].count;
-    img->regions = malloc((c[use].count ? c[use].count : 1) * sizeof *img->regions);
-    if (!img->regions) {
-        snprintf(img->why, sizeof img->why, "out of memory");
-        rc = -1;
-        goto out;
-    }
-    memcpy(img->regions, c[use].e, c[use].count * sizeof *img->regions);
+    img->regions = c[use].e;
+    c[use].e = NULL;
     int have_bat = 0, have_meta = 0;
     for (uint32_t i = 0; i < img->n_regions; i++) {
         const struct ref_region *r = &img->regions[i];
@@ -403,7 +480,8 @@ static int read_regions(struct ref_image *img)
         judge(img, REF_INVALID, "2.2.3 known regions", "the region table has no %s region",
               have_bat ? "metadata" : "BAT");
 out:
-    free(c);
+    free(c[0].e);
+    free(c[1].e);
     free(buf);
     return rc;
 }
@@ -423,17 +501,19 @@ static int read_metadata(struct ref_image *img)
               img->meta_length);
         return 0;
     }
-    uint8_t *t = malloc(METADATA_TABLE);
-    if (!t) {
+    uint8_t *buf = malloc(METADATA_TABLE);
+    if (!buf) {
         snprintf(img->why, sizeof img->why, "out of memory");
         return -1;
     }
     int rc = 0;
-    if (ref_image_read(img, t, METADATA_TABLE, img->meta_offset) != 0) {
+    struct table64 tb;
+    if (read_table64(img, img->meta_offset, buf, &tb) != 0) {
         snprintf(img->why, sizeof img->why, "reading the metadata table failed");
         rc = -1;
         goto out;
     }
+    const uint8_t *t = tb.pc[0];
     if (memcmp(t, "metadata", 8) != 0) {
         judge(img, REF_INVALID, "2.6.1.1 Signature", "the metadata table at %llu has no \"metadata\" signature",
               (unsigned long long)img->meta_offset);
@@ -451,12 +531,12 @@ static int read_metadata(struct ref_image *img)
     };
     uint32_t users = 0;
     for (uint32_t i = 0; i < count; i++) {
-        const uint8_t *e = t + 32 + 32 * (size_t)i;
+        const uint8_t *e = at64(&tb, 32 + 32 * (size_t)i);
         uint32_t off = ref_le32(e + 16), len = ref_le32(e + 20), flags = ref_le32(e + 24);
         int is_user = flags & 1, required = (flags >> 2) & 1;
         users += (uint32_t)is_user;
         for (uint32_t j = 0; j < i; j++) {
-            const uint8_t *o = t + 32 + 32 * (size_t)j;
+            const uint8_t *o = at64(&tb, 32 + 32 * (size_t)j);
             if (!memcmp(o, e, 16) && (ref_le32(o + 24) & 1) == (uint32_t)is_user)
                 judge(img, REF_INVALID, "2.6.1.2 ItemId", "metadata entries %u and %u share ItemId and IsUser", j, i);
             uint32_t ooff = ref_le32(o + 16), olen = ref_le32(o + 20);
@@ -539,7 +619,7 @@ static int read_metadata(struct ref_image *img)
     if (img->status == REF_VALID && img->virtual_size == 0)
         judge(img, REF_UNDECIDED, "2.6.2.2 VirtualDiskSize", "a virtual disk of 0 bytes");
 out:
-    free(t);
+    free(buf);
     return rc;
 }
 

@@ -143,13 +143,27 @@ static void check_entry(const struct view *v, const uint8_t guid[16], uint32_t l
         if (rd32(s) != SIG_DATA || rd32(s + 4) != (uint32_t)(e->seq >> 32) || rd32(s + 4092) != (uint32_t)e->seq)
             return;
     }
-    /* Checksum over EntryLength bytes with the Checksum field taken as 0. */
-    static const uint8_t zero4[4];
-    uint32_t c = ref_crc32c(0, h, 4);
-    c = ref_crc32c(c, zero4, 4);
-    c = ref_crc32c(c, h + 8, REF_SECTOR - 8);
-    for (uint64_t k = 1; k < sectors; k++)
-        c = ref_crc32c(c, sector_of(v, k), REF_SECTOR);
+    /* Checksum over EntryLength bytes with the Checksum field taken as 0
+     * (remembered per entry when its sectors are stable: ref_memo_crc). */
+    enum { PIECES = 64 };
+    const uint8_t *piece[PIECES];
+    const int memo_ok = v->ring && v->ring->memo && sectors <= PIECES;
+    int stable = memo_ok && v->ring->stable;
+    for (uint64_t k = 0; memo_ok && k < sectors; k++) {
+        piece[k] = sector_of(v, k);
+        stable = stable && v->ring->stable[(v->pos + k) % v->ring->n];
+    }
+    uint32_t c;
+    if (memo_ok) {
+        c = ref_memo_crc(v->ring->memo, piece, sectors, REF_SECTOR, 4, stable);
+    } else {
+        static const uint8_t zero4[4];
+        c = ref_crc32c(0, h, 4);
+        c = ref_crc32c(c, zero4, 4);
+        c = ref_crc32c(c, h + 8, REF_SECTOR - 8);
+        for (uint64_t k = 1; k < sectors; k++)
+            c = ref_crc32c(c, sector_of(v, k), REF_SECTOR);
+    }
     if (c != rd32(h + 4))
         return;
     e->valid = 1;
@@ -203,38 +217,77 @@ int ref_log_replay(const struct ref_ring *ring, const uint8_t guid[16], uint64_t
         check_entry(&v, guid, log_length, &memo[p]);
     }
 
-    /* Every start offset: extend while valid and consecutive. */
-    int have = 0, ambiguous = 0;
-    uint32_t best_len = 0, best_head = 0;
-    uint64_t best_seq = 0;
-    for (uint32_t start = 0; start < n; start++) {
-        uint32_t len = 0, cur = start;
-        while (len < n && memo[cur].valid && (len == 0 || memo[cur].seq == memo[run[len - 1]].seq + 1)) {
-            run[len++] = cur;
-            cur = (uint32_t)((cur + memo[cur].length / REF_SECTOR) % n);
-        }
-        if (len == 0)
+    /* The text's procedure starts a sequence at every offset and extends it
+     * "while the next entry is valid and its sequence number is one
+     * greater".  Every start on the same chain of such links reaches the
+     * same head, so the candidates are the chain ends (heads), and a head's
+     * sequence is valid ("its tail is contained within it") exactly when the
+     * chain from its Tail entry reaches it.  Computed once per offset:
+     * link[p] (the entry after p, or NONE), end[p] (where the chain from p
+     * ends), in O(n) instead of extending from every start. */
+    const uint32_t NONE = UINT32_MAX;
+    uint32_t *link = run, *chain_end = best_run; /* reuse the two arrays */
+    for (uint32_t p = 0; p < n; p++) {
+        link[p] = NONE;
+        chain_end[p] = NONE;
+        if (!memo[p].valid)
             continue;
-        const struct entry *head = &memo[run[len - 1]];
-        uint32_t from = len; /* index of the head's tail entry within the run */
-        for (uint32_t k = 0; k < len; k++)
-            if ((uint64_t)run[k] * REF_SECTOR == head->tail)
-                from = k;
-        if (from == len)
+        uint32_t q = (uint32_t)((p + memo[p].length / REF_SECTOR) % n);
+        if (memo[q].valid && memo[q].seq == memo[p].seq + 1)
+            link[p] = q;
+    }
+    for (uint32_t p = 0; p < n; p++) {
+        if (!memo[p].valid || chain_end[p] != NONE)
+            continue;
+        uint32_t q = p, steps = 0;
+        while (link[q] != NONE && chain_end[q] == NONE && steps++ < n) /* sequence numbers rise: no cycle */
+            q = link[q];
+        uint32_t e = chain_end[q] != NONE ? chain_end[q] : q;
+        for (uint32_t x = p; x != q && chain_end[x] == NONE; x = link[x])
+            chain_end[x] = e;
+        chain_end[q] = e;
+    }
+    int have = 0, ambiguous = 0;
+    uint32_t best_len = 0, best_head = 0, best_tail = 0;
+    uint64_t best_seq = 0;
+    for (uint32_t h = 0; h < n; h++) {
+        if (!memo[h].valid || link[h] != NONE)
+            continue; /* not the end of a chain */
+        const struct entry *head = &memo[h];
+        uint32_t t = head->tail / REF_SECTOR; /* check_entry: tail < log length, 4 KiB aligned */
+        if (!memo[t].valid || chain_end[t] != h)
             continue; /* the head's tail is not contained in the sequence */
         if (have && head->seq < best_seq)
             continue;
         if (have && head->seq == best_seq) {
-            if (run[len - 1] != best_head)
+            if (h != best_head)
                 ambiguous = 1;
             continue;
         }
         have = 1;
         ambiguous = 0;
         best_seq = head->seq;
-        best_head = run[len - 1];
-        best_len = len - from;
-        memcpy(best_run, run + from, best_len * sizeof *run);
+        best_head = h;
+        best_tail = t;
+    }
+    if (have) { /* the entries from the tail to the head, in order */
+        uint32_t len = 0, x = best_tail;
+        uint32_t *order = malloc((size_t)n * sizeof *order);
+        if (!order) {
+            free(memo);
+            free(run);
+            free(best_run);
+            return -1;
+        }
+        for (;;) {
+            order[len++] = x;
+            if (x == best_head || len >= n)
+                break;
+            x = link[x];
+        }
+        best_len = len;
+        memcpy(best_run, order, len * sizeof *order);
+        free(order);
     }
 
     int rc = 0;

@@ -27,11 +27,28 @@ static int current_read(void *ctx, void *buf, size_t len, uint64_t off)
     return crashdisk_read(cd, buf, len, off) == 0 ? 0 : -1;
 }
 
-int refjudge_begin(struct refjudge *rj, struct crashdisk *cd)
+static const uint8_t *built_map(void *ctx, uint64_t off, size_t len, int *stable)
+{
+    return crashdisk_map_built(ctx, off, len, stable);
+}
+
+/* The current image in place, where nothing was written since it was built. */
+static const uint8_t *current_map(void *ctx, uint64_t off, size_t len, int *stable)
+{
+    struct crashdisk *cd = ctx;
+    if (cd->scratch.count && off / 512 <= cd->scratch.max_key && (off + len) / 512 > cd->scratch.min_key)
+        for (uint64_t s = off / 512; s < (off + len + 511) / 512; s++)
+            if (secmap_get(&cd->scratch, s))
+                return NULL;
+    return crashdisk_map_built(cd, off, len, stable);
+}
+
+int refjudge_begin(struct refjudge *rj, struct crashdisk *cd, struct ref_memo *memo)
 {
     memset(rj, 0, sizeof *rj);
     rj->cd = cd;
-    rj->src = (struct ref_src){built_read, cd, cd->size};
+    rj->memo = memo;
+    rj->src = (struct ref_src){built_read, cd, cd->size, built_map, memo};
     if (ref_image_open(&rj->pre, &rj->src) != 0) {
         ref_image_free(&rj->pre);
         return -ENOMEM;
@@ -145,7 +162,7 @@ void refjudge_replayed(struct refjudge *rj, struct verdict *v)
         return;
     }
     /* the image the subject left: valid, nothing left to replay */
-    struct ref_src now = {current_read, cd, cd->size};
+    struct ref_src now = {current_read, cd, cd->size, current_map, rj->memo};
     struct ref_image post;
     if (ref_image_open(&post, &now) == 0) {
         if (post.status == REF_INVALID || post.log_pending)
@@ -165,7 +182,7 @@ void refjudge_replayed(struct refjudge *rj, struct verdict *v)
         uint64_t off, len;
         const char *what;
     } ranges[3] = {{192 * 1024, 128 * 1024, "the region tables"},
-                   {r->meta_offset, r->meta_length, "the metadata region"},
+                   {r->meta_offset, 64 * 1024, "the metadata table"},
                    {r->bat_offset, r->bat_entries * 8, "the BAT"}};
     for (int i = 0; i < 3 && v->ok; i++) {
         uint64_t d = first_difference(rj, ranges[i].off, ranges[i].len, a, b, CHUNK);

@@ -72,6 +72,7 @@ void secmap_clear(struct secmap *m)
     m->count = 0;
     m->min_key = m->max_key = 0;
     m->sig = 0;
+    m->copies = 0;
     for (struct secmap_chunk *c = m->arena; c; c = c->next)
         c->used = 0;
 }
@@ -161,6 +162,7 @@ int secmap_put_copy(struct secmap *m, uint64_t key, const uint8_t *bytes)
     }
     uint8_t *dst = c->data[c->used++];
     memcpy(dst, bytes, SECTOR);
+    m->copies++;
     return secmap_put(m, key, dst);
 }
 

@@ -290,6 +290,81 @@ static const uint8_t *built_resolve(void *ctx, uint64_t s)
     return SECTOR_ZERO;
 }
 
+#define ZERO_RUN (64u * 1024)
+static const uint8_t zero_run[ZERO_RUN]; /* a range that reads zeros maps here */
+
+/* Mappings of ranges that only the durable image holds, per generation of
+ * it: a crash state's own layers are small, the ring and tables the
+ * reference maps at every open are not. */
+#define MAPC_SLOTS 4096u
+struct crashdisk_mapc {
+    uint64_t gen;     /* durable_gen + 1; 0 = empty */
+    uint64_t off;
+    size_t len;
+    const uint8_t *p; /* may be NULL: not mappable */
+};
+
+static int layer_meets(const struct secmap *m, uint64_t s0, uint64_t s1)
+{
+    return m->count && m->min_key < s1 && m->max_key >= s0;
+}
+
+static const uint8_t *map_built_uncached(struct crashdisk *c, uint64_t off, size_t len, int *stable);
+
+const uint8_t *crashdisk_map_built(struct crashdisk *c, uint64_t off, size_t len, int *stable)
+{
+    const uint64_t s0 = off / SECTOR, s1 = (off + len + SECTOR - 1) / SECTOR;
+    if (layer_meets(&c->overlay, s0, s1) || layer_meets(&c->prefix, s0, s1) ||
+        (c->poison_lo < s1 && c->poison_hi > s0) || c->zero_from < s1)
+        return map_built_uncached(c, off, len, stable);
+    if (!c->mapc && !(c->mapc = calloc(MAPC_SLOTS, sizeof *c->mapc)))
+        return map_built_uncached(c, off, len, stable);
+    struct crashdisk_mapc *e = &c->mapc[(off / 4096 + len) % MAPC_SLOTS];
+    if (e->gen == c->durable_gen + 1 && e->off == off && e->len == len) {
+        *stable = 1; /* the durable image: values live as long as it does */
+        return e->p;
+    }
+    const uint8_t *p = map_built_uncached(c, off, len, stable);
+    *e = (struct crashdisk_mapc){c->durable_gen + 1, off, len, p};
+    return p;
+}
+
+static const uint8_t *map_built_uncached(struct crashdisk *c, uint64_t off, size_t len, int *stable)
+{
+    *stable = 1;
+    if (off % SECTOR || len % SECTOR || len == 0)
+        return NULL;
+    const uint8_t *first = NULL;
+    int zeros = 1;
+    for (uint64_t s = off / SECTOR, i = 0; i < len / SECTOR; s++, i++) {
+        const uint8_t *v;
+        if ((v = secmap_get(&c->overlay, s))) {
+            *stable &= c->overlay.copies == 0 && !c->overlay_borrows_temp;
+        } else if ((v = secmap_get(&c->prefix, s))) {
+            *stable &= c->prefix.copies == 0;
+        } else {
+            v = built_resolve(c, s); /* the durable image: values live as long as the sweep */
+        }
+        if (v == SECTOR_ZERO) {
+            if (!zeros)
+                return NULL;
+            continue;
+        }
+        if (v == SECTOR_POISON || (zeros && i > 0))
+            return NULL; /* one static sector for all: not contiguous */
+        zeros = 0;
+        if (i == 0)
+            first = v;
+        else if (v != first + i * SECTOR)
+            return NULL;
+    }
+    if (zeros && len <= ZERO_RUN) {
+        *stable = 1;
+        return zero_run;
+    }
+    return zeros ? NULL : first;
+}
+
 int crashdisk_read_built(struct crashdisk *c, void *buf, uint64_t len, uint64_t off)
 {
     return read_sectors(built_resolve, c, buf, len, off);
@@ -409,6 +484,8 @@ void crashdisk_init(struct crashdisk *c, const struct secmap *durable, uint64_t 
 
 void crashdisk_free(struct crashdisk *c)
 {
+    free(c->mapc);
+    c->mapc = NULL;
     secmap_free(&c->prefix);
     secmap_free(&c->overlay);
     secmap_free(&c->scratch);
@@ -429,6 +506,7 @@ void crashdisk_reset_keep_prefix(struct crashdisk *c)
     c->size = c->prefix_size;
     c->zero_from = c->prefix_zero_from;
     c->poison_lo = c->poison_hi = 0;
+    c->overlay_borrows_temp = 0;
 }
 
 int crashdisk_prefix_write(struct crashdisk *c, uint64_t off, const uint8_t *data, uint64_t len)

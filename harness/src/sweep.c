@@ -89,6 +89,7 @@ void sweep_config_defaults(struct sweep_config *c)
     c->models = M_ALL_MODELS;
     c->judges = JUDGE_ALL;
     c->unwritten_every = 4;
+    c->replayed_every = 4;
     c->seed = 1;
     c->shard_n = 1;
     c->reorder_max = 8;
@@ -234,6 +235,9 @@ struct sweeper {
     struct vhdx *sh_ro;       /* its read-only handle (JUDGE_VIEW; NULL if refused or off) */
     struct refjudge sh_ref;   /* its reference reading (JUDGE_REF) */
     uint64_t epoch_start;     /* trace index of the current epoch's first op */
+    struct ref_memo *memo;    /* the reference's checksum memo for this trace (JUDGE_REF) */
+    uint8_t *unwritten_buf;   /* one index unit and its sector mask (JUDGE_UNWRITTEN) */
+    uint64_t unwritten_cap;
     struct crash_choice sh_first; /* the first state of the class */
     size_t n_pending, cap_pending;
     struct undo_rec *undo;    /* what the last flush overwrote (the `lost` model) */
@@ -485,8 +489,15 @@ static void judge_unwritten(struct sweeper *s, struct vhdx *h, const struct vhdx
                 blocks[nb++] = b;
         }
     }
-    static uint8_t unit[ORACLE_UNIT_MAX], mask[ORACLE_UNIT_MAX / 512];
-    const uint64_t us = o->block_size;
+    const uint64_t us = o->block_size; /* the oracle's index unit: 64 KiB, more on disks past 16 GiB */
+    if (s->unwritten_cap < us) {
+        uint8_t *grown = realloc(s->unwritten_buf, us + us / 512);
+        if (!grown)
+            return;
+        s->unwritten_buf = grown;
+        s->unwritten_cap = us;
+    }
+    uint8_t *unit = s->unwritten_buf, *mask = s->unwritten_buf + us;
     for (int q = 0; q < nb && v->ok; q++) {
         uint64_t first = blocks[q] * bs / us, n = bs / us;
         uint64_t step = n > MAX_UNITS ? n / MAX_UNITS : 1; /* big blocks: spread samples */
@@ -646,7 +657,7 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
     /* the reference reads the image before any open touches it */
     struct refjudge rj;
     memset(&rj, 0, sizeof rj);
-    if ((judges & JUDGE_REF) && refjudge_begin(&rj, &s->cd) != 0)
+    if ((judges & JUDGE_REF) && refjudge_begin(&rj, &s->cd, s->memo) != 0)
         fprintf(stderr, "sweep: the reference ran out of memory; state judged without it\n");
     struct vhdx_rng_seeded rs = {hash};
     struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
@@ -685,7 +696,7 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
     }
     if (judges & JUDGE_REF) {
         refjudge_open(&rj, rc, format_refusal, rc == 0 ? &in : NULL, !corruption, v);
-        if (rc == 0 && in.replayed)
+        if (rc == 0 && in.replayed && s->c->replayed_every && (hash >> 13) % s->c->replayed_every == 0)
             refjudge_replayed(&rj, v);
     }
     if ((judges & JUDGE_VIEW) && (ro_rc == 0) != (rc == 0))
@@ -801,6 +812,7 @@ static void judge_recovery(struct sweeper *s, const struct crash_choice *c, uint
 {
     /* Image: start + the first `index` replay operations persisted. */
     build_recovery_start(s, c);
+    s->cd.overlay_borrows_temp = 1; /* rec lives for this epoch only */
     for (uint32_t i = 0; i < c->index && i < rec->n_ops; i++)
         overlay_apply(&s->cd, &rec->ops[i]);
     if (s->want && s->c->save_image)
@@ -1309,6 +1321,7 @@ static int advance(struct sweeper *s)
             s->dsize = op->off + op->len;
     }
     s->n_pending = 0;
+    s->cd.durable_gen++; /* D changed */
     reset_all(s); /* the prefix layer described the old epoch */
     return 0;
 }
@@ -1327,6 +1340,8 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
         return rc;
     s->dsize = t->base_size;
     crashdisk_init(&s->cd, &s->D, s->dsize);
+    if ((c->judges & JUDGE_REF) && !(s->memo = ref_memo_new()))
+        return -ENOMEM;
     if (t->flags & TRACE_F_WORKLOAD) {
         rc = oracle_build(&s->oracle, t);
         if (rc)
@@ -1375,6 +1390,8 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
 static void sweeper_free(struct sweeper *s)
 {
     shared_close(s);
+    ref_memo_free(s->memo);
+    free(s->unwritten_buf);
     crashdisk_free(&s->cd);
     secmap_free(&s->D);
     if (s->have_oracle)

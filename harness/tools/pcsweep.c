@@ -58,6 +58,12 @@ static const char usage[] =
     "  --reorder-samples N  sampled subsets above that (default 32)\n"
     "  --torn 512|4096|both torn-write granularity (default both)\n"
     "  --per-op N --probes N   sectors checked per in-flight op, random probes (8, 16)\n"
+    "  --judges LIST        oracle,reference,view,unwritten or all (default all): the data\n"
+    "                       oracle and the subject's own open/check; the independent\n"
+    "                       reference (harness/ref); read-only vs read-write views; zeros\n"
+    "                       where nothing was written (docs/harness.md, Judges)\n"
+    "  --unwritten-every N  the unwritten-sector check on every Nth state (4; 1 = all)\n"
+    "  --replayed-every N   the reference re-reads the replayed image of every Nth class (4)\n"
     "  --full-every N --full-max M   every Nth state a wide check of M sectors across\n"
     "                       all written data (64, 4096; --full-max 0 = every sector)\n"
     "  --max-states N  --max-seconds S  --max-violations N   limits (0 = none)\n"
@@ -147,6 +153,13 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             if (crash_models_parse(v, &o->sc.models) != 0)
                 tool_die_usage("--models: '%s' names an unknown model (prefix, drop, reorder, torn, stale, recovery, "
                           "misdirect, lost, bitflip, all, power, corruption)", v);
+        } else if (OPT("--judges")) {
+            if (sweep_judges_parse(v, &o->sc.judges) != 0)
+                tool_die_usage("--judges: '%s' names an unknown judge (oracle, reference, view, unwritten, all)", v);
+        } else if (OPT("--unwritten-every")) {
+            o->sc.unwritten_every = (uint32_t)tool_parse_num(a, v);
+        } else if (OPT("--replayed-every")) {
+            o->sc.replayed_every = (uint32_t)tool_parse_num(a, v);
         } else if (OPT("--shard")) {
             unsigned k, n;
             char extra;

@@ -42,11 +42,14 @@ struct refjudge {
     int have;              /* pre holds a reading (ref_image_open returned 0) */
     struct crashdisk *cd;  /* the state's device */
     struct ref_src src;    /* reads cd as built (crashdisk_read_built), at the built size */
+    struct ref_memo *memo; /* checksums of stable bytes, shared by every state of a trace (may be NULL) */
 };
 
-/* Reads the image on cd as built.  0, or -ENOMEM (then every check passes:
- * the harness, not the subject, failed; the caller reports it). */
-int refjudge_begin(struct refjudge *rj, struct crashdisk *cd);
+/* Reads the image on cd as built (memo: the trace's checksum memo, may be
+ * NULL; it must not outlive the durable image cd borrows).  0, or -ENOMEM
+ * (then every check passes: the harness, not the subject, failed; the
+ * caller reports it). */
+int refjudge_begin(struct refjudge *rj, struct crashdisk *cd, struct ref_memo *memo);
 void refjudge_end(struct refjudge *rj);
 
 /* The subject's open: rc (0: opened; in holds its info), whether the rc

@@ -38,6 +38,8 @@ struct secmap {
     struct secmap_chunk *arena; /* owned sector copies */
     uint64_t sig_limit;        /* keys below this count in sig (0: none) */
     uint64_t sig;              /* XOR of a hash of (key, value pointer) over keys < sig_limit */
+    size_t copies;             /* secmap_put_copy calls since the last clear (arena memory is reused by
+                                * the next clear: such values do not name their bytes forever) */
 };
 
 void secmap_init(struct secmap *m);

@@ -105,6 +105,12 @@ struct crashdisk {
     uint64_t prefix_size;        /* size after the prefix layer */
     uint64_t prefix_zero_from;   /* zero_from after the prefix layer */
     uint64_t poison_lo, poison_hi; /* sectors in [lo, hi) absent from overlay/scratch read POISON */
+    uint64_t durable_gen;        /* the owner bumps it whenever *durable changes (crashdisk_map_built
+                                  * remembers mappings of the durable image per generation) */
+    struct crashdisk_mapc *mapc; /* that memory (private) */
+    int overlay_borrows_temp;    /* the overlay borrows bytes that do not live as long as the durable
+                                  * image (e.g. a replay's own trace): crashdisk_map_built calls them
+                                  * unstable.  Cleared by every reset. */
     crashdisk_guard_fn guard;    /* may be NULL */
     void *guard_ctx;
     struct trace *rec;           /* records writes/truncates/flushes made while in use (may be NULL) */
@@ -141,5 +147,12 @@ int crashdisk_read(struct crashdisk *c, void *buf, uint64_t len, uint64_t off);
  * the state before the subject touched it.  (A shrink or growth made while
  * in use is not undone: callers keep the built size.) */
 int crashdisk_read_built(struct crashdisk *c, void *buf, uint64_t len, uint64_t off);
+/* The built image's bytes [off, off+len) (512-byte aligned) when they lie
+ * contiguous in memory, else NULL.  *stable is set when the pointer names
+ * those bytes for as long as the durable image lives (values borrowed from
+ * the trace or held by the durable map; not per-state copies): equal
+ * pointers then mean equal bytes, which the reference's checksum memo
+ * relies on. */
+const uint8_t *crashdisk_map_built(struct crashdisk *c, uint64_t off, size_t len, int *stable);
 
 #endif /* HARNESS_SIMDISK_H */

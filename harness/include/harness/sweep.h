@@ -114,6 +114,9 @@ struct sweep_config {
     unsigned models;          /* bitmask of (1 << M_*) */
     unsigned judges;          /* bitmask of JUDGE_* (default JUDGE_ALL) */
     uint32_t unwritten_every; /* the unwritten-sector check on every Nth state (default 4; 1 = all) */
+    uint32_t replayed_every;  /* the reference's reading of the replayed image on every Nth structural
+                               * class that replays (default 4; 1 = all): it re-reads and re-checksums
+                               * the headers the replay rewrote */
     uint64_t seed;            /* sampling seed */
     uint32_t shard_k, shard_n; /* evaluate states with index % n == k */
     uint32_t reorder_max;     /* exhaustive reorder up to this many pending ops (default 8) */

@@ -80,6 +80,24 @@ enum {
     REF_BAT_PARTIALLY_PRESENT = 7,
 };
 
+/* A cache of checksums over bytes that callers name by stable pointers
+ * (ref_memo_crc): a harness that keeps images as maps of pointers into
+ * immutable data (its traces) lets the reference checksum each log entry,
+ * header and region table once per sweep instead of once per crash state.
+ * The checksum itself is always ref_crc32c; the memo only remembers it. */
+struct ref_memo;
+struct ref_memo *ref_memo_new(void);
+void ref_memo_free(struct ref_memo *m);
+/* CRC-32C over k pieces of `piece` bytes each (ptr[0..k)), the 4 bytes at
+ * zero_at of the whole taken as zero (SIZE_MAX: none).  Remembered under
+ * the pointers when `stable` (they name their bytes for the memo's life),
+ * else under two independent 64-bit hashes of the bytes (a few times
+ * cheaper than the bytewise checksum).  With m NULL just computes it. */
+uint32_t ref_memo_crc(struct ref_memo *m, const uint8_t *const *ptr, size_t k, size_t piece, size_t zero_at,
+                      int stable);
+/* hits and misses so far (for benchmarks) */
+void ref_memo_stats(const struct ref_memo *m, uint64_t *hits, uint64_t *misses);
+
 /* Where the reference reads an image from. */
 struct ref_src {
     /* Reads [off, off+len); bytes at or past `size` read as zeros.
@@ -87,6 +105,12 @@ struct ref_src {
     int (*read)(void *ctx, void *buf, size_t len, uint64_t off);
     void *ctx;
     uint64_t size; /* file size in bytes */
+    /* Optional (NULL): the bytes [off, off+len) (whole 4 KiB pieces) in place
+     * when they lie contiguous in memory, else NULL; *stable says whether the
+     * pointer names these bytes for the memo's whole life (equal pointers,
+     * equal bytes).  Then checksums go through memo. */
+    const uint8_t *(*map)(void *ctx, uint64_t off, size_t len, int *stable);
+    struct ref_memo *memo; /* optional, with map */
 };
 
 enum ref_status {

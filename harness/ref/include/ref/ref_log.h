@@ -28,10 +28,14 @@
 
 #define REF_SECTOR 4096u
 
+struct ref_memo;
+
 /* The log region: n sectors of 4096 bytes (n = LogLength / 4096). */
 struct ref_ring {
     const uint8_t *const *sector; /* [n] pointers to 4096 bytes each */
     uint32_t n;                   /* sectors in the ring */
+    const uint8_t *stable;        /* optional [n]: sector i's pointer names its bytes for memo's life */
+    struct ref_memo *memo;        /* optional: checksums of entries made of stable sectors */
 };
 
 enum ref_verdict {
