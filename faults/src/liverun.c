@@ -94,7 +94,7 @@ static void live_fail(struct fault_run *r, const char *inv, const char *fmt, ...
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
     r->live_op = r->cur_op;
-    fault_verdict_fail(&r->live_v, inv, "after workload op %ld: %s", r->cur_op, detail);
+    verdict_fail_named(&r->live_v, inv, "after workload op %ld: %s", r->cur_op, detail);
     r->live_v.cut = r->t ? r->t->n_ops : 0;
 }
 
@@ -249,7 +249,7 @@ int fault_run_workload(struct fault_run *r, const struct workload *w, struct tra
     r->live_reads = 0;
     if (!r->rng)
         r->rng = w->p.seed ^ UINT64_C(0x11FE);
-    fault_verdict_init(&r->live_v, 0);
+    verdict_init(&r->live_v, 0);
     trace_init(t);
     shadow_init(&r->sh, w->p.seed);
     fault_set_inject_hook(on_inject, r);

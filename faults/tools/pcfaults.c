@@ -578,7 +578,7 @@ static void keep_passing(struct fsweep *S, enum phase ph, const struct fault_pla
     if (!S->o->repro_dir || S->kept >= S->o->keep_repro)
         return;
     struct verdict v;
-    fault_verdict_init(&v, 0);
+    verdict_init(&v, 0);
     snprintf(v.invariant, sizeof v.invariant, "none");
     char path[4096], err[512];
     snprintf(path, sizeof path, "%s/pass-fault-%s-%s-s%" PRIu64 "-%s-%s-n%" PRIu64 ".pctrace", S->o->repro_dir,
@@ -914,16 +914,16 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
     ks->injected++;
     ks->injections += inj_total;
     struct verdict v;
-    fault_verdict_init(&v, cut);
+    verdict_init(&v, cut);
     v.open_rc = open_rc;
     if (inj_open && open_rc == 0)
-        fault_verdict_fail(&v, "fault-not-reported", "opening the crash image succeeded although %" PRIu64
+        verdict_fail_named(&v, "fault-not-reported", "opening the crash image succeeded although %" PRIu64
                            " injected fault(s) fired during the open", inj_open);
     else if (inj_total > inj_open && close_rc == 0)
-        fault_verdict_fail(&v, "fault-not-reported", "closing the replayed image succeeded although %" PRIu64
+        verdict_fail_named(&v, "fault-not-reported", "closing the replayed image succeeded although %" PRIu64
                            " injected fault(s) fired during the close", inj_total - inj_open);
     else if (open_rc != 0 && rw.changes_at_fire == 0 && plan->kind != FK_SHORT && c1.writes + c1.truncates)
-        fault_verdict_fail(&v, "refused-open-wrote", "the open failed (%s) at a fault that struck before its first "
+        verdict_fail_named(&v, "refused-open-wrote", "the open failed (%s) at a fault that struck before its first "
                            "write, yet it wrote %" PRIu64 " time(s) afterwards", vhdx_errname(open_rc),
                            c1.writes + c1.truncates);
     if (!v.ok) {
@@ -1098,20 +1098,20 @@ static void judge_created(const struct workload_params *p, struct cowdisk *img, 
     struct vhdx *h;
     struct vhdx_options o = {.flags = VHDX_OPEN_RDONLY};
     if (vhdx_open(cowdisk_bdev(img), &o, &h) != 0) {
-        fault_verdict_fail(v, "create-image-invalid", "the image opened once, then not read-only");
+        verdict_fail_named(v, "create-image-invalid", "the image opened once, then not read-only");
         return;
     }
     struct vhdx_info in;
     vhdx_get_info(h, &in);
     if (in.geo.virtual_size != p->virtual_size || in.geo.block_size != p->block_size)
-        fault_verdict_fail(v, "create-image-invalid", "the image opened with virtual size %" PRIu64
+        verdict_fail_named(v, "create-image-invalid", "the image opened with virtual size %" PRIu64
                            " and block size %u, not the %" PRIu64 " and %u asked for",
                            in.geo.virtual_size, in.geo.block_size, p->virtual_size, p->block_size);
     uint8_t buf[512];
     for (int i = 0; i < 16 && v->ok; i++) {
         uint64_t off = (mix64(hash + (uint64_t)i) % (p->virtual_size / 512)) * 512;
         if (vhdx_read(h, off, buf, sizeof buf) != 0 || memcmp(buf, SECTOR_ZERO, sizeof buf) != 0)
-            fault_verdict_fail(v, "create-image-invalid", "virtual offset %" PRIu64 " of the new image does not "
+            verdict_fail_named(v, "create-image-invalid", "virtual offset %" PRIu64 " of the new image does not "
                                "read as zeros", off);
     }
     vhdx_close(h);
@@ -1140,9 +1140,9 @@ static int create_plan(struct fsweep *S, const struct trace *t0, const struct wo
     ks->injected++;
     ks->injections += inj;
     struct verdict v;
-    fault_verdict_init(&v, 0);
+    verdict_init(&v, 0);
     if (rc == 0)
-        fault_verdict_fail(&v, "fault-not-reported", "vhdx_create succeeded although %" PRIu64
+        verdict_fail_named(&v, "fault-not-reported", "vhdx_create succeeded although %" PRIu64
                            " injected fault(s) fired", inj);
     static const char *const posts[2] = {"all", "durable"};
     size_t upto[2] = {c1.n_ops, c1.durable};
@@ -1578,7 +1578,7 @@ static int run_one(struct fsweep *S, const struct workload *w, struct trace *t0,
                    const struct crash_choice *after_state_only, struct verdict *out)
 {
     struct verdict v;
-    fault_verdict_init(&v, 0);
+    verdict_init(&v, 0);
     int fired = 0;
     if (ph == PH_RUN) {
         struct fault_run r;

@@ -43,13 +43,34 @@ static const uint8_t *current_map(void *ctx, uint64_t off, size_t len, int *stab
     return crashdisk_map_built(cd, off, len, stable);
 }
 
-int refjudge_begin(struct refjudge *rj, struct crashdisk *cd, struct ref_memo *memo)
+struct ref_src refjudge_src_built(struct crashdisk *cd, struct ref_memo *memo)
+{
+    return (struct ref_src){built_read, cd, cd->size, built_map, memo};
+}
+
+struct ref_src refjudge_src_now(struct crashdisk *cd, struct ref_memo *memo)
+{
+    return (struct ref_src){current_read, cd, cd->size, current_map, memo};
+}
+
+static int bdev_src_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    struct bdev *dev = ctx;
+    return dev->ops->read(dev, buf, len, off) == 0 ? 0 : -1;
+}
+
+struct ref_src refjudge_src_bdev(struct bdev *dev, struct ref_memo *memo)
+{
+    uint64_t size = 0;
+    if (dev->ops->size(dev, &size) != 0)
+        size = 0;
+    return (struct ref_src){bdev_src_read, dev, size, NULL, memo};
+}
+
+int refjudge_begin(struct refjudge *rj, const struct ref_src *before)
 {
     memset(rj, 0, sizeof *rj);
-    rj->cd = cd;
-    rj->memo = memo;
-    rj->src = (struct ref_src){built_read, cd, cd->size, built_map, memo};
-    if (ref_image_open(&rj->pre, &rj->src) != 0) {
+    if (ref_image_open(&rj->pre, before) != 0) {
         ref_image_free(&rj->pre);
         return -ENOMEM;
     }
@@ -129,15 +150,18 @@ void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct
 }
 
 /* First differing offset of [off, off+len) between the reference's replay
- * (pre) and the replayed image (cd); UINT64_MAX when equal. */
-static uint64_t first_difference(struct refjudge *rj, uint64_t off, uint64_t len, uint8_t *a, uint8_t *b,
-                                 size_t chunk)
+ * (pre) and the replayed image (after); UINT64_MAX when equal. */
+static uint64_t first_difference(struct refjudge *rj, const struct ref_src *after, uint64_t off, uint64_t len,
+                                 uint8_t *a, uint8_t *b, size_t chunk)
 {
     while (len > 0) {
         size_t n = len < chunk ? (size_t)len : chunk;
         if (ref_image_read(&rj->pre, a, n, off) != 0)
             return UINT64_MAX;
-        crashdisk_read(rj->cd, b, n, off);
+        memset(b, 0, n);
+        if (off < after->size && after->read(after->ctx, b, after->size - off < n ? (size_t)(after->size - off) : n,
+                                             off) != 0)
+            return UINT64_MAX;
         if (memcmp(a, b, n) != 0)
             for (size_t i = 0; i < n; i++)
                 if (a[i] != b[i])
@@ -148,23 +172,22 @@ static uint64_t first_difference(struct refjudge *rj, uint64_t off, uint64_t len
     return UINT64_MAX;
 }
 
-void refjudge_replayed(struct refjudge *rj, struct verdict *v)
+void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, struct verdict *v)
 {
     if (!rj->have || rj->pre.status != REF_VALID || !v->ok)
         return;
     const struct ref_image *r = &rj->pre;
-    struct crashdisk *cd = rj->cd;
-    if (cd->size < r->size) {
+    const uint64_t now_size = after->size;
+    if (now_size < r->size) {
         verdict_fail(v, INV_REF_FILE_SIZE,
                      "after the replay the file is %" PRIu64 " bytes; the log requires at least %" PRIu64
                      " (every descriptor's end and the head's LastFileOffset %" PRIu64 ", MS-VHDX 2.3.3)",
-                     cd->size, r->size, r->log.last_file_offset);
+                     now_size, r->size, r->log.last_file_offset);
         return;
     }
     /* the image the subject left: valid, nothing left to replay */
-    struct ref_src now = {current_read, cd, cd->size, current_map, rj->memo};
     struct ref_image post;
-    if (ref_image_open(&post, &now) == 0) {
+    if (ref_image_open(&post, after) == 0) {
         if (post.status == REF_INVALID || post.log_pending)
             verdict_fail(v, INV_REF_REPLAYED_INVALID, "after the subject's replay the image %s%s%s",
                          post.log_pending ? "still names a log to replay" : "breaks MS-VHDX ",
@@ -185,7 +208,7 @@ void refjudge_replayed(struct refjudge *rj, struct verdict *v)
                    {r->meta_offset, 64 * 1024, "the metadata table"},
                    {r->bat_offset, r->bat_entries * 8, "the BAT"}};
     for (int i = 0; i < 3 && v->ok; i++) {
-        uint64_t d = first_difference(rj, ranges[i].off, ranges[i].len, a, b, CHUNK);
+        uint64_t d = first_difference(rj, after, ranges[i].off, ranges[i].len, a, b, CHUNK);
         if (d != UINT64_MAX)
             verdict_fail(v, INV_REF_REPLAYED_BYTES,
                          "after the replay, %s differs from the reference's replay at file offset %" PRIu64
@@ -197,9 +220,9 @@ void refjudge_replayed(struct refjudge *rj, struct verdict *v)
         uint64_t len = w->length;
         if (!w->data && w->offset >= r->file_size)
             continue; /* zeros past the old end: covered by the size check */
-        if (w->offset + len > cd->size)
-            len = cd->size - w->offset;
-        uint64_t d = first_difference(rj, w->offset, len, a, b, CHUNK);
+        if (w->offset + len > now_size)
+            len = now_size - w->offset;
+        uint64_t d = first_difference(rj, after, w->offset, len, a, b, CHUNK);
         if (d != UINT64_MAX)
             verdict_fail(v, INV_REF_REPLAYED_BYTES,
                          "after the replay, file offset %" PRIu64 " differs from the reference's replay (a %s "

@@ -25,7 +25,10 @@
  * succeed; afterwards the header's LogGuid is zero; vhdx_check finds no
  * error; sectors sampled from the oracle's check set (and, on request, a
  * wide sample of everything written) hold allowed values; closing the
- * replayed, unmodified session writes nothing.
+ * replayed, unmodified session writes nothing.  The independent reference
+ * (harness/refjudge.h) reads the image before the open and judges the
+ * open, the replay and every sector read as in the sweep (a refusal the
+ * caller allows is still a violation when the reference opens the image).
  */
 #ifndef FAULTS_JUDGE_H
 #define FAULTS_JUDGE_H
@@ -49,9 +52,5 @@ struct fault_judge_cfg {
 void fault_judge_image(struct bdev *dev, const struct oracle *o, uint64_t k, uint64_t hash,
                        const struct fault_judge_cfg *cfg, struct verdict *v);
 
-/* Marks v failed (keeps the first failure). */
-void fault_verdict_fail(struct verdict *v, const char *invariant, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void fault_verdict_init(struct verdict *v, uint64_t cut);
 
 #endif /* FAULTS_JUDGE_H */

@@ -38,19 +38,24 @@
 #include "vhdx/vhdx.h"
 
 struct refjudge {
-    struct ref_image pre;  /* the image as built, read and replayed by the reference */
+    struct ref_image pre;  /* the image before the subject opened it, read and replayed by the reference */
     int have;              /* pre holds a reading (ref_image_open returned 0) */
-    struct crashdisk *cd;  /* the state's device */
-    struct ref_src src;    /* reads cd as built (crashdisk_read_built), at the built size */
-    struct ref_memo *memo; /* checksums of stable bytes, shared by every state of a trace (may be NULL) */
 };
 
-/* Reads the image on cd as built (memo: the trace's checksum memo, may be
- * NULL; it must not outlive the durable image cd borrows).  0, or -ENOMEM
- * (then every check passes: the harness, not the subject, failed; the
- * caller reports it). */
-int refjudge_begin(struct refjudge *rj, struct crashdisk *cd, struct ref_memo *memo);
+/* Reads the image through `before` (the state before any open; the source
+ * is copied, its ctx must stay valid while the judge is used: virtual reads
+ * go through it).  0, or -ENOMEM (then every check passes: the harness, not
+ * the subject, failed; the caller reports it). */
+int refjudge_begin(struct refjudge *rj, const struct ref_src *before);
 void refjudge_end(struct refjudge *rj);
+
+/* Sources over a crash disk: the image as built (no scratch writes), and
+ * as it is now; with the trace's checksum memo (may be NULL; it must not
+ * outlive the durable image cd borrows). */
+struct ref_src refjudge_src_built(struct crashdisk *cd, struct ref_memo *memo);
+struct ref_src refjudge_src_now(struct crashdisk *cd, struct ref_memo *memo);
+/* A source over any block device (reads through its ops; size now). */
+struct ref_src refjudge_src_bdev(struct bdev *dev, struct ref_memo *memo);
 
 /* The subject's open: rc (0: opened; in holds its info), whether the rc
  * is a format refusal, and whether the state comes from a power-loss model
@@ -58,8 +63,9 @@ void refjudge_end(struct refjudge *rj);
 void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct vhdx_info *in, int power_loss,
                    struct verdict *v);
 
-/* After a read-write open that replayed on cd. */
-void refjudge_replayed(struct refjudge *rj, struct verdict *v);
+/* After a read-write open that replayed: `after` reads the image the
+ * subject left. */
+void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, struct verdict *v);
 
 /* The subject read got[0..len) at virtual offset off. */
 void refjudge_read(struct refjudge *rj, uint64_t off, const uint8_t *got, size_t len, struct verdict *v);
