@@ -238,25 +238,25 @@ void refjudge_read(struct refjudge *rj, uint64_t off, const uint8_t *got, size_t
 {
     if (!refjudge_usable(rj) || !v->ok || off > rj->pre.virtual_size || len > rj->pre.virtual_size - off)
         return;
-    uint8_t stackbuf[4096];
-    uint8_t *want = len <= sizeof stackbuf ? stackbuf : malloc(len);
-    if (!want)
-        return;
-    int defined = 0;
-    if (ref_image_read_virtual(&rj->pre, want, len, off, &defined) == 0 && defined && memcmp(want, got, len) != 0) {
-        size_t i = 0;
-        while (want[i] == got[i])
-            i++;
-        uint64_t at = off + i;
-        uint64_t block = at / rj->pre.block_size;
-        uint64_t idx = ref_image_bat_index(&rj->pre, block);
-        uint64_t e = ref_image_bat_entry(&rj->pre, idx);
-        verdict_fail(v, INV_REF_VIRTUAL_BYTES,
-                     "virtual offset %" PRIu64 " (in a read of %zu bytes at %" PRIu64 "): the subject reads %02x, the "
-                     "reference %02x; by the reference block %" PRIu64 " is BAT[%" PRIu64 "] = state %u at file offset "
-                     "%" PRIu64,
-                     at, len, off, got[i], want[i], block, idx, (unsigned)(e & 7), (e >> 20) << 20);
+    uint8_t want[4096];
+    for (size_t done = 0; done < len && v->ok;) {
+        size_t n = len - done < sizeof want ? len - done : sizeof want;
+        int defined = 0;
+        if (ref_image_read_virtual(&rj->pre, want, n, off + done, &defined) == 0 && defined &&
+            memcmp(want, got + done, n) != 0) {
+            size_t i = 0;
+            while (want[i] == got[done + i])
+                i++;
+            uint64_t at = off + done + i;
+            uint64_t block = at / rj->pre.block_size;
+            uint64_t idx = ref_image_bat_index(&rj->pre, block);
+            uint64_t e = ref_image_bat_entry(&rj->pre, idx);
+            verdict_fail(v, INV_REF_VIRTUAL_BYTES,
+                         "virtual offset %" PRIu64 " (in a read of %zu bytes at %" PRIu64 "): the subject reads %02x, "
+                         "the reference %02x; by the reference block %" PRIu64 " is BAT[%" PRIu64 "] = state %u at "
+                         "file offset %" PRIu64,
+                         at, len, off, got[done + i], want[i], block, idx, (unsigned)(e & 7), (e >> 20) << 20);
+        }
+        done += n;
     }
-    if (want != stackbuf)
-        free(want);
 }

@@ -298,6 +298,7 @@ static const uint8_t zero_run[ZERO_RUN]; /* a range that reads zeros maps here *
  * reference maps at every open are not. */
 #define MAPC_SLOTS 4096u
 struct crashdisk_mapc {
+    const struct secmap *durable; /* the durable image it was taken from */
     uint64_t gen;     /* durable_gen + 1; 0 = empty */
     uint64_t off;
     size_t len;
@@ -320,12 +321,12 @@ const uint8_t *crashdisk_map_built(struct crashdisk *c, uint64_t off, size_t len
     if (!c->mapc && !(c->mapc = calloc(MAPC_SLOTS, sizeof *c->mapc)))
         return map_built_uncached(c, off, len, stable);
     struct crashdisk_mapc *e = &c->mapc[(off / 4096 + len) % MAPC_SLOTS];
-    if (e->gen == c->durable_gen + 1 && e->off == off && e->len == len) {
+    if (e->gen == c->durable_gen + 1 && e->durable == c->durable && e->off == off && e->len == len) {
         *stable = 1; /* the durable image: values live as long as it does */
         return e->p;
     }
     const uint8_t *p = map_built_uncached(c, off, len, stable);
-    *e = (struct crashdisk_mapc){c->durable_gen + 1, off, len, p};
+    *e = (struct crashdisk_mapc){c->durable, c->durable_gen + 1, off, len, p};
     return p;
 }
 
