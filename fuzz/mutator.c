@@ -17,11 +17,10 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "vhdx/crc32c.h"
-#include "vhdx/format.h"
-#include "vhdx/log.h"
+#include "ref/ref.h"
+#include "ref/ref_format.h"
 
-#define SEC_SIZE VHDX_LOG_SECTOR
+#define SEC_SIZE REF_LOG_SECTOR
 
 struct ent {
     uint32_t at;  /* input sector index of the header */
@@ -80,9 +79,9 @@ static void parse(struct mut *m)
     m->ne = 0;
     for (uint32_t i = 0; i < m->n; i++) {
         const uint8_t *p = sec(m, i);
-        if (vhdx_get32(p) != VHDX_SIG_LOGE)
+        if (ref_le32(p) != REF_SIG_LOGE)
             continue;
-        uint32_t len = vhdx_get32(p + VHDX_LOGE_ENTRY_LENGTH) / SEC_SIZE;
+        uint32_t len = ref_le32(p + REF_LOGE_ENTRY_LENGTH) / SEC_SIZE;
         if (len == 0)
             len = 1;
         if (len > m->n - i)
@@ -117,13 +116,13 @@ static int normalise(struct mut *m)
 static int fix_entry(uint8_t *d, size_t size, uint32_t at)
 {
     uint8_t *h = d + LR_PREFIX + (size_t)at * SEC_SIZE;
-    uint32_t len = vhdx_get32(h + VHDX_LOGE_ENTRY_LENGTH);
+    uint32_t len = ref_le32(h + REF_LOGE_ENTRY_LENGTH);
     if (len == 0 || len % SEC_SIZE || LR_PREFIX + (size_t)at * SEC_SIZE + len > size)
         return 0;
-    uint32_t old = vhdx_get32(h + VHDX_LOGE_CHECKSUM);
-    vhdx_put32(h + VHDX_LOGE_CHECKSUM, 0);
-    uint32_t c = crc32c(0, h, len);
-    vhdx_put32(h + VHDX_LOGE_CHECKSUM, c);
+    uint32_t old = ref_le32(h + REF_LOGE_CHECKSUM);
+    ref_put32(h + REF_LOGE_CHECKSUM, 0);
+    uint32_t c = ref_crc32c(0, h, len);
+    ref_put32(h + REF_LOGE_CHECKSUM, c);
     return c != old;
 }
 
@@ -136,22 +135,22 @@ unsigned fuzz_log_fix_crcs(uint8_t *data, size_t size)
     if (n > LR_MAX_SECTORS)
         n = LR_MAX_SECTORS;
     for (uint32_t i = 0; i < n; i++)
-        if (vhdx_get32(data + LR_PREFIX + (size_t)i * SEC_SIZE) == VHDX_SIG_LOGE)
+        if (ref_le32(data + LR_PREFIX + (size_t)i * SEC_SIZE) == REF_SIG_LOGE)
             changed += (unsigned)fix_entry(data, LR_PREFIX + (size_t)n * SEC_SIZE, i);
     return changed;
 }
 
 /* ---- interesting values ----------------------------------------------------------- */
 static const uint64_t file_offsets[] = {
-    0, 4096, 65536, 131072, 192 * 1024 - 4096, 192 * 1024, 256 * 1024, VHDX_MiB - 4096, VHDX_MiB,
-    VHDX_MiB + 4096, 2 * VHDX_MiB - 4096, 2 * VHDX_MiB, 2 * VHDX_MiB + 65536, 3 * VHDX_MiB, 3 * VHDX_MiB + 4096,
-    4 * VHDX_MiB, 5 * VHDX_MiB, 6 * VHDX_MiB, 7 * VHDX_MiB, 7 * VHDX_MiB - 4096, 8 * VHDX_MiB, 16 * VHDX_MiB,
-    UINT64_C(1) << 32, UINT64_C(1) << 40, VHDX_MAX_FILE_SIZE - 4096, VHDX_MAX_FILE_SIZE, UINT64_C(1) << 62,
+    0, 4096, 65536, 131072, 192 * 1024 - 4096, 192 * 1024, 256 * 1024, REF_MB - 4096, REF_MB,
+    REF_MB + 4096, 2 * REF_MB - 4096, 2 * REF_MB, 2 * REF_MB + 65536, 3 * REF_MB, 3 * REF_MB + 4096,
+    4 * REF_MB, 5 * REF_MB, 6 * REF_MB, 7 * REF_MB, 7 * REF_MB - 4096, 8 * REF_MB, 16 * REF_MB,
+    UINT64_C(1) << 32, UINT64_C(1) << 40, REF_LARGEST_FILE - 4096, REF_LARGEST_FILE, UINT64_C(1) << 62,
     UINT64_MAX - 4095,
 };
 static const uint64_t mb_offsets[] = {
-    0, VHDX_MiB, 4 * VHDX_MiB, 7 * VHDX_MiB, 8 * VHDX_MiB, 16 * VHDX_MiB, 64 * VHDX_MiB, UINT64_C(1) << 40,
-    VHDX_MAX_FILE_SIZE, VHDX_MAX_FILE_SIZE + VHDX_MiB, UINT64_C(1) << 63, UINT64_MAX & ~(VHDX_MiB - 1),
+    0, REF_MB, 4 * REF_MB, 7 * REF_MB, 8 * REF_MB, 16 * REF_MB, 64 * REF_MB, UINT64_C(1) << 40,
+    REF_LARGEST_FILE, REF_LARGEST_FILE + REF_MB, UINT64_C(1) << 63, UINT64_MAX & ~(REF_MB - 1),
 };
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -169,8 +168,8 @@ static uint64_t pick_file_offset(struct mut *m, uint64_t cur)
 static uint64_t pick_mb(struct mut *m, uint64_t cur)
 {
     switch (below(m, 5)) {
-    case 0: return cur + VHDX_MiB;
-    case 1: return cur - VHDX_MiB;
+    case 0: return cur + REF_MB;
+    case 1: return cur - REF_MB;
     case 2: return cur + 1 + below(m, 4096);
     default: return mb_offsets[below(m, NELEM(mb_offsets))];
     }
@@ -186,21 +185,21 @@ static struct ent *pick_entry(struct mut *m)
 static void renumber(struct mut *m, const struct ent *e, uint64_t seq)
 {
     uint8_t *h = sec(m, e->at);
-    uint32_t count = vhdx_get32(h + VHDX_LOGE_DESC_COUNT);
-    uint64_t dsec = vhdx_log_desc_sectors(count), data = 0;
+    uint32_t count = ref_le32(h + REF_LOGE_DESC_COUNT);
+    uint64_t dsec = ref_desc_sectors(count), data = 0;
     for (uint64_t i = 0; i < count; i++) {
-        uint64_t off = vhdx_log_desc_offset(i);
+        uint64_t off = ref_desc_offset(i);
         if (off / SEC_SIZE >= e->len)
             break;
         uint8_t *d = h + off;
-        vhdx_put64(d + 24, seq);
-        if (vhdx_get32(d) == VHDX_SIG_DESC)
+        ref_put64(d + 24, seq);
+        if (ref_le32(d) == REF_SIG_DESC)
             data++;
     }
     for (uint64_t k = 0; k < data && dsec + k < e->len; k++) {
         uint8_t *s = h + (dsec + k) * SEC_SIZE;
-        vhdx_put32(s + 4, (uint32_t)(seq >> 32));
-        vhdx_put32(s + 4092, (uint32_t)seq);
+        ref_put32(s + 4, (uint32_t)(seq >> 32));
+        ref_put32(s + 4092, (uint32_t)seq);
     }
 }
 
@@ -215,7 +214,7 @@ static void op_header_field(struct mut *m)
     switch (below(m, 9)) {
     case 0: { /* SequenceNumber */
         last_name = "hdr.seq";
-        uint64_t s = vhdx_get64(h + VHDX_LOGE_SEQUENCE), os = vhdx_get64(oh + VHDX_LOGE_SEQUENCE);
+        uint64_t s = ref_le64(h + REF_LOGE_SEQUENCE), os = ref_le64(oh + REF_LOGE_SEQUENCE);
         static const uint64_t vals[] = {0, 1, 2, UINT64_C(0xFFFFFFFF), UINT64_C(0x100000000), UINT64_MAX};
         switch (below(m, 5)) {
         case 0: s++; break;
@@ -224,7 +223,7 @@ static void op_header_field(struct mut *m)
         case 3: s = os - 1; break;
         default: s = vals[below(m, NELEM(vals))];
         }
-        vhdx_put64(h + VHDX_LOGE_SEQUENCE, s);
+        ref_put64(h + REF_LOGE_SEQUENCE, s);
         if (below(m, 4))
             renumber(m, e, s);
         break;
@@ -236,15 +235,15 @@ static void op_header_field(struct mut *m)
         case 0: t = ring_pos(m->d, e->at); break;
         case 1: t = ring_pos(m->d, o->at); break;
         case 2: t = (uint32_t)(below(m, LR_RING_SECTORS) * SEC_SIZE); break;
-        case 3: t = vhdx_get32(h + VHDX_LOGE_TAIL) + 1 + (uint32_t)below(m, 4095); break;
+        case 3: t = ref_le32(h + REF_LOGE_TAIL) + 1 + (uint32_t)below(m, 4095); break;
         default: t = LR_RING_SECTORS * SEC_SIZE + (uint32_t)(below(m, 2) * SEC_SIZE);
         }
-        vhdx_put32(h + VHDX_LOGE_TAIL, t);
+        ref_put32(h + REF_LOGE_TAIL, t);
         break;
     }
     case 2: { /* EntryLength */
         last_name = "hdr.length";
-        uint32_t l = vhdx_get32(h + VHDX_LOGE_ENTRY_LENGTH);
+        uint32_t l = ref_le32(h + REF_LOGE_ENTRY_LENGTH);
         static const uint32_t vals[] = {0, 4096, 8192, LR_RING_SECTORS * SEC_SIZE, LR_RING_SECTORS * SEC_SIZE + 4096,
                                         0xFFFFF000u};
         switch (below(m, 4)) {
@@ -253,41 +252,41 @@ static void op_header_field(struct mut *m)
         case 2: l += 1 + (uint32_t)below(m, 4095); break;
         default: l = vals[below(m, NELEM(vals))];
         }
-        vhdx_put32(h + VHDX_LOGE_ENTRY_LENGTH, l);
+        ref_put32(h + REF_LOGE_ENTRY_LENGTH, l);
         break;
     }
     case 3: { /* DescriptorCount */
         last_name = "hdr.count";
-        uint32_t c = vhdx_get32(h + VHDX_LOGE_DESC_COUNT);
+        uint32_t c = ref_le32(h + REF_LOGE_DESC_COUNT);
         static const uint32_t vals[] = {0, 1, 125, 126, 127, 128, 254, 255, 0x7FFFFFFFu, 0xFFFFFFFFu};
         switch (below(m, 3)) {
         case 0: c++; break;
         case 1: c--; break;
         default: c = vals[below(m, NELEM(vals))];
         }
-        vhdx_put32(h + VHDX_LOGE_DESC_COUNT, c);
+        ref_put32(h + REF_LOGE_DESC_COUNT, c);
         break;
     }
     case 4: /* LogGuid */
         last_name = "hdr.guid";
         switch (below(m, 4)) {
-        case 0: memcpy(h + VHDX_LOGE_LOG_GUID, m->d + 16, 16); break;
-        case 1: memset(h + VHDX_LOGE_LOG_GUID, 0, 16); break;
-        case 2: memcpy(h + VHDX_LOGE_LOG_GUID, oh + VHDX_LOGE_LOG_GUID, 16); break;
-        default: h[VHDX_LOGE_LOG_GUID + below(m, 16)] ^= (uint8_t)(1u << below(m, 8));
+        case 0: memcpy(h + REF_LOGE_LOG_GUID, m->d + 16, 16); break;
+        case 1: memset(h + REF_LOGE_LOG_GUID, 0, 16); break;
+        case 2: memcpy(h + REF_LOGE_LOG_GUID, oh + REF_LOGE_LOG_GUID, 16); break;
+        default: h[REF_LOGE_LOG_GUID + below(m, 16)] ^= (uint8_t)(1u << below(m, 8));
         }
         break;
     case 5:
         last_name = "hdr.flushed";
-        vhdx_put64(h + VHDX_LOGE_FLUSHED_FILE_OFFSET, pick_mb(m, vhdx_get64(h + VHDX_LOGE_FLUSHED_FILE_OFFSET)));
+        ref_put64(h + REF_LOGE_FLUSHED_FILE_OFFSET, pick_mb(m, ref_le64(h + REF_LOGE_FLUSHED_FILE_OFFSET)));
         break;
     case 6:
         last_name = "hdr.last";
-        vhdx_put64(h + VHDX_LOGE_LAST_FILE_OFFSET, pick_mb(m, vhdx_get64(h + VHDX_LOGE_LAST_FILE_OFFSET)));
+        ref_put64(h + REF_LOGE_LAST_FILE_OFFSET, pick_mb(m, ref_le64(h + REF_LOGE_LAST_FILE_OFFSET)));
         break;
     case 7:
         last_name = "hdr.reserved";
-        vhdx_put32(h + VHDX_LOGE_RESERVED, below(m, 2) ? 0 : (uint32_t)rnd(m));
+        ref_put32(h + REF_LOGE_RESERVED, below(m, 2) ? 0 : (uint32_t)rnd(m));
         break;
     default:
         last_name = "hdr.signature";
@@ -301,57 +300,55 @@ static void op_descriptor(struct mut *m)
     if (!e)
         return;
     uint8_t *h = sec(m, e->at);
-    uint32_t count = vhdx_get32(h + VHDX_LOGE_DESC_COUNT);
-    uint64_t cap = VHDX_LOG_DESC_FIRST + (uint64_t)(e->len - 1) * VHDX_LOG_DESC_PER_SECTOR;
+    uint32_t count = ref_le32(h + REF_LOGE_DESC_COUNT);
+    uint64_t cap = REF_DESC_FIRST + (uint64_t)(e->len - 1) * REF_DESC_PER_SECTOR;
     if (count == 0 || below(m, 8) == 0) {
         /* Add a zero descriptor at the end (EntryLength stays right while it fits the sectors). */
         last_name = "desc.add";
-        if (count >= cap || count >= VHDX_LOG_DESC_FIRST)
+        if (count >= cap || count >= REF_DESC_FIRST)
             return;
-        uint8_t *d = h + vhdx_log_desc_offset(count);
-        struct vhdx_log_desc z = {.kind = VHDX_DESC_ZERO, .zero_length = SEC_SIZE * (1 + below(m, 4)),
-                                  .file_offset = file_offsets[below(m, NELEM(file_offsets))],
-                                  .sequence = vhdx_get64(h + VHDX_LOGE_SEQUENCE)};
-        vhdx_log_desc_encode(&z, d);
-        vhdx_put32(h + VHDX_LOGE_DESC_COUNT, count + 1);
+        uint8_t *d = h + ref_desc_offset(count);
+        ref_zero_desc_put(d, SEC_SIZE * (1 + below(m, 4)), file_offsets[below(m, NELEM(file_offsets))],
+                          ref_le64(h + REF_LOGE_SEQUENCE));
+        ref_put32(h + REF_LOGE_DESC_COUNT, count + 1);
         return;
     }
     uint64_t i = below(m, count < cap ? count : cap);
-    uint8_t *d = h + vhdx_log_desc_offset(i);
+    uint8_t *d = h + ref_desc_offset(i);
     switch (below(m, 6)) {
     case 0: /* kind */
         last_name = "desc.kind";
         switch (below(m, 3)) {
-        case 0: vhdx_put32(d, VHDX_SIG_ZERO); break;
-        case 1: vhdx_put32(d, VHDX_SIG_DESC); break;
+        case 0: ref_put32(d, REF_SIG_ZERO); break;
+        case 1: ref_put32(d, REF_SIG_DESC); break;
         default: d[below(m, 4)] ^= (uint8_t)(1u << below(m, 8));
         }
         break;
     case 1:
     case 2:
         last_name = "desc.offset";
-        vhdx_put64(d + 16, pick_file_offset(m, vhdx_get64(d + 16)));
+        ref_put64(d + 16, pick_file_offset(m, ref_le64(d + 16)));
         break;
     case 3: { /* ZeroLength (or LeadingBytes/TrailingBytes of a data descriptor) */
         last_name = "desc.length";
-        static const uint64_t vals[] = {0, 4096, 8192, VHDX_MiB, 4 * VHDX_MiB, UINT64_C(1) << 40,
-                                        VHDX_MAX_FILE_SIZE, UINT64_MAX - 4095};
-        uint64_t v = vhdx_get64(d + 8);
+        static const uint64_t vals[] = {0, 4096, 8192, REF_MB, 4 * REF_MB, UINT64_C(1) << 40,
+                                        REF_LARGEST_FILE, UINT64_MAX - 4095};
+        uint64_t v = ref_le64(d + 8);
         v = below(m, 2) ? vals[below(m, NELEM(vals))] : v + (below(m, 2) ? SEC_SIZE : 1);
-        vhdx_put64(d + 8, v);
+        ref_put64(d + 8, v);
         if (below(m, 4) == 0)
-            vhdx_put32(d + 4, (uint32_t)rnd(m));
+            ref_put32(d + 4, (uint32_t)rnd(m));
         break;
     }
     case 4: /* SequenceNumber */
         last_name = "desc.seq";
-        vhdx_put64(d + 24, vhdx_get64(d + 24) + (below(m, 2) ? 1 : (uint64_t)-1));
+        ref_put64(d + 24, ref_le64(d + 24) + (below(m, 2) ? 1 : (uint64_t)-1));
         break;
     default: /* remove the last descriptor when it is a zero one */
         last_name = "desc.remove";
-        if (count - 1 < cap && vhdx_get32(h + vhdx_log_desc_offset(count - 1)) == VHDX_SIG_ZERO) {
-            memset(h + vhdx_log_desc_offset(count - 1), 0, VHDX_LOG_DESC_SIZE);
-            vhdx_put32(h + VHDX_LOGE_DESC_COUNT, count - 1);
+        if (count - 1 < cap && ref_le32(h + ref_desc_offset(count - 1)) == REF_SIG_ZERO) {
+            memset(h + ref_desc_offset(count - 1), 0, REF_DESC_SIZE);
+            ref_put32(h + REF_LOGE_DESC_COUNT, count - 1);
         }
     }
 }
@@ -362,7 +359,7 @@ static void op_data_sector(struct mut *m)
     if (!e)
         return;
     uint8_t *h = sec(m, e->at);
-    uint64_t dsec = vhdx_log_desc_sectors(vhdx_get32(h + VHDX_LOGE_DESC_COUNT));
+    uint64_t dsec = ref_desc_sectors(ref_le32(h + REF_LOGE_DESC_COUNT));
     if (dsec >= e->len)
         return;
     uint8_t *s = h + (dsec + below(m, e->len - dsec)) * SEC_SIZE;
@@ -373,11 +370,11 @@ static void op_data_sector(struct mut *m)
         break;
     case 1:
         last_name = "data.seq_high";
-        vhdx_put32(s + 4, vhdx_get32(s + 4) + 1);
+        ref_put32(s + 4, ref_le32(s + 4) + 1);
         break;
     case 2:
         last_name = "data.seq_low";
-        vhdx_put32(s + 4092, vhdx_get32(s + 4092) + (below(m, 2) ? 1 : (uint32_t)-1));
+        ref_put32(s + 4092, ref_le32(s + 4092) + (below(m, 2) ? 1 : (uint32_t)-1));
         break;
     default:
         last_name = "data.payload";
@@ -408,8 +405,8 @@ static struct ent *newest(struct mut *m)
 {
     struct ent *best = NULL;
     for (uint32_t i = 0; i < m->ne; i++)
-        if (!best || vhdx_get64(sec(m, m->e[i].at) + VHDX_LOGE_SEQUENCE) >
-                         vhdx_get64(sec(m, best->at) + VHDX_LOGE_SEQUENCE))
+        if (!best || ref_le64(sec(m, m->e[i].at) + REF_LOGE_SEQUENCE) >
+                         ref_le64(sec(m, best->at) + REF_LOGE_SEQUENCE))
             best = &m->e[i];
     return best;
 }
@@ -430,8 +427,8 @@ static void op_duplicate(struct mut *m)
         src.at += src.len;
     memmove(sec(m, at), sec(m, src.at), (size_t)src.len * SEC_SIZE);
     if (below(m, 2)) { /* make it continue the original: seq + 1, same tail */
-        uint64_t s = vhdx_get64(sec(m, src.at) + VHDX_LOGE_SEQUENCE) + 1;
-        vhdx_put64(sec(m, at) + VHDX_LOGE_SEQUENCE, s);
+        uint64_t s = ref_le64(sec(m, src.at) + REF_LOGE_SEQUENCE) + 1;
+        ref_put64(sec(m, at) + REF_LOGE_SEQUENCE, s);
         renumber(m, &(struct ent){at, src.len}, s);
     }
 }
@@ -492,7 +489,7 @@ static void op_shift(struct mut *m)
     } else if (e->at >= k) {
         int clear = 1;
         for (uint32_t i = e->at - k; i < e->at; i++)
-            clear &= vhdx_get32(sec(m, i)) != VHDX_SIG_LOGE;
+            clear &= ref_le32(sec(m, i)) != REF_SIG_LOGE;
         if (clear)
             remove_sectors(m, e->at - k, k);
     }
@@ -534,12 +531,12 @@ static void op_prefix(struct mut *m)
     last_name = "prefix";
     switch (below(m, 5)) {
     case 0: m->d[0] ^= (uint8_t)(1u << below(m, 7)); break;
-    case 1: vhdx_put16(m->d + 2, below(m, 2) ? (uint16_t)(vhdx_get16(m->d + 2) + (below(m, 2) ? 1 : 0xFFFF)) : (uint16_t)(below(m, 2) ? 1 + below(m, 8) : 0x10000 - 1 - below(m, 8))); break;
-    case 2: vhdx_put32(m->d + 4, below(m, 2) ? 0 : (uint32_t)rnd(m)); break;
+    case 1: ref_put16(m->d + 2, below(m, 2) ? (uint16_t)(ref_le16(m->d + 2) + (below(m, 2) ? 1 : 0xFFFF)) : (uint16_t)(below(m, 2) ? 1 + below(m, 8) : 0x10000 - 1 - below(m, 8))); break;
+    case 2: ref_put32(m->d + 4, below(m, 2) ? 0 : (uint32_t)rnd(m)); break;
     case 3: { /* the headers' LogGuid from an entry, or a fresh one */
         struct ent *e = pick_entry(m);
         if (e)
-            memcpy(m->d + 16, sec(m, e->at) + VHDX_LOGE_LOG_GUID, 16);
+            memcpy(m->d + 16, sec(m, e->at) + REF_LOGE_LOG_GUID, 16);
         else
             m->d[16 + below(m, 16)] ^= (uint8_t)(1u << below(m, 8));
         break;
@@ -571,42 +568,46 @@ static void op_append(struct mut *m)
         return;
     memset(sec(m, at), 0, (size_t)len * SEC_SIZE);
     uint8_t *h = sec(m, at);
-    struct vhdx_log_header lh;
-    memset(&lh, 0, sizeof lh);
+    /* the new entry's header, from its neighbour or from scratch (2.3.1.1) */
+    uint64_t seq, flushed, last;
+    uint32_t tail;
+    uint8_t guid[16];
     if (nw) {
         const uint8_t *p = sec(m, nw->at < at ? nw->at : nw->at + len);
-        vhdx_log_header_decode(p, &lh);
-        lh.sequence++;
-        if (below(m, 4) == 0)
-            lh.tail = ring_pos(m->d, at);
+        seq = ref_le64(p + REF_LOGE_SEQUENCE) + 1;
+        tail = below(m, 4) == 0 ? ring_pos(m->d, at) : ref_le32(p + REF_LOGE_TAIL);
+        memcpy(guid, p + REF_LOGE_LOG_GUID, 16);
+        flushed = ref_le64(p + REF_LOGE_FLUSHED_FILE_OFFSET);
+        last = ref_le64(p + REF_LOGE_LAST_FILE_OFFSET);
     } else {
-        memcpy(lh.log_guid.b, m->d + 16, 16);
-        lh.sequence = 1 + below(m, 100);
-        lh.tail = ring_pos(m->d, at);
-        lh.flushed_file_offset = 7 * VHDX_MiB;
-        lh.last_file_offset = 8 * VHDX_MiB;
+        memcpy(guid, m->d + 16, 16);
+        seq = 1 + below(m, 100);
+        tail = ring_pos(m->d, at);
+        flushed = 7 * REF_MB;
+        last = 8 * REF_MB;
     }
-    lh.entry_length = len * SEC_SIZE;
-    lh.descriptor_count = n_desc;
-    lh.reserved = 0;
-    vhdx_log_header_encode(&lh, h);
+    ref_put32(h + REF_LOGE_SIGNATURE, REF_SIG_LOGE);
+    ref_put32(h + REF_LOGE_ENTRY_LENGTH, len * SEC_SIZE);
+    ref_put32(h + REF_LOGE_TAIL, tail);
+    ref_put64(h + REF_LOGE_SEQUENCE, seq);
+    ref_put32(h + REF_LOGE_DESC_COUNT, n_desc);
+    ref_put32(h + REF_LOGE_RESERVED, 0);
+    memcpy(h + REF_LOGE_LOG_GUID, guid, 16);
+    ref_put64(h + REF_LOGE_FLUSHED_FILE_OFFSET, flushed);
+    ref_put64(h + REF_LOGE_LAST_FILE_OFFSET, last);
     uint32_t data = 0;
     for (uint32_t i = 0; i < n_desc; i++) {
-        struct vhdx_log_desc d;
-        memset(&d, 0, sizeof d);
-        d.sequence = lh.sequence;
-        d.file_offset = below(m, 3) ? (2 + below(m, 2)) * VHDX_MiB + below(m, 16) * SEC_SIZE
-                                    : file_offsets[below(m, NELEM(file_offsets))];
+        uint64_t file_offset = below(m, 3) ? (2 + below(m, 2)) * REF_MB + below(m, 16) * SEC_SIZE
+                                           : file_offsets[below(m, NELEM(file_offsets))];
+        uint8_t *d = h + ref_desc_offset(i);
         if (kinds[i]) {
             uint8_t *s = h + (size_t)(1 + data++) * SEC_SIZE;
             uint8_t update[SEC_SIZE];
             memset(update, (int)below(m, 256), sizeof update);
-            vhdx_log_data_split(update, lh.sequence, &d, s);
+            ref_data_desc_put(d, s, update, file_offset, seq);
         } else {
-            d.kind = VHDX_DESC_ZERO;
-            d.zero_length = SEC_SIZE * (1 + below(m, 2));
+            ref_zero_desc_put(d, SEC_SIZE * (1 + below(m, 2)), file_offset, seq);
         }
-        vhdx_log_desc_encode(&d, h + vhdx_log_desc_offset(i));
     }
     m->d[0] |= LRF_GUID;
 }
@@ -619,7 +620,7 @@ static void op_bytes(struct mut *m)
     struct ent *e = pick_entry(m);
     if (e && below(m, 2)) {
         /* Byte-level mutation confined to one entry header (64 bytes). */
-        uint8_t tmp[VHDX_LOG_HEADER_SIZE];
+        uint8_t tmp[REF_LOGE_HEADER_SIZE];
         memcpy(tmp, sec(m, e->at), sizeof tmp);
         size_t n = m->bytes(tmp, sizeof tmp, sizeof tmp);
         memcpy(sec(m, e->at), tmp, n < sizeof tmp ? n : sizeof tmp);
@@ -696,8 +697,8 @@ size_t fuzz_log_crossover(const uint8_t *a, size_t na, const uint8_t *b, size_t 
     int adopt = (int)below(&m, 2);
     for (uint32_t i = jb; i < sb && pos + SEC_SIZE <= max_out && total < LR_MAX_SECTORS; i++, total++) {
         memcpy(out + pos, b + LR_PREFIX + (size_t)i * SEC_SIZE, SEC_SIZE);
-        if (adopt && vhdx_get32(out + pos) == VHDX_SIG_LOGE)
-            memcpy(out + pos + VHDX_LOGE_LOG_GUID, a + 16, 16);
+        if (adopt && ref_le32(out + pos) == REF_SIG_LOGE)
+            memcpy(out + pos + REF_LOGE_LOG_GUID, a + 16, 16);
         pos += SEC_SIZE;
     }
     fuzz_log_fix_crcs(out, pos);
@@ -710,7 +711,7 @@ size_t fuzz_log_post_process(uint8_t *data, size_t size)
         size = LR_MAX_INPUT;
     if (size < LR_PREFIX)
         return size;
-    uint32_t h = crc32c(0, data, size);
+    uint32_t h = ref_crc32c(0, data, size);
     if ((h & 15) != 0)
         fuzz_log_fix_crcs(data, size);
     return size;

@@ -11,6 +11,8 @@
  */
 #include "ref/ref.h"
 
+#include <string.h>
+
 static uint32_t table[256];
 static int ready;
 
@@ -41,9 +43,43 @@ uint32_t ref_crc32c(uint32_t crc, const void *buf, size_t len)
     return ~crc;
 }
 
+/* ---- a faster path for bulk data that is not a judged structure --------------- */
+/* The harness checksums its own self-describing payload (sdata.h) with
+ * CRC-32C too; that runs for every sector a judge reads, so it uses the
+ * processor's crc32 instruction where there is one (SSE4.2), else the
+ * bytewise loop.  Same values: test_ref compares them on random data. */
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <nmmintrin.h>
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *p, size_t len)
+{
+    uint64_t c = ~crc & 0xFFFFFFFFu;
+    for (; len >= 8; len -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = _mm_crc32_u8(c32, *p++);
+    return ~c32;
+}
+
+uint32_t ref_crc32c_fast(uint32_t crc, const void *buf, size_t len)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    return have ? crc_sse42(crc, buf, len) : ref_crc32c(crc, buf, len);
+}
+#else
+uint32_t ref_crc32c_fast(uint32_t crc, const void *buf, size_t len)
+{
+    return ref_crc32c(crc, buf, len);
+}
+#endif
+
 /* ---- the memo ------------------------------------------------------------------ */
 #include <stdlib.h>
-#include <string.h>
 
 #define MEMO_SLOTS (1u << 16)
 

@@ -9,8 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vhdx/crc32c.h"
-#include "vhdx/format.h"
+#include "ref/ref.h"
 
 void sdata_fill(uint8_t *buf, uint64_t first, uint32_t n, uint32_t write_id, uint64_t seed)
 {
@@ -21,32 +20,32 @@ void sdata_fill(uint8_t *buf, uint64_t first, uint32_t n, uint32_t write_id, uin
 void sdata_sector(uint8_t p[512], uint64_t sector, uint64_t write_first, uint32_t write_id, uint64_t seed)
 {
     {
-        vhdx_put32(p, SDATA_MAGIC);
-        vhdx_put32(p + 4, write_id);
-        vhdx_put64(p + 8, sector);
-        vhdx_put64(p + 16, seed);
-        vhdx_put32(p + 24, (uint32_t)((sector - write_first) * 512));
+        ref_put32(p, SDATA_MAGIC);
+        ref_put32(p + 4, write_id);
+        ref_put64(p + 8, sector);
+        ref_put64(p + 16, seed);
+        ref_put32(p + 24, (uint32_t)((sector - write_first) * 512));
         uint64_t x = seed ^ ((uint64_t)write_id << 32) ^ (sector * UINT64_C(0x9E3779B97F4A7C15));
         for (int k = 28; k < 508; k += 4) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            vhdx_put32(p + k, (uint32_t)x);
+            ref_put32(p + k, (uint32_t)x);
         }
-        vhdx_put32(p + 508, crc32c(0, p, 508));
+        ref_put32(p + 508, ref_crc32c_fast(0, p, 508));
     }
 }
 
 enum sdata_kind sdata_decode(const uint8_t sector[512], struct sdata_info *out)
 {
     memset(out, 0, sizeof *out);
-    if (vhdx_get32(sector) != SDATA_MAGIC)
+    if (ref_le32(sector) != SDATA_MAGIC)
         return memcmp(sector, SECTOR_ZERO, 512) == 0 ? SDATA_ZERO : SDATA_GARBAGE; /* memcmp: vectorized */
-    if (crc32c(0, sector, 508) != vhdx_get32(sector + 508))
+    if (ref_crc32c_fast(0, sector, 508) != ref_le32(sector + 508))
         return SDATA_GARBAGE;
-    out->write_id = vhdx_get32(sector + 4);
-    out->sector = vhdx_get64(sector + 8);
-    out->seed = vhdx_get64(sector + 16);
+    out->write_id = ref_le32(sector + 4);
+    out->sector = ref_le64(sector + 8);
+    out->seed = ref_le64(sector + 16);
     return out->write_id ? SDATA_VALID : SDATA_GARBAGE;
 }
 
@@ -63,9 +62,9 @@ void sdata_describe(const uint8_t sector[512], char *out, size_t len)
     default:
         if (memcmp(sector, SECTOR_POISON, 16) == 0)
             snprintf(out, len, "POISON (never-durable space)");
-        else if (vhdx_get32(sector) == SDATA_MAGIC) /* a torn sector: its first bytes name their write */
+        else if (ref_le32(sector) == SDATA_MAGIC) /* a torn sector: its first bytes name their write */
             snprintf(out, len, "garbage starting like write %u for sector %" PRIu64 " (checksum fails)",
-                     vhdx_get32(sector + 4), vhdx_get64(sector + 8));
+                     ref_le32(sector + 4), ref_le64(sector + 8));
         else
             snprintf(out, len, "garbage (%02x %02x %02x %02x ...)", sector[0], sector[1], sector[2], sector[3]);
     }

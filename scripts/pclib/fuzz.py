@@ -35,12 +35,12 @@ from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir
 
 # The single registry of fuzz targets: name -> properties.
 TARGETS = {
-    "fuzz_log_replay": {"mutator": True, "what": "log search + replay over a fixed base image, differential vs. ref_log.c"},
+    "fuzz_log_replay": {"mutator": True, "what": "log search + replay over a fixed base image, differential vs. harness/ref/ref_log.c"},
     "fuzz_image_open": {"mutator": False, "what": "byte edits to a small image: open, read, write, discard, close, reopen"},
     "fuzz_crash_schedule": {"mutator": False, "replay_preset": "fiu-asan",
                             "what": "workload, cut point, crash choice and an optional fault schedule, "
                                     "judged by the harness (or fault) oracle"},
-    "fuzz_log_parse": {"mutator": True, "what": "codecs and entry validation on raw bytes, differential vs. ref_log.c"},
+    "fuzz_log_parse": {"mutator": True, "what": "codecs and entry validation on raw bytes, differential vs. harness/ref/ref_log.c"},
 }
 FUZZ_DIR = os.path.join(ROOT, "fuzz")
 CORPUS = os.path.join(ROOT, "corpus")
