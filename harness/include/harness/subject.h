@@ -1,0 +1,99 @@
+/*
+ * subject.h - the implementation under test, one level above the block
+ * device: what the harness's workloads, judges, fault runs and fuzz targets
+ * call instead of an engine's own API, so that a second implementation
+ * (QEMU's VHDX driver, built against a shim) plugs in beside libvhdx.
+ *
+ * Designed for an implementation the project does not control:
+ *  - every call returns 0 or a negative errno (-EINVAL, -EIO, -ENOSPC,
+ *    -ENOTSUP, ...); a refusal of the image's format is -EUCLEAN ("the
+ *    structure needs cleaning": corrupt or unsupported) or -ENOTSUP, and the
+ *    subject's own words go to `why` (subject_last_error);
+ *  - no engine type crosses this line: geometry and replay facts are
+ *    reported in struct subject_info, plain integers;
+ *  - a handle is opened on a struct bdev the harness owns (a simulated or
+ *    crash disk); everything the subject does to the image goes through it,
+ *    so traces, crash states and fault points work unchanged;
+ *  - GUIDs and every other random choice come from the seed given at open,
+ *    so a run repeats exactly.
+ *
+ * Subjects are listed in one registry (subject_find, subject_name(i));
+ * tools take `--subject NAME` and print the registry.
+ */
+#ifndef HARNESS_SUBJECT_H
+#define HARNESS_SUBJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhdx/bdev.h"
+
+struct subject_handle; /* one open image of a subject (opaque) */
+
+/* What a subject reports about an open image (0 where it cannot say). */
+struct subject_info {
+    uint64_t virtual_size;     /* bytes */
+    uint32_t block_size;       /* bytes */
+    uint32_t logical_sector;   /* bytes */
+    uint32_t physical_sector;  /* bytes */
+    uint64_t bat_offset;       /* file offset of the BAT region */
+    uint64_t metadata_offset;  /* file offset of the metadata region */
+    int replayed;              /* the open replayed a log (in memory when read-only) */
+    uint32_t replayed_entries; /* entries of the replayed sequence (0 if unknown) */
+    uint64_t replayed_head;    /* sequence number of its head (0 if unknown) */
+    int log_clean;             /* after the open, the current header names no log (the replay finished) */
+    int read_only;             /* opened read-only */
+};
+
+/* Create parameters (0: the subject's default). */
+struct subject_create {
+    uint64_t virtual_size;
+    uint32_t block_size;
+    uint32_t log_size;
+    uint32_t logical_sector;
+    uint32_t physical_sector;
+};
+
+enum subject_flags {
+    SUBJECT_RDONLY = 1u << 0,    /* never write; a pending log is replayed in memory or the open refuses */
+    SUBJECT_NO_REPLAY = 1u << 1, /* refuse an image with a pending log instead of replaying it */
+};
+
+struct subject_ops {
+    const char *name;  /* "libvhdx", "qemu" */
+    const char *about; /* one line */
+    /* Creates an empty image on dev (NULL when the subject cannot: images
+     * then come from another subject or a tool). */
+    int (*create)(struct bdev *dev, const struct subject_create *p, uint64_t seed);
+    /* Opens (and replays) the image on dev; apply_every: log batching where
+     * the subject has such a knob (0 = its default). */
+    int (*open)(struct bdev *dev, unsigned flags, uint64_t seed, uint32_t apply_every,
+                struct subject_handle **out);
+    int (*read)(struct subject_handle *h, uint64_t off, void *buf, size_t len);
+    int (*write)(struct subject_handle *h, uint64_t off, const void *buf, size_t len);
+    int (*discard)(struct subject_handle *h, uint64_t off, uint64_t len);
+    int (*flush)(struct subject_handle *h);
+    /* Applies pending log entries now where the subject has the notion (NULL otherwise). */
+    int (*apply)(struct subject_handle *h);
+    int (*info)(struct subject_handle *h, struct subject_info *out);
+    /* Closes cleanly (flush, apply, clear the log); h is freed whatever the result. */
+    int (*close)(struct subject_handle *h);
+    /* Frees h with no I/O, as at a power cut. */
+    void (*abandon)(struct subject_handle *h);
+    /* The subject's own consistency check of the image on dev: 0 clean, 1
+     * errors found (described in why), negative errno when it cannot run.
+     * NULL when the subject has none. */
+    int (*check)(struct bdev *dev, char *why, size_t whylen);
+    /* The subject's message for the last failure of h (or of the last open
+     * when h is NULL). */
+    const char *(*last_error)(const struct subject_handle *h);
+};
+
+/* The registry.  subject_at(i) is NULL past the end. */
+const struct subject_ops *subject_at(size_t i);
+const struct subject_ops *subject_find(const char *name);
+
+/* libvhdx, the project's own engine (harness/src/subject_vhdx.c). */
+extern const struct subject_ops subject_libvhdx;
+
+#endif /* HARNESS_SUBJECT_H */
