@@ -248,6 +248,7 @@ int main(void)
         }
         for (size_t len = 0; len < sizeof rnd; len += 1 + len / 3) {
             CHECK(ref_crc32c_fast(0, rnd, len) == ref_crc32c(0, rnd, len));
+            CHECK(ref_crc32c_bytewise(3, rnd + 1, len ? len - 1 : 0) == ref_crc32c(3, rnd + 1, len ? len - 1 : 0));
             CHECK(ref_crc32c(7, rnd, len) == crc32c(7, rnd, len));
         }
     }

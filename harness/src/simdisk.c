@@ -296,7 +296,7 @@ static const uint8_t zero_run[ZERO_RUN]; /* a range that reads zeros maps here *
 /* Mappings of ranges that only the durable image holds, per generation of
  * it: a crash state's own layers are small, the ring and tables the
  * reference maps at every open are not. */
-#define MAPC_SLOTS 4096u
+#define MAPC_SLOTS 1024u
 struct crashdisk_mapc {
     const struct secmap *durable; /* the durable image it was taken from */
     uint64_t gen;     /* durable_gen + 1; 0 = empty */
