@@ -401,6 +401,29 @@ static void test_header_copies(const struct trace *t)
     CHECK(0);
 }
 
+/* B (workload flush), F, M, E: the device flush dropped */
+static void test_flush_ack(const struct trace *t)
+{
+    for (size_t b = 0; b < t->n_ops; b++) {
+        if (t->ops[b].kind != TR_VBEGIN || t->ops[b].vkind != VOP_FLUSH || !is_f(t, b + 1))
+            continue;
+        size_t w = b, e = b + 2;
+        while (w > 0 && !is_w(t, w) && !is_f(t, w))
+            w--;
+        while (e < t->n_ops && t->ops[e].kind != TR_VEND)
+            e++;
+        if (!is_w(t, w) || e == t->n_ops)
+            continue; /* nothing pending before this flush */
+        struct edit ed;
+        edit_init(&ed, t);
+        edit_drop(&ed, (long)(b + 1));
+        expect(&ed, INV_PROTO_FLUSH_ACK, edit_pos(&ed, (long)e), edit_pos(&ed, (long)w), "flush-ack-before-durable");
+        edit_free(&ed);
+        return;
+    }
+    CHECK(0);
+}
+
 static void test_first_64k(const struct trace *t)
 {
     static uint8_t id[512];
@@ -571,6 +594,41 @@ static void test_replay_at_open(const struct trace *bt, const struct lay *l)
     trace_free(&rt);
 }
 
+/* A trace that creates the image (empty base): creation is not judged; the
+ * session after it is; a write into the identifier afterwards is. */
+static void test_creation(void)
+{
+    struct trace t;
+    trace_init(&t);
+    struct simdisk sd;
+    CHECK_OK(simdisk_init(&sd, NULL, 0, &t));
+    struct vhdx_create_params cp = {UINT64_C(64) << 20, 1u << 20, 0, 0, 0};
+    struct vhdx_options opt;
+    memset(&opt, 0, sizeof opt);
+    CHECK_OK(vhdx_create(simdisk_bdev(&sd), &cp, &opt));
+    struct vhdx *h = NULL;
+    CHECK_OK(vhdx_open(simdisk_bdev(&sd), &opt, &h));
+    static uint8_t data[65536];
+    memset(data, 0x5a, sizeof data);
+    if (h) {
+        CHECK_OK(vhdx_write(h, 3u << 20, data, sizeof data));
+        CHECK_OK(vhdx_close(h));
+    }
+    simdisk_free(&sd);
+    struct protocol_report r;
+    run(&t, &r);
+    CHECK(r.total == 0 && r.created_at >= 0 && r.st.entries == 1 && r.st.final_writes == 1);
+    if (r.total)
+        show("creation", &r);
+    protocol_report_free(&r);
+    struct edit ed;
+    edit_init(&ed, &t);
+    const long w = edit_insert_write(&ed, (long)t.n_ops - 1, 0, data, 512);
+    expect(&ed, INV_PROTO_FIRST_64K, edit_pos(&ed, w), PROTOCOL_NO_OP, "first-64k after creation");
+    edit_free(&ed);
+    trace_free(&t);
+}
+
 /* The rules' registry entries exist, are named for the report and are in
  * the protocol class. */
 static void test_registry(void)
@@ -586,6 +644,11 @@ static void test_registry(void)
         CHECK(!strcmp(invariant_class(all[k]), "protocol"));
         CHECK(strstr(invariant_about(all[k]), "MS-VHDX 2.") != NULL);
     }
+    CHECK(!strcmp(invariant_class(INV_PROTO_FLUSH_ACK), "protocol"));
+    int n = 0;
+    for (int i = 0; i < INV_COUNT; i++)
+        n += !strcmp(invariant_class((enum invariant)i), "protocol");
+    CHECK(n == (int)(sizeof all / sizeof all[0]) + 1);
 }
 
 /* ---- hostile traces ------------------------------------------------------------------------ */
@@ -605,7 +668,7 @@ static void test_hostile(const struct trace *t)
 
     /* a clean trace with its writes damaged, moved and cut: a report, no crash */
     uint64_t rng = 7;
-    for (int round = 0; round < 24; round++) {
+    for (int round = 0; round < 40; round++) {
         struct trace d;
         trace_init(&d);
         CHECK_OK(trace_set_base(&d, &t->base, t->base_size));
@@ -623,6 +686,22 @@ static void test_hostile(const struct trace *t)
                 if (x % 29 == 0)
                     off = test_rand(&rng) % (4u << 20);
                 CHECK_OK(trace_add_write(&d, off, b, o->len, NULL));
+                if (x % 11 == 0 && o->off >= (1u << 20) && o->off < (2u << 20)) /* an entry twice in the ring */
+                    CHECK_OK(trace_add_write(&d, (1u << 20) + test_rand(&rng) % 256 * 4096, b, o->len, NULL));
+                if (x % 97 == 0) { /* a valid header that moves the log somewhere odd */
+                    uint8_t h[4096];
+                    memcpy(h, secmap_get(&t->base, KIB64 / SECTOR), SECTOR);
+                    for (uint32_t k = 1; k < 8; k++)
+                        memcpy(h + k * SECTOR, secmap_get(&t->base, KIB64 / SECTOR + k) ? secmap_get(&t->base, KIB64 / SECTOR + k) : SECTOR_ZERO, SECTOR);
+                    ref_put64(h + 8, 1000 + (uint64_t)round);
+                    ref_put32(h + 68, (uint32_t)(test_rand(&rng) % 3 ? (test_rand(&rng) % 64 + 1) << 20 : test_rand(&rng)));
+                    ref_put64(h + 72, test_rand(&rng) % 2 ? (test_rand(&rng) % 64) << 20 : test_rand(&rng));
+                    if (test_rand(&rng) % 2)
+                        ref_put64(h + 48, test_rand(&rng)); /* a LogGuid */
+                    ref_put32(h + 4, 0);
+                    ref_put32(h + 4, ref_crc32c(0, h, sizeof h));
+                    CHECK_OK(trace_add_write(&d, x % 2 ? KIB64 : 2 * KIB64, h, sizeof h, NULL));
+                }
                 free(b);
             } else if (o->kind == TR_TRUNCATE) {
                 CHECK_OK(trace_add_truncate(&d, x % 13 == 0 ? o->off / 3 + 511 : o->off));
@@ -654,6 +733,7 @@ int main(void)
 {
     test_registry();
     test_clean();
+    test_creation();
 
     struct trace ow, bt;
     make_trace(&ow, "overwrite", 1, 0);
@@ -664,6 +744,7 @@ int main(void)
     test_header_before_entry(&ow, &lo);
     test_header_copies(&ow);
     test_first_64k(&ow);
+    test_flush_ack(&ow);
     test_payload_before_bat(&ow, &lo);
     test_tail_and_overwrite(&bt, &lb);
     test_offsets(&ow, &lo);

@@ -56,6 +56,8 @@
  *                durable active sequence while the durable header names it
  *   flushed-offset / last-offset   FlushedFileOffset above the durable file
  *                size; LastFileOffset below the end of a structure
+ *   flush-ack-before-durable   (workload traces) a flush, close or reopen
+ *                returned success with a write still pending
  *
  * Invariants of the code: every check reads state as of the operation it
  * judges (pre-write checks before the volatile image changes); instances
@@ -374,6 +376,8 @@ struct plog {
 };
 
 struct ring {
+    uint64_t want_off;     /* the log the current header names (followed or not) */
+    uint32_t want_len;
     uint64_t off;          /* LogOffset */
     uint32_t len, n;       /* LogLength, sectors (0: no ring followed) */
     uint8_t *loge;         /* [n] the volatile sector starts with "loge" */
@@ -449,6 +453,9 @@ struct ck {
     unsigned layout_tries; /* decodes tried while the layout is unknown */
     uint64_t *ep_pages;    /* final-place pages written in this epoch */
     size_t n_ep_pages, cap_ep_pages;
+    int vsync;             /* inside a workload flush, close or reopen (B record seen) */
+    uint32_t vsync_vop;
+    int64_t vsync_op;      /* its B record */
     uint32_t *fresh;       /* instances completed in this epoch (index) */
     size_t n_fresh, cap_fresh;
 
@@ -1006,6 +1013,8 @@ static void ring_setup(struct ck *c, uint64_t off, uint32_t len, int64_t done_op
             c->in[k].kill_op = c->i;
         }
     ring_free(g);
+    g->want_off = off;
+    g->want_len = len;
     if (len == 0)
         return;
     if (len % PAGE || len > LOG_MAX || off % PAGE || off > BDEV_LIMIT - len) {
@@ -1460,7 +1469,7 @@ static void header_write(struct ck *c, uint64_t off, uint64_t len)
     if (c->vcur < 0)
         return; /* no current header in the writer's view: keep following the last one */
     const struct ref_header *h = &c->vh[c->vcur];
-    if (h->log_offset != c->ring.off || h->log_length != c->ring.len)
+    if (h->log_offset != c->ring.want_off || h->log_length != c->ring.want_len)
         ring_setup(c, h->log_offset, h->log_length, c->i);
     if (memcmp(h->log_guid, c->vguid, 16) == 0)
         return;
@@ -1533,8 +1542,9 @@ static void final_write_post(struct ck *c, uint64_t off, uint64_t len)
 {
     uint64_t lo_[4], hi_[4];
     const struct layout *l = &c->lay;
+    int any = 0;
     FOR_FINAL_PAGES(c, off, len, P) {
-        c->r->st.final_writes += P == max64(off / PAGE * PAGE, lo_[r_] / PAGE * PAGE);
+        any = 1;
         if (P < REGION_OFF(1) + KIB64 || (l->known && P >= l->meta_off && P < l->meta_off + KIB64))
             c->ep_layout_dirty = 1;
         if (!c->n_ep_pages || c->ep_pages[c->n_ep_pages - 1] != P) {
@@ -1550,6 +1560,7 @@ static void final_write_post(struct ck *c, uint64_t off, uint64_t len)
                 v->op = c->i;
         }
     }
+    c->r->st.final_writes += any;
 }
 
 /* Before the volatile image changes: a write into the durable active
@@ -1689,8 +1700,28 @@ static void do_write(struct ck *c, const struct trace_op *o)
     final_write_post(c, o->off, o->len);
 }
 
+/* Creation ends at the first flush after which the durable image is a file
+ * the reference reads as a VHDX (identifier, a current header, a region
+ * table, metadata): writers order creation as they like (QEMU writes the
+ * identifier first and the region tables last), and the spec's rules for
+ * an existing file apply from then on. */
+static int durable_vhdx(struct ck *c)
+{
+    uint8_t id[8];
+    img_read(&c->dur, id, sizeof id, 0);
+    if (memcmp(id, "vhdxfile", 8) != 0)
+        return 0;
+    struct ref_src src = {src_read_img, &c->dur, c->dur.size, NULL, NULL};
+    struct ref_image im;
+    const int ok = ref_image_open(&im, &src) == 0 && im.status != REF_INVALID && im.bat_length && im.meta_length;
+    ref_image_free(&im);
+    spend(c, 1024);
+    return ok;
+}
+
 static void do_flush(struct ck *c)
 {
+    const int had_io = c->n_pending > 0;
     c->r->st.flushes++;
     for (size_t k = 0; k < c->n_pending && !c->stop; k++) {
         const struct trace_op *o = &c->t->ops[c->pending[k]];
@@ -1710,9 +1741,7 @@ static void do_flush(struct ck *c)
     }
     c->n_fresh = 0;
     if (!c->created) {
-        uint8_t id[8];
-        img_read(&c->dur, id, sizeof id, 0);
-        if (memcmp(id, "vhdxfile", 8) == 0) {
+        if (had_io && durable_vhdx(c)) {
             c->created = 1;
             c->r->created_at = c->i;
             full_init(c, c->i);
@@ -1739,6 +1768,25 @@ static void do_flush(struct ck *c)
     c->ep_layout_dirty = 0;
     c->n_ep_pages = 0;
     c->last_flush = c->i;
+}
+
+/* A workload flush, close or reopen returned success: everything written
+ * before it must be durable (the contract of vhdx_flush and close). */
+static void check_flush_ack(struct ck *c)
+{
+    int64_t w = NONE;
+    for (size_t k = c->n_pending; k-- > 0 && w == NONE;)
+        if (c->t->ops[c->pending[k]].kind == TR_WRITE)
+            w = c->pending[k];
+    if (w == NONE)
+        return;
+    const struct trace_op *o = &c->t->ops[w];
+    const int64_t after[2] = {w, c->vsync_op};
+    report(c, INV_PROTO_FLUSH_ACK, c->i, after, 2, o->off, o->len,
+           "workload operation %u (a flush, close or reopen; ops %lld..%lld) returned success while the write at op "
+           "%lld (%u bytes at %llu) is not durable: no device flush followed it",
+           c->t->ops[c->i].vop, (long long)c->vsync_op, (long long)c->i, (long long)w, o->len,
+           (unsigned long long)o->off);
 }
 
 void protocol_opts_defaults(struct protocol_opts *o)
@@ -1803,6 +1851,16 @@ int protocol_check(const struct trace *t, const struct protocol_opts *o, struct 
             break;
         case TR_FLUSH:
             do_flush(c);
+            break;
+        case TR_VBEGIN:
+            c->vsync = op->vkind == VOP_FLUSH || op->vkind == VOP_CLOSE || op->vkind == VOP_REOPEN;
+            c->vsync_vop = op->vop;
+            c->vsync_op = c->i;
+            break;
+        case TR_VEND:
+            if (c->vsync && op->vop == c->vsync_vop && op->rc == 0 && c->r->judged)
+                check_flush_ack(c);
+            c->vsync = 0;
             break;
         default:
             break; /* marks and workload records carry no I/O */

@@ -1095,15 +1095,19 @@ static int cmd_protocol(int argc, char **argv)
                 seed = t.seed;
                 snprintf(label, sizeof label, "%s", o.trace);
             } else {
+                trace_init(&t); /* build_trace may fail before it initialises t */
                 int brc = build_trace(&o, names[si], seed, &t);
-                if (brc != 0) {
+                if (brc == -1) {
                     trace_free(&t);
-                    status = brc == -2 ? EXIT_VIOLATION : EXIT_BAD_USAGE;
-                    if (brc == -2)
-                        total++;
-                    continue;
+                    status = EXIT_BAD_USAGE;
+                    break;
                 }
-                snprintf(label, sizeof label, "%s seed %" PRIu64, names[si], seed);
+                /* a workload that failed on a healthy disk is a violation of
+                 * its own (build_trace said why); its partial trace is still
+                 * checked: the operations up to the failure are evidence */
+                total += brc == -2;
+                snprintf(label, sizeof label, "%s seed %" PRIu64 "%s", names[si], seed,
+                         brc == -2 ? " (workload failed: partial trace)" : "");
             }
             struct protocol_report r;
             double c0 = tool_now();

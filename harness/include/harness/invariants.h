@@ -78,7 +78,10 @@
       "MS-VHDX 2.3.1.1: an entry's FlushedFileOffset exceeds the file size that was durable when it was "         \
       "written")                                                                                                 \
     X(PROTO_LAST_OFFSET, "protocol:last-offset", "protocol",                                                     \
-      "MS-VHDX 2.3.1.1: an entry's LastFileOffset does not cover every structure (log, regions, mapped blocks)")
+      "MS-VHDX 2.3.1.1: an entry's LastFileOffset does not cover every structure (log, regions, mapped blocks)")   \
+    X(PROTO_FLUSH_ACK, "protocol:flush-ack-before-durable", "protocol",                                          \
+      "the virtual-disk flush contract (not MS-VHDX): a flush or close the subject reported done left a write "   \
+      "that no device flush followed")
 
 enum invariant {
 #define X(id, name, cls, about) INV_##id,
