@@ -635,7 +635,7 @@ static uint64_t bat_block_end(const struct layout *l, uint64_t index, uint64_t e
     uint64_t used = min64(l->block_size, l->virtual_size - b * l->block_size);
     if (block)
         *block = b;
-    return ((e >> 20) << 20) + used;
+    return min64((e >> 20) << 20, BDEV_LIMIT) + used; /* FileOffsetMB has 44 bits: no wrap */
 }
 
 static uint64_t bat_page_max(const struct layout *l, uint64_t page_index, const uint8_t *bytes)
@@ -660,7 +660,7 @@ static void layout_decode(struct ck *c)
     struct ref_src src = {src_read_img, &c->vol, c->vol.size, NULL, NULL};
     struct ref_image im;
     int rc = ref_image_open(&im, &src);
-    spend(c, 1024);
+    spend(c, 1024 + (im.bat_scanned ? im.bat_entries : 0));
     if (rc != 0 || im.status == REF_INVALID || !im.bat_length || !im.meta_length) {
         ref_image_free(&im);
         return;
@@ -1554,6 +1554,7 @@ static void final_write_post(struct ck *c, uint64_t off, uint64_t len)
             }
             c->ep_pages[c->n_ep_pages++] = P;
         }
+        spend(c, c->n_logs);
         for (size_t k = 0; k < c->n_logs; k++) {
             struct pval *v = c->logs[k].pend.count ? pmap_get(&c->logs[k].pend, P / PAGE) : NULL;
             if (v && img_equal(&c->vol, v->bytes, PAGE, P))
