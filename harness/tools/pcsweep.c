@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "harness/protocol.h"
 #include "harness/sweep.h"
 #include "harness/toolutil.h"
 #include "harness/workload.h"
@@ -36,8 +37,11 @@ static const char usage[] =
     "  export       write crash states of a trace as image files for external checkers\n"
     "  info TRACE   print a trace's metadata and operation counts\n"
     "  scenarios    the scenario registry as JSON (name, about)\n"
+    "  protocol     check the log's ordering rules on workload traces (or --trace FILE)\n"
+    "               without crash states; exit 1 on any violation (docs/protocol.md)\n"
+    "  invariants [--json]   the invariant registry (name, class, about)\n"
     "\n"
-    "workload options (sweep, record):\n"
+    "workload options (sweep, record, protocol):\n"
     "  --scenario LIST      a comma list of the scenarios below, or all (default all)\n"
     "  --seed N             first workload seed (default 1)\n"
     "  --seeds N            number of seeds per scenario, N..N+count-1 (default 1)\n"
@@ -77,6 +81,9 @@ static const char usage[] =
     "  --out DIR            images and manifest.jsonl (one JSON object per image)\n"
     "  --only LIST          only these state indices (comma list)\n"
     "  --with-repro         also write a reproducer (.pctrace) next to each image\n"
+    "\n"
+    "protocol options: the workload options, --trace FILE (one recorded trace),\n"
+    "  --json PATH (every violation), --quiet (no per-violation lines)\n"
     "\n"
     "repro options:\n"
     "  --save-image PATH    write the crash image (before replay) to PATH\n"
@@ -988,6 +995,182 @@ static int cmd_repro(int argc, char **argv)
     return status;
 }
 
+/* ---- protocol ------------------------------------------------------------------- */
+static void protocol_json_trace(FILE *f, int first, const char *scenario, uint64_t seed, const char *path,
+                                const struct protocol_report *r, double secs)
+{
+    fprintf(f, "%s\n    {\"scenario\": ", first ? "" : ",");
+    tool_json_str(f, scenario);
+    fprintf(f, ", \"seed\": %" PRIu64 ", \"trace\": ", seed);
+    if (path)
+        tool_json_str(f, path);
+    else
+        fprintf(f, "null");
+    fprintf(f,
+            ", \"ops\": %" PRIu64 ", \"writes\": %" PRIu64 ", \"flushes\": %" PRIu64 ", \"entries\": %" PRIu64
+            ", \"durable_entries\": %" PRIu64 ", \"logs\": %" PRIu64 ", \"final_writes\": %" PRIu64
+            ", \"header_writes\": %" PRIu64 ", \"searches\": %" PRIu64 ", \"seconds\": %.4f, \"judged\": %s"
+            ", \"incomplete\": %s, \"note\": ",
+            r->st.ops, r->st.writes, r->st.flushes, r->st.entries, r->st.durable_entries, r->st.logs,
+            r->st.final_writes, r->st.header_writes, r->st.searches, secs, r->judged ? "true" : "false",
+            r->incomplete ? "true" : "false");
+    tool_json_str(f, r->note);
+    fprintf(f, ",\n     \"total\": %" PRIu64 ", \"counts\": {", r->total);
+    int n = 0;
+    for (int i = 0; i < INV_COUNT; i++)
+        if (r->count[i]) {
+            fprintf(f, "%s", n++ ? ", " : "");
+            tool_json_str(f, invariant_name((enum invariant)i));
+            fprintf(f, ": %" PRIu64, r->count[i]);
+        }
+    fprintf(f, "},\n     \"violations\": [");
+    for (size_t k = 0; k < r->n; k++) {
+        const struct protocol_violation *v = &r->v[k];
+        fprintf(f, "%s\n       {\"invariant\": ", k ? "," : "");
+        tool_json_str(f, invariant_name(v->inv));
+        fprintf(f, ", \"op\": %" PRId64 ", \"after\": [", v->op);
+        for (int a = 0, m = 0; a < PROTOCOL_AFTER_MAX; a++)
+            if (v->after[a] != PROTOCOL_NO_OP)
+                fprintf(f, "%s%" PRId64, m++ ? ", " : "", v->after[a]);
+        fprintf(f, "], \"offset\": %" PRIu64 ", \"length\": %" PRIu64 ", \"detail\": ", v->offset, v->length);
+        tool_json_str(f, v->detail);
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}");
+}
+
+static void protocol_print(const char *label, const struct protocol_report *r, double secs, int quiet)
+{
+    printf("protocol: %s: %" PRIu64 " ops, %" PRIu64 " entries (%" PRIu64 " durable), %" PRIu64 " flushes, %.3f s: "
+           "%" PRIu64 " violation%s%s%s\n",
+           label, r->st.ops, r->st.entries, r->st.durable_entries, r->st.flushes, secs, r->total,
+           r->total == 1 ? "" : "s", r->note[0] ? "; " : "", r->note);
+    for (size_t k = 0; k < r->n && !quiet; k++) {
+        const struct protocol_violation *v = &r->v[k];
+        printf("  %s at op %" PRId64, invariant_name(v->inv), v->op);
+        for (int a = 0, m = 0; a < PROTOCOL_AFTER_MAX; a++)
+            if (v->after[a] != PROTOCOL_NO_OP) {
+                if (v->after[a] == PROTOCOL_BASE_OP)
+                    printf("%sbase", m++ ? ", " : " (related: ");
+                else
+                    printf("%sop %" PRId64, m++ ? ", " : " (related: ", v->after[a]);
+            }
+        int any = 0;
+        for (int a = 0; a < PROTOCOL_AFTER_MAX; a++)
+            any |= v->after[a] != PROTOCOL_NO_OP;
+        printf("%s, bytes %" PRIu64 "+%" PRIu64 "\n    %s\n", any ? ")" : "", v->offset, v->length, v->detail);
+    }
+    for (int i = 0; i < INV_COUNT; i++)
+        if (r->count[i])
+            printf("  %-36s %" PRIu64 "\n", invariant_name((enum invariant)i), r->count[i]);
+}
+
+static int cmd_protocol(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o, 0);
+    char names[TOOL_MAX_SCENARIOS][32];
+    int nsc = o.trace ? 1 : tool_scenario_list(o.scenarios, names);
+    FILE *jf = NULL;
+    if (o.json && !(jf = fopen(o.json, "w")))
+        tool_die_usage("--json: cannot write %s", o.json);
+    if (jf)
+        fprintf(jf, "{\"tool\": \"pcsweep protocol\", \"engine\": \"%s\", \"traces\": [", vhdx_build_id());
+    uint64_t total = 0, traces = 0;
+    int status = EXIT_PASS;
+    double t0 = tool_now(), checking = 0;
+    for (int si = 0; si < nsc && status != EXIT_BAD_USAGE; si++) {
+        for (uint64_t k = 0; k < (o.trace ? 1 : o.seeds); k++) {
+            struct trace t;
+            uint64_t seed = o.seed + k;
+            char err[512], label[96];
+            if (o.trace) {
+                if (trace_load(&t, o.trace, err, sizeof err) != 0) {
+                    fprintf(stderr, "pcsweep: %s\n", err);
+                    status = EXIT_BAD_USAGE;
+                    break;
+                }
+                const char *wl = trace_get_meta(&t, "workload");
+                snprintf(names[0], 32, "%s", wl ? wl : "external");
+                seed = t.seed;
+                snprintf(label, sizeof label, "%s", o.trace);
+            } else {
+                trace_init(&t); /* build_trace may fail before it initialises t */
+                int brc = build_trace(&o, names[si], seed, &t);
+                if (brc == -1) {
+                    trace_free(&t);
+                    status = EXIT_BAD_USAGE;
+                    break;
+                }
+                /* a workload that failed on a healthy disk is a violation of
+                 * its own (build_trace said why); its partial trace is still
+                 * checked: the operations up to the failure are evidence */
+                total += brc == -2;
+                snprintf(label, sizeof label, "%s seed %" PRIu64 "%s", names[si], seed,
+                         brc == -2 ? " (workload failed: partial trace)" : "");
+            }
+            struct protocol_report r;
+            double c0 = tool_now();
+            int rc = protocol_check(&t, NULL, &r);
+            double secs = tool_now() - c0;
+            checking += secs;
+            trace_free(&t);
+            if (rc != 0) {
+                fprintf(stderr, "pcsweep: protocol check: %s\n", strerror(-rc));
+                status = EXIT_BAD_USAGE;
+                break;
+            }
+            protocol_print(label, &r, secs, o.sc.quiet);
+            if (jf)
+                protocol_json_trace(jf, traces == 0, names[si], seed, o.trace, &r, secs);
+            traces++;
+            total += r.total;
+            if (!r.judged) {
+                fprintf(stderr, "pcsweep: %s: not judged: %s\n", label, r.note);
+                status = EXIT_BAD_USAGE;
+            }
+            protocol_report_free(&r);
+        }
+    }
+    double wall = tool_now() - t0;
+    if (jf) {
+        fprintf(jf, "\n  ], \"violations\": %" PRIu64 ", \"check_seconds\": %.4f, \"seconds\": %.4f}\n", total,
+                checking, wall);
+        fclose(jf);
+    }
+    printf("protocol: %" PRIu64 " trace%s, %" PRIu64 " violation%s; checking took %.3f s of %.3f s\n", traces,
+           traces == 1 ? "" : "s", total, total == 1 ? "" : "s", checking, wall);
+    if (status == EXIT_BAD_USAGE)
+        return status;
+    return total ? EXIT_VIOLATION : EXIT_PASS;
+}
+
+static int cmd_invariants(int argc, char **argv)
+{
+    int json = argc > 2 && !strcmp(argv[2], "--json");
+    if (argc > 2 + json)
+        tool_die_usage("invariants: unexpected argument '%s'", argv[2 + json]);
+    if (json)
+        printf("[");
+    for (int i = 0; i < INV_COUNT; i++) {
+        const enum invariant v = (enum invariant)i;
+        if (json) {
+            printf("%s\n  {\"name\": ", i ? "," : "");
+            tool_json_str(stdout, invariant_name(v));
+            printf(", \"class\": ");
+            tool_json_str(stdout, invariant_class(v));
+            printf(", \"about\": ");
+            tool_json_str(stdout, invariant_about(v));
+            printf("}");
+        } else {
+            printf("%-36s %-10s %s\n", invariant_name(v), invariant_class(v), invariant_about(v));
+        }
+    }
+    if (json)
+        printf("\n]\n");
+    return EXIT_PASS;
+}
+
 int main(int argc, char **argv)
 {
     tool_set_name("pcsweep");
@@ -1014,5 +1197,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "export"))
         return cmd_export(argc, argv);
+    if (!strcmp(argv[1], "protocol"))
+        return cmd_protocol(argc, argv);
+    if (!strcmp(argv[1], "invariants"))
+        return cmd_invariants(argc, argv);
     tool_die_usage("unknown command '%s'", argv[1]);
 }

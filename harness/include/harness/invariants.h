@@ -49,7 +49,39 @@
     X(FAULT_NOT_REPORTED, "fault-not-reported", "live", "an operation during which a fault fired returned success") \
     X(POISONED_HANDLE_SUCCEEDED, "poisoned-handle-succeeded", "live", "a poisoned handle served a call")          \
     X(FAILED_WITHOUT_FAULT, "failed-without-fault", "live", "an operation failed before any fault fired")          \
-    X(LIVE_DATA, "live-data", "live", "a live read returned a value the in-session model does not allow")
+    X(LIVE_DATA, "live-data", "live", "a live read returned a value the in-session model does not allow")      \
+    X(PROTO_APPLY_BEFORE_LOG, "protocol:apply-before-log-durable", "protocol",                                   \
+      "MS-VHDX 2.3: a write into a region table, the metadata region or the BAT was issued before a flush made "  \
+      "durable a log entry holding those bytes under the LogGuid of the durable header")                         \
+    X(PROTO_LOGGUID_CLEARED_EARLY, "protocol:logguid-cleared-early", "protocol",                                 \
+      "MS-VHDX 2.3, 2.2.2: a header write cleared or replaced a LogGuid before a flush made the final-place "     \
+      "writes of that log's entries durable")                                                                    \
+    X(PROTO_CLEAR_UNAPPLIED, "protocol:clear-unapplied", "protocol",                                             \
+      "MS-VHDX 2.3, 2.3.3: a header write cleared or replaced a LogGuid while an update of its active "           \
+      "sequence was never written to its final place")                                                           \
+    X(PROTO_HEADER_BEFORE_ENTRY, "protocol:header-before-entry", "protocol",                                     \
+      "MS-VHDX 2.3.3, 2.2.2: a header naming a new LogGuid was written before a flush made a valid entry "        \
+      "under it durable (a cut leaves a LogGuid with no valid sequence: the file is corrupt)")                   \
+    X(PROTO_HEADER_COPIES_ONE_EPOCH, "protocol:header-copies-one-epoch", "protocol",                             \
+      "MS-VHDX 2.2.2.1: both header copies were written between the same two flushes")                           \
+    X(PROTO_FIRST_64K, "protocol:first-64k-written", "protocol",                                                 \
+      "MS-VHDX 2.2.1: a write into the first 64 KiB of the file after it was created")                           \
+    X(PROTO_PAYLOAD_BEFORE_BAT, "protocol:payload-before-bat", "protocol",                                       \
+      "MS-VHDX 2.5.1.1, 2.3: a log entry maps a block at a file offset whose earlier writes or file extension "   \
+      "were not yet durable")                                                                                    \
+    X(PROTO_TAIL_PAST_UNAPPLIED, "protocol:tail-past-unapplied", "protocol",                                     \
+      "MS-VHDX 2.3.2: an entry's Tail skips an earlier entry of its log whose updates are not durably in "        \
+      "their final place, or does not lead to the entry")                                                        \
+    X(PROTO_OVERWRITE_LIVE_ENTRY, "protocol:overwrite-live-entry", "protocol",                                   \
+      "MS-VHDX 2.3.1: a write into the ring over an entry of the active sequence of the durable log")           \
+    X(PROTO_FLUSHED_OFFSET, "protocol:flushed-offset", "protocol",                                               \
+      "MS-VHDX 2.3.1.1: an entry's FlushedFileOffset exceeds the file size that was durable when it was "         \
+      "written")                                                                                                 \
+    X(PROTO_LAST_OFFSET, "protocol:last-offset", "protocol",                                                     \
+      "MS-VHDX 2.3.1.1: an entry's LastFileOffset does not cover every structure (log, regions, mapped blocks)")   \
+    X(PROTO_FLUSH_ACK, "protocol:flush-ack-before-durable", "protocol",                                          \
+      "the virtual-disk flush contract (not MS-VHDX): a flush or close the subject reported done left a write "   \
+      "that no device flush followed")
 
 enum invariant {
 #define X(id, name, cls, about) INV_##id,

@@ -82,4 +82,35 @@ void ref_result_free(struct ref_result *r);
  * a ring of log_length bytes?  1 valid, 0 not. */
 int ref_entry_valid(const uint8_t *buf, size_t len, const uint8_t guid[16], uint32_t log_length);
 
+/* ---- one entry and one header, decoded (ref_entry.c) ------------------------ */
+/* A valid entry's fields (2.3.1.1) and its descriptors as writes (2.3.1.2,
+ * 2.3.1.3: data updates with their leading and trailing bytes restored). */
+struct ref_entry {
+    uint32_t checksum;            /* Checksum */
+    uint32_t length;              /* EntryLength */
+    uint32_t tail;                /* Tail */
+    uint64_t sequence;            /* SequenceNumber */
+    uint32_t count;               /* DescriptorCount */
+    uint8_t log_guid[16];         /* LogGuid */
+    uint64_t flushed_file_offset; /* FlushedFileOffset */
+    uint64_t last_file_offset;    /* LastFileOffset */
+    struct ref_write *desc;       /* [count] in descriptor order (malloc'd) */
+    uint8_t *pages;               /* storage of the data updates (malloc'd) */
+};
+
+/* Decodes the entry held contiguously in buf (len bytes, at least its
+ * EntryLength) when it is valid (ref_entry_valid) under the LogGuid it
+ * carries, for a ring of log_length bytes.  Returns 1 with e filled (free
+ * with ref_entry_free), 0 when it is not a valid entry (e empty), -1 when
+ * out of memory. */
+int ref_entry_decode(const uint8_t *buf, size_t len, uint32_t log_length, struct ref_entry *e);
+void ref_entry_free(struct ref_entry *e);
+
+/* A header's fields and validity (2.2.2: signature and checksum) from its
+ * 4 KiB (struct ref_header: ref.h), and which of the two copies at 64 KiB and
+ * 128 KiB is current (0, 1, or -1 when neither). */
+struct ref_header;
+void ref_header_decode(const uint8_t *buf, struct ref_header *h);
+int ref_header_current(const struct ref_header *h); /* h[0], h[1] */
+
 #endif /* REF_REF_LOG_H */
