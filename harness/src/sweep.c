@@ -59,7 +59,7 @@ int crash_models_parse(const char *s, unsigned *mask)
     return *mask ? 0 : -1;
 }
 
-const char *const sweep_judge_names[4] = {"oracle", "reference", "view", "unwritten"};
+const char *const sweep_judge_names[JUDGE_COUNT] = {"oracle", "reference", "view", "unwritten", "protocol"};
 
 int sweep_judges_parse(const char *s, unsigned *mask)
 {
@@ -72,7 +72,7 @@ int sweep_judges_parse(const char *s, unsigned *mask)
             continue;
         }
         int found = 0;
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < JUDGE_COUNT; j++)
             if (!strcmp(tok, sweep_judge_names[j])) {
                 *mask |= 1u << j;
                 found = 1;
@@ -1646,10 +1646,28 @@ static int walk(struct sweeper *s)
     return 0;
 }
 
+/* The protocol checker on the whole trace, before any state. */
+static int check_protocol(struct sweeper *s)
+{
+    struct protocol_report r;
+    int rc = protocol_check(s->t, NULL, &r);
+    if (rc == 0) {
+        s->st->protocol_judged = r.judged;
+        s->st->protocol_violations = r.total;
+        s->st->violations += r.total;
+        for (size_t i = 0; i < r.n && s->c->on_protocol; i++)
+            s->c->on_protocol(s->c->ctx, &r.v[i]);
+    }
+    protocol_report_free(&r);
+    return rc;
+}
+
 int sweep_run(const struct trace *t, const struct sweep_config *c, struct sweep_stats *st)
 {
     struct sweeper s;
     int rc = sweeper_init(&s, t, c, st);
+    if (rc == 0 && (c->judges & JUDGE_PROTOCOL) && !c->on_state)
+        rc = check_protocol(&s);
     if (rc == 0)
         rc = walk(&s);
     st->seconds = now() - s.t0;

@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "harness/oracle.h"
+#include "harness/protocol.h"
 #include "harness/simdisk.h"
 #include "harness/trace.h"
 #include "harness/verdict.h"
@@ -104,9 +105,11 @@ enum sweep_judge {
     JUDGE_REF = 1u << 1,       /* the independent reference (refjudge.h) */
     JUDGE_VIEW = 1u << 2,      /* a read-only open shows the same disk as the read-write one */
     JUDGE_UNWRITTEN = 1u << 3, /* never-written sectors of allocated blocks read zeros */
+    JUDGE_PROTOCOL = 1u << 4,  /* the write-ahead protocol on the trace itself (protocol.h), once per trace */
 };
-#define JUDGE_ALL (JUDGE_ORACLE | JUDGE_REF | JUDGE_VIEW | JUDGE_UNWRITTEN)
-extern const char *const sweep_judge_names[4]; /* "oracle", "reference", "view", "unwritten" */
+#define JUDGE_COUNT 5
+#define JUDGE_ALL ((1u << JUDGE_COUNT) - 1)
+extern const char *const sweep_judge_names[JUDGE_COUNT]; /* "oracle", "reference", "view", "unwritten", "protocol" */
 /* "oracle,reference" -> bitmask; "all" accepted.  -1 on error. */
 int sweep_judges_parse(const char *s, unsigned *mask);
 
@@ -141,6 +144,9 @@ struct sweep_config {
      * crashdisk_read, size in cd->size).  The recovery model needs the
      * checker's own replay and is skipped.  Return nonzero to stop. */
     int (*on_state)(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd);
+    /* Called for each protocol violation of the trace (JUDGE_PROTOCOL; may be
+     * NULL: they are counted in sweep_stats either way). */
+    void (*on_protocol)(void *ctx, const struct protocol_violation *pv);
     /* Called for each violation (may be NULL); return nonzero to stop. */
     int (*on_violation)(void *ctx, const struct crash_choice *c, const struct verdict *v, const char *repro_path);
     void *ctx;
@@ -151,8 +157,10 @@ struct sweep_stats {
     uint64_t states_per_model[M_COUNT];
     double seconds_per_model[M_COUNT]; /* time spent judging each model's states */
     uint64_t skipped;             /* generated for other shards */
-    uint64_t violations;
+    uint64_t violations;          /* states that violate, plus protocol violations */
     uint64_t violations_per_model[M_COUNT];
+    uint64_t protocol_violations; /* of the trace's write-ahead protocol (JUDGE_PROTOCOL) */
+    int protocol_judged;          /* the protocol checker followed the trace */
     uint64_t epochs;
     uint64_t replays;             /* states whose open replayed a log */
     uint64_t opens;               /* engine opens performed (states share opens, see judge) */
