@@ -6,11 +6,13 @@
 #include "harness/toolutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness/workload.h"
 
@@ -107,6 +109,53 @@ int tool_mkdirs(const char *path)
         }
     }
     return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+void tool_check_output(const char *path, const char *opt)
+{
+    if (!path)
+        return;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        tool_die_usage("%s %s: is a directory, a file name is expected", opt, path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        int rc = tool_mkdirs(dir);
+        if (rc)
+            tool_die_usage("%s %s: cannot create the directory %s: %s", opt, path, dir, strerror(-rc));
+    }
+    int exists = stat(path, &st) == 0;
+    int fd = exists ? open(path, O_WRONLY | O_APPEND) : open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        tool_die_usage("%s %s: cannot be written: %s", opt, path, strerror(errno));
+    close(fd);
+    if (!exists)
+        unlink(path);
+}
+
+FILE *tool_open_output(const char *path, const char *opt, int *lost)
+{
+    FILE *f = fopen(path, "w");
+    if (f)
+        return f;
+    int err = errno;
+    const char *tmp = getenv("TMPDIR");
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char alt[4096];
+    snprintf(alt, sizeof alt, "%s/%s-%ld-%s", tmp && *tmp ? tmp : "/tmp", tool_name, (long)getpid(),
+             *base ? base : "output");
+    f = fopen(alt, "w");
+    if (f)
+        fprintf(stderr, "%s: %s %s: cannot be written (%s); the results were saved to %s\n", tool_name, opt, path,
+                strerror(err), alt);
+    else
+        fprintf(stderr, "%s: %s %s: cannot be written (%s), nor %s (%s)\n", tool_name, opt, path, strerror(err), alt,
+                strerror(errno));
+    *lost = 1;
+    return f;
 }
 
 void tool_json_str(FILE *f, const char *s)

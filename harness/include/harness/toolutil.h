@@ -37,6 +37,20 @@ void tool_print_scenarios_json(FILE *f);
 /* mkdir -p.  0 or -errno. */
 int tool_mkdirs(const char *path);
 
+/* Before any work: dies with status 2 naming opt and path unless path can
+ * be written (its directory is created when missing; a file that does not
+ * exist yet is created and removed again, so the file system answers, not
+ * permission bits that root passes everywhere).  NULL path: nothing. */
+void tool_check_output(const char *path, const char *opt);
+
+/* Opens an output for writing once the work is done.  When path cannot be
+ * opened any more, the results go to a file in $TMPDIR (or /tmp) named
+ * after the tool, the process and path's last component; the message says
+ * where, and *lost is set (the tool then exits with status 2: what was
+ * asked for was not written, but nothing is lost).  NULL only when neither
+ * can be opened (also reported). */
+FILE *tool_open_output(const char *path, const char *opt, int *lost);
+
 /* s as a JSON string literal (quotes included). */
 void tool_json_str(FILE *f, const char *s);
 
