@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness/sweep.h"
 #include "harness/workload.h"
 
 static const char *tool_name = "powercut";
@@ -203,6 +205,66 @@ void tool_junit_failure(FILE *f, const char *type, const char *message, const ch
         tool_xml_str(f, repro);
     }
     fprintf(f, "</failure>\n");
+}
+
+/* Copies the text between `after` and the first of `stops` in s into out. */
+static int text_after(const char *s, const char *after, const char *stops, char *out, size_t len)
+{
+    const char *p = strstr(s, after);
+    if (!p)
+        return 0;
+    p += strlen(after);
+    size_t n = strcspn(p, stops);
+    snprintf(out, len, "%.*s", (int)n, p);
+    return 1;
+}
+
+void tool_violation_structure(const struct verdict *v, char *out, size_t len)
+{
+    char a[96] = "", b[96] = "";
+    snprintf(out, len, "-");
+    if (!strcmp(v->invariant, "open-refused")) {
+        /* "... [VHDX_E_X, field F, offset N]" */
+        const char *br = strrchr(v->detail, '[');
+        if (br && text_after(br, "[", ",]", a, sizeof a)) {
+            text_after(br, ", field ", ",]", b, sizeof b);
+            snprintf(out, len, "%s%s%s", a, b[0] ? " " : "", b);
+        }
+    } else if (!strcmp(v->invariant, "check-failed")) {
+        /* "... first: FIELD: message [VHDX_E_X]" */
+        if (text_after(v->detail, "first: ", ":", b, sizeof b)) {
+            const char *br = strrchr(v->detail, '[');
+            if (br)
+                text_after(br, "[", "]", a, sizeof a);
+            snprintf(out, len, "%s%s%s", a, a[0] ? " " : "", b);
+        } else {
+            snprintf(out, len, "checker did not run");
+        }
+    } else if (!strncmp(v->invariant, "data:", 5)) {
+        /* "...; found zeros" / "found write N for sector S" / "found garbage ..." */
+        const char *f = strstr(v->detail, "; found ");
+        if (f) {
+            f += 8;
+            const char *what = !strncmp(f, "zeros", 5)     ? "reads zeros"
+                               : !strncmp(f, "POISON", 6)  ? "reads never-durable space (POISON)"
+                               : !strncmp(f, "garbage", 7) ? "reads garbage"
+                               : !strncmp(f, "write ", 6)  ? "reads another write's data"
+                                                           : "reads something else";
+            snprintf(out, len, "%s", what);
+        }
+    } else if (!strcmp(v->invariant, "replay-not-idempotent")) {
+        snprintf(out, len, "%s", strstr(v->detail, "file size") ? "file size" : "file bytes");
+    }
+}
+
+void tool_signature_id(const char *key, char out[13])
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
+    for (const char *p = key; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= UINT64_C(0x100000001b3);
+    }
+    snprintf(out, 13, "%012" PRIx64, h & UINT64_C(0xFFFFFFFFFFFF));
 }
 
 double tool_now(void)

@@ -321,72 +321,14 @@ static const char *model_class(const struct crash_choice *c, const struct verdic
     return (M_POWER_MODELS >> c->model) & 1 ? "power" : "corruption";
 }
 
-/* Copies the text between `after` and the first of `stops` in s into out. */
-static int text_after(const char *s, const char *after, const char *stops, char *out, size_t len)
-{
-    const char *p = strstr(s, after);
-    if (!p)
-        return 0;
-    p += strlen(after);
-    size_t n = strcspn(p, stops);
-    snprintf(out, len, "%.*s", (int)n, p);
-    return 1;
-}
-
-/* The structure a violation involves, without the numbers that differ from
- * state to state (sectors, offsets, entry counts). */
-static void violation_structure(const struct verdict *v, char *out, size_t len)
-{
-    char a[96] = "", b[96] = "";
-    snprintf(out, len, "-");
-    if (!strcmp(v->invariant, "open-refused")) {
-        /* "... [VHDX_E_X, field F, offset N]" */
-        const char *br = strrchr(v->detail, '[');
-        if (br && text_after(br, "[", ",]", a, sizeof a)) {
-            text_after(br, ", field ", ",]", b, sizeof b);
-            snprintf(out, len, "%s%s%s", a, b[0] ? " " : "", b);
-        }
-    } else if (!strcmp(v->invariant, "check-failed")) {
-        /* "... first: FIELD: message [VHDX_E_X]" */
-        if (text_after(v->detail, "first: ", ":", b, sizeof b)) {
-            const char *br = strrchr(v->detail, '[');
-            if (br)
-                text_after(br, "[", "]", a, sizeof a);
-            snprintf(out, len, "%s%s%s", a, a[0] ? " " : "", b);
-        } else {
-            snprintf(out, len, "checker did not run");
-        }
-    } else if (!strncmp(v->invariant, "data:", 5)) {
-        /* "...; found zeros" / "found write N for sector S" / "found garbage ..." */
-        const char *f = strstr(v->detail, "; found ");
-        if (f) {
-            f += 8;
-            const char *what = !strncmp(f, "zeros", 5)     ? "reads zeros"
-                               : !strncmp(f, "POISON", 6)  ? "reads never-durable space (POISON)"
-                               : !strncmp(f, "garbage", 7) ? "reads garbage"
-                               : !strncmp(f, "write ", 6)  ? "reads another write's data"
-                                                           : "reads something else";
-            snprintf(out, len, "%s", what);
-        }
-    } else if (!strcmp(v->invariant, "replay-not-idempotent")) {
-        snprintf(out, len, "%s", strstr(v->detail, "file size") ? "file size" : "file bytes");
-    }
-}
-
 static void sig_key(const struct sig *g, char *key, size_t len)
 {
     snprintf(key, len, "%s|%s|%s|%s", g->invariant, g->cls, g->scenario, g->structure);
 }
 
-/* A stable short id of a signature: FNV-1a of the key, 12 hex digits. */
 static void sig_id(const struct sig *g, char out[13])
 {
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (const char *p = g->key; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= UINT64_C(0x100000001b3);
-    }
-    snprintf(out, 13, "%012" PRIx64, h & UINT64_C(0xFFFFFFFFFFFF));
+    tool_signature_id(g->key, out);
 }
 
 static uint64_t file_bytes(const char *path)
@@ -443,7 +385,7 @@ static int on_violation(void *ctx, const struct crash_choice *c, const struct ve
     snprintf(probe.invariant, sizeof probe.invariant, "%s", v->invariant);
     snprintf(probe.cls, sizeof probe.cls, "%s", model_class(c, v));
     snprintf(probe.scenario, sizeof probe.scenario, "%s", col->scenario);
-    violation_structure(v, probe.structure, sizeof probe.structure);
+    tool_violation_structure(v, probe.structure, sizeof probe.structure);
     sig_key(&probe, probe.key, sizeof probe.key);
     struct sig *g = NULL;
     for (size_t i = 0; i < col->n && !g; i++)

@@ -63,6 +63,16 @@ void tool_xml_str(FILE *f, const char *s);
  * empty. */
 void tool_junit_failure(FILE *f, const char *type, const char *message, const char *detail, const char *repro);
 
+/* Violation signatures (one report per bug): the structure a violation
+ * involves, without the numbers that differ from state to state -- the
+ * engine error and field of a refused open or a failed check ("VHDX_E_X
+ * header.LogGuid"), what a lost sector reads as ("reads zeros"), "-" when
+ * the invariant says it all. */
+struct verdict;
+void tool_violation_structure(const struct verdict *v, char *out, size_t len);
+/* A stable 12-hex-digit id of a signature key (FNV-1a). */
+void tool_signature_id(const char *key, char out[13]);
+
 /* Seconds on the monotonic clock. */
 double tool_now(void);
 
