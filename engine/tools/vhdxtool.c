@@ -6,7 +6,7 @@
  *   vhdxtool info IMG [--json]
  *   vhdxtool check IMG [--repair] [--strict] [--json]
  *   vhdxtool replay IMG
- *   vhdxtool dump-log IMG [--json] [--guid GUID]
+ *   vhdxtool dump-log IMG [--json] [--guid GUID] [--descriptors]
  *   vhdxtool read IMG OFFSET LENGTH OUT        (OUT may be '-')
  *   vhdxtool write IMG OFFSET IN               (IN may be '-')
  *   vhdxtool export IMG RAW                    (RAW may be '-')
@@ -48,16 +48,20 @@ static const char usage_text[] =
     "                          create an empty dynamic VHDX (defaults: 32M blocks,\n"
     "                          1M log, 512-byte logical, 4096-byte physical sectors)\n"
     "  info IMG [--json]       geometry, headers, log state (pending logs are\n"
-    "                          replayed in memory, the file is not touched)\n"
+    "                          replayed in memory, the file is not touched); with\n"
+    "                          --json an image the engine refuses still gets what its\n"
+    "                          structures say as far as they decode, and the error\n"
     "  check IMG [--repair] [--strict] [--json]\n"
     "                          consistency check; --repair fixes what is safe to fix\n"
     "                          (LogGuid without a sequence, pending replay, damaged\n"
     "                          header or region table copy) and says what it did;\n"
     "                          --strict also fails on warnings\n"
     "  replay IMG              open read-write (replaying a pending log) and close\n"
-    "  dump-log IMG [--json] [--guid GUID]\n"
+    "  dump-log IMG [--json] [--guid GUID] [--descriptors]\n"
     "                          every entry in the log ring: position, sequence, tail,\n"
-    "                          descriptors, valid or why not, and the active sequence\n"
+    "                          descriptors, valid or why not, and the active sequence;\n"
+    "                          --descriptors lists each valid entry's updates (data or\n"
+    "                          zero, target file offset, length)\n"
     "  read IMG OFFSET LENGTH OUT   virtual-disk bytes to OUT ('-' = stdout)\n"
     "  write IMG OFFSET IN     bytes of IN ('-' = stdin) into the virtual disk\n"
     "  export IMG RAW          whole virtual disk to a raw file ('-' = stdout)\n"
@@ -317,6 +321,163 @@ static int cmd_create(int argc, char **argv)
 }
 
 /* ---- info ------------------------------------------------------------------ */
+static void json_opt_u64(const char *key, int have, uint64_t v)
+{
+    printf(", \"%s\": ", key);
+    if (have)
+        printf("%" PRIu64, v);
+    else
+        printf("null");
+}
+
+/* `info --json` of an image the engine refuses: what the structures say
+ * as far as they decode (file identifier, both headers, both region
+ * tables, the metadata items), and the error -- a damaged image is when
+ * one wants to see what could be parsed.  Reads only; every length comes
+ * from the format's fixed sizes or is checked against the file. */
+static void info_refused_json(struct bdev *dev, const char *path, int rc, const struct vhdx_diag *d)
+{
+    uint64_t size = 0;
+    int have_size = dev->ops->size(dev, &size) == 0;
+    printf("{\"image\": ");
+    json_str(stdout, path);
+    printf(", \"opened\": false, \"error\": {\"code\": \"%s\", \"message\": ", vhdx_errname(rc));
+    json_str(stdout, d->message[0] ? d->message : vhdx_strerror(rc));
+    printf(", \"field\": ");
+    if (d->field[0])
+        json_str(stdout, d->field);
+    else
+        printf("null");
+    json_opt_u64("offset", d->offset != UINT64_MAX, d->offset);
+    printf("}");
+    json_opt_u64("file_size", have_size, size);
+
+    static uint8_t buf[VHDX_REGION_TABLE_SIZE];
+    char g[VHDX_GUID_STRLEN];
+    /* file type identifier */
+    struct vhdx_file_id fid;
+    int frc = dev->ops->read(dev, buf, VHDX_FILE_ID_SIZE, 0);
+    frc = frc ? frc : vhdx_file_id_decode(buf, &fid);
+    printf(", \"file_identifier\": {\"valid\": %s, \"creator\": ", frc ? "false" : "true");
+    if (frc)
+        printf("null");
+    else
+        json_str(stdout, fid.creator);
+    printf("}");
+    /* headers: both copies, then the current one by the spec's rule */
+    struct vhdx_header h[2];
+    int hrc[2];
+    printf(", \"headers\": [");
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET;
+        hrc[i] = dev->ops->read(dev, buf, VHDX_HEADER_SIZE, off);
+        int io = hrc[i] != 0;
+        hrc[i] = hrc[i] ? hrc[i] : vhdx_header_decode(buf, &h[i]);
+        printf("%s{\"slot\": %d, \"offset\": %" PRIu64 ", \"valid\": %s, \"error\": ", i ? ", " : "", i + 1, off,
+               hrc[i] ? "false" : "true");
+        if (hrc[i])
+            printf("\"%s\"", vhdx_errname(hrc[i]));
+        else
+            printf("null");
+        if (!io)
+            printf(", \"sequence\": %" PRIu64 ", \"log_guid\": \"%s\", \"log_offset\": %" PRIu64
+                   ", \"log_length\": %u, \"version\": %u, \"log_version\": %u",
+                   h[i].sequence, gstr(&h[i].log_guid, g), h[i].log_offset, h[i].log_length, h[i].version,
+                   h[i].log_version);
+        printf("}");
+    }
+    int cur = !hrc[0] && !hrc[1] ? (h[1].sequence > h[0].sequence ? 1 : h[0].sequence > h[1].sequence ? 0 : -1)
+              : !hrc[0]          ? 0
+              : !hrc[1]          ? 1
+                                 : -1;
+    printf("], \"current_header\": ");
+    if (cur >= 0)
+        printf("%d", cur + 1);
+    else
+        printf("null");
+    if (cur >= 0)
+        printf(", \"log\": {\"offset\": %" PRIu64 ", \"length\": %u, \"pending\": %s}", h[cur].log_offset,
+               h[cur].log_length, vhdx_guid_is_zero(&h[cur].log_guid) ? "false" : "true");
+    /* region tables */
+    static struct vhdx_region_table rt[2];
+    int rrc[2], first_valid = -1;
+    printf(", \"region_tables\": [");
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET;
+        rrc[i] = dev->ops->read(dev, buf, VHDX_REGION_TABLE_SIZE, off);
+        rrc[i] = rrc[i] ? rrc[i] : vhdx_region_table_decode(buf, &rt[i]);
+        if (!rrc[i] && first_valid < 0)
+            first_valid = i;
+        printf("%s{\"slot\": %d, \"offset\": %" PRIu64 ", \"valid\": %s, \"error\": ", i ? ", " : "", i + 1, off,
+               rrc[i] ? "false" : "true");
+        if (rrc[i])
+            printf("\"%s\"", vhdx_errname(rrc[i]));
+        else
+            printf("null");
+        if (!rrc[i]) {
+            printf(", \"entries\": [");
+            for (uint32_t k = 0; k < rt[i].entry_count; k++) {
+                const struct vhdx_region_entry *e = &rt[i].entries[k];
+                const char *name = vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_BAT)        ? "bat"
+                                   : vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_METADATA) ? "metadata"
+                                                                                          : "unknown";
+                printf("%s{\"region\": \"%s\", \"guid\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %u, "
+                       "\"required\": %s}",
+                       k ? ", " : "", name, gstr(&e->guid, g), e->file_offset, e->length,
+                       e->required & 1 ? "true" : "false");
+            }
+            printf("]");
+        }
+        printf("}");
+    }
+    printf("]");
+    /* the BAT and metadata regions of the first valid table, and the items */
+    if (first_valid >= 0) {
+        const struct vhdx_region_table *t = &rt[first_valid];
+        for (uint32_t k = 0; k < t->entry_count; k++) {
+            const struct vhdx_region_entry *e = &t->entries[k];
+            int bat = vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_BAT);
+            if (!bat && !vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_METADATA))
+                continue;
+            printf(", \"%s\": {\"offset\": %" PRIu64 ", \"length\": %u", bat ? "bat" : "metadata", e->file_offset,
+                   e->length);
+            if (!bat) {
+                static struct vhdx_metadata_table mt;
+                int mrc = e->length < VHDX_METADATA_TABLE_SIZE || (have_size && e->file_offset + e->length > size)
+                              ? VHDX_E_METADATA
+                              : dev->ops->read(dev, buf, VHDX_METADATA_TABLE_SIZE, e->file_offset);
+                mrc = mrc ? mrc : vhdx_metadata_table_decode(buf, VHDX_METADATA_TABLE_SIZE, &mt);
+                printf(", \"valid\": %s", mrc ? "false" : "true");
+                if (mrc)
+                    printf(", \"error\": \"%s\"", vhdx_errname(mrc));
+                for (uint16_t m = 0; !mrc && m < mt.entry_count; m++) {
+                    const struct vhdx_metadata_entry *me = &mt.entries[m];
+                    uint8_t item[8] = {0};
+                    uint32_t want = vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS)      ? 8
+                                    : vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE) ? 8
+                                    : vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE) ||
+                                              vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_PHYSICAL_SECTOR_SIZE)
+                                        ? 4
+                                        : 0;
+                    if (!want || me->length < want || me->offset > e->length - want ||
+                        dev->ops->read(dev, item, want, e->file_offset + me->offset) != 0)
+                        continue;
+                    if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS))
+                        printf(", \"block_size\": %u", vhdx_get32(item));
+                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE))
+                        printf(", \"virtual_size\": %" PRIu64, vhdx_get64(item));
+                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE))
+                        printf(", \"logical_sector\": %u", vhdx_get32(item));
+                    else
+                        printf(", \"physical_sector\": %u", vhdx_get32(item));
+                }
+            }
+            printf("}");
+        }
+    }
+    printf("}\n");
+}
+
 static int cmd_info(int argc, char **argv)
 {
     struct opts o;
@@ -330,6 +491,8 @@ static int cmd_info(int argc, char **argv)
     struct vhdx *h;
     int rc = vhdx_open(dev, &vo, &h);
     if (rc != 0) {
+        if (o.json && vhdx_is_format_error(rc))
+            info_refused_json(dev, o.pos[0], rc, &d);
         bdev_destroy(dev);
         return report_error("open", o.pos[0], rc, &d);
     }
@@ -339,7 +502,7 @@ static int cmd_info(int argc, char **argv)
     if (o.json) {
         printf("{\"image\": ");
         json_str(stdout, o.pos[0]);
-        printf(", \"virtual_size\": %" PRIu64 ", \"block_size\": %u, \"logical_sector\": %u, "
+        printf(", \"opened\": true, \"virtual_size\": %" PRIu64 ", \"block_size\": %u, \"logical_sector\": %u, "
                "\"physical_sector\": %u, \"chunk_ratio\": %" PRIu64 ", \"data_blocks\": %" PRIu64
                ", \"bat_entries\": %" PRIu64 ", \"blocks_allocated\": %" PRIu64 ", \"blocks_zero\": %" PRIu64
                ", \"file_size\": %" PRIu64 ", \"leave_block_allocated\": %s"

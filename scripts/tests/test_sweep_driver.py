@@ -174,3 +174,18 @@ def test_sweep_help_lists_the_external_options():
     for opt in ("--markdown", "--jobs", "--keep-failures", "--no-probe", "--timeout", "--require-complete",
                 "--minimize-seconds", "--sweep-seed"):
         assert opt in cp.stdout, opt
+
+
+@pytest.mark.parametrize("tool,src,preset", [("pcsweep", "harness/tools/pcsweep.c", "default"),
+                                             ("pcfaults", "faults/tools/pcfaults.c", "fiu")])
+def test_c_tools_help_lists_every_option(tool, src, preset):
+    import re
+    from pclib.common import tool as tool_path
+    text = open(os.path.join(ROOT, src)).read()
+    opts = set(re.findall(r'(?:OPT\(|strcmp\(a, )"(--[a-z0-9-]+)"', text)) - {"--help"}
+    exe = tool_path(preset, tool)
+    if not os.path.exists(exe):
+        pytest.skip(f"{tool} is not built in preset {preset}")
+    helptext = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, text=True).stdout
+    missing = sorted(o for o in opts if o not in helptext)
+    assert not missing, missing
