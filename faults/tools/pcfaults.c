@@ -99,6 +99,7 @@ static const char usage[] =
     "  --shard K/N          run only plans with index %% N == K\n"
     "  --first-plan N       resume: skip the plans with index below N (the JSON's\n"
     "                       \"next_plan\" says where a stopped sweep ends)\n"
+    "  --no-count           a stopped sweep does not count the plans it left out\n"
     "  --require-complete   a sweep that did not run every planned plan is a failed JUnit\n"
     "                       test case and exit status 1 (default: skipped)\n"
     "  --repro-dir DIR      save one reproducer per violation signature (invariant, phase,\n"
@@ -241,6 +242,7 @@ struct opts {
     uint32_t shard_k, shard_n;     /* run plans with index % n == k */
     uint64_t first_plan;           /* resume: plans below this index are skipped */
     int require_complete;          /* an incomplete sweep fails */
+    int no_count;                  /* a stopped sweep does not count the plans it left out */
     uint64_t max_repro_bytes;      /* disk cap of the reproducers */
     const char *repro_dir, *json, *junit; /* outputs (NULL = none) */
     const char *plan, *state, *phase;     /* run: the plan, replay state, phase */
@@ -287,6 +289,8 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             o->no_live = 1;
         else if (!strcmp(a, "--require-complete"))
             o->require_complete = 1;
+        else if (!strcmp(a, "--no-count"))
+            o->no_count = 1;
         else if (OPT("--first-plan"))
             o->first_plan = tool_parse_num(a, v);
         else if (OPT("--max-repro-mb")) {
@@ -358,7 +362,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--max-faults"))
             o->max_faults = tool_parse_num(a, v);
         else if (OPT("--max-seconds"))
-            o->max_seconds = (double)tool_parse_num(a, v);
+            o->max_seconds = tool_parse_seconds(a, v);
         else if (OPT("--max-violations"))
             o->max_violations = tool_parse_num(a, v);
         else if (OPT("--shard")) {
@@ -499,6 +503,8 @@ static int limits_hit(struct fsweep *S)
 static int take_plan(struct fsweep *S)
 {
     if (g_counting) {
+        if (interrupted)
+            S->stop = 1; /* a signal while counting: the count is dropped */
         S->plan_index++;
         return 0;
     }
@@ -1437,6 +1443,7 @@ struct coverage {
     uint64_t done;              /* plans run (this shard) */
     int64_t planned;            /* plans planned (this shard), -1 unknown */
     uint64_t next_plan;         /* resume with --first-plan */
+    int64_t total;              /* plans of all shards (the enumeration), -1 unknown */
     const char *stopped_by;     /* why not complete, or NULL */
 };
 
@@ -1472,6 +1479,11 @@ static void write_json(const struct fsweep *S, FILE *f, double wall, uint64_t ca
             cv->complete ? "true" : "false", S->o->first_plan, cv->next_plan);
     if (cv->planned >= 0)
         fprintf(f, "%" PRId64, cv->planned);
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\n  \"plans_total\": ");
+    if (cv->total >= 0)
+        fprintf(f, "%" PRId64, cv->total);
     else
         fprintf(f, "null");
     fprintf(f, ",\n  \"coverage\": {\"done\": %" PRIu64 ", \"planned\": ", cv->done);
@@ -1657,11 +1669,11 @@ static uint64_t count_plans(struct fsweep *S, char names[][32], int nsc)
     S->plan_index = 0;
     S->stop = 0;
     g_counting = 1;
-    for (int si = 0; si < nsc; si++)
-        for (uint64_t k = 0; k < S->o->seeds; k++)
+    for (int si = 0; si < nsc && !S->stop; si++)
+        for (uint64_t k = 0; k < S->o->seeds && !S->stop; k++)
             sweep_workload(S, names[si], S->o->seed + k);
     g_counting = 0;
-    uint64_t total = S->plan_index;
+    uint64_t total = interrupted ? UINT64_MAX : S->plan_index;
     S->plan_index = idx;
     S->stop = stop;
     memcpy(S->point_calls, saved_calls, sizeof saved_calls);
@@ -1680,6 +1692,7 @@ static int finish(struct fsweep *S, uint64_t campaign_seed, int64_t total_plans)
     cv.done = S->plans_run;
     cv.next_plan = S->next_plan_set ? S->next_plan : S->plan_index;
     cv.complete = !S->stopped_early;
+    cv.total = total_plans;
     cv.planned = total_plans >= 0 ? (int64_t)shard_plans(S->o->first_plan, (uint64_t)total_plans, S->o->shard_k,
                                                          S->o->shard_n)
                                   : -1;
@@ -1763,7 +1776,9 @@ static int cmd_sweep(int argc, char **argv)
     for (int si = 0; si < nsc && !S.stop; si++)
         for (uint64_t k = 0; k < o.seeds && !S.stop; k++)
             sweep_workload(&S, names[si], o.seed + k);
-    int64_t total = S.stopped_early ? (interrupted ? -1 : (int64_t)count_plans(&S, names, nsc)) : (int64_t)S.plan_index;
+    int64_t total = !S.stopped_early ? (int64_t)S.plan_index
+                    : interrupted || o.no_count ? -1 : (int64_t)count_plans(&S, names, nsc);
+    /* count_plans gives UINT64_MAX, i.e. -1 here, when a signal cut it short */
     return finish(&S, 0, total);
 }
 

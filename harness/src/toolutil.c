@@ -55,6 +55,16 @@ uint64_t tool_parse_num(const char *opt, const char *s)
     return v * mul;
 }
 
+double tool_parse_seconds(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = s && *s ? strtod(s, &end) : -1;
+    if (!s || !*s || errno || end == s || *end || !(v >= 0) || v > 1e9)
+        tool_die_usage("%s takes a number of seconds (decimals allowed), not '%s'", opt, s ? s : "");
+    return v;
+}
+
 int tool_scenario_list(const char *spec, char names[TOOL_MAX_SCENARIOS][32])
 {
     int n = 0;

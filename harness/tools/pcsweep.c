@@ -219,7 +219,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--max-states"))
             o->sc.max_states = tool_parse_num(a, v);
         else if (OPT("--max-seconds"))
-            o->sc.max_seconds = (double)tool_parse_num(a, v);
+            o->sc.max_seconds = tool_parse_seconds(a, v);
         else if (OPT("--max-violations"))
             o->sc.max_violations = tool_parse_num(a, v);
         else if (OPT("--repro-dir"))

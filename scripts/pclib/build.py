@@ -102,12 +102,19 @@ def ensure_built(preset="default", targets=None, quiet=False, root=ROOT):
     is_preset = preset in preset_names(root)
     if not is_preset and not os.path.exists(cache):
         raise UsageError(f"unknown preset '{preset}' (presets: {', '.join(sorted(preset_names(root)))})")
-    why = foreign_cache(bdir, root) if os.path.exists(cache) else None
-    if why:
-        if not is_preset:
-            raise InfraError(f"{bdir} cannot be used: {why}; delete it and configure it again")
-        say(f"build: {bdir}: {why}: deleting it and configuring again")
-        shutil.rmtree(bdir)
+    src_root = root
+    if is_preset:
+        why = foreign_cache(bdir, root) if os.path.exists(cache) else None
+        if why:
+            say(f"build: {bdir}: {why}: deleting it and configuring again")
+            shutil.rmtree(bdir)
+    else:
+        # A developer or scratch tree (build/dev, build/mutants/<name>/build)
+        # is built from the sources it was configured for; they must exist.
+        src_root = cache_values(bdir).get("CMAKE_HOME_DIRECTORY") or root
+        if not os.path.isdir(src_root):
+            raise InfraError(f"{bdir} cannot be used: its CMake cache names the sources in {src_root}, which are "
+                             f"gone; delete it and configure it again")
     # A preset configures once; again when CMakePresets.json changed since
     # (its cache variables, e.g. POWERCUT_FIU, would otherwise stay stale).
     if is_preset and (not os.path.exists(cache) or
@@ -118,10 +125,10 @@ def ensure_built(preset="default", targets=None, quiet=False, root=ROOT):
         cmd += ["--target"] + list(targets)
     started = time.time()
     run(cmd, cwd=root, quiet=quiet, capture=quiet)
-    stale = stale_objects(bdir, root, started, targets)
+    stale = stale_objects(bdir, src_root, started, targets)
     if stale:
         src, obj = stale[0]
-        why = f"{os.path.relpath(src, root)} is newer than {os.path.relpath(obj, bdir)} after the build " \
+        why = f"{os.path.relpath(src, src_root)} is newer than {os.path.relpath(obj, bdir)} after the build " \
               f"({len(stale)} such source(s)): the build does not see this checkout's sources"
         if not is_preset:
             raise InfraError(f"{bdir} cannot be used: {why}; delete it and configure it again")

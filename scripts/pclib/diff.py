@@ -42,7 +42,7 @@ import threading
 import time
 
 from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, LostOutput, OnceRunner, UsageError, check_output_file,
-                     is_pctrace, is_vhdx, run, save_json, say)
+                     is_pctrace, is_vhdx, run, save_json, say, tool)
 from .extsweep import EXPORTABLE, crc32c, current_header, sparse_copy, work_tmpdir
 
 REPLAY_FROM = 192 * 1024
@@ -567,6 +567,8 @@ def add_parser(sub):
                    help="seconds one open may take before that side counts as hanging (default 60; "
                         "minimization uses at most 10)")
     p.add_argument("--verbose", action="store_true", help="print every command")
+    p.add_argument("--no-build", action="store_true",
+                   help="use the tools as built (a caller that just built them, e.g. the campaign, saves the time)")
     p.add_argument("--preset", default="default", help="build tree of vhdxtool/pcsweep (default: %(default)s)")
     p.set_defaults(func=cmd_diff)
 
@@ -706,10 +708,17 @@ def cmd_diff(args):
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_json = args.json_out or os.path.join(ROOT, "reports", "runs", f"diff-{stamp}", "diff.json")
     check_output_file(out_json, "--json")
-    t = ensure_tools(args.preset)
-    if fuzz_inputs:
-        from . import build
-        build.ensure_built(args.preset, sorted({tg for tg, _ in fuzz_inputs}), quiet=True)
+    if args.no_build:
+        t = lambda name: tool(args.preset, name)  # noqa: E731
+        missing = [n for n in ["vhdxtool", "pcsweep"] + sorted({tg for tg, _ in fuzz_inputs})
+                   if not os.path.exists(t(n))]
+        if missing:
+            raise UsageError(f"--no-build: {', '.join(missing)} not built in preset {args.preset}")
+    else:
+        t = ensure_tools(args.preset)
+        if fuzz_inputs:
+            from . import build
+            build.ensure_built(args.preset, sorted({tg for tg, _ in fuzz_inputs}), quiet=True)
     report_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(report_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="powercut-diff-", dir=work_tmpdir())

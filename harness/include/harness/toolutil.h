@@ -23,6 +23,10 @@ void tool_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), n
  * or T (binary) suffix; anything else is bad usage naming opt. */
 uint64_t tool_parse_num(const char *opt, const char *s);
 
+/* A non-negative number of seconds, decimals allowed ("2.5"); anything
+ * else is bad usage naming opt. */
+double tool_parse_seconds(const char *opt, const char *s);
+
 /* Scenario names from "all" or a comma list (at most TOOL_MAX_SCENARIOS),
  * each checked against the scenario registry (an unknown one is bad
  * usage).  Returns the count. */
