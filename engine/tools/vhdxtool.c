@@ -6,7 +6,7 @@
  *   vhdxtool info IMG [--json]
  *   vhdxtool check IMG [--repair] [--strict] [--json]
  *   vhdxtool replay IMG
- *   vhdxtool dump-log IMG [--json] [--guid GUID] [--descriptors]
+ *   vhdxtool dump-log IMG [--json] [--guid GUID] [--descriptors [--value-at OFF]]
  *   vhdxtool read IMG OFFSET LENGTH OUT        (OUT may be '-')
  *   vhdxtool write IMG OFFSET IN               (IN may be '-')
  *   vhdxtool export IMG RAW                    (RAW may be '-')
@@ -57,11 +57,13 @@ static const char usage_text[] =
     "                          header or region table copy) and says what it did;\n"
     "                          --strict also fails on warnings\n"
     "  replay IMG              open read-write (replaying a pending log) and close\n"
-    "  dump-log IMG [--json] [--guid GUID] [--descriptors]\n"
+    "  dump-log IMG [--json] [--guid GUID] [--descriptors [--value-at OFF]]\n"
     "                          every entry in the log ring: position, sequence, tail,\n"
     "                          descriptors, valid or why not, and the active sequence;\n"
     "                          --descriptors lists each valid entry's updates (data or\n"
-    "                          zero, target file offset, length)\n"
+    "                          zero, target file offset, length); --value-at OFF adds\n"
+    "                          the 8 bytes each update writes at file offset OFF (a BAT\n"
+    "                          entry: what each entry would map a block to)\n"
     "  read IMG OFFSET LENGTH OUT   virtual-disk bytes to OUT ('-' = stdout)\n"
     "  write IMG OFFSET IN     bytes of IN ('-' = stdin) into the virtual disk\n"
     "  export IMG RAW          whole virtual disk to a raw file ('-' = stdout)\n"
@@ -154,6 +156,8 @@ struct opts {
     uint64_t seed;
     uint64_t apply_every;
     const char *guid;
+    int have_value_at;   /* dump-log --value-at OFF */
+    uint64_t value_at;
 };
 
 static uint64_t need_value(int argc, char **argv, int *i, const char *name, int suffix)
@@ -208,7 +212,12 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
                 o->have_seed = 1;
             } else if (!strcmp(name, "apply-every"))
                 o->apply_every = need_value(argc, argv, &i, a, 0);
-            else if (!strcmp(name, "guid")) {
+            else if (!strcmp(name, "value-at")) {
+                o->value_at = need_value(argc, argv, &i, a, 1);
+                o->have_value_at = 1;
+                if (o->value_at % 8)
+                    die_usage("--value-at: %s is not a multiple of 8 (a BAT entry's offset)", argv[i]);
+            } else if (!strcmp(name, "guid")) {
                 if (i + 1 >= argc)
                     die_usage("--guid needs a value");
                 o->guid = argv[++i];
@@ -710,8 +719,19 @@ static void json_sequence(const struct guid_view *v)
 /* The descriptors of a valid entry at ring position pos: kind, target
  * file offset and length, as text lines or a JSON array.  The entry was
  * validated by the search (length within the ring, descriptors inside it). */
+/* The 8 bytes a data update writes at file offset at (little-endian), from
+ * the entry's data sector k; 0 and *ok = 0 when the sector does not join. */
+static uint64_t update_value(const uint8_t *entry, uint32_t len, const struct vhdx_log_header *h,
+                             const struct vhdx_log_desc *d, uint32_t k, uint64_t at, int *ok)
+{
+    uint64_t off = vhdx_log_desc_sectors(h->descriptor_count) * VHDX_LOG_SECTOR + (uint64_t)k * VHDX_LOG_SECTOR;
+    uint8_t update[VHDX_LOG_SECTOR];
+    *ok = off + VHDX_LOG_SECTOR <= len && vhdx_log_data_join(d, entry + off, h->sequence, update) == 0;
+    return *ok ? vhdx_get64(update + (at - d->file_offset)) : 0;
+}
+
 static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t log_length, uint32_t pos,
-                              const struct vhdx_log_header *h, int json)
+                              const struct vhdx_log_header *h, int json, const struct opts *o)
 {
     uint32_t len = h->entry_length;
     uint8_t *buf = len <= log_length ? malloc(len) : NULL;
@@ -724,18 +744,32 @@ static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t lo
     }
     if (json)
         printf(", \"updates\": [");
+    uint32_t k = 0; /* data descriptors so far: data sector k belongs to the next */
     for (uint32_t i = 0; ok && i < h->descriptor_count; i++) {
         uint64_t off = vhdx_log_desc_offset(i);
         struct vhdx_log_desc d;
         if (off + VHDX_LOG_DESC_SIZE > len || vhdx_log_desc_decode(buf + off, &d) != 0)
             break;
         uint64_t n = d.kind == VHDX_DESC_ZERO ? d.zero_length : VHDX_LOG_SECTOR;
-        if (json)
-            printf("%s{\"kind\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %" PRIu64 "}", i ? ", " : "",
+        /* --value-at: what this update writes at that offset */
+        int covers = o->have_value_at && d.file_offset <= o->value_at && o->value_at + 8 <= d.file_offset + n;
+        int vok = 1;
+        uint64_t val = !covers ? 0 : d.kind == VHDX_DESC_ZERO ? 0 : update_value(buf, len, h, &d, k, o->value_at, &vok);
+        if (json) {
+            printf("%s{\"kind\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %" PRIu64, i ? ", " : "",
                    d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
-        else
-            printf("             %-4s file offset 0x%010" PRIx64 " length %" PRIu64 "\n",
-                   d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
+            if (covers && vok)
+                printf(", \"value_at\": %" PRIu64, val);
+            printf("}");
+        } else {
+            printf("             %-4s file offset 0x%010" PRIx64 " length %" PRIu64, d.kind == VHDX_DESC_ZERO ? "zero" : "data",
+                   d.file_offset, n);
+            if (covers)
+                printf(vok ? "; at 0x%" PRIx64 ": 0x%016" PRIx64 : "; at 0x%" PRIx64 ": (data sector unreadable)",
+                       o->value_at, val);
+            printf("\n");
+        }
+        k += d.kind != VHDX_DESC_ZERO;
     }
     if (json)
         printf("]");
@@ -747,7 +781,7 @@ static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t lo
 static int cmd_dump_log(int argc, char **argv)
 {
     struct opts o;
-    parse_opts(argc, argv, &o, 1, "json guid descriptors");
+    parse_opts(argc, argv, &o, 1, "json guid descriptors value-at");
     struct bdev *dev;
     if (open_dev(o.pos[0], BDEV_RDONLY, &dev) != 0)
         return EXIT_USAGE;
@@ -824,7 +858,7 @@ static int cmd_dump_log(int argc, char **argv)
                    it->hdr.last_file_offset, gstr(&it->hdr.log_guid, eg), it->status == 0 ? "true" : "false",
                    vhdx_errname(it->status), it->in_active ? "true" : "false");
             if (o.descriptors && it->status == 0)
-                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 1);
+                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 1, &o);
             printf("}");
         }
         printf("], \"active\": ");
@@ -859,7 +893,7 @@ static int cmd_dump_log(int argc, char **argv)
             printf("%-7" PRIu64 " %-7" PRIu64 " %-8s %s\n", it->hdr.flushed_file_offset >> 20,
                    it->hdr.last_file_offset >> 20, eg, it->status == 0 ? "valid" : vhdx_strerror(it->status));
             if (o.descriptors && it->status == 0)
-                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 0);
+                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 0, &o);
         }
         printf("(%zu entry headers found; flushed/last in MiB; guid = first 8 digits; * = in the %s sequence)\n",
                views[0].n, per_session ? "session's" : "active");

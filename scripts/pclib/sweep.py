@@ -320,9 +320,13 @@ def cmd_sweep(args):
 
 # ---- repro ---------------------------------------------------------------------
 def repro_pctrace(args):
+    check_output_file(args.json, "--json")
+    check_output_file(args.save_image, "--save-image")
     cmd = [pcsweep_path(args.preset), "repro", args.file]
+    outp = None
     if args.minimize is not None:
         outp = args.minimize or os.path.splitext(args.file)[0] + ".min.pctrace"
+        check_output_file(outp, "--minimize")
         cmd += ["--minimize", outp]
     if args.rerun:
         cmd.append("--rerun")
@@ -332,9 +336,20 @@ def repro_pctrace(args):
         cmd += ["--json", args.json]
     cmd += list(args.extra or [])
     rc = run(cmd, check=False).returncode
-    if rc == 1 and args.minimize is None:
-        from . import repro  # the log entries and the replay's sector diff of the failing state
-        repro.explain_pctrace(args, cmd[0])
+    if rc == 1 and not args.rerun:
+        from . import repro  # the log entries, the replay's sector diff, why a sector was lost
+        # After --minimize the explanation is the minimized reproducer's:
+        # that is the state the user goes on with.
+        target = outp if outp and os.path.exists(outp) else args.file
+        cause = repro.explain_pctrace(args, cmd[0], target)
+        if cause and args.json and os.path.exists(args.json):
+            try:
+                with open(args.json) as f:
+                    v = json.load(f)
+                (v.setdefault("minimized", {}) if target == outp else v)["cause"] = cause
+                write_json(args.json, v)
+            except (OSError, ValueError):
+                pass
     return rc
 
 

@@ -30,6 +30,7 @@ REGRESSIONS = os.path.join(ROOT, "corpus", "regressions")
 _SKIP_FRAME = re.compile(
     r"(__asan|__ubsan|__sanitizer|__lsan|__msan|__interceptor|asan_|ubsan_|sanitizer_|"
     r"LLVMFuzzer(TestOneInput|RunDriver)?$|fuzzer::|^fuzz_fail$|^gsignal$|pthread_kill|^main$|libFuzzer|afl_|__afl|__libc_start|_start$|"
+    r"^run_file$|^run_path$|"  # fuzz/standalone_main.c: how AFL++ findings and stored inputs are replayed
     r"^(abort|raise|__GI_|malloc|calloc|realloc|free|memcpy|memmove|memset|memcmp|strlen|__memcpy|__memmove|"
     r"__memset|__memcmp|__strlen|operator new|operator delete)|libc\.so|libstdc\+\+|ld-linux)")
 _FRAME = re.compile(r"^\s*#(\d+)\s+0x[0-9a-f]+\s+in\s+(.+?)(?:\s+(/\S+|\S+\.c:\d+\S*))?\s*$")

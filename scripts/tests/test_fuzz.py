@@ -121,7 +121,7 @@ def test_standalone_main_exit_statuses(fuzzbin, tmp_path):
 def test_property_violation_aborts(fuzzbin):
     """A failed property is a crash (SIGABRT) naming file:line and the reason;
     the open KD1 regression shows it in strict mode and is tolerated otherwise."""
-    case = os.path.join(ROOT, "corpus", "regressions", "fuzz-kd1-zero-descriptor-past-eof")
+    case = os.path.join(ROOT, "corpus", "regressions", "8d74cf8dbabd")  # KD1
     b = os.path.join(fuzzbin, "fuzz_log_replay")
     cp = subprocess.run([b, "--quiet", case], stderr=subprocess.PIPE, text=True, timeout=60)
     assert cp.returncode == 0, cp.stderr
