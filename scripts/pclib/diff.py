@@ -624,9 +624,12 @@ def fuzz_image_target(path):
     if os.path.exists(meta):
         try:
             with open(meta) as f:
-                t = json.load(f).get("target")
-        except (OSError, ValueError):
-            return None
+                m = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{meta}: a damaged description of the input next to it: {e}") from e
+        if not isinstance(m, dict):
+            raise UsageError(f"{meta}: a damaged description of the input next to it: not a JSON object")
+        t = m.get("target")
         return t if t in IMAGE_TARGETS else None
     return None
 

@@ -29,9 +29,12 @@ unchecked; an unknown command or a non-qemu-io program turns the read-back
 off (the structural checks still run).
 
 Outcomes per state and checker go to a JSON report (states/s, per model and
-per crash point); exit status 1 when a checker violated an invariant
-(refused a power-loss state, check errors, lost or garbage data, a failed or
-corrupting allocation), 0 otherwise, 2 on usage or infrastructure errors.
+per crash point, N of M planned states, violations grouped by signature
+with their states and kept images); exit status 1 when a checker violated
+an invariant (refused a power-loss state, check errors, lost or garbage
+data, a failed or corrupting allocation) or, with --require-complete, when
+not every planned state was checked; 0 otherwise; 2 on usage or
+infrastructure errors (checked before any work).
 
 Hook (for scripts/pclib/sweep.py): call add_arguments(parser) on the sweep
 parser (or only the options it lacks) and dispatch to

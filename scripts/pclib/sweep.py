@@ -2,18 +2,28 @@
 
 sweep runs the C program pcsweep: deterministic workloads on a simulated
 disk, the power cut at every point under every crash model, each state
-judged by the oracle.  Results go to a run directory (default
-reports/runs/<id>/): sweep.json (summary), junit.xml, repro/ (one
-reproducer per violation), and a summary table on stdout.  Options not
-listed here are passed to pcsweep unchanged (see `pcsweep --help`).
+judged by the oracle.  Violations are grouped by signature (invariant,
+model class, scenario, structure): one reproducer each, minimized
+(--minimize-seconds), with a count and example states.  A sweep stopped by
+a limit says how many of its planned states it judged ("20 of 106").
+Results go to a run directory (default reports/runs/<id>/): sweep.json
+(summary), junit.xml (one test case per run -- skipped when the run did not
+finish, failed with --require-complete -- and one failed case per
+signature), repro/, and a summary table on stdout.  Arguments and outputs
+are checked before anything runs or is created.  Options not listed here
+are passed to pcsweep unchanged (see `pcsweep --help`).  With --trace and
+--checker vhdxtool|qemu|both the crash states of a recorded trace go to
+external checkers instead (docs/external.md; the options of the group
+"external checkers").
 
 repro re-runs a saved artifact and prints the verdict (REPRO_DOC): sweep
 reproducers are handled here; other artifact kinds (fault reproducers,
 fuzz crashes, images, regressions) register themselves in REPRO_HANDLERS
 (faults.py, repro.py).
 
-Exit status: 0 no violation; 1 violations (or the reproducer still fails);
-2 usage or infrastructure error.
+Exit status: 0 no violation; 1 violations (or the reproducer still fails,
+or an incomplete sweep with --require-complete); 2 usage or infrastructure
+error.
 """
 import argparse
 import json
