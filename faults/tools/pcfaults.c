@@ -1722,17 +1722,17 @@ static int finish(struct fsweep *S, uint64_t campaign_seed, int64_t total_plans)
     }
     int lost = 0;
     if (S->o->json) {
-        FILE *f = tool_open_output(S->o->json, "--json", &lost);
+        FILE *f = tool_output_begin();
         if (f) {
             write_json(S, f, wall, campaign_seed, &cv);
-            fclose(f);
+            tool_output_end(f, S->o->json, "--json", &lost);
         }
     }
     if (S->o->junit) {
-        FILE *f = tool_open_output(S->o->junit, "--junit", &lost);
+        FILE *f = tool_output_begin();
         if (f) {
             write_junit(S, f, wall, &cv);
-            fclose(f);
+            tool_output_end(f, S->o->junit, "--junit", &lost);
         }
     }
     free(S->f);
@@ -2044,7 +2044,7 @@ static int cmd_repro(int argc, char **argv)
         printf("note:      the reproducer recorded '%s'; this build does not fail it\n", was);
     int lost = 0;
     if (o.json) {
-        FILE *f = tool_open_output(o.json, "--json", &lost);
+        FILE *f = tool_output_begin();
         if (f) {
             fprintf(f, "{\"reproducer\": ");
             tool_json_str(f, o.pos[0]);
@@ -2055,7 +2055,7 @@ static int cmd_repro(int argc, char **argv)
             fprintf(f, ", \"detail\": ");
             tool_json_str(f, v.ok ? "" : v.detail);
             fprintf(f, "}\n");
-            fclose(f);
+            tool_output_end(f, o.json, "--json", &lost);
         }
     }
     workload_free(&w);
@@ -2106,7 +2106,7 @@ static int cmd_points(int argc, char **argv)
     printf("reached by the default workloads: %d of %d catalogued points (%d including replay and create)\n",
            reached_run, FP_COUNT, reached_any);
     int lost = 0;
-    FILE *f = o.json ? tool_open_output(o.json, "--json", &lost) : NULL;
+    FILE *f = o.json ? tool_output_begin() : NULL;
     if (f) {
         fprintf(f, "{\n  \"engine\": ");
         tool_json_str(f, vhdx_build_id());
@@ -2119,7 +2119,7 @@ static int cmd_points(int argc, char **argv)
                     p ? "," : "", fault_point_names[p], S.point_calls[PH_RUN][p], S.point_calls[PH_REPLAY][p],
                     S.point_calls[PH_CREATE][p]);
         fprintf(f, "\n  }\n}\n");
-        fclose(f);
+        tool_output_end(f, o.json, "--json", &lost);
     }
     free(S.f);
     return lost ? EXIT_BAD_USAGE : EXIT_PASS;

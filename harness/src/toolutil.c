@@ -148,26 +148,51 @@ void tool_check_output(const char *path, const char *opt)
         unlink(path);
 }
 
-FILE *tool_open_output(const char *path, const char *opt, int *lost)
+/* The buffer behind the stream tool_output_begin() returned. */
+static char *out_buf;
+static size_t out_len;
+
+FILE *tool_output_begin(void)
+{
+    out_buf = NULL;
+    out_len = 0;
+    return open_memstream(&out_buf, &out_len);
+}
+
+static int write_all(const char *path, const char *buf, size_t len)
 {
     FILE *f = fopen(path, "w");
-    if (f)
-        return f;
-    int err = errno;
-    const char *tmp = getenv("TMPDIR");
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char alt[4096];
-    snprintf(alt, sizeof alt, "%s/%s-%ld-%s", tmp && *tmp ? tmp : "/tmp", tool_name, (long)getpid(),
-             *base ? base : "output");
-    f = fopen(alt, "w");
-    if (f)
-        fprintf(stderr, "%s: %s %s: cannot be written (%s); the results were saved to %s\n", tool_name, opt, path,
-                strerror(err), alt);
-    else
-        fprintf(stderr, "%s: %s %s: cannot be written (%s), nor %s (%s)\n", tool_name, opt, path, strerror(err), alt,
-                strerror(errno));
-    *lost = 1;
-    return f;
+    if (!f)
+        return -errno;
+    int rc = fwrite(buf, 1, len, f) == len ? 0 : -errno;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    return rc ? rc : 0;
+}
+
+void tool_output_end(FILE *mem, const char *path, const char *opt, int *lost)
+{
+    if (!mem)
+        return;
+    fclose(mem); /* out_buf/out_len now hold everything written */
+    int rc = write_all(path, out_buf, out_len);
+    if (rc != 0) {
+        const char *tmp = getenv("TMPDIR");
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        char alt[4096];
+        snprintf(alt, sizeof alt, "%s/%s-%ld-%s", tmp && *tmp ? tmp : "/tmp", tool_name, (long)getpid(),
+                 *base ? base : "output");
+        int arc = write_all(alt, out_buf, out_len);
+        if (arc == 0)
+            fprintf(stderr, "%s: %s %s: cannot be written (%s); the results were saved to %s\n", tool_name, opt, path,
+                    strerror(-rc), alt);
+        else
+            fprintf(stderr, "%s: %s %s: cannot be written (%s), nor %s (%s)\n", tool_name, opt, path,
+                    strerror(-rc), alt, strerror(-arc));
+        *lost = 1;
+    }
+    free(out_buf);
+    out_buf = NULL;
 }
 
 void tool_json_str(FILE *f, const char *s)

@@ -959,17 +959,17 @@ done:;
                 col.repro_skipped, o.max_repro_bytes >> 20);
     int lost = 0;
     if (o.json) {
-        FILE *f = tool_open_output(o.json, "--json", &lost);
+        FILE *f = tool_output_begin();
         if (f) {
             write_json(f, runs, nruns, &col, &o, wall, &cv, names, nsc);
-            fclose(f);
+            tool_output_end(f, o.json, "--json", &lost);
         }
     }
     if (o.junit) {
-        FILE *f = tool_open_output(o.junit, "--junit", &lost);
+        FILE *f = tool_output_begin();
         if (f) {
             write_junit(f, runs, nruns, &col, wall, &o, names, nsc);
-            fclose(f);
+            tool_output_end(f, o.junit, "--junit", &lost);
         }
     }
     for (size_t i = 0; i < col.n; i++)
@@ -1213,7 +1213,7 @@ static int write_verdict_json(const char *path, const struct crash_choice *ch, c
                               const char *mfile)
 {
     int lost = 0;
-    FILE *f = tool_open_output(path, "--json", &lost);
+    FILE *f = tool_output_begin();
     if (!f)
         return 1;
     verdict_json(f, ch, v, file);
@@ -1225,7 +1225,7 @@ static int write_verdict_json(const char *path, const struct crash_choice *ch, c
         fprintf(f, "}");
     }
     fprintf(f, "\n");
-    fclose(f);
+    tool_output_end(f, path, "--json", &lost);
     return lost;
 }
 

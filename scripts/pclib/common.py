@@ -156,6 +156,12 @@ class OnceRunner:
 def write_json(path, obj):
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device or pipe (/dev/stdout): written in place, never replaced
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)

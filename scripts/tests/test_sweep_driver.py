@@ -189,3 +189,25 @@ def test_c_tools_help_lists_every_option(tool, src, preset):
     helptext = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, text=True).stdout
     missing = sorted(o for o in opts if o not in helptext)
     assert not missing, missing
+
+
+def test_a_finished_sweeps_results_are_never_lost(qtrace, tmp_path):
+    """An output that passes the check but cannot be written at the end
+    (here /dev/full: every write fails with ENOSPC) is saved to $TMPDIR,
+    the message says where, and the exit status is 2, not 1."""
+    trace, _ = qtrace
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    pcsweep = os.path.join(ROOT, "build", "default", "harness", "pcsweep")
+    cp = subprocess.run([pcsweep, "sweep", "--trace", str(trace), "--quiet", "--json", "/dev/full"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert cp.returncode == 2, cp.stderr
+    [saved] = [p for p in os.listdir(tmp_path) if p.startswith("pcsweep-") and p.endswith("-full")]
+    assert f"--json /dev/full: cannot be written" in cp.stderr and saved in cp.stderr
+    s = json.loads((tmp_path / saved).read_text())
+    assert s["states"] > 0 and s["violations"] > 0
+    # the driver: the same promise for its copies
+    cp = subprocess.run([PYTHON, POWERCUT, "sweep", "--trace", str(trace), "--out", str(tmp_path / "run"),
+                         "--json", "/dev/full"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert cp.returncode == 2 and "Traceback" not in cp.stderr, cp.stderr
+    assert "--json /dev/full: cannot be written" in cp.stderr and "the results were saved to" in cp.stderr
+    assert json.loads((tmp_path / "run" / "sweep.json").read_text())["violations"] > 0

@@ -47,13 +47,16 @@ int tool_mkdirs(const char *path);
  * permission bits that root passes everywhere).  NULL path: nothing. */
 void tool_check_output(const char *path, const char *opt);
 
-/* Opens an output for writing once the work is done.  When path cannot be
- * opened any more, the results go to a file in $TMPDIR (or /tmp) named
- * after the tool, the process and path's last component; the message says
- * where, and *lost is set (the tool then exits with status 2: what was
- * asked for was not written, but nothing is lost).  NULL only when neither
- * can be opened (also reported). */
-FILE *tool_open_output(const char *path, const char *opt, int *lost);
+/* A finished run's output is never lost: tool_output_begin() gives a
+ * stream in memory to write the whole output to; tool_output_end() writes
+ * it to path (every write and the close checked).  When path cannot be
+ * written any more (the disk filled up, a permission changed), the output
+ * goes to a file in $TMPDIR (or /tmp) named after the tool, the process
+ * and path's last component; the message says where, and *lost is set
+ * (the tool then exits with status 2: what was asked for was not written,
+ * but nothing is lost).  begin returns NULL only when out of memory. */
+FILE *tool_output_begin(void);
+void tool_output_end(FILE *mem, const char *path, const char *opt, int *lost);
 
 /* s as a JSON string literal (quotes included). */
 void tool_json_str(FILE *f, const char *s);
