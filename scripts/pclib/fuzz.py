@@ -30,8 +30,8 @@ import tempfile
 import time
 
 from . import build, setup
-from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, run, say,
-                     show_cmd, write_json)
+from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, check_output_file, run,
+                     save_json, say, show_cmd, write_json)
 
 # The single registry of fuzz targets: name -> properties.
 TARGETS = {
@@ -297,6 +297,7 @@ def cmd_fuzz(args):
     targets = resolve_targets(args.target)
     if args.time <= 0 or args.jobs <= 0:
         raise UsageError("--time and --jobs must be positive")
+    check_output_file(args.json, "--json")
     setup.ensure(quiet=True)
     if args.bin_dir:
         if args.engine != "libfuzzer":
@@ -342,7 +343,7 @@ def cmd_fuzz(args):
     summary = {"engine": args.engine, "time": args.time, "jobs": args.jobs, "targets": results}
     write_json(os.path.join(outdir, "fuzz.json"), summary)
     if args.json:
-        write_json(args.json, results)
+        save_json(args.json, results)
     total = sum(r["crashes"] for r in results.values())
     say(f"fuzz: {total} crashes in total; figures in {args.json or os.path.join(outdir, 'fuzz.json')}")
     return EXIT_FAIL if total else EXIT_OK
@@ -485,6 +486,7 @@ def finish_run(r, cap):
 
 
 def cmd_mutant(args):
+    check_output_file(getattr(args, "json", None), "--json")
     patches = list_patches(args.mutant)
     if not patches:
         say(f"fuzz-mutant: no planted-bug patches in {MUTANTS} (expected *.patch)")
@@ -528,7 +530,7 @@ def cmd_mutant(args):
         finally:
             run(["patch", "-R", "-p1", "-s", "-d", src, "-i", patch])
     if args.json:
-        write_json(args.json, {"cap_seconds": args.cap, "seeds": args.seeds, "mutants": results})
+        save_json(args.json, {"cap_seconds": args.cap, "seeds": args.seeds, "mutants": results})
     for name, per in results.items():
         say(f"fuzz-mutant: {name}: " + ", ".join(
             f"{t} median {v['median']:.0f} s ({v['found']}/{len(v['seconds'])} found)" for t, v in per.items()))

@@ -34,7 +34,8 @@ import subprocess
 import tempfile
 
 from . import build, setup, sweep, triage
-from .common import EXIT_FAIL, EXIT_OK, UsageError, build_dir, file_sha256, is_vhdx, tool, write_json
+from .common import (EXIT_FAIL, EXIT_OK, UsageError, build_dir, check_output_file, file_sha256, is_vhdx, save_json,
+                     tool)
 
 SECTOR = 4096
 SAN_ENV = {"ASAN_OPTIONS": "handle_abort=1:detect_leaks=1:abort_on_error=0:symbolize=1",
@@ -217,6 +218,7 @@ def examine(vt, image):
 
 
 def repro_image(args):
+    check_output_file(getattr(args, "json", None), "--json")
     setup.ensure(quiet=True)
     build.ensure_built("asan", ["vhdxtool"], quiet=True)
     vt = tool("asan", "vhdxtool")
@@ -264,7 +266,7 @@ def repro_image(args):
     res["compare"] = f"scripts/powercut diff {orig}"
     res.update(verdict=verdict, detail=detail, pending=bool(pending))
     if getattr(args, "json", None):
-        write_json(args.json, res)
+        save_json(args.json, res)
     return EXIT_OK if verdict in ("CLEAN", "RECOVERED") else EXIT_FAIL
 
 
@@ -485,6 +487,7 @@ def is_fuzz_input(path):
 
 
 def repro_fuzz(args):
+    check_output_file(getattr(args, "json", None), "--json")
     target = getattr(args, "target", None) or guess_target(args.file)
     if not target:
         raise UsageError(f"{args.file}: which fuzz target? (--target NAME; targets: {', '.join(fuzz_targets())})")
@@ -520,7 +523,7 @@ def repro_fuzz(args):
         result = {"reproduced": True, "crash_type": state[0], "frames": state[1], "id": triage.failure_id(state)}
         status = EXIT_FAIL
     if getattr(args, "json", None):
-        write_json(args.json, dict(result, target=target, input=args.file, status=rc))
+        save_json(args.json, dict(result, target=target, input=args.file, status=rc))
     return status
 
 

@@ -104,3 +104,17 @@ def test_damaged_meta_json_next_to_corpus_inputs(tmp_path):
     (d / "meta.json").write_text("{not json")
     cp = powercut("diff", d, "--json", tmp_path / "d.json")
     assert cp.returncode == 2 and "meta.json" in cp.stderr and "Traceback" not in cp.stderr
+
+
+def test_unwritable_outputs_of_record_and_repro_are_refused_before_the_work(tmp_path, traces):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    marker = tmp_path / "ran"
+    img = tmp_path / "i.img"
+    img.write_bytes(b"\0" * 4096)
+    cp = powercut("record", "--file", img, "--out", blocker / "t.pctrace", "--", "touch", marker)
+    assert cp.returncode == 2 and str(blocker) in cp.stderr and "Traceback" not in cp.stderr
+    assert not marker.exists()                                   # the program was not run
+    for art in (traces["unknown-model"].parent / "w.pctrace",):
+        cp = powercut("repro", art, "--json", blocker / "v.json")
+        assert cp.returncode == 2 and str(blocker) in cp.stderr and "Traceback" not in cp.stderr
