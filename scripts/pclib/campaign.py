@@ -385,6 +385,10 @@ class Campaign:
             if self.use_afl:
                 build.ensure_built("afl", quiet=True)
                 build.ensure_built("afl-cmplog", quiet=True)
+                # triage replays AFL++ findings with these: built now, not on the clock
+                for preset in sorted({fuzz.replay_preset(t) for t in self.targets}):
+                    build.ensure_built(preset, [t for t in self.targets if fuzz.replay_preset(t) == preset],
+                                       quiet=True)
         if not self.args.no_coverage:
             build.ensure_built("coverage", quiet=True)
         self.build_seconds = round(time.time() - t, 1)
