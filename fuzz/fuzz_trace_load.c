@@ -1,5 +1,6 @@
 /*
- * fuzz_trace_load - the harness's own inputs: traces and reproducers.
+ * fuzz_trace_load - PROPERTY: the harness's own inputs, traces and
+ * reproducers, get an error message or a sound trace, never a crash.
  *
  * Every tool that takes a .pctrace (pcsweep info/sweep/export/repro,
  * pcfaults repro, powercut repro/diff/sweep) parses it with trace_parse()

@@ -41,7 +41,7 @@ TARGETS = {
                             "what": "workload, cut point, crash choice and an optional fault schedule, "
                                     "judged by the harness (or fault) oracle"},
     "fuzz_log_parse": {"mutator": True, "what": "codecs and entry validation on raw bytes, differential vs. ref_log.c"},
-    "fuzz_trace_load": {"mutator": False,
+    "fuzz_trace_load": {"mutator": False, "gen_corpus": False,  # seeds: trace_seeds(), not fuzz_gen_corpus
                         "what": "the harness's own inputs: trace parsing (trailer and CRC recomputed so mutations "
                                 "reach the records), the reproducer loaders (crash choice, workload, fault plan), "
                                 "rebuilding a small reproducer's state, serialize/parse round trip"},
