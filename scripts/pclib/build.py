@@ -88,6 +88,18 @@ def stale_objects(bdir, root=ROOT, before=None, targets=None):
     return out
 
 
+def preset_targets(preset, root=ROOT):
+    """The targets a build preset builds (None: all of them)."""
+    try:
+        with open(os.path.join(root, "CMakePresets.json")) as f:
+            for b in json.load(f).get("buildPresets", []):
+                if b.get("name") == preset:
+                    return b.get("targets")
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _configure(preset, bdir, root, quiet):
     run(["cmake", "--preset", preset], cwd=root, quiet=quiet, capture=quiet)
 
@@ -125,7 +137,10 @@ def ensure_built(preset="default", targets=None, quiet=False, root=ROOT):
         cmd += ["--target"] + list(targets)
     started = time.time()
     run(cmd, cwd=root, quiet=quiet, capture=quiet)
-    stale = stale_objects(bdir, src_root, started, targets)
+    # Only the targets this build built can be judged (a build preset may
+    # leave others out: their objects stay older than their sources).
+    built = targets or (preset_targets(preset, root) if is_preset else None)
+    stale = stale_objects(bdir, src_root, started, built)
     if stale:
         src, obj = stale[0]
         why = f"{os.path.relpath(src, src_root)} is newer than {os.path.relpath(obj, bdir)} after the build " \
@@ -137,7 +152,7 @@ def ensure_built(preset="default", targets=None, quiet=False, root=ROOT):
         _configure(preset, bdir, root, quiet)
         started = time.time()
         run(cmd, cwd=root, quiet=quiet, capture=quiet)
-        stale = stale_objects(bdir, root, started, targets)
+        stale = stale_objects(bdir, root, started, built)
         if stale:
             raise InfraError(f"{bdir}: {os.path.relpath(stale[0][0], root)} is still newer than its object after a "
                              f"fresh build (is the clock of this file system in the future?)")

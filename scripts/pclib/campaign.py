@@ -91,6 +91,7 @@ AFL_MAX_FILE = 1 << 20  # afl-fuzz refuses larger seeds
 AFL_MIN_SECONDS = 15    # AFL++ spends about this long starting (fork server, calibrating the seeds)
 SLICE_MIN = 2.0         # the least time a scenario is given in the sweep and fault phases
 DIFF_MIN = 4.0          # below this the diff phase would compare nothing: it is not started
+LF_FORK_MIN = 30        # libFuzzer's fork mode for shares this long; shorter ones fuzz in-process
 STOP_GRACE = 2          # seconds past a deadline before SIGINT; SIGKILL 5 s later
 
 
@@ -320,10 +321,11 @@ class Campaign:
         self.live.append(p)
         return p
 
-    def wait(self, procs, deadline, tick=None, grace=STOP_GRACE):
+    def wait(self, procs, deadline, tick=None, grace=STOP_GRACE, kill_after=5):
         """Waits for procs, calling tick() about every second; past the
         deadline (+grace) they get SIGINT (they stop and write what they
-        have), 5 s later SIGKILL.  Returns the seconds past the deadline."""
+        have), kill_after seconds later SIGKILL.  Returns the seconds past
+        the deadline."""
         sent_int = None
         while any(p.poll() is None for p in procs):
             time.sleep(0.2)
@@ -338,7 +340,7 @@ class Campaign:
                             os.killpg(p.pid, signal.SIGINT)
                         except ProcessLookupError:
                             pass
-            elif sent_int is not None and now > sent_int + 5:
+            elif sent_int is not None and now > sent_int + kill_after:
                 for p in procs:
                     if p.poll() is None:
                         try:
@@ -684,8 +686,11 @@ class Campaign:
                 if "libfuzzer" in turn:
                     binary = os.path.join(build_dir("fuzz"), "fuzz", t)
                     log = os.path.join(td, "libfuzzer.log")
-                    cmd = [binary] + fuzz.read_options(t) + [
-                        f"-fork={lf_jobs}", "-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1",
+                    # Fork mode (a crash does not end the run) takes seconds to
+                    # start and to stop its jobs: short shares fuzz in-process.
+                    mode = [f"-fork={lf_jobs}", "-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1"] \
+                        if secs >= LF_FORK_MIN else []
+                    cmd = [binary] + fuzz.read_options(t) + mode + [
                         f"-max_total_time={max(1, int(secs) - 1)}", f"-seed={seed}",
                         f"-artifact_prefix={crashes}/",
                         "-print_final_stats=1", work, os.path.join(fuzz.CORPUS, t)]
@@ -739,7 +744,7 @@ class Campaign:
                     self.progress(f"fuzz {t} ({i + 1}/{len(self.targets)}): " + " | ".join(parts) +
                                   f" | {ncr} crash files")
                 run_start = time.time()
-                over = self.wait(procs, run_start + secs, tick, grace=0)
+                over = self.wait(procs, run_start + secs, tick, grace=0, kill_after=2)
                 if over > 3:
                     self.notes.append(f"fuzz {t}: the engines took {over:.0f} s past their {secs:.0f} s share to stop")
                 last[0] = 0

@@ -2,6 +2,7 @@
 checkout) and sources newer than their objects after a build make
 ensure_built() delete the tree and configure it again, so the copy's own
 sources are what gets built."""
+import json
 import os
 import shutil
 import subprocess
@@ -83,3 +84,26 @@ def test_source_newer_than_its_object_after_a_build_reconfigures(tmp_path, monke
     assert hello(a) == "two"
     assert build.stale_objects(bdir, a) == []
     assert ["cmake", "--preset", "default"] in calls
+
+
+def test_targets_a_build_preset_leaves_out_are_not_stale(tmp_path):
+    """A build preset with a target list leaves other targets unbuilt: their
+    old objects must not make ensure_built() start over."""
+    a = str(tmp_path / "a")
+    project(a, "one")
+    with open(os.path.join(a, "app", "CMakeLists.txt"), "a") as f:
+        f.write("add_executable(other src/other.c)\n")
+    with open(os.path.join(a, "app", "src", "other.c"), "w") as f:
+        f.write("int main(void) { return 0; }\n")
+    bdir = build.ensure_built("default", quiet=True, root=a)      # builds both
+    presets = json.load(open(os.path.join(a, "CMakePresets.json")))
+    presets["buildPresets"][0]["targets"] = ["hello"]
+    json.dump(presets, open(os.path.join(a, "CMakePresets.json"), "w"))
+    obj = os.path.join(bdir, "app", "CMakeFiles", "other.dir", "src", "other.c.o")
+    past = time.time() - 10
+    os.utime(obj, (past - 20, past - 20))
+    os.utime(os.path.join(a, "app", "src", "other.c"), (past, past))
+    marker = os.path.join(bdir, "kept")
+    open(marker, "w").close()
+    build.ensure_built("default", quiet=True, root=a)
+    assert os.path.exists(marker)                                 # the tree was not deleted
