@@ -26,7 +26,8 @@ processes:
                  engine departs from MS-VHDX is a failure, QEMU's departures
                  are listed (needs qemu-img/qemu-io)
   final    (5%, at least 30% of budgets under about 3 minutes, at most a
-                 minute)  corpora merged and minimized (libFuzzer -merge=1
+                 minute; 5 s when that is under 15 s: coverage cannot fit)
+                 corpora merged and minimized (libFuzzer -merge=1
                  into corpus/<target>/.work), failures triaged (grouped by
                  signature, minimized, stored under corpus/regressions/),
                  engine coverage measured from the corpora (llvm-cov), and
@@ -998,6 +999,8 @@ class Campaign:
         # of the budget: 5%, but a short budget keeps up to 30% (at most a
         # minute) for it; the phases share the rest.
         reserve = max(self.budget * FINAL_SHARE / 100, min(60, self.budget * 0.3))
+        if reserve < 15:  # coverage (10 s or more) cannot fit: keep what triage and the report need
+            reserve = max(self.budget * FINAL_SHARE / 100, min(reserve, 5.0))
         scale = (self.budget - reserve) / (self.budget * sum(self.split.values()) / 100)
         unique, cov = [], {}
         try:
