@@ -237,6 +237,26 @@ document.body.dataset.rendered = document.querySelectorAll('#summary tbody tr').
 """
 
 
+def state_text(st):
+    """The resume state in words: per phase the workload seed and where
+    each unfinished scenario stands."""
+    parts = []
+    for key, unit, pos in (("sweep", "epoch", "next_epoch"), ("faults", "plan", "next_plan")):
+        part = st.get(key)
+        if not isinstance(part, dict):
+            continue
+        sc = part.get("scenarios") or {}
+        done = sorted(n for n, v in sc.items() if isinstance(v, dict) and v.get("done"))
+        open_ = [f"{n} at {unit} {v.get(pos, 0):,}" for n, v in sorted(sc.items())
+                 if isinstance(v, dict) and not v.get("done")]
+        parts.append(f"{key}: workload seed {part.get('workload_seed')}"
+                     + (f" ({', '.join(open_)}" + (f"; {len(done)} done" if done else "") + ")" if open_ else
+                        f" ({len(done)} scenarios done)" if done else ""))
+    rest = {k: v for k, v in st.items() if k not in ("sweep", "faults", "version")}
+    parts += [f"{k}={v}" for k, v in sorted(rest.items())]
+    return "; ".join(parts)
+
+
 def _coverage_text(cov):
     if not cov or "lines" not in cov:
         return "not measured"
@@ -272,8 +292,7 @@ def render_html(data, images):
             h.append(f"<tr><td>{label}</td><td>{_fmt(c[key])}</td></tr>")
     st = c.get("state")
     if st:
-        h.append("<tr><td>resume state</td><td><code>" + html.escape(
-            ", ".join(f"{k}={v}" for k, v in sorted(st.items()))) + "</code></td></tr>")
+        h.append("<tr><td>resume state</td><td>" + html.escape(state_text(st)) + "</td></tr>")
     h.append("</table>")
 
     methods = data.get("methods", {})
