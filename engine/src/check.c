@@ -145,10 +145,12 @@ static int inspect(struct bdev *dev, struct collect_sink *cs)
             rc = vhdx_report(s, VHDX_SEV_ERROR, src, hd->log_offset, 0, "log", "the log cannot be searched: %s",
                              vhdx_strerror(src));
         } else if (!seq.found) {
-            rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_LOG_NO_SEQUENCE, hd->log_offset, VHDX_REPAIR_CLEAR_LOG_GUID,
-                             "header.LogGuid",
-                             "LogGuid {%s} is set but the log holds no valid sequence (%u candidate entries)", g,
-                             seq.candidates);
+            /* the offset of the field named, as open reports it (the log's is in the message) */
+            rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_LOG_NO_SEQUENCE,
+                             (hs.current ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET) + VHDX_HDR_LOG_GUID,
+                             VHDX_REPAIR_CLEAR_LOG_GUID, "header.LogGuid",
+                             "LogGuid {%s} is set but the log at %llu holds no valid sequence (%u candidate entries)",
+                             g, (unsigned long long)hd->log_offset, seq.candidates);
         } else if (size < seq.flushed_file_offset) {
             rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_LOG_TRUNCATED, hd->log_offset, 0, "log.FlushedFileOffset",
                              "file is %llu bytes, the log head says %llu were durable: the file was truncated",

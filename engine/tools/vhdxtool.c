@@ -6,7 +6,7 @@
  *   vhdxtool info IMG [--json]
  *   vhdxtool check IMG [--repair] [--strict] [--json]
  *   vhdxtool replay IMG
- *   vhdxtool dump-log IMG [--json] [--guid GUID]
+ *   vhdxtool dump-log IMG [--json] [--guid GUID] [--descriptors [--value-at OFF]]
  *   vhdxtool read IMG OFFSET LENGTH OUT        (OUT may be '-')
  *   vhdxtool write IMG OFFSET IN               (IN may be '-')
  *   vhdxtool export IMG RAW                    (RAW may be '-')
@@ -48,16 +48,22 @@ static const char usage_text[] =
     "                          create an empty dynamic VHDX (defaults: 32M blocks,\n"
     "                          1M log, 512-byte logical, 4096-byte physical sectors)\n"
     "  info IMG [--json]       geometry, headers, log state (pending logs are\n"
-    "                          replayed in memory, the file is not touched)\n"
+    "                          replayed in memory, the file is not touched); with\n"
+    "                          --json an image the engine refuses still gets what its\n"
+    "                          structures say as far as they decode, and the error\n"
     "  check IMG [--repair] [--strict] [--json]\n"
     "                          consistency check; --repair fixes what is safe to fix\n"
     "                          (LogGuid without a sequence, pending replay, damaged\n"
     "                          header or region table copy) and says what it did;\n"
     "                          --strict also fails on warnings\n"
     "  replay IMG              open read-write (replaying a pending log) and close\n"
-    "  dump-log IMG [--json] [--guid GUID]\n"
+    "  dump-log IMG [--json] [--guid GUID] [--descriptors [--value-at OFF]]\n"
     "                          every entry in the log ring: position, sequence, tail,\n"
-    "                          descriptors, valid or why not, and the active sequence\n"
+    "                          descriptors, valid or why not, and the active sequence;\n"
+    "                          --descriptors lists each valid entry's updates (data or\n"
+    "                          zero, target file offset, length); --value-at OFF adds\n"
+    "                          the 8 bytes each update writes at file offset OFF (a BAT\n"
+    "                          entry: what each entry would map a block to)\n"
     "  read IMG OFFSET LENGTH OUT   virtual-disk bytes to OUT ('-' = stdout)\n"
     "  write IMG OFFSET IN     bytes of IN ('-' = stdin) into the virtual disk\n"
     "  export IMG RAW          whole virtual disk to a raw file ('-' = stdout)\n"
@@ -150,6 +156,8 @@ struct opts {
     uint64_t seed;
     uint64_t apply_every;
     const char *guid;
+    int have_value_at;   /* dump-log --value-at OFF */
+    uint64_t value_at;
 };
 
 static uint64_t need_value(int argc, char **argv, int *i, const char *name, int suffix)
@@ -204,7 +212,12 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
                 o->have_seed = 1;
             } else if (!strcmp(name, "apply-every"))
                 o->apply_every = need_value(argc, argv, &i, a, 0);
-            else if (!strcmp(name, "guid")) {
+            else if (!strcmp(name, "value-at")) {
+                o->value_at = need_value(argc, argv, &i, a, 1);
+                o->have_value_at = 1;
+                if (o->value_at % 8)
+                    die_usage("--value-at: %s is not a multiple of 8 (a BAT entry's offset)", argv[i]);
+            } else if (!strcmp(name, "guid")) {
                 if (i + 1 >= argc)
                     die_usage("--guid needs a value");
                 o->guid = argv[++i];
@@ -317,6 +330,163 @@ static int cmd_create(int argc, char **argv)
 }
 
 /* ---- info ------------------------------------------------------------------ */
+static void json_opt_u64(const char *key, int have, uint64_t v)
+{
+    printf(", \"%s\": ", key);
+    if (have)
+        printf("%" PRIu64, v);
+    else
+        printf("null");
+}
+
+/* `info --json` of an image the engine refuses: what the structures say
+ * as far as they decode (file identifier, both headers, both region
+ * tables, the metadata items), and the error -- a damaged image is when
+ * one wants to see what could be parsed.  Reads only; every length comes
+ * from the format's fixed sizes or is checked against the file. */
+static void info_refused_json(struct bdev *dev, const char *path, int rc, const struct vhdx_diag *d)
+{
+    uint64_t size = 0;
+    int have_size = dev->ops->size(dev, &size) == 0;
+    printf("{\"image\": ");
+    json_str(stdout, path);
+    printf(", \"opened\": false, \"error\": {\"code\": \"%s\", \"message\": ", vhdx_errname(rc));
+    json_str(stdout, d->message[0] ? d->message : vhdx_strerror(rc));
+    printf(", \"field\": ");
+    if (d->field[0])
+        json_str(stdout, d->field);
+    else
+        printf("null");
+    json_opt_u64("offset", d->offset != UINT64_MAX, d->offset);
+    printf("}");
+    json_opt_u64("file_size", have_size, size);
+
+    static uint8_t buf[VHDX_REGION_TABLE_SIZE];
+    char g[VHDX_GUID_STRLEN];
+    /* file type identifier */
+    struct vhdx_file_id fid;
+    int frc = dev->ops->read(dev, buf, VHDX_FILE_ID_SIZE, 0);
+    frc = frc ? frc : vhdx_file_id_decode(buf, &fid);
+    printf(", \"file_identifier\": {\"valid\": %s, \"creator\": ", frc ? "false" : "true");
+    if (frc)
+        printf("null");
+    else
+        json_str(stdout, fid.creator);
+    printf("}");
+    /* headers: both copies, then the current one by the spec's rule */
+    struct vhdx_header h[2];
+    int hrc[2];
+    printf(", \"headers\": [");
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET;
+        hrc[i] = dev->ops->read(dev, buf, VHDX_HEADER_SIZE, off);
+        int io = hrc[i] != 0;
+        hrc[i] = hrc[i] ? hrc[i] : vhdx_header_decode(buf, &h[i]);
+        printf("%s{\"slot\": %d, \"offset\": %" PRIu64 ", \"valid\": %s, \"error\": ", i ? ", " : "", i + 1, off,
+               hrc[i] ? "false" : "true");
+        if (hrc[i])
+            printf("\"%s\"", vhdx_errname(hrc[i]));
+        else
+            printf("null");
+        if (!io)
+            printf(", \"sequence\": %" PRIu64 ", \"log_guid\": \"%s\", \"log_offset\": %" PRIu64
+                   ", \"log_length\": %u, \"version\": %u, \"log_version\": %u",
+                   h[i].sequence, gstr(&h[i].log_guid, g), h[i].log_offset, h[i].log_length, h[i].version,
+                   h[i].log_version);
+        printf("}");
+    }
+    int cur = !hrc[0] && !hrc[1] ? (h[1].sequence > h[0].sequence ? 1 : h[0].sequence > h[1].sequence ? 0 : -1)
+              : !hrc[0]          ? 0
+              : !hrc[1]          ? 1
+                                 : -1;
+    printf("], \"current_header\": ");
+    if (cur >= 0)
+        printf("%d", cur + 1);
+    else
+        printf("null");
+    if (cur >= 0)
+        printf(", \"log\": {\"offset\": %" PRIu64 ", \"length\": %u, \"pending\": %s}", h[cur].log_offset,
+               h[cur].log_length, vhdx_guid_is_zero(&h[cur].log_guid) ? "false" : "true");
+    /* region tables */
+    static struct vhdx_region_table rt[2];
+    int rrc[2], first_valid = -1;
+    printf(", \"region_tables\": [");
+    for (int i = 0; i < 2; i++) {
+        uint64_t off = i ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET;
+        rrc[i] = dev->ops->read(dev, buf, VHDX_REGION_TABLE_SIZE, off);
+        rrc[i] = rrc[i] ? rrc[i] : vhdx_region_table_decode(buf, &rt[i]);
+        if (!rrc[i] && first_valid < 0)
+            first_valid = i;
+        printf("%s{\"slot\": %d, \"offset\": %" PRIu64 ", \"valid\": %s, \"error\": ", i ? ", " : "", i + 1, off,
+               rrc[i] ? "false" : "true");
+        if (rrc[i])
+            printf("\"%s\"", vhdx_errname(rrc[i]));
+        else
+            printf("null");
+        if (!rrc[i]) {
+            printf(", \"entries\": [");
+            for (uint32_t k = 0; k < rt[i].entry_count; k++) {
+                const struct vhdx_region_entry *e = &rt[i].entries[k];
+                const char *name = vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_BAT)        ? "bat"
+                                   : vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_METADATA) ? "metadata"
+                                                                                          : "unknown";
+                printf("%s{\"region\": \"%s\", \"guid\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %u, "
+                       "\"required\": %s}",
+                       k ? ", " : "", name, gstr(&e->guid, g), e->file_offset, e->length,
+                       e->required & 1 ? "true" : "false");
+            }
+            printf("]");
+        }
+        printf("}");
+    }
+    printf("]");
+    /* the BAT and metadata regions of the first valid table, and the items */
+    if (first_valid >= 0) {
+        const struct vhdx_region_table *t = &rt[first_valid];
+        for (uint32_t k = 0; k < t->entry_count; k++) {
+            const struct vhdx_region_entry *e = &t->entries[k];
+            int bat = vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_BAT);
+            if (!bat && !vhdx_guid_equal(&e->guid, &VHDX_GUID_REGION_METADATA))
+                continue;
+            printf(", \"%s\": {\"offset\": %" PRIu64 ", \"length\": %u", bat ? "bat" : "metadata", e->file_offset,
+                   e->length);
+            if (!bat) {
+                static struct vhdx_metadata_table mt;
+                int mrc = e->length < VHDX_METADATA_TABLE_SIZE || (have_size && e->file_offset + e->length > size)
+                              ? VHDX_E_METADATA
+                              : dev->ops->read(dev, buf, VHDX_METADATA_TABLE_SIZE, e->file_offset);
+                mrc = mrc ? mrc : vhdx_metadata_table_decode(buf, VHDX_METADATA_TABLE_SIZE, &mt);
+                printf(", \"valid\": %s", mrc ? "false" : "true");
+                if (mrc)
+                    printf(", \"error\": \"%s\"", vhdx_errname(mrc));
+                for (uint16_t m = 0; !mrc && m < mt.entry_count; m++) {
+                    const struct vhdx_metadata_entry *me = &mt.entries[m];
+                    uint8_t item[8] = {0};
+                    uint32_t want = vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS)      ? 8
+                                    : vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE) ? 8
+                                    : vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE) ||
+                                              vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_PHYSICAL_SECTOR_SIZE)
+                                        ? 4
+                                        : 0;
+                    if (!want || me->length < want || me->offset > e->length - want ||
+                        dev->ops->read(dev, item, want, e->file_offset + me->offset) != 0)
+                        continue;
+                    if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS))
+                        printf(", \"block_size\": %u", vhdx_get32(item));
+                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE))
+                        printf(", \"virtual_size\": %" PRIu64, vhdx_get64(item));
+                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE))
+                        printf(", \"logical_sector\": %u", vhdx_get32(item));
+                    else
+                        printf(", \"physical_sector\": %u", vhdx_get32(item));
+                }
+            }
+            printf("}");
+        }
+    }
+    printf("}\n");
+}
+
 static int cmd_info(int argc, char **argv)
 {
     struct opts o;
@@ -330,6 +500,8 @@ static int cmd_info(int argc, char **argv)
     struct vhdx *h;
     int rc = vhdx_open(dev, &vo, &h);
     if (rc != 0) {
+        if (o.json && vhdx_is_format_error(rc))
+            info_refused_json(dev, o.pos[0], rc, &d);
         bdev_destroy(dev);
         return report_error("open", o.pos[0], rc, &d);
     }
@@ -339,7 +511,7 @@ static int cmd_info(int argc, char **argv)
     if (o.json) {
         printf("{\"image\": ");
         json_str(stdout, o.pos[0]);
-        printf(", \"virtual_size\": %" PRIu64 ", \"block_size\": %u, \"logical_sector\": %u, "
+        printf(", \"opened\": true, \"virtual_size\": %" PRIu64 ", \"block_size\": %u, \"logical_sector\": %u, "
                "\"physical_sector\": %u, \"chunk_ratio\": %" PRIu64 ", \"data_blocks\": %" PRIu64
                ", \"bat_entries\": %" PRIu64 ", \"blocks_allocated\": %" PRIu64 ", \"blocks_zero\": %" PRIu64
                ", \"file_size\": %" PRIu64 ", \"leave_block_allocated\": %s"
@@ -547,8 +719,19 @@ static void json_sequence(const struct guid_view *v)
 /* The descriptors of a valid entry at ring position pos: kind, target
  * file offset and length, as text lines or a JSON array.  The entry was
  * validated by the search (length within the ring, descriptors inside it). */
+/* The 8 bytes a data update writes at file offset at (little-endian), from
+ * the entry's data sector k; 0 and *ok = 0 when the sector does not join. */
+static uint64_t update_value(const uint8_t *entry, uint32_t len, const struct vhdx_log_header *h,
+                             const struct vhdx_log_desc *d, uint32_t k, uint64_t at, int *ok)
+{
+    uint64_t off = vhdx_log_desc_sectors(h->descriptor_count) * VHDX_LOG_SECTOR + (uint64_t)k * VHDX_LOG_SECTOR;
+    uint8_t update[VHDX_LOG_SECTOR];
+    *ok = off + VHDX_LOG_SECTOR <= len && vhdx_log_data_join(d, entry + off, h->sequence, update) == 0;
+    return *ok ? vhdx_get64(update + (at - d->file_offset)) : 0;
+}
+
 static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t log_length, uint32_t pos,
-                              const struct vhdx_log_header *h, int json)
+                              const struct vhdx_log_header *h, int json, const struct opts *o)
 {
     uint32_t len = h->entry_length;
     uint8_t *buf = len <= log_length ? malloc(len) : NULL;
@@ -561,18 +744,32 @@ static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t lo
     }
     if (json)
         printf(", \"updates\": [");
+    uint32_t k = 0; /* data descriptors so far: data sector k belongs to the next */
     for (uint32_t i = 0; ok && i < h->descriptor_count; i++) {
         uint64_t off = vhdx_log_desc_offset(i);
         struct vhdx_log_desc d;
         if (off + VHDX_LOG_DESC_SIZE > len || vhdx_log_desc_decode(buf + off, &d) != 0)
             break;
         uint64_t n = d.kind == VHDX_DESC_ZERO ? d.zero_length : VHDX_LOG_SECTOR;
-        if (json)
-            printf("%s{\"kind\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %" PRIu64 "}", i ? ", " : "",
+        /* --value-at: what this update writes at that offset */
+        int covers = o->have_value_at && d.file_offset <= o->value_at && o->value_at + 8 <= d.file_offset + n;
+        int vok = 1;
+        uint64_t val = !covers ? 0 : d.kind == VHDX_DESC_ZERO ? 0 : update_value(buf, len, h, &d, k, o->value_at, &vok);
+        if (json) {
+            printf("%s{\"kind\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %" PRIu64, i ? ", " : "",
                    d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
-        else
-            printf("             %-4s file offset 0x%010" PRIx64 " length %" PRIu64 "\n",
-                   d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
+            if (covers && vok)
+                printf(", \"value_at\": %" PRIu64, val);
+            printf("}");
+        } else {
+            printf("             %-4s file offset 0x%010" PRIx64 " length %" PRIu64, d.kind == VHDX_DESC_ZERO ? "zero" : "data",
+                   d.file_offset, n);
+            if (covers)
+                printf(vok ? "; at 0x%" PRIx64 ": 0x%016" PRIx64 : "; at 0x%" PRIx64 ": (data sector unreadable)",
+                       o->value_at, val);
+            printf("\n");
+        }
+        k += d.kind != VHDX_DESC_ZERO;
     }
     if (json)
         printf("]");
@@ -584,7 +781,7 @@ static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t lo
 static int cmd_dump_log(int argc, char **argv)
 {
     struct opts o;
-    parse_opts(argc, argv, &o, 1, "json guid descriptors");
+    parse_opts(argc, argv, &o, 1, "json guid descriptors value-at");
     struct bdev *dev;
     if (open_dev(o.pos[0], BDEV_RDONLY, &dev) != 0)
         return EXIT_USAGE;
@@ -661,7 +858,7 @@ static int cmd_dump_log(int argc, char **argv)
                    it->hdr.last_file_offset, gstr(&it->hdr.log_guid, eg), it->status == 0 ? "true" : "false",
                    vhdx_errname(it->status), it->in_active ? "true" : "false");
             if (o.descriptors && it->status == 0)
-                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 1);
+                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 1, &o);
             printf("}");
         }
         printf("], \"active\": ");
@@ -696,7 +893,7 @@ static int cmd_dump_log(int argc, char **argv)
             printf("%-7" PRIu64 " %-7" PRIu64 " %-8s %s\n", it->hdr.flushed_file_offset >> 20,
                    it->hdr.last_file_offset >> 20, eg, it->status == 0 ? "valid" : vhdx_strerror(it->status));
             if (o.descriptors && it->status == 0)
-                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 0);
+                print_descriptors(dev, hd.log_offset, hd.log_length, it->position, &it->hdr, 0, &o);
         }
         printf("(%zu entry headers found; flushed/last in MiB; guid = first 8 digits; * = in the %s sequence)\n",
                views[0].n, per_session ? "session's" : "active");

@@ -94,9 +94,17 @@ static const char usage[] =
     "  --cut-states N       states per epoch and model judged after a fault (3)\n"
     "  --replay-states N    crash states per workload opened with faults (2)\n"
     "  --no-live            skip the in-session read-back checks\n"
-    "  --max-faults N --max-seconds S --max-violations N   limits (0 = none)\n"
+    "  --max-faults N --max-seconds S --max-violations N   limits (0 = none); a sweep\n"
+    "                       stopped by one says how many of its planned plans it ran\n"
     "  --shard K/N          run only plans with index %% N == K\n"
-    "  --repro-dir DIR      save a reproducer per violation\n"
+    "  --first-plan N       resume: skip the plans with index below N (the JSON's\n"
+    "                       \"next_plan\" says where a stopped sweep ends)\n"
+    "  --no-count           a stopped sweep does not count the plans it left out\n"
+    "  --require-complete   a sweep that did not run every planned plan is a failed JUnit\n"
+    "                       test case and exit status 1 (default: skipped)\n"
+    "  --repro-dir DIR      save one reproducer per violation signature (invariant, phase,\n"
+    "                       kind, scenario, structure); the others are counted\n"
+    "  --max-repro-mb N     disk cap of the reproducers (default 512)\n"
     "  --keep-repro N       also save reproducers of the first N fired plans that pass\n"
     "                       (regression seeds; `pcfaults repro` must pass on them)\n"
     "  --json PATH --junit PATH   summary (JSON) and JUnit XML\n"
@@ -232,6 +240,10 @@ struct opts {
     uint64_t max_faults, max_violations; /* limits (0 = none) */
     double max_seconds;
     uint32_t shard_k, shard_n;     /* run plans with index % n == k */
+    uint64_t first_plan;           /* resume: plans below this index are skipped */
+    int require_complete;          /* an incomplete sweep fails */
+    int no_count;                  /* a stopped sweep does not count the plans it left out */
+    uint64_t max_repro_bytes;      /* disk cap of the reproducers */
     const char *repro_dir, *json, *junit; /* outputs (NULL = none) */
     const char *plan, *state, *phase;     /* run: the plan, replay state, phase */
     uint64_t runs, campaign_seed;  /* campaign: runs and seed */
@@ -266,6 +278,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
     o->shard_n = 1;
     o->runs = 50;
     o->probability = 0.02;
+    o->max_repro_bytes = UINT64_C(512) << 20;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -274,6 +287,18 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             o->quiet = 1;
         else if (!strcmp(a, "--no-live"))
             o->no_live = 1;
+        else if (!strcmp(a, "--require-complete"))
+            o->require_complete = 1;
+        else if (!strcmp(a, "--no-count"))
+            o->no_count = 1;
+        else if (OPT("--first-plan"))
+            o->first_plan = tool_parse_num(a, v);
+        else if (OPT("--max-repro-mb")) {
+            uint64_t mb = tool_parse_num(a, v);
+            if (mb > (UINT64_MAX >> 20))
+                tool_die_usage("--max-repro-mb: %s is too large", v);
+            o->max_repro_bytes = mb << 20;
+        }
         else if (OPT("--scenario"))
             snprintf(o->scenarios, sizeof o->scenarios, "%s", v);
         else if (OPT("--seed"))
@@ -337,7 +362,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--max-faults"))
             o->max_faults = tool_parse_num(a, v);
         else if (OPT("--max-seconds"))
-            o->max_seconds = (double)tool_parse_num(a, v);
+            o->max_seconds = tool_parse_seconds(a, v);
         else if (OPT("--max-violations"))
             o->max_violations = tool_parse_num(a, v);
         else if (OPT("--shard")) {
@@ -395,14 +420,29 @@ struct kstat {
     double seconds;
 };
 
-struct failure {
-    char scenario[32];     /* workload */
+/* One violation state (the first few of each signature are kept). */
+struct example {
     uint64_t seed;         /* workload seed */
-    enum phase phase;      /* where the fault struck */
     char plan[160];        /* the plan, as text */
     char state[200];       /* crash state (and post-cut image) or "live" */
-    struct verdict v;      /* invariant and detail */
-    char repro[4096];      /* reproducer path, "" if none */
+    char detail[1024];     /* the verdict's explanation */
+};
+#define EXAMPLES 5
+
+/* Violations grouped by signature: one bug trips the same invariant under
+ * many plans; each signature gets one reproducer, a count and examples. */
+struct failure {
+    char key[320];         /* invariant|phase|kind|scenario|structure */
+    char scenario[32];     /* workload */
+    enum phase phase;      /* where the fault struck */
+    enum fault_kind kind;  /* the fault kind */
+    char structure[160];   /* what the violation involves (tool_violation_structure) */
+    char invariant[48];
+    uint64_t count;        /* violations with this signature */
+    struct example ex[EXAMPLES];
+    size_t nex;
+    char repro[4096];      /* reproducer of the first, "" if none */
+    char no_repro[96];     /* why there is none, "" */
 };
 
 struct fsweep {
@@ -418,8 +458,11 @@ struct fsweep {
     int n_refusal;                   /* codes used */
     uint64_t point_calls[PH_COUNT][FP_COUNT]; /* calls seen in the clean (counting) runs */
     uint64_t point_injected[FP_COUNT]; /* failures injected per point */
-    struct failure *f;               /* violations, in order */
+    struct failure *f;               /* violation signatures, in order of first sight */
     size_t nf, capf;
+    uint64_t repro_bytes;            /* reproducers written */
+    uint64_t next_plan;              /* resume point: no plan below it is left undone in this shard */
+    int next_plan_set;               /* set when the sweep stopped */
     double t0, last_progress;        /* start; last progress line */
     int stop, stopped_early, tty;    /* a limit was hit; stderr is a terminal */
     const char *scenario;            /* current workload */
@@ -437,9 +480,15 @@ static void on_interrupt(int sig)
     signal(sig, SIG_DFL);
 }
 
+/* Counting mode (count_plans): plans are enumerated, none runs, no limit
+ * applies. */
+static int g_counting;
+
 static int limits_hit(struct fsweep *S)
 {
     const struct opts *o = S->o;
+    if (g_counting)
+        return 0;
     if (S->stop)
         return 1;
     if ((o->max_faults && S->plans_run >= o->max_faults) ||
@@ -453,10 +502,21 @@ static int limits_hit(struct fsweep *S)
 /* Should the next plan run here (shard, limits)? */
 static int take_plan(struct fsweep *S)
 {
-    if (limits_hit(S))
+    if (g_counting) {
+        if (interrupted)
+            S->stop = 1; /* a signal while counting: the count is dropped */
+        S->plan_index++;
         return 0;
+    }
+    if (limits_hit(S)) {
+        if (!S->next_plan_set) {
+            S->next_plan = S->plan_index; /* every plan of this shard below it was run */
+            S->next_plan_set = 1;
+        }
+        return 0;
+    }
     uint64_t idx = S->plan_index++;
-    if (idx % S->o->shard_n != S->o->shard_k)
+    if (idx < S->o->first_plan || idx % S->o->shard_n != S->o->shard_k)
         return 0;
     S->plans_run++;
     return 1;
@@ -525,49 +585,93 @@ static int save_repro(const struct trace *t, const char *path, enum phase ph, co
     return sweep_save_repro_ex(t, ch, v, extra, path, err, errlen);
 }
 
-/* Records a violation (and saves its reproducer when asked). */
+static uint64_t file_bytes(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
+/* Records a violation under its signature; the first of a signature gets
+ * the reproducer (within the disk cap) and is printed. */
 static void violation(struct fsweep *S, enum phase ph, const struct fault_plan *plan, const struct trace *t,
                       const struct crash_choice *ch, const char *post, const struct verdict *v)
 {
     S->violations++;
     S->st[ph][plan->kind][plan->mode].violations++;
-    if (S->nf == S->capf) {
-        S->capf = S->capf ? S->capf * 2 : 16;
-        S->f = realloc(S->f, S->capf * sizeof *S->f);
-        if (!S->f)
-            die_infra("out of memory");
-    }
-    struct failure *f = &S->f[S->nf++];
-    memset(f, 0, sizeof *f);
-    snprintf(f->scenario, sizeof f->scenario, "%s", S->scenario ? S->scenario : "?");
-    f->seed = S->seed;
-    f->phase = ph;
-    fault_plan_format(plan, f->plan, sizeof f->plan);
-    if (ch) {
-        crash_choice_format(ch, f->state, sizeof f->state);
-        if (post) {
-            size_t n = strlen(f->state);
-            snprintf(f->state + n, sizeof f->state - n, " post-cut=%s", post);
+    struct failure probe;
+    memset(&probe, 0, sizeof probe);
+    snprintf(probe.scenario, sizeof probe.scenario, "%s", S->scenario ? S->scenario : "?");
+    probe.phase = ph;
+    probe.kind = plan->kind;
+    snprintf(probe.invariant, sizeof probe.invariant, "%s", v->invariant);
+    tool_violation_structure(v, probe.structure, sizeof probe.structure);
+    snprintf(probe.key, sizeof probe.key, "%s|%s|%s|%s|%s", probe.invariant, phase_names[ph],
+             fault_kind_names[plan->kind], probe.scenario, probe.structure);
+    struct failure *f = NULL;
+    for (size_t i = 0; i < S->nf && !f; i++)
+        if (!strcmp(S->f[i].key, probe.key))
+            f = &S->f[i];
+    int fresh = !f;
+    if (fresh) {
+        if (S->nf == S->capf) {
+            S->capf = S->capf ? S->capf * 2 : 16;
+            S->f = realloc(S->f, S->capf * sizeof *S->f);
+            if (!S->f)
+                die_infra("out of memory");
         }
-    } else {
-        snprintf(f->state, sizeof f->state, "live");
+        f = &S->f[S->nf++];
+        *f = probe;
     }
-    f->v = *v;
+    f->count++;
+    if (f->nex < EXAMPLES) {
+        struct example *e = &f->ex[f->nex++];
+        e->seed = S->seed;
+        fault_plan_format(plan, e->plan, sizeof e->plan);
+        if (ch) {
+            crash_choice_format(ch, e->state, sizeof e->state);
+            if (post) {
+                size_t n = strlen(e->state);
+                snprintf(e->state + n, sizeof e->state - n, " post-cut=%s", post);
+            }
+        } else {
+            snprintf(e->state, sizeof e->state, "live");
+        }
+        snprintf(e->detail, sizeof e->detail, "%s", v->detail);
+    }
+    if (!fresh)
+        return;
     if (S->o->repro_dir && t) {
-        char err[512];
-        snprintf(f->repro, sizeof f->repro, "%s/repro-fault-%s-%s-s%" PRIu64 "-%s-%s-n%" PRIu64 "-%03zu.pctrace",
-                 S->o->repro_dir, phase_names[ph], f->scenario, f->seed, fault_kind_names[plan->kind],
-                 fault_mode_names[plan->mode], plan->mode == FM_RANDOM ? (uint64_t)plan->seed : plan->nth, S->nf);
-        if (save_repro(t, f->repro, ph, plan, ch, post, v, err, sizeof err) != 0) {
-            fprintf(stderr, "pcfaults: cannot save reproducer: %s\n", err);
-            f->repro[0] = '\0';
+        char err[512], id[13];
+        tool_signature_id(f->key, id);
+        if (S->repro_bytes >= S->o->max_repro_bytes) {
+            snprintf(f->no_repro, sizeof f->no_repro, "disk cap of %" PRIu64 " MiB reached (--max-repro-mb)",
+                     S->o->max_repro_bytes >> 20);
+        } else {
+            snprintf(f->repro, sizeof f->repro, "%s/repro-fault-%s-%s-s%" PRIu64 "-%s-%s-n%" PRIu64 "-%s.pctrace",
+                     S->o->repro_dir, phase_names[ph], f->scenario, S->seed, fault_kind_names[plan->kind],
+                     fault_mode_names[plan->mode], plan->mode == FM_RANDOM ? (uint64_t)plan->seed : plan->nth, id);
+            if (save_repro(t, f->repro, ph, plan, ch, post, v, err, sizeof err) != 0) {
+                fprintf(stderr, "pcfaults: cannot save reproducer: %s\n", err);
+                f->repro[0] = '\0';
+                snprintf(f->no_repro, sizeof f->no_repro, "could not be saved");
+            } else {
+                S->repro_bytes += file_bytes(f->repro);
+            }
         }
     }
     if (S->nf <= 20) {
         fprintf(stderr, "%sVIOLATION [%s] %s seed %" PRIu64 " phase %s, %s, %s\n  %s\n", S->tty ? "\n" : "",
-                v->invariant, f->scenario, f->seed, phase_names[ph], f->plan, f->state, v->detail);
+                v->invariant, f->scenario, S->seed, phase_names[ph], f->ex[0].plan, f->ex[0].state, v->detail);
+        fprintf(stderr, "  signature: %s (further plans with it are counted, not printed)\n", f->key);
         if (f->repro[0])
             fprintf(stderr, "  reproducer: %s\n", f->repro);
+        else if (f->no_repro[0])
+            fprintf(stderr, "  no reproducer: %s\n", f->no_repro);
     }
 }
 
@@ -1276,7 +1380,7 @@ static void sweep_workload(struct fsweep *S, const char *scenario, uint64_t seed
     struct trace t0;
     struct fault_stats cnt;
     clean_run(S, &w, &t0, &cnt);
-    if (!S->o->quiet)
+    if (!S->o->quiet && !g_counting)
         fprintf(stderr, "%spcfaults: %s seed %" PRIu64 ": %u ops, %zu trace operations; calls: read %" PRIu64
                 " write %" PRIu64 " flush %" PRIu64 " size %" PRIu64 " truncate %" PRIu64 " alloc %" PRIu64 "\n",
                 S->tty ? "\r" : "", scenario, seed, w.p.ops, t0.n_ops, cnt.calls[FP_READ], cnt.calls[FP_WRITE],
@@ -1322,13 +1426,39 @@ static void json_kstat(FILE *f, const struct kstat *s)
             s->plans, s->injected, s->injections, s->not_reached, s->violations, s->states, s->refusals, s->seconds);
 }
 
-static void write_json(const struct fsweep *S, const char *path, double wall, uint64_t campaign_seed)
+/* Plans of this shard with index in [lo, hi). */
+static uint64_t shard_plans(uint64_t lo, uint64_t hi, uint32_t k, uint32_t n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "pcfaults: %s: %s\n", path, strerror(errno));
-        return;
-    }
+    if (hi <= lo)
+        return 0;
+    /* indices i in [lo, hi) with i % n == k */
+    uint64_t below_hi = hi / n + (hi % n > k);
+    uint64_t below_lo = lo / n + (lo % n > k);
+    return below_hi - below_lo;
+}
+
+/* The coverage of a sweep: how many of its planned plans ran. */
+struct coverage {
+    int complete;               /* every planned plan of this shard ran */
+    uint64_t done;              /* plans run (this shard) */
+    int64_t planned;            /* plans planned (this shard), -1 unknown */
+    uint64_t next_plan;         /* resume with --first-plan */
+    int64_t total;              /* plans of all shards (the enumeration), -1 unknown */
+    const char *stopped_by;     /* why not complete, or NULL */
+};
+
+static void coverage_text(const struct coverage *cv, char *out, size_t len)
+{
+    if (cv->planned >= 0)
+        snprintf(out, len, "%" PRIu64 " of %" PRId64 " plans%s", cv->done, cv->planned,
+                 cv->complete ? " (complete)" : "");
+    else
+        snprintf(out, len, "%" PRIu64 " plans (of ? planned)", cv->done);
+}
+
+static void write_json(const struct fsweep *S, FILE *f, double wall, uint64_t campaign_seed,
+                       const struct coverage *cv)
+{
     struct kstat all = sum_stats(S, -1, -1, -1);
     int reached = 0;
     for (int p = 0; p < FP_COUNT; p++)
@@ -1342,25 +1472,52 @@ static void write_json(const struct fsweep *S, const char *path, double wall, ui
             all.injected, all.injections, all.violations, all.plans, all.not_reached, all.states, all.refusals, wall,
             wall > 0 ? (double)all.injected / wall : 0.0, S->stopped_early ? "true" : "false", interrupted ? "true" : "false", S->o->shard_k,
             S->o->shard_n);
+    char text[160];
+    coverage_text(cv, text, sizeof text);
+    fprintf(f, "  \"complete\": %s,\n  \"first_plan\": %" PRIu64 ",\n  \"next_plan\": %" PRIu64
+               ",\n  \"plans_planned\": ",
+            cv->complete ? "true" : "false", S->o->first_plan, cv->next_plan);
+    if (cv->planned >= 0)
+        fprintf(f, "%" PRId64, cv->planned);
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\n  \"plans_total\": ");
+    if (cv->total >= 0)
+        fprintf(f, "%" PRId64, cv->total);
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\n  \"coverage\": {\"done\": %" PRIu64 ", \"planned\": ", cv->done);
+    if (cv->planned >= 0)
+        fprintf(f, "%" PRId64, cv->planned);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"unit\": \"plans\", \"complete\": %s, \"stopped_by\": ", cv->complete ? "true" : "false");
+    if (cv->stopped_by)
+        tool_json_str(f, cv->stopped_by);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"text\": ");
+    tool_json_str(f, text);
+    fprintf(f, "},\n");
     if (!strcmp(S->cmd, "campaign"))
         fprintf(f, "  \"campaign_seed\": %" PRIu64 ",\n  \"probability\": %.9g,\n", campaign_seed, S->o->probability);
     fprintf(f, "  \"kinds\": {");
     for (int k = 0; k < FK_COUNT; k++) {
-        struct kstat s = sum_stats(S, -1, k, -1);
+        struct kstat st = sum_stats(S, -1, k, -1);
         fprintf(f, "%s\n    \"%s\": ", k ? "," : "", fault_kind_names[k]);
-        json_kstat(f, &s);
+        json_kstat(f, &st);
     }
     fprintf(f, "\n  },\n  \"modes\": {");
     for (int m = 0; m < FM_COUNT; m++) {
-        struct kstat s = sum_stats(S, -1, -1, m);
+        struct kstat st = sum_stats(S, -1, -1, m);
         fprintf(f, "%s\n    \"%s\": ", m ? "," : "", fault_mode_names[m]);
-        json_kstat(f, &s);
+        json_kstat(f, &st);
     }
     fprintf(f, "\n  },\n  \"phases\": {");
     for (int p = 0; p < PH_COUNT; p++) {
-        struct kstat s = sum_stats(S, p, -1, -1);
+        struct kstat st = sum_stats(S, p, -1, -1);
         fprintf(f, "%s\n    \"%s\": ", p ? "," : "", phase_names[p]);
-        json_kstat(f, &s);
+        json_kstat(f, &st);
     }
     fprintf(f, "\n  },\n  \"refusal_codes\": {");
     for (int r = 0; r < S->n_refusal; r++)
@@ -1371,19 +1528,59 @@ static void write_json(const struct fsweep *S, const char *path, double wall, ui
                    PRIu64 ", \"injections\": %" PRIu64 "}",
                 p ? "," : "", fault_point_names[p], S->point_calls[PH_RUN][p], S->point_calls[PH_REPLAY][p],
                 S->point_calls[PH_CREATE][p], S->point_injected[p]);
-    fprintf(f, "\n  },\n  \"failures\": [");
+    fprintf(f, "\n  },\n  \"reproducer_bytes\": %" PRIu64 ",\n  \"signatures\": [", S->repro_bytes);
+    for (size_t i = 0; i < S->nf; i++) {
+        const struct failure *x = &S->f[i];
+        char id[13];
+        tool_signature_id(x->key, id);
+        fprintf(f, "%s\n    {\"id\": \"%s\", \"signature\": ", i ? "," : "", id);
+        tool_json_str(f, x->key);
+        fprintf(f, ", \"invariant\": ");
+        tool_json_str(f, x->invariant);
+        fprintf(f, ", \"phase\": \"%s\", \"kind\": \"%s\", \"scenario\": ", phase_names[x->phase],
+                fault_kind_names[x->kind]);
+        tool_json_str(f, x->scenario);
+        fprintf(f, ", \"structure\": ");
+        tool_json_str(f, x->structure);
+        fprintf(f, ", \"count\": %" PRIu64 ", \"reproducer\": ", x->count);
+        if (x->repro[0])
+            tool_json_str(f, x->repro);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"no_reproducer\": ");
+        if (x->no_repro[0])
+            tool_json_str(f, x->no_repro);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"examples\": [");
+        for (size_t k = 0; k < x->nex; k++) {
+            fprintf(f, "%s{\"seed\": %" PRIu64 ", \"plan\": ", k ? ", " : "", x->ex[k].seed);
+            tool_json_str(f, x->ex[k].plan);
+            fprintf(f, ", \"state\": ");
+            tool_json_str(f, x->ex[k].state);
+            fprintf(f, ", \"detail\": ");
+            tool_json_str(f, x->ex[k].detail);
+            fprintf(f, "}");
+        }
+        fprintf(f, "]}");
+    }
+    /* "failures": the first violation of each signature, in the form the
+     * drivers read, with its count. */
+    fprintf(f, "\n  ],\n  \"failures\": [");
     for (size_t i = 0; i < S->nf; i++) {
         const struct failure *x = &S->f[i];
         fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
         tool_json_str(f, x->scenario);
-        fprintf(f, ", \"seed\": %" PRIu64 ", \"phase\": \"%s\", \"plan\": ", x->seed, phase_names[x->phase]);
-        tool_json_str(f, x->plan);
+        fprintf(f, ", \"seed\": %" PRIu64 ", \"phase\": \"%s\", \"plan\": ", x->ex[0].seed, phase_names[x->phase]);
+        tool_json_str(f, x->ex[0].plan);
         fprintf(f, ", \"state\": ");
-        tool_json_str(f, x->state);
+        tool_json_str(f, x->ex[0].state);
         fprintf(f, ", \"invariant\": ");
-        tool_json_str(f, x->v.invariant);
-        fprintf(f, ", \"detail\": ");
-        tool_json_str(f, x->v.detail);
+        tool_json_str(f, x->invariant);
+        fprintf(f, ", \"signature\": ");
+        tool_json_str(f, x->key);
+        fprintf(f, ", \"count\": %" PRIu64 ", \"detail\": ", x->count);
+        tool_json_str(f, x->ex[0].detail);
         fprintf(f, ", \"reproducer\": ");
         if (x->repro[0])
             tool_json_str(f, x->repro);
@@ -1392,29 +1589,39 @@ static void write_json(const struct fsweep *S, const char *path, double wall, ui
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
-    fclose(f);
 }
 
-static void write_junit(const struct fsweep *S, const char *path, double wall)
+/* One test case per phase, kind and mode that ran (passed, or skipped --
+ * failed with --require-complete -- when the sweep stopped early), one
+ * failed test case per violation signature. */
+static void write_junit(const struct fsweep *S, FILE *f, double wall, const struct coverage *cv)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "pcfaults: %s: %s\n", path, strerror(errno));
-        return;
-    }
     size_t cases = 0;
     for (int p = 0; p < PH_COUNT; p++)
         for (int k = 0; k < FK_COUNT; k++)
             for (int m = 0; m < FM_COUNT; m++)
                 cases += S->st[p][k][m].plans > 0;
-    size_t failing = 0;
-    for (int p = 0; p < PH_COUNT; p++)
-        for (int k = 0; k < FK_COUNT; k++)
-            for (int m = 0; m < FM_COUNT; m++)
-                failing += S->st[p][k][m].violations > 0;
+    int incomplete = !cv->complete;
+    size_t failing = S->nf + (incomplete && S->o->require_complete ? 1 : 0);
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut-faults\" tests=\"%zu\" "
-               "failures=\"%zu\" time=\"%.3f\">\n  <testsuite name=\"faults\" tests=\"%zu\" failures=\"%zu\">\n",
-            cases, failing, wall, cases, failing);
+               "failures=\"%zu\" skipped=\"%d\" time=\"%.3f\">\n  <testsuite name=\"faults\" tests=\"%zu\" failures=\"%d\" "
+               "skipped=\"%d\">\n",
+            cases + 1 + S->nf, failing, incomplete && !S->o->require_complete, wall, cases + 1,
+            incomplete && S->o->require_complete, incomplete && !S->o->require_complete);
+    char text[160];
+    coverage_text(cv, text, sizeof text);
+    fprintf(f, "    <testcase classname=\"faults\" name=\"planned plans\" time=\"%.3f\">\n", wall);
+    if (incomplete) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "incomplete: %s (stopped by %s)", text, cv->stopped_by ? cv->stopped_by : "?");
+        fprintf(f, "      <%s %smessage=\"", S->o->require_complete ? "failure" : "skipped",
+                S->o->require_complete ? "type=\"incomplete\" " : "");
+        tool_xml_str(f, msg);
+        fprintf(f, "\"/>\n");
+    }
+    fprintf(f, "      <system-out>");
+    tool_xml_str(f, text);
+    fprintf(f, "</system-out>\n    </testcase>\n");
     for (int p = 0; p < PH_COUNT; p++)
         for (int k = 0; k < FK_COUNT; k++)
             for (int m = 0; m < FM_COUNT; m++) {
@@ -1423,47 +1630,115 @@ static void write_junit(const struct fsweep *S, const char *path, double wall)
                     continue;
                 fprintf(f, "    <testcase classname=\"faults.%s\" name=\"%s-%s\" time=\"%.3f\">\n", phase_names[p],
                         fault_kind_names[k], fault_mode_names[m], s->seconds);
-                int shown = 0;
-                for (size_t i = 0; i < S->nf && shown < 50; i++) {
-                    const struct failure *x = &S->f[i];
-                    char want[160];
-                    snprintf(want, sizeof want, "kind=%s mode=%s", fault_kind_names[k], fault_mode_names[m]);
-                    if (x->phase != (enum phase)p || strncmp(x->plan, want, strlen(want)) != 0)
-                        continue;
-                    shown++;
-                    char msg[600];
-                    snprintf(msg, sizeof msg, "%s seed %" PRIu64 " %s %s", x->scenario, x->seed, x->plan, x->state);
-                    tool_junit_failure(f, x->v.invariant, msg, x->v.detail, x->repro);
-                }
                 fprintf(f, "      <system-out>plans %" PRIu64 ", injected %" PRIu64 ", not reached %" PRIu64
-                           ", crash states %" PRIu64 ", violations %" PRIu64 "</system-out>\n    </testcase>\n",
+                           ", crash states %" PRIu64 ", violations %" PRIu64 " (see the signatures)</system-out>\n"
+                           "    </testcase>\n",
                         s->plans, s->injected, s->not_reached, s->states, s->violations);
             }
+    fprintf(f, "  </testsuite>\n  <testsuite name=\"faults.violations\" tests=\"%zu\" failures=\"%zu\">\n", S->nf,
+            S->nf);
+    for (size_t i = 0; i < S->nf; i++) {
+        const struct failure *x = &S->f[i];
+        char id[13], msg[512], detail[8192];
+        tool_signature_id(x->key, id);
+        fprintf(f, "    <testcase classname=\"faults.%s\" name=\"", phase_names[x->phase]);
+        tool_xml_str(f, x->key);
+        fprintf(f, "\">\n");
+        snprintf(msg, sizeof msg, "%" PRIu64 " violation(s) with signature %s (%s)", x->count, id, x->key);
+        size_t n = (size_t)snprintf(detail, sizeof detail, "first: seed %" PRIu64 " %s %s\n%s", x->ex[0].seed,
+                                    x->ex[0].plan, x->ex[0].state, x->ex[0].detail);
+        for (size_t e = 1; e < x->nex && n < sizeof detail; e++)
+            n += (size_t)snprintf(detail + n, sizeof detail - n, "\nalso: seed %" PRIu64 " %s %s", x->ex[e].seed,
+                                  x->ex[e].plan, x->ex[e].state);
+        if (x->count > x->nex && n < sizeof detail)
+            snprintf(detail + n, sizeof detail - n, "\n... and %" PRIu64 " more", x->count - x->nex);
+        tool_junit_failure(f, x->invariant, msg, detail, x->repro);
+        fprintf(f, "    </testcase>\n");
+    }
     fprintf(f, "  </testsuite>\n</testsuites>\n");
-    fclose(f);
 }
 
-static int finish(struct fsweep *S, uint64_t campaign_seed)
+/* Plans a sweep of these workloads enumerates (all shards), without
+ * running any: the size of the planned work. */
+static uint64_t count_plans(struct fsweep *S, char names[][32], int nsc)
+{
+    uint64_t saved_calls[PH_COUNT][FP_COUNT];
+    memcpy(saved_calls, S->point_calls, sizeof saved_calls);
+    uint64_t idx = S->plan_index;
+    int stop = S->stop;
+    S->plan_index = 0;
+    S->stop = 0;
+    g_counting = 1;
+    for (int si = 0; si < nsc && !S->stop; si++)
+        for (uint64_t k = 0; k < S->o->seeds && !S->stop; k++)
+            sweep_workload(S, names[si], S->o->seed + k);
+    g_counting = 0;
+    uint64_t total = interrupted ? UINT64_MAX : S->plan_index;
+    S->plan_index = idx;
+    S->stop = stop;
+    memcpy(S->point_calls, saved_calls, sizeof saved_calls);
+    return total;
+}
+
+/* total_plans: plans of every shard (sweep: counted when it stopped early,
+ * known when it finished; campaign: --runs). */
+static int finish(struct fsweep *S, uint64_t campaign_seed, int64_t total_plans)
 {
     double wall = tool_now() - S->t0;
     progress(S, "done", 1);
     struct kstat all = sum_stats(S, -1, -1, -1);
-    fprintf(stderr, "pcfaults: %" PRIu64 " plans, %" PRIu64 " faults injected (%" PRIu64 " failed calls) in %.1f s "
-            "(%.0f faults/s), %" PRIu64 " crash states judged, %" PRIu64 " clean refusals, %" PRIu64 " violations%s\n",
-            all.plans, all.injected, all.injections, wall, wall > 0 ? (double)all.injected / wall : 0.0, all.states,
-            all.refusals, all.violations, S->stopped_early ? " (stopped at a limit)" : "");
+    struct coverage cv;
+    memset(&cv, 0, sizeof cv);
+    cv.done = S->plans_run;
+    cv.next_plan = S->next_plan_set ? S->next_plan : S->plan_index;
+    cv.complete = !S->stopped_early;
+    cv.total = total_plans;
+    cv.planned = total_plans >= 0 ? (int64_t)shard_plans(S->o->first_plan, (uint64_t)total_plans, S->o->shard_k,
+                                                         S->o->shard_n)
+                                  : -1;
+    if (!cv.complete)
+        cv.stopped_by = interrupted             ? "interrupted"
+                        : S->o->max_faults      ? "--max-faults"
+                        : S->o->max_seconds > 0 ? "--max-seconds"
+                        : S->o->max_violations  ? "--max-violations"
+                                                : "a limit";
+    char text[160];
+    coverage_text(&cv, text, sizeof text);
+    fprintf(stderr, "pcfaults: %s, %" PRIu64 " faults injected (%" PRIu64 " failed calls) in %.1f s "
+            "(%.0f faults/s), %" PRIu64 " crash states judged, %" PRIu64 " clean refusals, %" PRIu64 " violations in "
+            "%zu signature(s)%s%s\n",
+            text, all.injected, all.injections, wall, wall > 0 ? (double)all.injected / wall : 0.0, all.states,
+            all.refusals, all.violations, S->nf, cv.stopped_by ? "; stopped by " : "",
+            cv.stopped_by ? cv.stopped_by : "");
+    if (!cv.complete)
+        fprintf(stderr, "pcfaults: INCOMPLETE: the plans not run may hold violations; resume with --first-plan %"
+                        PRIu64 "\n",
+                cv.next_plan);
     for (int k = 0; k < FK_COUNT; k++) {
         struct kstat s = sum_stats(S, -1, k, -1);
         if (s.plans)
             fprintf(stderr, "  %-11s plans %6" PRIu64 "  injected %6" PRIu64 "  states %6" PRIu64 "  violations %"
                     PRIu64 "\n", fault_kind_names[k], s.plans, s.injected, s.states, s.violations);
     }
-    if (S->o->json)
-        write_json(S, S->o->json, wall, campaign_seed);
-    if (S->o->junit)
-        write_junit(S, S->o->junit, wall);
+    int lost = 0;
+    if (S->o->json) {
+        FILE *f = tool_output_begin();
+        if (f) {
+            write_json(S, f, wall, campaign_seed, &cv);
+            tool_output_end(f, S->o->json, "--json", &lost);
+        }
+    }
+    if (S->o->junit) {
+        FILE *f = tool_output_begin();
+        if (f) {
+            write_junit(S, f, wall, &cv);
+            tool_output_end(f, S->o->junit, "--junit", &lost);
+        }
+    }
     free(S->f);
-    return all.violations ? EXIT_VIOLATION : EXIT_PASS;
+    if (lost)
+        return EXIT_BAD_USAGE;
+    return all.violations || (S->o->require_complete && !cv.complete) ? EXIT_VIOLATION : EXIT_PASS;
 }
 
 static void fsweep_init(struct fsweep *S, struct opts *o, const char *cmd)
@@ -1473,6 +1748,8 @@ static void fsweep_init(struct fsweep *S, struct opts *o, const char *cmd)
     S->cmd = cmd;
     S->t0 = tool_now();
     S->tty = isatty(2);
+    tool_check_output(o->json, "--json");
+    tool_check_output(o->junit, "--junit");
     if (o->repro_dir && tool_mkdirs(o->repro_dir) != 0)
         tool_die_usage("--repro-dir: cannot create %s", o->repro_dir);
 }
@@ -1499,7 +1776,10 @@ static int cmd_sweep(int argc, char **argv)
     for (int si = 0; si < nsc && !S.stop; si++)
         for (uint64_t k = 0; k < o.seeds && !S.stop; k++)
             sweep_workload(&S, names[si], o.seed + k);
-    return finish(&S, 0);
+    int64_t total = !S.stopped_early ? (int64_t)S.plan_index
+                    : interrupted || o.no_count ? -1 : (int64_t)count_plans(&S, names, nsc);
+    /* count_plans gives UINT64_MAX, i.e. -1 here, when a signal cut it short */
+    return finish(&S, 0, total);
 }
 
 static int cmd_campaign(int argc, char **argv)
@@ -1543,7 +1823,7 @@ static int cmd_campaign(int argc, char **argv)
         snprintf(what, sizeof what, "campaign run %" PRIu64, r);
         progress(&S, what, 0);
     }
-    return finish(&S, o.campaign_seed);
+    return finish(&S, o.campaign_seed, (int64_t)o.runs);
 }
 
 /* "prefix:E:I" or "drop:E" -> crash choice. */
@@ -1698,7 +1978,8 @@ static int cmd_run(int argc, char **argv)
     }
     trace_free(&t0);
     workload_free(&w);
-    return finish(&S, 0);
+    S.plans_run = 1; /* the one plan given */
+    return finish(&S, 0, 1);
 }
 
 static int cmd_repro(int argc, char **argv)
@@ -1761,8 +2042,9 @@ static int cmd_repro(int argc, char **argv)
     const char *was = trace_get_meta(&t, "violation.invariant");
     if (rc >= 0 && was && strcmp(was, "none") != 0 && v.ok)
         printf("note:      the reproducer recorded '%s'; this build does not fail it\n", was);
+    int lost = 0;
     if (o.json) {
-        FILE *f = fopen(o.json, "w");
+        FILE *f = tool_output_begin();
         if (f) {
             fprintf(f, "{\"reproducer\": ");
             tool_json_str(f, o.pos[0]);
@@ -1773,13 +2055,13 @@ static int cmd_repro(int argc, char **argv)
             fprintf(f, ", \"detail\": ");
             tool_json_str(f, v.ok ? "" : v.detail);
             fprintf(f, "}\n");
-            fclose(f);
+            tool_output_end(f, o.json, "--json", &lost);
         }
     }
     workload_free(&w);
     trace_free(&t);
     free(S.f);
-    if (rc < 0)
+    if (rc < 0 || lost)
         return EXIT_BAD_USAGE;
     return v.ok ? EXIT_PASS : EXIT_VIOLATION;
 }
@@ -1823,10 +2105,9 @@ static int cmd_points(int argc, char **argv)
     }
     printf("reached by the default workloads: %d of %d catalogued points (%d including replay and create)\n",
            reached_run, FP_COUNT, reached_any);
-    if (o.json) {
-        FILE *f = fopen(o.json, "w");
-        if (!f)
-            die_infra("%s: %s", o.json, strerror(errno));
+    int lost = 0;
+    FILE *f = o.json ? tool_output_begin() : NULL;
+    if (f) {
         fprintf(f, "{\n  \"engine\": ");
         tool_json_str(f, vhdx_build_id());
         fprintf(f, ",\n  \"points_catalogue\": %d,\n  \"points_reached_by_workloads\": %d,\n"
@@ -1838,10 +2119,10 @@ static int cmd_points(int argc, char **argv)
                     p ? "," : "", fault_point_names[p], S.point_calls[PH_RUN][p], S.point_calls[PH_REPLAY][p],
                     S.point_calls[PH_CREATE][p]);
         fprintf(f, "\n  }\n}\n");
-        fclose(f);
+        tool_output_end(f, o.json, "--json", &lost);
     }
     free(S.f);
-    return EXIT_PASS;
+    return lost ? EXIT_BAD_USAGE : EXIT_PASS;
 }
 
 int main(int argc, char **argv)

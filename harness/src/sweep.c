@@ -1576,6 +1576,7 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
     }
     for (size_t i = 0; i < t->n_ops; i++)
         s->total_flushes += t->ops[i].kind == TR_FLUSH;
+    st->total_epochs = (uint32_t)s->total_flushes + 1;
     /* Structural sharing: for workload traces of this engine, everything
      * the engine reads at open and check lies below the first payload
      * block (header section, log, metadata and BAT regions, which it never
@@ -1630,8 +1631,10 @@ static int walk(struct sweeper *s)
             }
             s->pending[s->n_pending++] = (uint32_t)i;
         } else if (op->kind == TR_FLUSH) {
-            if (!s->want || s->want->epoch == s->epoch)
+            if ((!s->want || s->want->epoch == s->epoch) && s->epoch >= s->c->first_epoch)
                 eval_epoch(s, i);
+            if (!s->stop)
+                s->st->next_epoch = s->epoch + 1;
             int rc = advance(s);
             if (rc)
                 return rc;
@@ -1641,8 +1644,10 @@ static int walk(struct sweeper *s)
             s->n_pending = 0; /* a failed flush dropped them */
         }
     }
-    if (!s->stop && (!s->want || s->want->epoch == s->epoch))
+    if (!s->stop && (!s->want || s->want->epoch == s->epoch) && s->epoch >= s->c->first_epoch)
         eval_epoch(s, t->n_ops);
+    if (!s->stop)
+        s->st->next_epoch = s->epoch + 1;
     return 0;
 }
 

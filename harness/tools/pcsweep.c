@@ -40,6 +40,7 @@ static const char usage[] =
     "  protocol     check the log's ordering rules on workload traces (or --trace FILE)\n"
     "               without crash states; exit 1 on any violation (docs/protocol.md)\n"
     "  invariants [--json]   the invariant registry (name, class, about)\n"
+    "  models       the crash-model registry as JSON (name, class, exportable)\n"
     "\n"
     "workload options (sweep, record, protocol):\n"
     "  --scenario LIST      a comma list of the scenarios below, or all (default all)\n"
@@ -62,17 +63,27 @@ static const char usage[] =
     "  --reorder-samples N  sampled subsets above that (default 32)\n"
     "  --torn 512|4096|both torn-write granularity (default both)\n"
     "  --per-op N --probes N   sectors checked per in-flight op, random probes (8, 16)\n"
-    "  --judges LIST        oracle,reference,view,unwritten or all (default all): the data\n"
-    "                       oracle and the subject's own open/check; the independent\n"
-    "                       reference (harness/ref); read-only vs read-write views; zeros\n"
-    "                       where nothing was written (docs/harness.md, Judges)\n"
+    "  --judges LIST        oracle,reference,view,unwritten,protocol or all (default all):\n"
+    "                       the data oracle and the subject's own open/check; the\n"
+    "                       independent reference (harness/ref); read-only vs read-write\n"
+    "                       views; zeros where nothing was written; the write-ahead\n"
+    "                       protocol on each trace (docs/harness.md, Judges)\n"
     "  --unwritten-every N  the unwritten-sector check on every Nth state (4; 1 = all)\n"
     "  --replayed-every N   the reference re-reads the replayed image of every Nth class (4)\n"
     "  --full-every N --full-max M   every Nth state a wide check of M sectors across\n"
     "                       all written data (64, 4096; --full-max 0 = every sector)\n"
-    "  --max-states N  --max-seconds S  --max-violations N   limits (0 = none)\n"
-    "  --repro-dir DIR      save a reproducer per violation (default: none)\n"
+    "  --max-states N  --max-seconds S  --max-violations N   limits (0 = none); a sweep\n"
+    "                       stopped by one says how much of the planned work it did\n"
+    "  --first-epoch E      resume: skip the epochs before E of the first run (the JSON's\n"
+    "                       \"resume\" says where a stopped sweep ends)\n"
+    "  --no-count           do not count the states a stopped run left out (its coverage is\n"
+    "                       then given in epochs only)\n"
+    "  --repro-dir DIR      save one reproducer per violation signature (default: none)\n"
+    "  --max-repro-mb N     disk cap of the reproducers of one sweep (default 512)\n"
+    "  --examples N         example states kept per signature (default 5)\n"
     "  --json PATH          summary as JSON     --junit PATH   JUnit XML\n"
+    "  --require-complete   a run that did not judge all its planned states is a failed\n"
+    "                       JUnit test case and exit status 1 (default: skipped)\n"
     "  --quiet              no progress line (it is shown only on a terminal anyway)\n"
     "  --no-share           give every state its own open and check (states identical in\n"
     "                       every byte the engine reads at open share them by default)\n"
@@ -81,12 +92,16 @@ static const char usage[] =
     "  --out DIR            images and manifest.jsonl (one JSON object per image)\n"
     "  --only LIST          only these state indices (comma list)\n"
     "  --with-repro         also write a reproducer (.pctrace) next to each image\n"
+    "  --count              write nothing; print the number of states as JSON\n"
+    "                       ({\"states\": N, \"per_model\": {...}})\n"
     "\n"
     "protocol options: the workload options, --trace FILE (one recorded trace),\n"
     "  --json PATH (every violation), --quiet (no per-violation lines)\n"
     "\n"
     "repro options:\n"
     "  --save-image PATH    write the crash image (before replay) to PATH\n"
+    "  --save-final-image PATH  write the image at the end of the state's epoch (every\n"
+    "                       pending write persisted), what the workload meant to leave\n"
     "  --minimize OUT       shrink the workload and crash choice (delta debugging)\n"
     "                       while the same invariant still fails; save the result to OUT\n"
     "  --minimize-seconds S time budget for --minimize (default 120)\n"
@@ -100,8 +115,11 @@ struct opts {
     struct workload_params wp;
     char scenarios[256];
     uint64_t seed, seeds;
-    const char *trace, *save_trace, *json, *junit, *repro_dir, *save_image, *minimize, *out, *only;
-    int with_repro, rerun;
+    const char *trace, *save_trace, *json, *junit, *repro_dir, *save_image, *save_final_image, *minimize, *out,
+        *only;
+    int with_repro, rerun, count_only, no_count, require_complete;
+    uint64_t max_repro_bytes;      /* disk cap of one sweep's reproducers */
+    uint32_t examples;             /* example states kept per signature */
     double minimize_seconds;
     struct sweep_config sc;
     const char *pos[2];
@@ -116,6 +134,8 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
     o->seed = 1;
     o->seeds = 1;
     o->minimize_seconds = 120;
+    o->max_repro_bytes = UINT64_C(512) << 20;
+    o->examples = 5;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -128,6 +148,29 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             o->with_repro = 1;
         else if (!strcmp(a, "--rerun"))
             o->rerun = 1;
+        else if (!strcmp(a, "--count"))
+            o->count_only = 1;
+        else if (!strcmp(a, "--no-count"))
+            o->no_count = 1;
+        else if (!strcmp(a, "--require-complete"))
+            o->require_complete = 1;
+        else if (OPT("--first-epoch")) {
+            uint64_t e = tool_parse_num(a, v);
+            if (e > UINT32_MAX)
+                tool_die_usage("--first-epoch: %s is too large", v);
+            o->sc.first_epoch = (uint32_t)e;
+        } else if (OPT("--max-repro-mb")) {
+            uint64_t mb = tool_parse_num(a, v);
+            if (mb > (UINT64_MAX >> 20))
+                tool_die_usage("--max-repro-mb: %s is too large", v);
+            o->max_repro_bytes = mb << 20;
+        } else if (OPT("--examples")) {
+            uint64_t n = tool_parse_num(a, v);
+            if (n < 1 || n > 100)
+                tool_die_usage("--examples takes 1..100");
+            o->examples = (uint32_t)n;
+        } else if (OPT("--save-final-image"))
+            o->save_final_image = v;
         else if (OPT("--out"))
             o->out = v;
         else if (OPT("--only"))
@@ -197,7 +240,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--max-states"))
             o->sc.max_states = tool_parse_num(a, v);
         else if (OPT("--max-seconds"))
-            o->sc.max_seconds = (double)tool_parse_num(a, v);
+            o->sc.max_seconds = tool_parse_seconds(a, v);
         else if (OPT("--max-violations"))
             o->sc.max_violations = tool_parse_num(a, v);
         else if (OPT("--repro-dir"))
@@ -227,12 +270,36 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
     o->sc.repro_dir = o->repro_dir;
 }
 
-struct failure {
+/* ---- violations, grouped by signature --------------------------------------------- */
+/*
+ * One bug trips the same invariant at many crash states: a planted bug gave
+ * 434 violations of one invariant in a 10-second sweep.  Violations are
+ * therefore grouped by a signature -- the invariant, the crash model's
+ * class (power loss, corruption), the scenario and the structure involved
+ * (the engine error and field of a refused open or a failed check, what a
+ * lost sector reads as) -- and each signature gets one reproducer (its
+ * first state, the earliest cut), a count and a few example states.
+ */
+struct example {
+    uint64_t seed;           /* workload seed */
+    uint64_t cut;            /* trace index of the expectation */
+    char choice[160];        /* the crash state */
+    char detail[1024];       /* the verdict's explanation */
+};
+
+struct sig {
+    char key[320];           /* invariant|class|scenario|structure */
+    char invariant[48];
+    char cls[16];            /* power, corruption, workload */
     char scenario[32];
-    uint64_t seed;
-    char choice[160];
-    struct verdict v;
-    char repro[4096];
+    char structure[160];     /* what the violation involves, without state-specific numbers */
+    uint64_t count;          /* violations with this signature */
+    uint64_t models;         /* bitmask of the crash models seen */
+    struct example *ex;      /* the first examples (up to opts.examples) */
+    size_t nex;
+    char repro[4096];        /* reproducer of the first example, "" if none */
+    uint64_t repro_bytes;
+    char no_repro[96];       /* why there is none ("disk cap ..."), "" */
 };
 
 struct run_record {
@@ -240,41 +307,179 @@ struct run_record {
     uint64_t seed;
     struct sweep_stats st;
     uint64_t trace_ops;
+    uint32_t first_epoch;    /* epochs before it were skipped (resume) */
+    int64_t planned_states;  /* states of this run (this shard, all models but recovery), -1 unknown */
+    int complete;            /* every planned state judged */
 };
 
 struct collector {
-    struct failure *f;
+    struct sig *s;
     size_t n, cap;
-    const char *scenario;
+    uint64_t violations;
+    const char *scenario;    /* current run */
     uint64_t seed;
+    const struct trace *trace; /* its trace (reproducers are saved from it) */
+    const struct opts *o;
+    uint64_t repro_bytes;    /* written so far */
+    uint64_t repro_skipped;  /* signatures without a reproducer (disk cap) */
     int print;
 };
 
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "pcsweep: out of memory\n");
+        exit(EXIT_BAD_USAGE);
+    }
+    return q;
+}
+
+static int is_trace_level(const struct verdict *v)
+{
+    /* violations of the trace itself, with no crash state */
+    return !strcmp(v->invariant, "workload-failed") || !strncmp(v->invariant, "protocol:", 9);
+}
+
+static const char *model_class(const struct crash_choice *c, const struct verdict *v)
+{
+    if (!strcmp(v->invariant, "workload-failed"))
+        return "workload";
+    if (!strncmp(v->invariant, "protocol:", 9))
+        return "protocol";
+    return (M_POWER_MODELS >> c->model) & 1 ? "power" : "corruption";
+}
+
+static void sig_key(const struct sig *g, char *key, size_t len)
+{
+    snprintf(key, len, "%s|%s|%s|%s", g->invariant, g->cls, g->scenario, g->structure);
+}
+
+static void sig_id(const struct sig *g, char out[13])
+{
+    tool_signature_id(g->key, out);
+}
+
+static uint64_t file_bytes(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
+/* Saves the reproducer of a new signature, within the disk cap. */
+static void sig_save_repro(struct collector *col, struct sig *g, const struct crash_choice *c,
+                           const struct verdict *v, const char *repro_dir)
+{
+    if (!repro_dir || !col->trace)
+        return;
+    if (col->repro_bytes >= col->o->max_repro_bytes) {
+        snprintf(g->no_repro, sizeof g->no_repro, "disk cap of %" PRIu64 " MiB reached (--max-repro-mb)",
+                 col->o->max_repro_bytes >> 20);
+        col->repro_skipped++;
+        return;
+    }
+    char id[13], path[4096], err[512];
+    sig_id(g, id);
+    snprintf(path, sizeof path, "%s/repro-%s-%s-s%" PRIu64 "-%s.pctrace", repro_dir, g->scenario,
+             v->invariant[0] ? v->invariant : "violation", col->seed, id);
+    for (char *p = path + strlen(repro_dir) + 1; *p; p++)
+        if (*p == ':' || *p == '/')
+            *p = '_';
+    int rc = is_trace_level(v)
+                 ? (trace_set_meta((struct trace *)col->trace, "violation.invariant", v->invariant),
+                    trace_save(col->trace, path, err, sizeof err))
+                 : sweep_save_repro(col->trace, c, v, path, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "pcsweep: cannot save reproducer: %s\n", err);
+        snprintf(g->no_repro, sizeof g->no_repro, "could not be saved");
+        return;
+    }
+    snprintf(g->repro, sizeof g->repro, "%s", path);
+    g->repro_bytes = file_bytes(path);
+    col->repro_bytes += g->repro_bytes;
+}
+
 static int on_violation(void *ctx, const struct crash_choice *c, const struct verdict *v, const char *repro)
 {
+    (void)repro; /* the sweep saves none (repro_dir NULL): reproducers are per signature, below */
     struct collector *col = ctx;
-    if (col->n == col->cap) {
-        col->cap = col->cap ? col->cap * 2 : 16;
-        col->f = realloc(col->f, col->cap * sizeof *col->f);
-        if (!col->f) {
-            fprintf(stderr, "pcsweep: out of memory\n");
-            exit(EXIT_BAD_USAGE);
+    col->violations++;
+    struct sig probe;
+    memset(&probe, 0, sizeof probe);
+    snprintf(probe.invariant, sizeof probe.invariant, "%s", v->invariant);
+    snprintf(probe.cls, sizeof probe.cls, "%s", model_class(c, v));
+    snprintf(probe.scenario, sizeof probe.scenario, "%s", col->scenario);
+    tool_violation_structure(v, probe.structure, sizeof probe.structure);
+    sig_key(&probe, probe.key, sizeof probe.key);
+    struct sig *g = NULL;
+    for (size_t i = 0; i < col->n && !g; i++)
+        if (!strcmp(col->s[i].key, probe.key))
+            g = &col->s[i];
+    int fresh = !g;
+    if (fresh) {
+        if (col->n == col->cap) {
+            col->cap = col->cap ? col->cap * 2 : 16;
+            col->s = xrealloc(col->s, col->cap * sizeof *col->s);
+        }
+        g = &col->s[col->n++];
+        *g = probe;
+        g->ex = xrealloc(NULL, col->o->examples * sizeof *g->ex);
+    }
+    g->count++;
+    if (!is_trace_level(v))
+        g->models |= UINT64_C(1) << c->model;
+    if (g->nex < col->o->examples) {
+        struct example *e = &g->ex[g->nex++];
+        memset(e, 0, sizeof *e);
+        e->seed = col->seed;
+        e->cut = v->cut;
+        if (!strcmp(v->invariant, "workload-failed"))
+            snprintf(e->choice, sizeof e->choice, "(no crash state: the workload itself failed)");
+        else if (is_trace_level(v))
+            snprintf(e->choice, sizeof e->choice, "(no crash state: the trace's operation order, op %" PRIu64 ")",
+                     v->cut);
+        else
+            crash_choice_format(c, e->choice, sizeof e->choice);
+        snprintf(e->detail, sizeof e->detail, "%s", v->detail);
+    }
+    if (fresh) {
+        sig_save_repro(col, g, c, v, col->o->repro_dir);
+        if (col->print && col->n <= 20) {
+            fprintf(stderr, "\nVIOLATION [%s] scenario %s seed %" PRIu64 " cut %" PRIu64 " %s\n  %s\n", v->invariant,
+                    col->scenario, col->seed, v->cut, g->ex[0].choice, v->detail);
+            fprintf(stderr, "  signature: %s (further states with it are counted, not printed)\n", g->key);
+            if (g->repro[0])
+                fprintf(stderr, "  reproducer: %s\n", g->repro);
+            else if (g->no_repro[0])
+                fprintf(stderr, "  no reproducer: %s\n", g->no_repro);
         }
     }
-    struct failure *f = &col->f[col->n++];
-    memset(f, 0, sizeof *f);
-    snprintf(f->scenario, sizeof f->scenario, "%s", col->scenario);
-    f->seed = col->seed;
-    crash_choice_format(c, f->choice, sizeof f->choice);
-    f->v = *v;
-    snprintf(f->repro, sizeof f->repro, "%s", repro ? repro : "");
-    if (col->print && col->n <= 20) {
-        fprintf(stderr, "\nVIOLATION [%s] scenario %s seed %" PRIu64 " cut %" PRIu64 " %s\n  %s\n", v->invariant,
-                col->scenario, col->seed, v->cut, f->choice, v->detail);
-        if (repro)
-            fprintf(stderr, "  reproducer: %s\n", repro);
-    }
     return 0;
+}
+
+/* A violation of the trace's write-ahead protocol (JUDGE_PROTOCOL): a
+ * signature like any other, with the trace itself as its reproducer. */
+static void on_protocol(void *ctx, const struct protocol_violation *pv)
+{
+    struct crash_choice none = {.model = M_DROP, .epoch = UINT32_MAX};
+    struct verdict v;
+    verdict_init(&v, pv->op >= 0 ? (uint64_t)pv->op : 0);
+    char related[160] = "";
+    size_t n = 0;
+    for (int a = 0; a < PROTOCOL_AFTER_MAX && n < sizeof related; a++)
+        if (pv->after[a] == PROTOCOL_BASE_OP)
+            n += (size_t)snprintf(related + n, sizeof related - n, "%sthe base image", n ? ", " : "; related: ");
+        else if (pv->after[a] != PROTOCOL_NO_OP)
+            n += (size_t)snprintf(related + n, sizeof related - n, "%sop %" PRId64, n ? ", " : "; related: ",
+                                  pv->after[a]);
+    verdict_fail(&v, pv->inv, "trace op %" PRId64 ", file bytes %" PRIu64 "+%" PRIu64 "%s: %s", pv->op, pv->offset,
+                 pv->length, related, pv->detail);
+    on_violation(ctx, &none, &v, NULL);
 }
 
 /* SIGINT/SIGTERM: stop after the current state and still write the
@@ -287,14 +492,112 @@ static void on_interrupt(int sig)
     signal(sig, SIG_DFL);
 }
 
-static void write_json(const char *path, struct run_record *runs, size_t nruns, const struct collector *col,
-                       const struct opts *o, double wall)
+/* ---- coverage of the planned work -------------------------------------------------- */
+struct coverage {
+    size_t runs_planned, runs_started, runs_complete;
+    uint64_t states;            /* judged */
+    uint64_t states_countable;  /* judged, all models but recovery (comparable to planned) */
+    int64_t states_planned;     /* all models but recovery, -1 unknown (a run not started or not counted) */
+    uint64_t recovery_states;   /* judged recovery states (their number is known only once generated) */
+    int complete;
+    const char *stopped_by;     /* why not, or NULL */
+};
+
+static void coverage_of(const struct run_record *runs, size_t nruns, size_t planned_runs, const struct opts *o,
+                        struct coverage *cv)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "pcsweep: %s: %s\n", path, strerror(errno));
-        return;
+    memset(cv, 0, sizeof *cv);
+    cv->runs_planned = planned_runs;
+    cv->runs_started = nruns;
+    int64_t planned = 0;
+    for (size_t i = 0; i < nruns; i++) {
+        const struct run_record *r = &runs[i];
+        cv->runs_complete += r->complete;
+        cv->states += r->st.states;
+        cv->recovery_states += r->st.states_per_model[M_RECOVERY];
+        cv->states_countable += r->st.states - r->st.states_per_model[M_RECOVERY];
+        if (planned >= 0 && r->planned_states >= 0)
+            planned += r->planned_states;
+        else
+            planned = -1;
     }
+    cv->states_planned = nruns == planned_runs ? planned : -1;
+    cv->complete = cv->runs_complete == planned_runs;
+    if (!cv->complete)
+        cv->stopped_by = interrupted                ? "interrupted"
+                         : o->sc.max_states          ? "--max-states"
+                         : o->sc.max_seconds > 0     ? "--max-seconds"
+                         : o->sc.max_violations      ? "--max-violations"
+                                                     : "a limit";
+}
+
+/* "20 of 106 states" / "20 of 106+ states" / "20 states (of ? planned)" */
+static void coverage_text(const struct coverage *cv, const struct opts *o, char *out, size_t len)
+{
+    int rec = (o->sc.models >> M_RECOVERY) & 1;
+    if (cv->complete)
+        snprintf(out, len, "%" PRIu64 " of %" PRIu64 " states (complete)", cv->states, cv->states);
+    else if (cv->states_planned >= 0)
+        snprintf(out, len, "%" PRIu64 " of %" PRId64 "%s states (%.0f%%; %zu of %zu runs complete)",
+                 rec ? cv->states_countable : cv->states, cv->states_planned, rec ? " non-recovery" : "",
+                 cv->states_planned ? 100.0 * (double)(rec ? cv->states_countable : cv->states) /
+                                          (double)cv->states_planned
+                                    : 100.0,
+                 cv->runs_complete, cv->runs_planned);
+    else
+        snprintf(out, len, "%" PRIu64 " states; %zu of %zu runs complete, %zu not started", cv->states,
+                 cv->runs_complete, cv->runs_planned, cv->runs_planned - cv->runs_started);
+}
+
+static int count_state_cb(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
+{
+    (void)c;
+    (void)cut;
+    (void)cd;
+    (*(uint64_t *)ctx)++;
+    return 0;
+}
+
+/* States a sweep of t with config base generates (this shard, every model
+ * but recovery: its states exist only once the replay they cut is run),
+ * without judging any: the size of the planned work. */
+static int64_t count_states(const struct trace *t, const struct sweep_config *base, uint64_t per_model[M_COUNT])
+{
+    struct sweep_config sc = *base;
+    uint64_t n = 0;
+    sc.on_state = count_state_cb;
+    sc.on_violation = NULL;
+    sc.ctx = &n;
+    sc.max_states = sc.max_violations = 0;
+    sc.max_seconds = 0;
+    sc.first_epoch = 0;
+    sc.cancel = NULL;
+    sc.repro_dir = NULL;
+    sc.quiet = 1;
+    struct sweep_stats st;
+    if (sweep_run(t, &sc, &st) != 0)
+        return -1;
+    if (per_model)
+        memcpy(per_model, st.states_per_model, sizeof st.states_per_model);
+    return (int64_t)n;
+}
+
+/* ---- JSON and JUnit ------------------------------------------------------------------ */
+static void json_models(FILE *f, const struct opts *o, const uint64_t *v)
+{
+    int first = 1;
+    fprintf(f, "{");
+    for (int m = 0; m < M_COUNT; m++)
+        if (o->sc.models & (1u << m)) {
+            fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", crash_model_names[m], v[m]);
+            first = 0;
+        }
+    fprintf(f, "}");
+}
+
+static void write_json(FILE *f, struct run_record *runs, size_t nruns, const struct collector *col,
+                       const struct opts *o, double wall, const struct coverage *cv, char names[][32], int nsc)
+{
     uint64_t states = 0, viol = 0, per[M_COUNT] = {0}, vper[M_COUNT] = {0};
     for (size_t i = 0; i < nruns; i++) {
         states += runs[i].st.states;
@@ -304,25 +607,59 @@ static void write_json(const char *path, struct run_record *runs, size_t nruns, 
             vper[m] += runs[i].st.violations_per_model[m];
         }
     }
-    int stopped = 0;
-    for (size_t i = 0; i < nruns; i++)
-        stopped |= runs[i].st.stopped_early;
     fprintf(f, "{\n  \"engine\": ");
     tool_json_str(f, vhdx_build_id());
-    fprintf(f, ",\n  \"complete\": %s,\n  \"interrupted\": %s", stopped ? "false" : "true",
+    fprintf(f, ",\n  \"complete\": %s,\n  \"interrupted\": %s", cv->complete ? "true" : "false",
             interrupted ? "true" : "false");
     fprintf(f, ",\n  \"states\": %" PRIu64 ",\n  \"violations\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n"
                "  \"states_per_sec\": %.1f,\n  \"shard\": \"%u/%u\",\n  \"sweep_seed\": %" PRIu64 ",\n",
             states, viol, wall, wall > 0 ? (double)states / wall : 0.0, o->sc.shard_k, o->sc.shard_n, o->sc.seed);
-    fprintf(f, "  \"models\": {");
+    char text[256];
+    coverage_text(cv, o, text, sizeof text);
+    fprintf(f, "  \"coverage\": {\"runs_planned\": %zu, \"runs_started\": %zu, \"runs_complete\": %zu, "
+               "\"states\": %" PRIu64 ", \"states_countable\": %" PRIu64 ", \"states_planned\": ",
+            cv->runs_planned, cv->runs_started, cv->runs_complete, cv->states, cv->states_countable);
+    if (cv->complete)
+        fprintf(f, "%" PRIu64, cv->states);
+    else if (cv->states_planned >= 0)
+        fprintf(f, "%" PRId64, cv->states_planned);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"planned_excludes\": %s, \"stopped_by\": ",
+            !cv->complete && (o->sc.models >> M_RECOVERY) & 1 ? "[\"recovery\"]" : "[]");
+    if (cv->stopped_by)
+        tool_json_str(f, cv->stopped_by);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"scenarios_planned\": [");
+    for (int i = 0; i < nsc; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        tool_json_str(f, names[i]);
+    }
+    fprintf(f, "], \"text\": ");
+    tool_json_str(f, text);
+    fprintf(f, "},\n");
+    /* Where a stopped sweep would go on: its first unfinished run, from the
+     * epoch it was in (the states of that epoch judged before are judged
+     * again). */
+    const struct run_record *open = NULL;
+    for (size_t i = 0; i < nruns && !open; i++)
+        if (!runs[i].complete)
+            open = &runs[i];
+    fprintf(f, "  \"resume\": ");
+    if (cv->complete) {
+        fprintf(f, "null");
+    } else if (open) {
+        fprintf(f, "{\"scenario\": ");
+        tool_json_str(f, open->scenario);
+        fprintf(f, ", \"seed\": %" PRIu64 ", \"first_epoch\": %u}", open->seed, open->st.next_epoch);
+    } else {
+        fprintf(f, "{\"run\": %zu}", nruns);
+    }
+    fprintf(f, ",\n  \"models\": ");
+    json_models(f, o, per);
+    fprintf(f, ",\n  \"states_per_sec_per_model\": {");
     int first = 1;
-    for (int m = 0; m < M_COUNT; m++)
-        if (o->sc.models & (1u << m)) {
-            fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", crash_model_names[m], per[m]);
-            first = 0;
-        }
-    fprintf(f, "},\n  \"states_per_sec_per_model\": {");
-    first = 1;
     for (int m = 0; m < M_COUNT; m++)
         if (o->sc.models & (1u << m)) {
             double sec = 0;
@@ -331,92 +668,182 @@ static void write_json(const char *path, struct run_record *runs, size_t nruns, 
             fprintf(f, "%s\"%s\": %.1f", first ? "" : ", ", crash_model_names[m], sec > 0 ? (double)per[m] / sec : 0.0);
             first = 0;
         }
-    fprintf(f, "},\n  \"violations_per_model\": {");
+    fprintf(f, "},\n  \"violations_per_model\": ");
+    json_models(f, o, vper);
+    fprintf(f, ",\n  \"seeds\": [");
     first = 1;
-    for (int m = 0; m < M_COUNT; m++)
-        if (o->sc.models & (1u << m)) {
-            fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", crash_model_names[m], vper[m]);
-            first = 0;
-        }
-    fprintf(f, "},\n  \"seeds\": [");
     for (size_t i = 0; i < nruns; i++) {
         int dup = 0;
         for (size_t j = 0; j < i; j++)
             dup |= runs[j].seed == runs[i].seed;
-        if (!dup)
-            fprintf(f, "%s%" PRIu64, i ? ", " : "", runs[i].seed);
+        if (!dup) {
+            fprintf(f, "%s%" PRIu64, first ? "" : ", ", runs[i].seed);
+            first = 0;
+        }
     }
     fprintf(f, "],\n  \"runs\": [");
     for (size_t i = 0; i < nruns; i++) {
+        const struct run_record *r = &runs[i];
         fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
-        tool_json_str(f, runs[i].scenario);
-        fprintf(f, ", \"seed\": %" PRIu64 ", \"trace_ops\": %" PRIu64 ", \"epochs\": %" PRIu64 ", \"states\": %" PRIu64
-                   ", \"violations\": %" PRIu64 ", \"replays\": %" PRIu64 ", \"opens\": %" PRIu64 ", \"wall_s\": %.3f, \"models\": {",
-                runs[i].seed, runs[i].trace_ops, runs[i].st.epochs, runs[i].st.states, runs[i].st.violations,
-                runs[i].st.replays, runs[i].st.opens, runs[i].st.seconds);
+        tool_json_str(f, r->scenario);
+        fprintf(f, ", \"seed\": %" PRIu64 ", \"trace_ops\": %" PRIu64 ", \"epochs\": %" PRIu64 ", \"epochs_total\": %u"
+                   ", \"first_epoch\": %u, \"next_epoch\": %u, \"complete\": %s, \"states\": %" PRIu64
+                   ", \"states_planned\": ",
+                r->seed, r->trace_ops, r->st.epochs, r->st.total_epochs, r->first_epoch, r->st.next_epoch,
+                r->complete ? "true" : "false", r->st.states);
+        if (r->planned_states >= 0)
+            fprintf(f, "%" PRId64, r->planned_states);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"violations\": %" PRIu64 ", \"replays\": %" PRIu64 ", \"opens\": %" PRIu64
+                   ", \"wall_s\": %.3f, \"models\": ",
+                r->st.violations, r->st.replays, r->st.opens, r->st.seconds);
+        json_models(f, o, r->st.states_per_model);
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ],\n  \"reproducer_bytes\": %" PRIu64 ",\n  \"reproducers_skipped\": %" PRIu64
+               ",\n  \"signatures\": [",
+            col->repro_bytes, col->repro_skipped);
+    for (size_t i = 0; i < col->n; i++) {
+        const struct sig *g = &col->s[i];
+        char id[13];
+        sig_id(g, id);
+        fprintf(f, "%s\n    {\"id\": \"%s\", \"signature\": ", i ? "," : "", id);
+        tool_json_str(f, g->key);
+        fprintf(f, ", \"invariant\": ");
+        tool_json_str(f, g->invariant);
+        fprintf(f, ", \"model_class\": \"%s\", \"scenario\": ", g->cls);
+        tool_json_str(f, g->scenario);
+        fprintf(f, ", \"structure\": ");
+        tool_json_str(f, g->structure);
+        fprintf(f, ", \"count\": %" PRIu64 ", \"models\": [", g->count);
         first = 1;
         for (int m = 0; m < M_COUNT; m++)
-            if (o->sc.models & (1u << m)) {
-                fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", crash_model_names[m], runs[i].st.states_per_model[m]);
+            if ((g->models >> m) & 1) {
+                fprintf(f, "%s\"%s\"", first ? "" : ", ", crash_model_names[m]);
                 first = 0;
             }
-        fprintf(f, "}}");
+        fprintf(f, "], \"reproducer\": ");
+        if (g->repro[0])
+            tool_json_str(f, g->repro);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"reproducer_bytes\": %" PRIu64 ", \"no_reproducer\": ", g->repro_bytes);
+        if (g->no_repro[0])
+            tool_json_str(f, g->no_repro);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"examples\": [");
+        for (size_t k = 0; k < g->nex; k++) {
+            fprintf(f, "%s{\"seed\": %" PRIu64 ", \"cut\": %" PRIu64 ", \"choice\": ", k ? ", " : "", g->ex[k].seed,
+                    g->ex[k].cut);
+            tool_json_str(f, g->ex[k].choice);
+            fprintf(f, ", \"detail\": ");
+            tool_json_str(f, g->ex[k].detail);
+            fprintf(f, "}");
+        }
+        fprintf(f, "]}");
     }
+    /* "failures": the first state of each signature, in the form the
+     * drivers read (scenario, seed, cut, choice, invariant, detail,
+     * reproducer) plus its count. */
     fprintf(f, "\n  ],\n  \"failures\": [");
     for (size_t i = 0; i < col->n; i++) {
-        const struct failure *x = &col->f[i];
+        const struct sig *g = &col->s[i];
         fprintf(f, "%s\n    {\"scenario\": ", i ? "," : "");
-        tool_json_str(f, x->scenario);
-        fprintf(f, ", \"seed\": %" PRIu64 ", \"cut\": %" PRIu64 ", \"choice\": ", x->seed, x->v.cut);
-        tool_json_str(f, x->choice);
+        tool_json_str(f, g->scenario);
+        fprintf(f, ", \"seed\": %" PRIu64 ", \"cut\": %" PRIu64 ", \"choice\": ", g->ex[0].seed, g->ex[0].cut);
+        tool_json_str(f, g->ex[0].choice);
         fprintf(f, ", \"invariant\": ");
-        tool_json_str(f, x->v.invariant);
-        fprintf(f, ", \"detail\": ");
-        tool_json_str(f, x->v.detail);
+        tool_json_str(f, g->invariant);
+        fprintf(f, ", \"signature\": ");
+        tool_json_str(f, g->key);
+        fprintf(f, ", \"count\": %" PRIu64 ", \"detail\": ", g->count);
+        tool_json_str(f, g->ex[0].detail);
         fprintf(f, ", \"reproducer\": ");
-        if (x->repro[0])
-            tool_json_str(f, x->repro);
+        if (g->repro[0])
+            tool_json_str(f, g->repro);
         else
             fprintf(f, "null");
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
-    fclose(f);
 }
 
-static void write_junit(const char *path, struct run_record *runs, size_t nruns, const struct collector *col,
-                        double wall)
+/* One test case per run (did it judge everything it planned: passed;
+ * otherwise skipped, or failed with --require-complete) and one failed test
+ * case per violation signature. */
+static void write_junit(FILE *f, struct run_record *runs, size_t nruns, const struct collector *col, double wall,
+                        const struct opts *o, char names[][32], int nsc)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "pcsweep: %s: %s\n", path, strerror(errno));
-        return;
-    }
-    /* failures = failing test cases (runs with at least one violation), at both levels */
-    size_t failing = 0;
-    for (size_t i = 0; i < nruns; i++) {
-        int hit = 0;
-        for (size_t k = 0; k < col->n && !hit; k++)
-            hit = !strcmp(col->f[k].scenario, runs[i].scenario) && col->f[k].seed == runs[i].seed;
-        failing += hit;
-    }
+    size_t planned = (size_t)nsc * (o->trace ? 1 : o->seeds);
+    size_t incomplete = 0;
+    for (size_t i = 0; i < nruns; i++)
+        incomplete += !runs[i].complete;
+    incomplete += planned - nruns;
+    size_t failures = col->n + (o->require_complete ? incomplete : 0);
+    size_t skipped = o->require_complete ? 0 : incomplete;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut-sweep\" tests=\"%zu\" "
-               "failures=\"%zu\" time=\"%.3f\">\n  <testsuite name=\"sweep\" tests=\"%zu\" failures=\"%zu\">\n",
-            nruns, failing, wall, nruns, failing);
-    for (size_t i = 0; i < nruns; i++) {
-        fprintf(f, "    <testcase classname=\"sweep.%s\" name=\"seed-%" PRIu64 "\" time=\"%.3f\">\n",
-                runs[i].scenario, runs[i].seed, runs[i].st.seconds);
-        for (size_t k = 0; k < col->n; k++) {
-            const struct failure *x = &col->f[k];
-            if (strcmp(x->scenario, runs[i].scenario) || x->seed != runs[i].seed)
-                continue;
-            tool_junit_failure(f, x->v.invariant, x->choice, x->v.detail, x->repro);
+               "failures=\"%zu\" skipped=\"%zu\" time=\"%.3f\">\n",
+            planned + col->n, failures, skipped, wall);
+    fprintf(f, "  <testsuite name=\"sweep\" tests=\"%zu\" failures=\"%zu\" skipped=\"%zu\">\n", planned,
+            o->require_complete ? incomplete : 0, skipped);
+    size_t k = 0;
+    for (int si = 0; si < nsc; si++)
+        for (uint64_t j = 0; j < (o->trace ? 1 : o->seeds); j++, k++) {
+            const struct run_record *r = k < nruns ? &runs[k] : NULL;
+            uint64_t seed = r ? r->seed : o->seed + j;
+            fprintf(f, "    <testcase classname=\"sweep.");
+            tool_xml_str(f, names[si]);
+            fprintf(f, "\" name=\"seed-%" PRIu64 "\" time=\"%.3f\">\n", seed, r ? r->st.seconds : 0.0);
+            if (!r || !r->complete) {
+                char msg[256];
+                if (!r)
+                    snprintf(msg, sizeof msg, "not started: the sweep stopped before this run");
+                else if (r->planned_states >= 0)
+                    snprintf(msg, sizeof msg, "incomplete: %" PRIu64 " of %" PRId64 " planned states judged (epoch %u of %u)",
+                             r->st.states, r->planned_states, r->st.next_epoch, r->st.total_epochs);
+                else
+                    snprintf(msg, sizeof msg, "incomplete: stopped in epoch %u of %u", r->st.next_epoch,
+                             r->st.total_epochs);
+                if (o->require_complete) {
+                    fprintf(f, "      <failure type=\"incomplete\" message=\"");
+                    tool_xml_str(f, msg);
+                    fprintf(f, "\"/>\n");
+                } else {
+                    fprintf(f, "      <skipped message=\"");
+                    tool_xml_str(f, msg);
+                    fprintf(f, "\"/>\n");
+                }
+            }
+            if (r)
+                fprintf(f, "      <system-out>states %" PRIu64 ", violations %" PRIu64 ", epochs %u of %u</system-out>\n",
+                        r->st.states, r->st.violations, r->st.next_epoch, r->st.total_epochs);
+            fprintf(f, "    </testcase>\n");
         }
-        fprintf(f, "      <system-out>states %" PRIu64 ", violations %" PRIu64 "</system-out>\n    </testcase>\n",
-                runs[i].st.states, runs[i].st.violations);
+    fprintf(f, "  </testsuite>\n  <testsuite name=\"sweep.violations\" tests=\"%zu\" failures=\"%zu\">\n", col->n,
+            col->n);
+    for (size_t i = 0; i < col->n; i++) {
+        const struct sig *g = &col->s[i];
+        char id[13], msg[512], detail[8192];
+        sig_id(g, id);
+        fprintf(f, "    <testcase classname=\"sweep.");
+        tool_xml_str(f, g->scenario);
+        fprintf(f, "\" name=\"");
+        tool_xml_str(f, g->key);
+        fprintf(f, "\">\n");
+        snprintf(msg, sizeof msg, "%" PRIu64 " crash state(s) with signature %s (%s)", g->count, id, g->key);
+        size_t n = (size_t)snprintf(detail, sizeof detail, "first state: seed %" PRIu64 " %s\n%s", g->ex[0].seed,
+                                    g->ex[0].choice, g->ex[0].detail);
+        for (size_t e = 1; e < g->nex && n < sizeof detail; e++)
+            n += (size_t)snprintf(detail + n, sizeof detail - n, "\nalso: seed %" PRIu64 " %s", g->ex[e].seed,
+                                  g->ex[e].choice);
+        if (g->count > g->nex && n < sizeof detail)
+            snprintf(detail + n, sizeof detail - n, "\n... and %" PRIu64 " more", g->count - g->nex);
+        tool_junit_failure(f, g->invariant, msg, detail, g->repro);
+        fprintf(f, "    </testcase>\n");
     }
     fprintf(f, "  </testsuite>\n</testsuites>\n");
-    fclose(f);
 }
 
 /* ---- commands ------------------------------------------------------------------- */
@@ -453,70 +880,72 @@ static int cmd_sweep(int argc, char **argv)
 {
     struct opts o;
     parse(argc, argv, &o, 0);
+    tool_check_output(o.json, "--json");
+    tool_check_output(o.junit, "--junit");
     if (o.repro_dir && tool_mkdirs(o.repro_dir) != 0)
         tool_die_usage("--repro-dir: cannot create %s", o.repro_dir);
     if (o.save_trace && tool_mkdirs(o.save_trace) != 0)
         tool_die_usage("--save-trace: cannot create %s", o.save_trace);
     char names[TOOL_MAX_SCENARIOS][32];
     int nsc = o.trace ? 1 : tool_scenario_list(o.scenarios, names);
+    struct trace t;
+    char err[512];
+    if (o.trace) {
+        /* Loaded once, before any work: a bad trace is a usage error. */
+        if (trace_load(&t, o.trace, err, sizeof err) != 0) {
+            fprintf(stderr, "pcsweep: %s\n", err);
+            return EXIT_BAD_USAGE;
+        }
+        const char *wl = trace_get_meta(&t, "workload");
+        snprintf(names[0], 32, "%s", wl ? wl : "external");
+    }
     size_t nruns_max = (size_t)nsc * (o.trace ? 1 : o.seeds);
     struct run_record *runs = calloc(nruns_max, sizeof *runs);
     struct collector col = {0};
     col.print = 1;
+    col.o = &o;
     o.sc.on_violation = on_violation;
+    o.sc.on_protocol = on_protocol;
     o.sc.ctx = &col;
     o.sc.cancel = &interrupted;
+    o.sc.repro_dir = NULL; /* one reproducer per signature, saved by on_violation */
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     size_t nruns = 0;
     double t0 = tool_now();
     uint64_t total_states = 0;
-    fprintf(stderr, "pcsweep: engine %s; sweep seed %" PRIu64 ", shard %u/%u\n", vhdx_build_id(), o.sc.seed,
+    fprintf(stderr, "pcsweep: engine %s; sweep seed %" PRIu64 " (sampling), shard %u/%u\n", vhdx_build_id(), o.sc.seed,
             o.sc.shard_k, o.sc.shard_n);
     for (int si = 0; si < nsc; si++) {
         for (uint64_t k = 0; k < (o.trace ? 1 : o.seeds); k++) {
-            struct trace t;
             uint64_t seed = o.seed + k;
-            char err[512];
             if (o.trace) {
-                if (trace_load(&t, o.trace, err, sizeof err) != 0) {
-                    fprintf(stderr, "pcsweep: %s\n", err);
-                    return EXIT_BAD_USAGE;
-                }
-                const char *wl = trace_get_meta(&t, "workload");
-                snprintf(names[0], 32, "%s", wl ? wl : "external");
                 seed = t.seed;
             } else {
                 int brc = build_trace(&o, names[si], seed, &t);
                 if (brc == -1)
                     return EXIT_BAD_USAGE;
                 if (brc == -2) {
-                    /* Record it as a violation of its own, with the partial trace as evidence. */
+                    /* Recorded as a violation of its own, with the partial trace as evidence. */
                     struct run_record *r = &runs[nruns++];
                     snprintf(r->scenario, sizeof r->scenario, "%s", names[si]);
                     r->seed = seed;
                     r->trace_ops = t.n_ops;
                     r->st.violations = 1;
+                    r->complete = 1;
+                    r->planned_states = 0;
                     col.scenario = r->scenario;
                     col.seed = seed;
+                    col.trace = &t;
                     struct crash_choice none = {.model = M_DROP, .epoch = UINT32_MAX};
                     struct verdict v;
                     memset(&v, 0, sizeof v);
                     snprintf(v.invariant, sizeof v.invariant, "workload-failed");
                     snprintf(v.detail, sizeof v.detail, "%s", fail_msg);
-                    char path[4096] = "";
-                    if (o.repro_dir) {
-                        snprintf(path, sizeof path, "%s/workload-failed-%s-s%" PRIu64 ".pctrace", o.repro_dir,
-                                 names[si], seed);
-                        trace_set_meta(&t, "violation.invariant", "workload-failed");
-                        if (trace_save(&t, path, err, sizeof err) != 0) {
-                            fprintf(stderr, "pcsweep: %s\n", err);
-                            path[0] = '\0';
-                        }
-                    }
-                    on_violation(&col, &none, &v, path[0] ? path : NULL);
+                    on_violation(&col, &none, &v, NULL);
+                    col.trace = NULL;
                     trace_free(&t);
-                    if (o.sc.max_violations && col.n >= o.sc.max_violations)
+                    if (o.sc.max_violations && col.violations >= o.sc.max_violations)
                         goto done;
                     continue;
                 }
@@ -531,28 +960,35 @@ static int cmd_sweep(int argc, char **argv)
             snprintf(r->scenario, sizeof r->scenario, "%s", names[si]);
             r->seed = seed;
             r->trace_ops = t.n_ops;
+            r->planned_states = -1;
             col.scenario = r->scenario;
             col.seed = seed;
+            col.trace = &t;
             struct sweep_config sc = o.sc;
+            sc.first_epoch = nruns == 1 ? o.sc.first_epoch : 0; /* --first-epoch resumes the first run */
+            r->first_epoch = sc.first_epoch;
             if (sc.max_states)
                 sc.max_states = sc.max_states > total_states ? sc.max_states - total_states : 1;
-            if (sc.max_violations) {
-                uint64_t seen = 0;
-                for (size_t j = 0; j + 1 < nruns; j++)
-                    seen += runs[j].st.violations;
-                sc.max_violations = sc.max_violations > seen ? sc.max_violations - seen : 1;
-            }
+            if (sc.max_violations)
+                sc.max_violations = sc.max_violations > col.violations ? sc.max_violations - col.violations : 1;
             if (sc.max_seconds > 0)
                 sc.max_seconds = sc.max_seconds - (tool_now() - t0) > 0.001 ? sc.max_seconds - (tool_now() - t0) : 0.001;
             if (!o.sc.quiet)
-                fprintf(stderr, "pcsweep: %s seed %" PRIu64 ": %zu trace operations, %" PRIu64 " bytes written\n",
-                        r->scenario, seed, t.n_ops, t.bytes_written);
+                fprintf(stderr, "pcsweep: %s seed %" PRIu64 ": %zu trace operations, %" PRIu64 " bytes written%s\n",
+                        r->scenario, seed, t.n_ops, t.bytes_written, sc.first_epoch ? " (resuming)" : "");
             int rc = sweep_run(&t, &sc, &r->st);
-            trace_free(&t);
             if (rc != 0) {
                 fprintf(stderr, "pcsweep: sweep failed: %s\n", strerror(-rc));
+                trace_free(&t);
                 return EXIT_BAD_USAGE;
             }
+            r->complete = !r->st.stopped_early && r->st.next_epoch >= r->st.total_epochs;
+            if (r->complete)
+                r->planned_states = (int64_t)(r->st.states - r->st.states_per_model[M_RECOVERY]);
+            else if (!o.no_count)
+                r->planned_states = count_states(&t, &sc, NULL);
+            col.trace = NULL;
+            trace_free(&t);
             total_states += r->st.states;
             if (r->st.stopped_early)
                 goto done;
@@ -560,18 +996,44 @@ static int cmd_sweep(int argc, char **argv)
     }
 done:;
     double wall = tool_now() - t0;
-    uint64_t viol = 0;
-    for (size_t i = 0; i < nruns; i++)
-        viol += runs[i].st.violations;
-    fprintf(stderr, "pcsweep: %" PRIu64 " states in %.1f s (%.0f/s), %" PRIu64 " violations\n", total_states, wall,
-            wall > 0 ? (double)total_states / wall : 0.0, viol);
-    if (o.json)
-        write_json(o.json, runs, nruns, &col, &o, wall);
-    if (o.junit)
-        write_junit(o.junit, runs, nruns, &col, wall);
+    struct coverage cv;
+    coverage_of(runs, nruns, nruns_max, &o, &cv);
+    char text[256];
+    coverage_text(&cv, &o, text, sizeof text);
+    fprintf(stderr, "pcsweep: %s in %.1f s (%.0f/s)%s%s; %" PRIu64 " violations in %zu signature(s)\n", text, wall,
+            wall > 0 ? (double)cv.states / wall : 0.0, cv.stopped_by ? ", stopped by " : "",
+            cv.stopped_by ? cv.stopped_by : "", col.violations, col.n);
+    if (!cv.complete)
+        fprintf(stderr, "pcsweep: INCOMPLETE: the states not judged may hold violations; a green result covers only "
+                        "what was judged\n");
+    if (col.repro_skipped)
+        fprintf(stderr, "pcsweep: %" PRIu64 " signature(s) have no reproducer: the disk cap of %" PRIu64
+                        " MiB (--max-repro-mb) was reached\n",
+                col.repro_skipped, o.max_repro_bytes >> 20);
+    int lost = 0;
+    if (o.json) {
+        FILE *f = tool_output_begin();
+        if (f) {
+            write_json(f, runs, nruns, &col, &o, wall, &cv, names, nsc);
+            tool_output_end(f, o.json, "--json", &lost);
+        }
+    }
+    if (o.junit) {
+        FILE *f = tool_output_begin();
+        if (f) {
+            write_junit(f, runs, nruns, &col, wall, &o, names, nsc);
+            tool_output_end(f, o.junit, "--junit", &lost);
+        }
+    }
+    for (size_t i = 0; i < col.n; i++)
+        free(col.s[i].ex);
     free(runs);
-    free(col.f);
-    return viol ? EXIT_VIOLATION : EXIT_PASS;
+    free(col.s);
+    if (o.trace && nruns == 0)
+        trace_free(&t);
+    if (lost)
+        return EXIT_BAD_USAGE;
+    return col.violations || (o.require_complete && !cv.complete) ? EXIT_VIOLATION : EXIT_PASS;
 }
 
 static int cmd_record(int argc, char **argv)
@@ -582,6 +1044,7 @@ static int cmd_record(int argc, char **argv)
     int n = tool_scenario_list(o.scenarios, names);
     if (n != 1)
         tool_die_usage("record: give exactly one --scenario");
+    tool_check_output(o.pos[0], "record");
     struct trace t;
     if (build_trace(&o, names[0], o.seed, &t) != 0)
         return EXIT_BAD_USAGE;
@@ -620,6 +1083,20 @@ static int cmd_info(int argc, char **argv)
         printf("choice %s = %s\n", t.choice[i].key, t.choice[i].value);
     trace_free(&t);
     return EXIT_PASS;
+}
+
+/* ---- models ---------------------------------------------------------------------- */
+/* The crash-model registry as JSON: name, class (power loss or corruption),
+ * whether states can be exported as images (recovery needs the checker's
+ * own replay). */
+static void print_models_json(FILE *f)
+{
+    fputs("[", f);
+    for (int m = 0; m < M_COUNT; m++)
+        fprintf(f, "%s{\"name\": \"%s\", \"class\": \"%s\", \"exportable\": %s}", m ? ",\n " : "",
+                crash_model_names[m], (M_POWER_MODELS >> m) & 1 ? "power" : "corruption",
+                m == M_RECOVERY ? "false" : "true");
+    fputs("]\n", f);
 }
 
 /* ---- export ---------------------------------------------------------------------- */
@@ -685,15 +1162,30 @@ static int cmd_export(int argc, char **argv)
 {
     struct opts o;
     parse(argc, argv, &o, 0);
-    if (!o.trace || !o.out)
-        tool_die_usage("export needs --trace FILE and --out DIR");
-    if (tool_mkdirs(o.out) != 0)
+    if (!o.trace || (!o.out && !o.count_only))
+        tool_die_usage("export needs --trace FILE and --out DIR (or --count)");
+    if (o.out && tool_mkdirs(o.out) != 0)
         tool_die_usage("--out: cannot create %s", o.out);
     struct trace t;
     char err[512];
     if (trace_load(&t, o.trace, err, sizeof err) != 0) {
         fprintf(stderr, "pcsweep: %s\n", err);
         return EXIT_BAD_USAGE;
+    }
+    if (o.count_only) {
+        struct sweep_config sc = o.sc;
+        sc.models &= ~(1u << M_RECOVERY);
+        uint64_t per[M_COUNT];
+        int64_t n = count_states(&t, &sc, per);
+        trace_free(&t);
+        if (n < 0) {
+            fprintf(stderr, "pcsweep: counting the states failed\n");
+            return EXIT_BAD_USAGE;
+        }
+        printf("{\"states\": %" PRId64 ", \"per_model\": ", n);
+        json_models(stdout, &(struct opts){.sc = sc}, per);
+        printf("}\n");
+        return EXIT_PASS;
     }
     struct exporter x = {&o, &t, NULL, 0, NULL, 0, 0, 0};
     if (o.only) {
@@ -744,26 +1236,93 @@ static void print_verdict(const struct crash_choice *ch, const struct verdict *v
         printf("verdict:   VIOLATION %s\n  %s\n", v->invariant, v->detail);
 }
 
-static void write_verdict_json(const char *path, const struct crash_choice *ch, const struct verdict *v,
-                               const char *file)
+static void verdict_json(FILE *f, const struct crash_choice *ch, const struct verdict *v, const char *file)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return;
     char c[200];
     crash_choice_format(ch, c, sizeof c);
     fprintf(f, "{\"reproducer\": ");
     tool_json_str(f, file);
     fprintf(f, ", \"state\": ");
     tool_json_str(f, c);
-    fprintf(f, ", \"ok\": %s, \"invariant\": ", v->ok ? "true" : "false");
+    fprintf(f, ", \"model\": \"%s\", \"epoch\": %u, \"ok\": %s, \"invariant\": ", crash_model_names[ch->model],
+            ch->epoch, v->ok ? "true" : "false");
     tool_json_str(f, v->ok ? "" : v->invariant);
     fprintf(f, ", \"detail\": ");
     tool_json_str(f, v->ok ? "" : v->detail);
     fprintf(f, ", \"cut\": %" PRIu64 ", \"open\": ", v->cut);
     tool_json_str(f, v->open_rc ? vhdx_errname(v->open_rc) : "OK");
-    fprintf(f, ", \"replayed_entries\": %u}\n", v->replayed);
-    fclose(f);
+    fprintf(f, ", \"replayed_entries\": %u, \"bad_sector\": ", v->replayed);
+    if (!v->ok && v->bad_sector != UINT64_MAX)
+        fprintf(f, "%" PRIu64, v->bad_sector);
+    else
+        fprintf(f, "null");
+    fprintf(f, "}");
+}
+
+/* The repro verdict as JSON; with a minimization, also the minimized
+ * reproducer's verdict (mini, NULL without). */
+static int write_verdict_json(const char *path, const struct crash_choice *ch, const struct verdict *v,
+                              const char *file, const struct crash_choice *mch, const struct verdict *mv,
+                              const char *mfile)
+{
+    int lost = 0;
+    FILE *f = tool_output_begin();
+    if (!f)
+        return 1;
+    verdict_json(f, ch, v, file);
+    if (mch) {
+        /* the original's fields first, then "minimized": the same for the smaller reproducer */
+        fseek(f, -1, SEEK_CUR);
+        fprintf(f, ", \"minimized\": ");
+        verdict_json(f, mch, mv, mfile);
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n");
+    tool_output_end(f, path, "--json", &lost);
+    return lost;
+}
+
+/* Pending writes and truncates of epoch e (what a prefix state of it can
+ * persist at most). */
+static uint32_t epoch_pending(const struct trace *t, uint32_t e)
+{
+    int drop = trace_find_name(t, "fault.drop_pending");
+    uint32_t epoch = 0, pending = 0;
+    for (size_t i = 0; i < t->n_ops; i++) {
+        const struct trace_op *op = &t->ops[i];
+        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE)
+            pending++;
+        else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
+            pending = 0;
+        else if (op->kind == TR_FLUSH) {
+            if (epoch == e)
+                return pending;
+            epoch++;
+            pending = 0;
+        }
+    }
+    return pending;
+}
+
+/* Writes the image at the end of ch's epoch (every pending write of it
+ * persisted): the state the workload meant to reach at that flush. */
+static int save_final_image(const struct trace *t, const struct sweep_config *base, const struct crash_choice *ch,
+                            const char *path)
+{
+    struct crash_choice end;
+    memset(&end, 0, sizeof end);
+    end.epoch = ch->epoch;
+    end.index = epoch_pending(t, ch->epoch);
+    end.model = end.index ? M_PREFIX : M_DROP;
+    struct sweep_config sc = *base;
+    sc.save_image = path;
+    sc.on_violation = NULL;
+    struct verdict v;
+    int rc = sweep_eval_choice(t, &sc, &end, &v);
+    if (rc != 0)
+        fprintf(stderr, "pcsweep: --save-final-image: the state at the end of epoch %u could not be rebuilt: %s\n",
+                ch->epoch, strerror(-rc));
+    return rc;
 }
 
 struct first_hit {
@@ -878,10 +1437,20 @@ static int minimize(const struct trace *t, const struct crash_choice *ch, const 
     if (rc)
         fprintf(stderr, "pcsweep: %s\n", err);
     else {
-        char c[200];
-        crash_choice_format(&best_hit.c, c, sizeof c);
-        printf("minimized: %zu of %zu workload ops, %zu trace operations; state %s\nsaved: %s\n", kept, n,
-               best.n_ops, c, o->minimize);
+        /* The minimized reproducer is what the user runs next: show its
+         * verdict (rebuilt from the saved state), not the original's. */
+        printf("\n== the minimized reproducer ==\n");
+        printf("minimized: %zu of %zu workload ops, %zu trace operations (was %zu)\nsaved:     %s\n", kept, n,
+               best.n_ops, t->n_ops, o->minimize);
+        struct verdict mv;
+        struct sweep_config esc = o->sc;
+        esc.on_violation = NULL;
+        esc.save_image = NULL;
+        if (sweep_eval_choice(&best, &esc, &best_hit.c, &mv) != 0)
+            mv = best_hit.v;
+        print_verdict(&best_hit.c, &mv, &best);
+        if (o->json && write_verdict_json(o->json, ch, v, o->pos[0], &best_hit.c, &mv, o->minimize))
+            rc = -1;
     }
     trace_free(&best);
     free(keep);
@@ -939,10 +1508,16 @@ static int rerun(const struct trace *t, const struct opts *o, unsigned models, c
     return EXIT_VIOLATION;
 }
 
+static void protocol_print(const char *label, const struct protocol_report *r, double secs, int quiet);
+
 static int cmd_repro(int argc, char **argv)
 {
     struct opts o;
     parse(argc, argv, &o, 1);
+    tool_check_output(o.json, "--json");
+    tool_check_output(o.save_image, "--save-image");
+    tool_check_output(o.save_final_image, "--save-final-image");
+    tool_check_output(o.minimize, "--minimize");
     struct trace t;
     char err[512];
     if (trace_load(&t, o.pos[0], err, sizeof err) != 0) {
@@ -950,6 +1525,19 @@ static int cmd_repro(int argc, char **argv)
         return EXIT_BAD_USAGE;
     }
     const char *inv = trace_get_meta(&t, "violation.invariant");
+    if (!trace_get_choice(&t, "model") && inv && !strncmp(inv, "protocol:", 9)) {
+        printf("reproducer: the trace broke %s when recorded; the protocol checker on it now:\n", inv);
+        struct protocol_report r;
+        if (protocol_check(&t, NULL, &r) != 0) {
+            trace_free(&t);
+            tool_die_usage("out of memory");
+        }
+        protocol_print(o.pos[0], &r, 0, 0);
+        int st = r.total ? EXIT_VIOLATION : EXIT_PASS;
+        protocol_report_free(&r);
+        trace_free(&t);
+        return st;
+    }
     if (!trace_get_choice(&t, "model") && inv && !strcmp(inv, "workload-failed")) {
         printf("reproducer: the workload failed on a healthy simulated disk when recorded\n");
         int st = rerun(&t, &o, 0, NULL);
@@ -986,11 +1574,17 @@ static int cmd_repro(int argc, char **argv)
         printf("note:      the reproducer recorded '%s'; this build does not fail it\n", was);
     if (o.save_image)
         printf("image:     %s (the crash image before replay)\n", o.save_image);
+    int lost = 0;
+    if (o.save_final_image && save_final_image(&t, &sc, &ch, o.save_final_image) == 0)
+        printf("final:     %s (the image at the end of epoch %u: every pending write persisted)\n",
+               o.save_final_image, ch.epoch);
     if (o.json)
-        write_verdict_json(o.json, &ch, &v, o.pos[0]);
+        lost = write_verdict_json(o.json, &ch, &v, o.pos[0], NULL, NULL, NULL);
     int status = v.ok ? EXIT_PASS : EXIT_VIOLATION;
     if (o.minimize && !v.ok)
         status = minimize(&t, &ch, &v, &o);
+    if (lost)
+        status = EXIT_BAD_USAGE;
     trace_free(&t);
     return status;
 }
@@ -1201,5 +1795,9 @@ int main(int argc, char **argv)
         return cmd_protocol(argc, argv);
     if (!strcmp(argv[1], "invariants"))
         return cmd_invariants(argc, argv);
+    if (!strcmp(argv[1], "models")) {
+        print_models_json(stdout);
+        return EXIT_PASS;
+    }
     tool_die_usage("unknown command '%s'", argv[1]);
 }

@@ -77,18 +77,25 @@ def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None,
     summary gains "run_dir" and is copied to json_copy, the JUnit file to
     junit_copy (when given).  Returns (status, summary); any other status,
     or no summary, is an InfraError."""
-    import shutil
     cp = run(cmd, check=False)
     if cp.returncode not in (0, 1) or not os.path.exists(summary_path):
         raise InfraError(f"{name} failed (status {cp.returncode}); see the messages above")
-    with open(summary_path) as f:
-        summary = json.load(f)
+    try:
+        with open(summary_path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError) as e:
+        raise InfraError(f"{name} wrote an unreadable summary {summary_path}: {e}") from e
     summary["run_dir"] = run_dir
     write_json(summary_path, summary)
-    if json_copy:
-        write_json(json_copy, summary)
-    if junit_copy:
-        shutil.copyfile(junit_path, junit_copy)
+    lost = []
+    for src, dst, what in ((summary_path, json_copy, "--json"), (junit_path, junit_copy, "--junit")):
+        if dst:
+            try:
+                save_copy(src, dst, what)
+            except LostOutput as e:
+                lost.append(str(e))
+    if lost:
+        summary["lost_outputs"] = lost
     return cp.returncode, summary
 
 
@@ -149,8 +156,106 @@ class OnceRunner:
 def write_json(path, obj):
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device or pipe (/dev/stdout): written in place, never replaced
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
+
+
+# ---- outputs: checked before the work, never lost after it ----------------------------
+def _why(e):
+    return e.strerror or str(e)
+
+
+def check_output_file(path, what):
+    """Before any work: can `path` (the value of option `what`) be written?
+    Its directory is created when missing.  A UsageError (exit status 2)
+    names the path otherwise.  A file that does not exist yet is created
+    and removed again, so the answer is the file system's, not a guess from
+    permission bits (which root passes everywhere)."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"{what} {path}: is a directory, a file name is expected")
+    d = os.path.dirname(os.path.abspath(path))
+    up = d
+    while not os.path.exists(up) and os.path.dirname(up) != up:
+        up = os.path.dirname(up)
+    if not os.path.isdir(up):
+        raise UsageError(f"{what} {path}: {up} is not a directory")
+    try:
+        os.makedirs(d, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot create the directory {d}: {_why(e)}") from e
+    try:
+        if os.path.exists(path):
+            with open(path, "ab"):
+                pass
+        else:
+            with open(path, "xb"):
+                pass
+            os.unlink(path)
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot be written: {_why(e)}") from e
+
+
+def check_output_dir(path, what):
+    """Before any work: `path` (option `what`) is, or can be made, a
+    directory we can create files in.  UsageError (exit 2) otherwise."""
+    if not path:
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{what} {path}: exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        import tempfile
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".powercut-check-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot write there: {_why(e)}") from e
+
+
+def fallback_path(path):
+    """Where results go when `path` cannot be written after the run."""
+    import tempfile
+    base = os.path.basename(path) or "results"
+    return os.path.join(tempfile.gettempdir(), f"powercut-{os.getpid()}-{base}")
+
+
+class LostOutput(InfraError):
+    """A finished run's output could not be written where asked; it was
+    saved elsewhere (the message says where).  Exit status 2."""
+
+
+def save_json(path, obj, what="--json"):
+    """write_json that never loses the results: when `path` cannot be
+    written (it was checked before the run, but file systems fill up and
+    permissions change), the JSON goes to a file in the temporary
+    directory and LostOutput names both."""
+    try:
+        write_json(path, obj)
+        return path
+    except OSError as e:
+        alt = fallback_path(path)
+        write_json(alt, obj)
+        raise LostOutput(f"{what} {path}: cannot be written ({_why(e)}); the results were saved to {alt}") from e
+
+
+def save_copy(src, path, what):
+    """shutil.copyfile with the same promise as save_json."""
+    import shutil
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        shutil.copyfile(src, path)
+        return path
+    except OSError as e:
+        alt = fallback_path(path)
+        shutil.copyfile(src, alt)
+        raise LostOutput(f"{what} {path}: cannot be written ({_why(e)}); the results were saved to {alt}") from e

@@ -41,8 +41,8 @@ import tempfile
 import threading
 import time
 
-from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, OnceRunner, UsageError, is_pctrace, is_vhdx, run, say,
-                     write_json)
+from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, LostOutput, OnceRunner, UsageError, check_output_file,
+                     is_pctrace, is_vhdx, run, save_json, say, tool)
 from .extsweep import EXPORTABLE, crc32c, current_header, sparse_copy, work_tmpdir
 
 REPLAY_FROM = 192 * 1024
@@ -200,6 +200,21 @@ def region_of(path, off):
 
 
 # ---- running the two implementations -----------------------------------------------------
+MESSAGE_MAX = 4000  # a runaway output is cut here, and says so
+
+
+def clean_message(text, copy, raw=None):
+    """A side's message as the report keeps it: every line (whitespace
+    runs folded), the scratch copy's path as IMG and its raw export's as RAW
+    (they are deleted after the comparison, and they are not the user's
+    file), cut only past MESSAGE_MAX characters, with a mark."""
+    msg = " ".join(text.split())
+    for path, name in ((raw, "RAW"), (copy, "IMG")):
+        if path:
+            msg = msg.replace(path, name)
+    if len(msg) > MESSAGE_MAX:
+        msg = msg[:MESSAGE_MAX] + f" ... [{len(msg) - MESSAGE_MAX} more characters]"
+    return msg
 class Runner(OnceRunner):
     def __init__(self, t, verbose=False, timeout=60.0):
         super().__init__(verbose, timeout)  # timeout: past it, the side "hangs"
@@ -222,13 +237,13 @@ class Runner(OnceRunner):
             m = re.search(r"\[(VHDX_E_\w+|E[A-Z0-9]+)\]", out)
             r["verdict"] = "refused" if cp.returncode == 1 else "error"
             r["code"] = m.group(1) if m else "?"
-            r["message"] = " ".join(out.split())[:300]
+            r["message"] = clean_message(out, a)
             return r
         raw = os.path.join(work, "ours.raw")
         cp = self.run([self.t("vhdxtool"), "export", a, raw])
         r["raw"] = raw if cp.returncode == 0 else None
         if cp.returncode != 0:
-            r["export_error"] = " ".join((cp.stdout + cp.stderr).decode(errors="replace").split())[:300]
+            r["export_error"] = clean_message((cp.stdout + cp.stderr).decode(errors="replace"), a, raw)
         return r
 
     def qemu(self, img, work):
@@ -243,15 +258,14 @@ class Runner(OnceRunner):
             return r
         if cp.returncode != 0:
             r["verdict"] = "refused"
-            msg = out.strip().splitlines()[-1] if out.strip() else f"status {cp.returncode}"
-            r["message"] = msg.replace(b, "IMG")[:300]
+            r["message"] = clean_message(out, b) or f"status {cp.returncode}"
             return r
         r["verdict"] = "opened"
         raw = os.path.join(work, "qemu.raw")
         cp = self.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", b, raw])
         r["raw"] = raw if cp.returncode == 0 else None
         if cp.returncode != 0:
-            r["export_error"] = " ".join((cp.stdout + cp.stderr).decode(errors="replace").split())[:300]
+            r["export_error"] = clean_message((cp.stdout + cp.stderr).decode(errors="replace"), b, raw)
         return r
 
 
@@ -546,10 +560,15 @@ def add_parser(sub):
                    help="crash states taken from each .pctrace given (default 500)")
     p.add_argument("--minimize-seconds", type=float, default=30.0,
                    help="time budget to minimize one example per class (default 30; 0 = do not minimize)")
+    p.add_argument("--minimize-total", type=float, default=0,
+                   help="time budget of all minimizations together (0 = no limit: --minimize-seconds per class); "
+                        "the classes share it, each at most --minimize-seconds")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds one open may take before that side counts as hanging (default 60; "
                         "minimization uses at most 10)")
     p.add_argument("--verbose", action="store_true", help="print every command")
+    p.add_argument("--no-build", action="store_true",
+                   help="use the tools as built (a caller that just built them, e.g. the campaign, saves the time)")
     p.add_argument("--preset", default="default", help="build tree of vhdxtool/pcsweep (default: %(default)s)")
     p.set_defaults(func=cmd_diff)
 
@@ -559,16 +578,18 @@ BATCH = 32  # trace states exported at a time (bounded scratch space)
 
 def trace_plan(t, path, limit, tmp):
     """(states in the sample, shard N) for a trace: every exportable state,
-    or an even sample of about `limit` (every N-th: --shard 0/N).  None when
-    the trace cannot be read."""
-    count = os.path.join(tmp, f"count-{abs(hash(path))}.json")
-    cp = run([t("pcsweep"), "sweep", "--trace", path, "--models", ",".join(EXPORTABLE), "--quiet", "--json", count],
+    or an even sample of about `limit` (every N-th: --shard 0/N).  A file
+    that looks like a trace (its signature) but does not load is a
+    UsageError: an input that cannot be read is not a skipped file."""
+    cp = run([t("pcsweep"), "export", "--trace", path, "--models", ",".join(EXPORTABLE), "--count"],
              check=False, capture=True)
-    if cp.returncode not in (0, 1) or not os.path.exists(count):
-        say(f"diff: {path}: not a usable trace: {cp.stderr.decode(errors='replace').strip()[-300:]}")
-        return None
-    with open(count) as f:
-        total = json.load(f).get("states", 0)
+    try:
+        total = int(json.loads(cp.stdout.decode(errors="replace"))["states"]) if cp.returncode == 0 else None
+    except (ValueError, KeyError, TypeError):
+        total = None
+    if total is None:
+        why = cp.stderr.decode(errors="replace").strip()[-1000:] or f"pcsweep export --count exited {cp.returncode}"
+        raise UsageError(f"{path}: a trace that cannot be read: {why}")
     n = max(1, -(-total // limit)) if limit else 1
     take = -(-total // n)
     say(f"diff: {path}: {take} of its {total} crash states" + (f" (every {n}th)" if n > 1 else ""))
@@ -603,9 +624,12 @@ def fuzz_image_target(path):
     if os.path.exists(meta):
         try:
             with open(meta) as f:
-                t = json.load(f).get("target")
-        except (OSError, ValueError):
-            return None
+                m = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{meta}: a damaged description of the input next to it: {e}") from e
+        if not isinstance(m, dict):
+            raise UsageError(f"{meta}: a damaged description of the input next to it: not a JSON object")
+        t = m.get("target")
         return t if t in IMAGE_TARGETS else None
     return None
 
@@ -679,35 +703,42 @@ def cmd_diff(args):
         raise InfraError("qemu-img/qemu-io are not installed (powercut setup installs qemu-utils)")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if args.max_images < 0 or args.max_seconds < 0 or args.minimize_seconds < 0 or args.minimize_total < 0:
+        raise UsageError("--max-images, --max-seconds and the minimize budgets must not be negative")
     images, traces, fuzz_inputs, skipped = collect(args.paths)
-    t = ensure_tools(args.preset)
-    if fuzz_inputs:
-        from . import build
-        build.ensure_built(args.preset, sorted({tg for tg, _ in fuzz_inputs}), quiet=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_json = args.json_out or os.path.join(ROOT, "reports", "runs", f"diff-{stamp}", "diff.json")
+    check_output_file(out_json, "--json")
+    if args.no_build:
+        t = lambda name: tool(args.preset, name)  # noqa: E731
+        missing = [n for n in ["vhdxtool", "pcsweep"] + sorted({tg for tg, _ in fuzz_inputs})
+                   if not os.path.exists(t(n))]
+        if missing:
+            raise UsageError(f"--no-build: {', '.join(missing)} not built in preset {args.preset}")
+    else:
+        t = ensure_tools(args.preset)
+        if fuzz_inputs:
+            from . import build
+            build.ensure_built(args.preset, sorted({tg for tg, _ in fuzz_inputs}), quiet=True)
     report_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(report_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="powercut-diff-", dir=work_tmpdir())
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
     runner = Runner(t, verbose=args.verbose, timeout=args.timeout)
     min_runner = Runner(t, verbose=args.verbose, timeout=min(args.timeout, 10.0))
     col = Collector(tmp)
     budget = [args.max_images or float("inf")]
     try:
-        plans = []
-        for tr in traces:
-            plan = trace_plan(t, tr, args.trace_states, tmp)
-            if plan is None:
-                skipped.append(tr)
-            else:
-                plans.append((tr, plan))
-        say(f"diff: {len(images)} image files, {len(fuzz_inputs)} fuzz inputs and {len(plans)} traces to compare; "
-            f"{len(skipped)} files skipped (not VHDX images, fuzz inputs or traces)")
+        plans = [(tr, trace_plan(t, tr, args.trace_states, tmp)) for tr in traces]
+        planned = len(images) + len(fuzz_inputs) + sum(take for _, (take, _n) in plans)
+        say(f"diff: {planned} images planned: {len(images)} image files, {len(fuzz_inputs)} fuzz inputs and "
+            f"{sum(take for _, (take, _n) in plans)} crash states of {len(plans)} traces; {len(skipped)} files skipped "
+            f"(not VHDX images, fuzz inputs or traces)")
         t0 = time.time()
         seq = [0]
         timed_out = [False]
+        unbuilt = []
 
         def one(item):
             img, source = item
@@ -746,6 +777,7 @@ def cmd_diff(args):
                     items.append((img, f"{os.path.abspath(path)} ({target} input)"))
                 else:
                     skipped.append(path)
+                    unbuilt.append(path)  # the target builds no image from it: not planned after all
             run_items(items)
             shutil.rmtree(bdir, ignore_errors=True)
         for tr, (take, n) in plans:
@@ -763,7 +795,9 @@ def cmd_diff(args):
         errors = [r for r in results if r["status"] == "error"]
         out_classes = []
         repro_dir = os.path.join(report_dir, "reproducers")
-        for name, c in sorted(col.classes.items(), key=lambda kv: (-kv[1]["count"], kv[0])):
+        m_start = time.time()
+        ordered = sorted(col.classes.items(), key=lambda kv: (-kv[1]["count"], kv[0]))
+        for ci, (name, c) in enumerate(ordered):
             section, text = RULES[c["rule_key"]]
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
             os.makedirs(repro_dir, exist_ok=True)
@@ -772,36 +806,56 @@ def cmd_diff(args):
             entry = {"name": name, "count": c["count"], "departs": c["departs"], "section": section,
                      "rule": f"MS-VHDX {section}: \"{text}\"" if section != "-" else text,
                      "example": orig, "example_source": c["source"]}
-            if args.minimize_seconds > 0:
+            budget = args.minimize_seconds
+            if args.minimize_total:  # the classes left share what is left of the total
+                left = args.minimize_total - (time.time() - m_start)
+                budget = min(budget, left / (len(ordered) - ci))
+            if budget >= 0.5:
                 mdir = tempfile.mkdtemp(dir=tmp)
                 mpath = os.path.join(repro_dir, safe + ".min.vhdx")
-                tests, before, after = minimize(min_runner, orig, name, mpath, args.minimize_seconds, mdir)
+                tests, before, after = minimize(min_runner, orig, name, mpath, budget, mdir)
                 entry["reproducer"] = mpath
                 entry["minimized"] = {"tests": tests, "nonzero_pages_before": before, "nonzero_pages_after": after}
             else:
                 entry["reproducer"] = orig
             entry["reproduce"] = f"scripts/powercut diff {entry['reproducer']}"
             out_classes.append(entry)
-        report = {"images": len(results), "skipped": len(skipped), "skipped_examples": skipped[:20],
+        planned -= len(unbuilt)
+        complete = len(results) >= planned
+        stopped_by = None if complete else (f"--max-seconds {args.max_seconds:g}" if timed_out[0] else
+                                            f"--max-images {args.max_images}" if args.max_images else "?")
+        report = {"images": len(results), "planned": planned, "skipped": len(skipped), "skipped_examples": skipped[:20],
                   "agree": sum(1 for r in results if r["status"] == "agree"),
                   "disagreements": dis, "errors": errors, "classes": out_classes,
-                  "complete": not timed_out[0], "wall_s": round(wall, 3), "images_per_sec": round(len(results) / wall, 2) if wall > 0 else 0,
+                  "complete": complete, "stopped_by": stopped_by,
+                  "coverage": {"images": len(results), "planned": planned,
+                               "text": f"{len(results)} of {planned} images"},
+                  "wall_s": round(wall, 3), "images_per_sec": round(len(results) / wall, 2) if wall > 0 else 0,
                   "paths": [os.path.abspath(p) for p in args.paths],
                   "compared": "verdict (opened/refused), file bytes from 192 KiB on after replay, virtual contents",
                   "qemu": _qemu_version()}
         for r in dis + errors:
             if r["image"].startswith(tmp + os.sep):
                 r["image"] = None  # scratch copy of a trace state: see "source"
-        write_json(out_json, report)
+        lost = None
+        try:
+            save_json(out_json, report)
+        except LostOutput as e:
+            lost = str(e)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    say(f"diff: {len(results)} images in {wall:.1f} s: {report['agree']} agree, {len(dis)} disagree, "
-        f"{len(errors)} errors; {len(skipped)} files skipped"
-        + (f" (stopped after --max-seconds {args.max_seconds:g})" if timed_out[0] else ""))
+    say(f"diff: {len(results)} of {planned} images compared in {wall:.1f} s: {report['agree']} agree, {len(dis)} "
+        f"disagree, {len(errors)} errors; {len(skipped)} files skipped")
+    if not complete:
+        say(f"diff: INCOMPLETE: {planned - len(results)} of {planned} images were not compared (stopped by "
+            f"{stopped_by}); the agreement covers only the {len(results)} compared")
     for c in out_classes:
         say(f"  {c['count']:5d}  {c['name']}\n         departs: {c['departs']}\n         rule: {c['rule']}\n"
             f"         reproducer: {c['reproducer']}")
     say(f"diff: report {out_json}")
+    if lost:
+        say(f"diff: {lost}")
+        return 2
     if errors and not dis:
         return 2
     return EXIT_FAIL if dis else EXIT_OK

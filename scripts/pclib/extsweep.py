@@ -29,9 +29,12 @@ unchecked; an unknown command or a non-qemu-io program turns the read-back
 off (the structural checks still run).
 
 Outcomes per state and checker go to a JSON report (states/s, per model and
-per crash point); exit status 1 when a checker violated an invariant
-(refused a power-loss state, check errors, lost or garbage data, a failed or
-corrupting allocation), 0 otherwise, 2 on usage or infrastructure errors.
+per crash point, N of M planned states, violations grouped by signature
+with their states and kept images); exit status 1 when a checker violated
+an invariant (refused a power-loss state, check errors, lost or garbage
+data, a failed or corrupting allocation) or, with --require-complete, when
+not every planned state was checked; 0 otherwise; 2 on usage or
+infrastructure errors (checked before any work).
 
 Hook (for scripts/pclib/sweep.py): call add_arguments(parser) on the sweep
 parser (or only the options it lacks) and dispatch to
@@ -51,8 +54,8 @@ import sys
 import tempfile
 import time
 
-from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, OnceRunner, UsageError, file_sha256,
-                     run, say, write_json)
+from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, OnceRunner, UsageError,
+                     check_output_dir, check_output_file, fallback_path, file_sha256, run, save_json, say)
 
 CHECKERS = ("vhdxtool", "qemu", "both")
 EXPORTABLE = ["prefix", "drop", "reorder", "torn", "stale", "misdirect", "lost", "bitflip"]
@@ -162,9 +165,20 @@ def read_trace(path):
     """Operations and metadata of a PCTRACE1 file (format: harness/include/
     harness/trace.h).  Write data is not kept; for each write the byte it is
     uniformly filled with (or None) is.  The caller has checked the file with
-    `pcsweep info` first (CRC, bounds)."""
-    with open(path, "rb") as f:
-        buf = f.read()
+    `pcsweep info` first (CRC, bounds); anything this reader still cannot
+    follow is a UsageError naming the file, never a traceback."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot be read: {e.strerror or e}") from e
+    try:
+        return _read_trace(path, buf)
+    except (struct.error, IndexError, ValueError, OverflowError) as e:
+        raise UsageError(f"{path}: a damaged trace (its structure ends or breaks early: {e})") from e
+
+
+def _read_trace(path, buf):
     if buf[:8] != b"PCTRACE1" or len(buf) < 84:
         raise UsageError(f"{path}: not a powercut trace")
     version, flags, seed, base_size, n_ops = struct.unpack_from("<IIQQQ", buf, 8)
@@ -658,28 +672,43 @@ def outcome_label(r):
 
 
 # ---- the sweep -------------------------------------------------------------------------------------------
-def add_arguments(p):
-    p.add_argument("--trace", help="trace to sweep (from powercut record or pcsweep --save-trace)")
-    p.add_argument("--checker", choices=CHECKERS, help="external checker(s) for every crash state")
-    p.add_argument("--models", default="all",
-                   help="comma list of crash models, or all (default; recovery is not exportable)")
-    p.add_argument("--max-states", type=int, default=0, help="stop after N states (0 = all)")
-    p.add_argument("--max-seconds", type=float, default=0, help="stop exporting new states after S seconds (0 = none)")
-    p.add_argument("--out", help="report directory (default reports/runs/extsweep-<time>/)")
-    p.add_argument("--shard", default="0/1", help="K/N: only states with index %% N == K")
-    p.add_argument("--sweep-seed", type=int, default=1, help="seed of sampled choices (default 1)")
-    p.add_argument("--jobs", type=int, default=2, help="states checked in parallel (default 2)")
-    p.add_argument("--batch", type=int, default=64, help="states exported at a time (default 64)")
-    p.add_argument("--json", dest="json_out", help="report path (default reports/runs/extsweep-*/extsweep.json)")
-    p.add_argument("--markdown", help="also write the per-crash-point table as Markdown here")
-    p.add_argument("--keep-failures", type=int, default=20,
-                   help="copy up to N violating images per outcome into the report directory (default 20)")
-    p.add_argument("--no-probe", action="store_true", help="skip QEMU's allocation probe")
-    p.add_argument("--no-compare", action="store_true", help="skip the in-process sweep used for the speed ratio")
-    p.add_argument("--timeout", type=float, default=60.0,
-                   help="seconds one checker command may take before the state counts as a hang (default 60)")
-    p.add_argument("--verbose", action="store_true", help="print every checker command")
-    p.add_argument("--preset", default="default", help="build tree of the tools (default: %(default)s)")
+def add_arguments(p, only_extra=False):
+    """The external sweep's options.  only_extra: only those `powercut
+    sweep` does not have itself (its parser adds them to its --help)."""
+    if not only_extra:
+        p.add_argument("--trace", help="trace to sweep (from powercut record or pcsweep --save-trace)")
+        p.add_argument("--checker", choices=CHECKERS, help="external checker(s) for every crash state")
+        p.add_argument("--models", default="all",
+                       help="comma list of crash models, or all (default; recovery is not exportable)")
+        p.add_argument("--max-states", type=int, default=0,
+                       help="stop after N states (0 = all; the report says N of how many)")
+        p.add_argument("--max-seconds", type=float, default=0,
+                       help="stop exporting new states after S seconds (0 = none)")
+        p.add_argument("--out", help="report directory (default reports/runs/extsweep-<time>/)")
+        p.add_argument("--shard", default="0/1", help="K/N: only states with index %% N == K")
+        p.add_argument("--json", dest="json_out", help="report path (default reports/runs/extsweep-*/extsweep.json)")
+        p.add_argument("--preset", default="default", help="build tree of the tools (default: %(default)s)")
+        p.add_argument("--require-complete", action="store_true",
+                       help="a sweep that did not check every planned state exits 1")
+    # In `powercut sweep`'s parser these are absent unless given (SUPPRESS),
+    # so it can tell an external-only option given without --checker.
+    def d(v):
+        return argparse.SUPPRESS if only_extra else v
+    p.add_argument("--sweep-seed", type=int, default=d(1), help="seed of sampled choices (default 1)")
+    p.add_argument("--jobs", type=int, default=d(2), help="external: states checked in parallel (default 2)")
+    p.add_argument("--batch", type=int, default=d(64), help="external: states exported at a time (default 64)")
+    p.add_argument("--markdown", default=d(None),
+                   help="external: also write the per-crash-point table as Markdown here")
+    p.add_argument("--keep-failures", type=int, default=d(3),
+                   help="external: copy up to N images of each violation signature into the report directory "
+                        "(default 3)")
+    p.add_argument("--no-probe", action="store_true", default=d(False), help="external: skip QEMU's allocation probe")
+    p.add_argument("--no-compare", action="store_true", default=d(False),
+                   help="external: skip the in-process sweep used for the speed ratio")
+    p.add_argument("--timeout", type=float, default=d(60.0),
+                   help="external: seconds one checker command may take before the state counts as a hang "
+                        "(default 60)")
+    p.add_argument("--verbose", action="store_true", default=d(False), help="external: print every checker command")
 
 
 def _export_batch(t, trace, out, models, indices, args):
@@ -737,50 +766,123 @@ def normalize_args(args):
     return ns
 
 
-def run_external_sweep(args):
-    from .record import ensure_tools
-    args = normalize_args(args)
-    if not args.trace or not args.checker:
-        raise UsageError("the external sweep needs --trace FILE and --checker vhdxtool|qemu|both")
-    if not os.path.isfile(args.trace):
-        raise UsageError(f"--trace {args.trace}: no such file")
-    if args.checker in ("qemu", "both") and not shutil.which("qemu-img"):
-        raise InfraError("qemu-img is not installed (powercut setup installs qemu-utils)")
-    models = EXPORTABLE if args.models in ("all", "power,corruption") else []
-    if not models:
-        for m in args.models.split(","):
-            if m == "power":
-                models += ["prefix", "drop", "reorder", "torn", "stale"]
-            elif m == "corruption":
-                models += sorted(CORRUPTION)
-            elif m == "recovery":
-                say("sweep: the recovery model needs the checker's own replay and is not exportable; skipped")
-            elif m in EXPORTABLE:
-                models.append(m)
-            else:
-                raise UsageError(f"--models: unknown model {m!r}")
+DOCS_REFUSALS = "docs/qemu-crash.md"
+
+
+def check_trace_arg(trace):
+    """--trace must name a trace file: a clear usage error otherwise."""
+    if not trace:
+        raise UsageError("--trace FILE is needed")
+    if os.path.isdir(trace):
+        raise UsageError(f"--trace {trace}: is a directory; give one trace file (.pctrace, from `powercut record` "
+                         f"or `pcsweep --save-trace`)")
+    if not os.path.exists(trace):
+        raise UsageError(f"--trace {trace}: no such file")
+    if not os.path.isfile(trace):
+        raise UsageError(f"--trace {trace}: not a regular file")
+
+
+def select_models(spec):
+    """The exportable models `--models` names (recovery is left out, with a word)."""
+    models = []
+    for m in spec.split(","):
+        m = m.strip()
+        if m == "all":
+            models += EXPORTABLE
+        elif m == "power":
+            models += ["prefix", "drop", "reorder", "torn", "stale"]
+        elif m == "corruption":
+            models += sorted(CORRUPTION)
+        elif m == "recovery":
+            say("sweep: the recovery model needs the checker's own replay and is not exportable; skipped")
+        elif m in EXPORTABLE:
+            models.append(m)
+        else:
+            raise UsageError(f"--models: unknown model {m!r} ({', '.join(EXPORTABLE + ['recovery'])}, all, power, "
+                             f"corruption)")
     models = [m for m in EXPORTABLE if m in models]
     if not models:
         raise UsageError("--models selects no exportable model")
+    return models
+
+
+def violation_structure(checker, r, violation):
+    """What a violation involves, without the numbers that differ from
+    state to state: the engine's error code of a refusal, QEMU's message
+    (digits and the image path taken out), the first check problem's field,
+    the data outcome."""
+    if violation == "refused":
+        if checker == "vhdxtool":
+            return r.get("error") or "?"
+        msg = re.sub(r"'[^']*'", "IMG", r.get("message", ""))
+        return re.sub(r"\d+", "N", msg).strip()[-120:] or "?"
+    if violation == "check-errors":
+        if checker == "vhdxtool":
+            return (r.get("check_first") or "?").split(":", 1)[0]
+        return "qemu-img check"
+    if violation.startswith("data-"):
+        return r.get("data", "?")
+    if violation.startswith("probe-"):
+        return r.get("probe", "?")
+    return "-"
+
+
+def signature_of(checker, r, model, violation):
+    cls = "corruption" if model in CORRUPTION else "power"
+    structure = violation_structure(checker, r, violation)
+    return f"{checker}|{violation}|{cls}|{structure}", cls, structure
+
+
+def count_planned(t, trace, models, args):
+    """States the sweep plans (`pcsweep export --count`), or None."""
+    cmd = [t("pcsweep"), "export", "--trace", trace, "--models", ",".join(models), "--count",
+           "--sweep-seed", str(args.sweep_seed)]
+    if args.shard != "0/1":
+        cmd += ["--shard", args.shard]
+    cp = run(cmd, check=False, capture=True, quiet=True)
+    try:
+        return int(json.loads(cp.stdout.decode())["states"]) if cp.returncode == 0 else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def run_external_sweep(args):
+    from .record import ensure_tools
+    args = normalize_args(args)
+    if not args.checker:
+        raise UsageError("the external sweep needs --trace FILE and --checker vhdxtool|qemu|both")
+    check_trace_arg(args.trace)
+    if args.checker in ("qemu", "both") and not shutil.which("qemu-img"):
+        raise InfraError("qemu-img is not installed (powercut setup installs qemu-utils)")
+    models = select_models(args.models)
     if args.jobs < 1 or args.batch < 1:
         raise UsageError("--jobs and --batch must be at least 1")
+    if args.max_states < 0 or args.keep_failures < 0:
+        raise UsageError("--max-states and --keep-failures must not be negative")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_json = args.json_out or os.path.join(args.out or os.path.join(ROOT, "reports", "runs", f"extsweep-{stamp}"),
+                                             "extsweep.json")
+    # Outputs are checked before any work (exit 2 naming the path).
+    if args.out:
+        check_output_dir(args.out, "--out")
+    check_output_file(out_json, "--json")
+    check_output_file(args.markdown, "--markdown")
     t = ensure_tools(args.preset)
     cp = run([t("pcsweep"), "info", args.trace], check=False, capture=True)
     if cp.returncode != 0:
-        raise UsageError(cp.stderr.decode(errors="replace").strip())
+        raise UsageError(cp.stderr.decode(errors="replace").strip() or f"{args.trace}: pcsweep info failed")
     tr = read_trace(args.trace)
     ops = tr["ops"]
     starts = epoch_starts(ops)
     last_f = starts[-1] if len(starts) > 1 else -1
     n_pending_last = sum(1 for op in ops[last_f + 1:] if op[0] in ("W", "T"))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out_json = args.json_out or os.path.join(args.out or os.path.join(ROOT, "reports", "runs", f"extsweep-{stamp}"),
-                                             "extsweep.json")
     report_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(report_dir, exist_ok=True)
     checkers = ["vhdxtool", "qemu"] if args.checker == "both" else [args.checker]
+    planned = count_planned(t, args.trace, models, args)
     say(f"sweep: external checker(s) {', '.join(checkers)} on {args.trace}: {len(ops)} operations, "
-        f"{len(starts)} epochs; models {','.join(models)}; sweep seed {args.sweep_seed}")
+        f"{len(starts)} epochs, {planned if planned is not None else '?'} crash states planned; models "
+        f"{','.join(models)}; sweep seed {args.sweep_seed} (sampling)")
     work = tempfile.mkdtemp(prefix="powercut-extsweep-", dir=work_tmpdir())
     try:
         # The base image (state 0 of the drop model = the durable image of epoch 0).
@@ -790,7 +892,10 @@ def run_external_sweep(args):
         base_img = rows[0]["image"]
         workload, why, probe, vsize = None, None, None, 0
         info = run([t("vhdxtool"), "info", base_img, "--json"], check=False, capture=True)
-        geo = json.loads(info.stdout.decode()) if info.returncode == 0 else None
+        try:
+            geo = json.loads(info.stdout.decode()) if info.returncode == 0 else None
+        except ValueError:
+            geo = None
         layout = {}
         if geo:
             layout = {k: geo[k] for k in ("log", "bat", "metadata") if k in geo}
@@ -825,14 +930,16 @@ def run_external_sweep(args):
         t0 = time.time()
         idx = 0
         done = False
+        stopped_by = None
         while not done:
             want = args.batch
             if args.max_states:
                 want = min(want, args.max_states - len(results))
             if want <= 0:
+                stopped_by = f"--max-states {args.max_states}"
                 break
             if args.max_seconds and time.time() - t0 >= args.max_seconds:
-                say(f"sweep: --max-seconds {args.max_seconds:g} reached after {len(results)} states")
+                stopped_by = f"--max-seconds {args.max_seconds:g}"
                 break
             indices = list(range(idx, idx + want))
             bdir = os.path.join(work, f"batch-{idx}")
@@ -853,13 +960,13 @@ def run_external_sweep(args):
                     st[c] = getattr(chk, c)(copy, st, f"{row['index']}")
                     st[c]["violations"] = violations_of(st[c], row["model"], c)
                     if st[c]["violations"]:
-                        key = (c, st[c]["violations"][0])
+                        key = signature_of(c, st[c], row["model"], st[c]["violations"][0])[0]
                         with chk.lock:
                             n = kept.get(key, 0)
                             kept[key] = n + 1
                         if n < args.keep_failures:
-                            dst = os.path.join(report_dir, "failures",
-                                               f"{c}-{st[c]['violations'][0]}-state{row['index']:06d}.vhdx")
+                            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:100]
+                            dst = os.path.join(report_dir, "failures", f"{safe}-state{row['index']:06d}.vhdx")
                             os.makedirs(os.path.dirname(dst), exist_ok=True)
                             sparse_copy(row["image"], dst)
                             st[c]["image"] = dst
@@ -894,7 +1001,8 @@ def run_external_sweep(args):
             shutil.rmtree(bdir, ignore_errors=True)
             el = time.time() - t0
             if sys.stderr.isatty():
-                sys.stderr.write(f"\r[sweep] {len(results)} states, {len(results) / el:.1f}/s   ")
+                sys.stderr.write(f"\r[sweep] {len(results)} of {planned if planned is not None else '?'} states, "
+                                 f"{len(results) / el:.1f}/s   ")
                 sys.stderr.flush()
         wall = time.time() - t0
         if sys.stderr.isatty():
@@ -904,28 +1012,62 @@ def run_external_sweep(args):
         if not args.no_compare:
             j = os.path.join(work, "inproc.json")
             cmd = [t("pcsweep"), "sweep", "--trace", args.trace, "--models", ",".join(models), "--quiet",
-                   "--json", j, "--sweep-seed", str(args.sweep_seed)]
+                   "--no-count", "--json", j, "--sweep-seed", str(args.sweep_seed)]
             if args.max_states:
                 cmd += ["--max-states", str(args.max_states)]
             if args.shard != "0/1":
                 cmd += ["--shard", args.shard]
             run(cmd, check=False, capture=True)
             if os.path.exists(j):
-                with open(j) as f:
-                    inproc = json.load(f)
+                try:
+                    with open(j) as f:
+                        inproc = json.load(f)
+                except ValueError:
+                    inproc = None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results.sort(key=lambda st: st["index"])
+    if stopped_by is None and planned is not None and len(results) < planned:
+        stopped_by = "the export ended early"
     return _report(args, results, checkers, models, wall, unique, inproc, out_json, workload, why, probe, tr,
-                   starts, describe_epochs(ops, starts, layout))
+                   starts, describe_epochs(ops, starts, layout), planned, stopped_by)
+
+
+def signatures(results, checkers, cap_states=50):
+    """Violations grouped by signature (checker, violation, model class,
+    structure): count, the states (index and choice; the first cap_states),
+    the kept images."""
+    out = {}
+    for st in results:
+        for c in checkers:
+            for v in st[c]["violations"]:
+                key, cls, structure = signature_of(c, st[c], st["model"], v)
+                g = out.setdefault(key, {"signature": key, "checker": c, "violation": v, "model_class": cls,
+                                         "structure": structure, "count": 0, "states": [], "images": [],
+                                         "example": None})
+                g["count"] += 1
+                if len(g["states"]) < cap_states:
+                    g["states"].append({"index": st["index"], "choice": st["choice"]})
+                if st[c].get("image") and v == st[c]["violations"][0] and st[c]["image"] not in g["images"]:
+                    g["images"].append(st[c]["image"])
+                if g["example"] is None:
+                    g["example"] = {k: st[c].get(k) for k in ("open", "error", "message", "check_first", "data",
+                                                              "data_detail", "probe", "probe_detail")
+                                    if st[c].get(k) is not None}
+    return sorted(out.values(), key=lambda g: (-g["count"], g["signature"]))
 
 
 def _report(args, results, checkers, models, wall, unique, inproc, out_json, workload, why, probe, tr, starts,
-            epoch_ops):
+            epoch_ops, planned=None, stopped_by=None):
     n = len(results)
     rate = n / wall if wall > 0 else 0.0
+    complete = planned is not None and n >= planned
     summary = {"trace": os.path.abspath(args.trace), "checkers": checkers, "models": models,
                "sweep_seed": args.sweep_seed, "shard": args.shard, "states": n, "wall_s": round(wall, 3),
+               "states_planned": planned, "complete": complete, "stopped_by": None if complete else stopped_by,
+               "coverage": {"states": n, "states_planned": planned,
+                            "text": f"{n} of {planned if planned is not None else '?'} states"
+                                    + ("" if complete else f" (stopped by {stopped_by or '?'})")},
                "states_per_sec": round(rate, 2), "jobs": args.jobs, "unique_images_checked": unique,
                "unique_images_per_sec": round(unique / wall, 2) if wall > 0 else 0.0,
                "readback": "qemu-io commands" if workload else f"off ({why})",
@@ -950,6 +1092,8 @@ def _report(args, results, checkers, models, wall, unique, inproc, out_json, wor
     summary["outcomes"] = per
     summary["violations"] = viol
     summary["violating_states"] = {c: sum(1 for st in results if st[c]["violations"]) for c in checkers}
+    sigs = signatures(results, checkers)
+    summary["signatures"] = sigs
     # Per crash point (epoch): the distinct outcomes.
     points = {}
     for st in results:
@@ -963,11 +1107,24 @@ def _report(args, results, checkers, models, wall, unique, inproc, out_json, wor
             d[lab] = d.get(lab, 0) + 1
     summary["points"] = [points[e] for e in sorted(points)]
     summary["states_detail"] = results
-    write_json(out_json, summary)
+    lost = []
+    try:
+        save_json(out_json, summary, "--json")
+    except LostOutput as e:
+        lost.append(str(e))
     if getattr(args, "markdown", None):
-        write_markdown(args.markdown, summary, checkers, models)
-    say(f"sweep: {n} crash states in {wall:.1f} s ({rate:.1f}/s with {'+'.join(checkers)}, {args.jobs} jobs; "
-        f"{unique} distinct images checked, {unique / wall if wall > 0 else 0:.1f}/s)")
+        try:
+            write_markdown(args.markdown, summary, checkers, models)
+        except OSError as e:
+            alt = fallback_path(args.markdown)
+            write_markdown(alt, summary, checkers, models)
+            lost.append(f"--markdown {args.markdown}: cannot be written ({e.strerror or e}); saved to {alt}")
+    say(f"sweep: {n} of {planned if planned is not None else '?'} crash states checked in {wall:.1f} s "
+        f"({rate:.1f}/s with {'+'.join(checkers)}, {args.jobs} jobs; {unique} distinct images checked, "
+        f"{unique / wall if wall > 0 else 0:.1f}/s)")
+    if not complete:
+        say(f"sweep: INCOMPLETE: {n} of {planned if planned is not None else '?'} states checked (stopped by "
+            f"{stopped_by or '?'}); the states not checked may hold violations")
     if inproc and rate > 0:
         say(f"sweep: in-process sweep of the same trace and models: {inproc.get('states')} states, "
             f"{inproc.get('states_per_sec', 0):.0f}/s ({summary['inprocess_to_external_ratio']}x faster)")
@@ -977,10 +1134,23 @@ def _report(args, results, checkers, models, wall, unique, inproc, out_json, wor
             if model in per[c]:
                 cells = ", ".join(f"{k} {v}" for k, v in sorted(per[c][model].items(), key=lambda kv: -kv[1]))
                 say(f"    {model:10s} {cells}")
-        if viol[c]:
-            say("    violations: " + ", ".join(f"{k} {v}" for k, v in sorted(viol[c].items())))
+    if sigs:
+        say(f"sweep: {sum(g['count'] for g in sigs)} violations in {len(sigs)} signature(s):")
+        for g in sigs:
+            states = ", ".join(f"{s['index']} ({s['choice']})" for s in g["states"][:5])
+            more = f", ... ({g['count'] - 5} more in {out_json})" if g["count"] > 5 else ""
+            say(f"  {g['count']:5d}  {g['signature']}\n         states: {states}{more}")
+            if g["images"]:
+                say("         images: " + ", ".join(g["images"]))
+            if g["violation"] == "refused":
+                say(f"         what a refusal means here, and QEMU's crash states: {DOCS_REFUSALS}")
     say(f"sweep: report {out_json}")
-    return EXIT_FAIL if any(summary["violating_states"].values()) else EXIT_OK
+    for m in lost:
+        say(f"sweep: {m}")
+    if lost:
+        return EXIT_USAGE
+    bad = any(summary["violating_states"].values())
+    return EXIT_FAIL if bad or (getattr(args, "require_complete", False) and not complete) else EXIT_OK
 
 
 def write_markdown(path, summary, checkers, models):

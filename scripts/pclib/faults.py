@@ -34,7 +34,8 @@ import subprocess
 import time
 
 from . import build, setup
-from .common import EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, run, run_summarized, say, tool, write_json
+from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, UsageError, check_output_dir,
+                     check_output_file, run, run_summarized, save_copy, save_json, say, tool, write_json)
 
 FIU_LIB = "/usr/lib/fiu"
 KINDS = ["eio", "enospc", "short", "flush", "flush-lose", "enomem"]
@@ -73,6 +74,9 @@ def add_parser(sub):
     p.add_argument("--max-faults", type=int, help="stop after this many fault plans")
     p.add_argument("--max-seconds", type=int, help="stop after this long")
     p.add_argument("--shard", help="K/N: run only this shard of the plans")
+    p.add_argument("--require-complete", action="store_true",
+                   help="a sweep that did not run every planned plan fails (JUnit failure, exit status 1) instead of "
+                        "being reported as skipped")
     p.add_argument("--campaign", action="store_true", help="random fault plans instead of the sweep")
     p.add_argument("--runs", type=int, help="campaign (or --random) runs (default 50)")
     p.add_argument("--campaign-seed", type=int, help="campaign seed (default: printed)")
@@ -97,14 +101,18 @@ def add_parser(sub):
     p.set_defaults(func=cmd_faults, passthrough=True)
 
 
-def new_run_dir(prefix):
+def new_run_dir(prefix, create=True):
+    """A fresh reports/runs/<prefix>-<time>/ (created, unless create is
+    False: then the tool that writes into it creates it once it accepted
+    its arguments, so a refused command leaves no empty directory)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     d = os.path.join(ROOT, "reports", "runs", f"{prefix}-{stamp}")
     n = 1
     while os.path.exists(d):
         n += 1
         d = os.path.join(ROOT, "reports", "runs", f"{prefix}-{stamp}-{n}")
-    os.makedirs(d)
+    if create:
+        os.makedirs(d)
     return d
 
 
@@ -155,22 +163,36 @@ def print_summary(s, path):
     print(f"\ntotal: {s['injected']} faults injected ({s['injections']} failed calls), {s['crash_states']} crash "
           f"states judged, {s['violations']} violations, {s['faults_per_sec']:.0f} faults/s, {s['wall_s']:.1f} s; "
           f"fault points reached {s['points_reached']} of {s['points_catalogue']}  ({s['engine']})")
+    cov = s.get("coverage") or {}
+    print(f"coverage: {cov.get('text', '?')}" + ("" if s.get("complete", True) else
+                                                 f"; INCOMPLETE (stopped by {cov.get('stopped_by') or '?'}): the "
+                                                 f"plans not run may hold violations (resume: --first-plan "
+                                                 f"{s.get('next_plan')})"))
     if "campaign_seed" in s:
         print(f"campaign seed {s['campaign_seed']} (repeat with --campaign-seed {s['campaign_seed']})")
-    for f in s.get("failures", [])[:10]:
-        print(f"  VIOLATION [{f['invariant']}] {f['scenario']} seed {f['seed']} phase {f['phase']}: {f['plan']}, "
-              f"{f['state']}")
-        if f.get("reproducer"):
-            print(f"    reproduce: scripts/powercut repro {f['reproducer']}")
-    if len(s.get("failures", [])) > 10:
-        print(f"  ... and {len(s['failures']) - 10} more (see {path})")
+    sigs = s.get("signatures") or []
+    if sigs:
+        print(f"\n{s['violations']} violations in {len(sigs)} signature(s) "
+              f"(invariant | phase | kind | scenario | structure):")
+    for g in sigs[:20]:
+        ex = g["examples"][0]
+        print(f"  {g['count']:6d}  {g['signature']}\n          first: seed {ex['seed']} {ex['plan']}, {ex['state']}")
+        if g.get("reproducer"):
+            print(f"          reproduce: scripts/powercut repro {g['reproducer']}")
+        elif g.get("no_reproducer"):
+            print(f"          no reproducer: {g['no_reproducer']}")
+    if len(sigs) > 20:
+        print(f"  ... and {len(sigs) - 20} more (see {path})")
 
 
 def run_pcfaults(args):
+    check_output_file(args.json, "--json")
+    check_output_file(args.junit, "--junit")
+    if args.out:
+        check_output_dir(args.out, "--out")
     t = ensure_fiu_tools(args.preset)
     if args.points:
-        out = args.out or new_run_dir("faults-points")
-        os.makedirs(out, exist_ok=True)
+        out = args.out or new_run_dir("faults-points", create=False)
         pj = os.path.join(out, "points.json")
         cmd = [t("pcfaults"), "points", "--json", pj] + list(args.extra or [])
         if args.ops is not None:
@@ -179,11 +201,9 @@ def run_pcfaults(args):
         if cp.returncode != 0:
             raise InfraError(f"pcfaults points failed (status {cp.returncode})")
         if args.json:
-            with open(pj) as f:
-                write_json(args.json, json.load(f))
+            save_copy(pj, args.json, "--json")
         return EXIT_OK
-    out = args.out or new_run_dir("faults-campaign" if args.campaign else "faults")
-    os.makedirs(out, exist_ok=True)
+    out = args.out or new_run_dir("faults-campaign" if args.campaign else "faults", create=False)
     fj, ju = os.path.join(out, "faults.json"), os.path.join(out, "junit.xml")
     cmd = [t("pcfaults"), "campaign" if args.campaign else "sweep"] + pcfaults_args(args)
     if args.campaign:
@@ -197,11 +217,15 @@ def run_pcfaults(args):
         cmd += ["--modes", args.modes]
         if args.phases:
             cmd += ["--phases", args.phases]
+    if args.require_complete:
+        cmd.append("--require-complete")
     cmd += ["--json", fj, "--junit", ju, "--repro-dir", os.path.join(out, "repro")] + list(args.extra or [])
     status, summary = run_summarized(cmd, "pcfaults", fj, ju, out, args.json, args.junit)
     print_summary(summary, fj)
     print(f"\nrun directory: {out}")
-    return status
+    for m in summary.get("lost_outputs", []):
+        say(f"faults: {m}")
+    return EXIT_USAGE if summary.get("lost_outputs") else status
 
 
 # ---- external programs (--exec) ---------------------------------------------------------
@@ -337,6 +361,10 @@ def run_exec(args):
         if m not in ("transient", "persistent"):
             raise UsageError(f"--modes: {m!r} is not transient or persistent")
     verify = parse_verify(args.verify)
+    check_output_file(args.json, "--json")
+    check_output_file(args.junit, "--junit")
+    if args.out:
+        check_output_dir(args.out, "--out")
     t = ensure_fiu_tools(args.preset)
     if shutil.which(args.cmd[0]) is None and not os.path.exists(args.cmd[0]):
         raise UsageError(f"{args.cmd[0]}: program not found")
@@ -348,6 +376,7 @@ def run_exec(args):
     say(f"faults --exec: {shlex.join(args.cmd)}; image {image}, restored from {base} before every run")
     t0 = time.time()
     runs, failures = [], []
+    sigs = {}  # signature -> {signature, count, first, examples}
     per_kind = {}
     stop = False
 
@@ -365,13 +394,23 @@ def run_exec(args):
         k["unreported"] += 1 if res["unreported"] else 0
         if not res["ok"] and fired:
             k["violations"] += 1
-            rp = os.path.join(out, "repro", f"exec-{kind}-{len(runs):04d}.json")
-            p = res["plan"]
-            if "points" in p:
-                save_exec_repro(rp, args.cmd, image, base, p["points"], p["mode"], p["nth"], p["errno"], verify, res)
-                res["reproducer"] = rp
             failures.append(res)
-            say(f"VIOLATION [{res['invariant']}] {kind} {p}: {res['detail']}")
+            key = exec_signature(kind, res)
+            g = sigs.get(key)
+            if g:  # the same bug again: counted, not saved or printed again
+                g["count"] += 1
+                if len(g["examples"]) < 5:
+                    g["examples"].append({"plan": res["plan"], "detail": res["detail"]})
+                return
+            p = res["plan"]
+            g = sigs[key] = {"signature": key, "kind": kind, "invariant": res["invariant"], "count": 1,
+                             "examples": [{"plan": p, "detail": res["detail"]}], "reproducer": None}
+            if "points" in p:
+                rp = os.path.join(out, "repro", f"exec-{kind}-{len(sigs):04d}.json")
+                save_exec_repro(rp, args.cmd, image, base, p["points"], p["mode"], p["nth"], p["errno"], verify, res)
+                res["reproducer"] = g["reproducer"] = rp
+            say(f"VIOLATION [{res['invariant']}] {kind} {p}: {res['detail']}\n  signature: {key} (further runs "
+                f"with it are counted, not printed)")
 
     def over_limit():
         return ((args.max_faults and len(runs) >= args.max_faults) or
@@ -416,21 +455,31 @@ def run_exec(args):
                 break
     wall = time.time() - t0
     injected = sum(k["injected"] for k in per_kind.values())
+    signatures = sorted(sigs.values(), key=lambda g: -g["count"])
     summary = {"tool": "powercut faults --exec", "cmd": args.cmd, "image": image, "base": base,
                "injected": injected, "violations": len(failures),
                "unreported": sum(k["unreported"] for k in per_kind.values()),
                "plans": len(runs), "wall_s": round(wall, 3),
                "faults_per_sec": round(injected / wall, 2) if wall > 0 else 0.0,
-               "stopped_early": stop, "kinds": per_kind, "runs": runs,
+               "stopped_early": stop, "complete": not stop,
+               "coverage": {"done": len(runs), "planned": None if stop else len(runs), "unit": "plans",
+                            "complete": not stop,
+                            "text": f"{len(runs)} plans" + (" (stopped by --max-faults/--max-seconds)" if stop
+                                                            else " (complete)")},
+               "kinds": per_kind, "runs": runs, "signatures": signatures,
                "failures": [{k: f.get(k) for k in ("kind", "plan", "status", "invariant", "detail", "reproducer")}
-                            for f in failures]}
+                            for f in failures if f.get("reproducer")]}
     ej = os.path.join(out, "faults.json")
     write_json(ej, summary)
-    if args.json:
-        write_json(args.json, summary)
-    write_exec_junit(os.path.join(out, "junit.xml"), per_kind, failures, wall)
-    if args.junit:
-        shutil.copyfile(os.path.join(out, "junit.xml"), args.junit)
+    write_exec_junit(os.path.join(out, "junit.xml"), per_kind, signatures, wall, stop,
+                     getattr(args, "require_complete", False))
+    lost = []
+    for src, dst, what in ((ej, args.json, "--json"), (os.path.join(out, "junit.xml"), args.junit, "--junit")):
+        if dst:
+            try:
+                save_copy(src, dst, what)
+            except LostOutput as e:
+                lost.append(str(e))
     print(f"\n{'kind':9s} {'plans':>6s} {'injected':>9s} {'unreported':>11s} {'violations':>11s}")
     for k, v in per_kind.items():
         print(f"{k:9s} {v['plans']:>6d} {v['injected']:>9d} {v['unreported']:>11d} {v['violations']:>11d}")
@@ -438,28 +487,63 @@ def run_exec(args):
     for f in failures:
         by_inv[f["invariant"]] = by_inv.get(f["invariant"], 0) + 1
     print(f"\ntotal: {injected} faults injected, {summary['unreported']} not reported by the program (exit 0), "
-          f"{len(failures)} violations {by_inv or ''}, {wall:.1f} s")
-    for f in failures[:10]:
-        print(f"  VIOLATION [{f['invariant']}] {f['kind']} {f['plan']}: {f['detail'][:200]}")
-        if f.get("reproducer"):
-            print(f"    reproduce: scripts/powercut repro {f['reproducer']}")
+          f"{len(failures)} violations {by_inv or ''} in {len(signatures)} signature(s), {wall:.1f} s")
+    print(f"coverage: {summary['coverage']['text']}")
+    for g in signatures[:10]:
+        print(f"  {g['count']:5d}  {g['signature']}\n         first: {g['examples'][0]['plan']}: "
+              f"{g['examples'][0]['detail'][:200]}")
+        if g.get("reproducer"):
+            print(f"         reproduce: scripts/powercut repro {g['reproducer']}")
     print(f"\nrun directory: {out}")
-    return EXIT_FAIL if failures else EXIT_OK
+    for m in lost:
+        say(f"faults: {m}")
+    if lost:
+        return EXIT_USAGE
+    return EXIT_FAIL if failures or (stop and getattr(args, "require_complete", False)) else EXIT_OK
 
 
-def write_exec_junit(path, per_kind, failures, wall):
+def exec_signature(kind, res):
+    """invariant | kind | structure: one report per bug.  The structure is
+    the engine error and field `vhdxtool check` names, or else the detail
+    without the GUIDs and numbers that differ from run to run."""
+    import re
+    detail = res.get("detail") or ""
+    code = re.search(r"\[(VHDX_E_\w+)\]", detail)
+    field = re.search(r"vhdxtool check: ([\w.\[\]]+):", detail)
+    if code:
+        structure = code.group(1) + (" " + field.group(1) if field else "")
+    else:
+        structure = re.sub(r"\{[0-9A-Fa-f-]+\}", "{GUID}", detail)
+        structure = " ".join(re.sub(r"0x[0-9a-fA-F]+|\d+", "N", structure).split())[:100]
+    return f"{res.get('invariant')}|{kind}|{structure}"
+
+
+def write_exec_junit(path, per_kind, signatures, wall, stopped=False, require_complete=False):
+    """One test case per kind (skipped -- failed with --require-complete --
+    when the run stopped at a limit), one failed test case per signature."""
     from xml.sax.saxutils import escape, quoteattr
+    inc = 1 if stopped else 0
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuites name="powercut-faults-exec" tests="{len(per_kind)}" '
-             f'failures="{sum(1 for k in per_kind.values() if k["violations"])}" time="{wall:.3f}">',
-             f'  <testsuite name="faults-exec" tests="{len(per_kind)}" failures="{len(failures)}">']
+             f'<testsuites name="powercut-faults-exec" tests="{len(per_kind) + len(signatures)}" '
+             f'failures="{len(signatures) + (inc if require_complete else 0)}" time="{wall:.3f}">',
+             f'  <testsuite name="faults-exec" tests="{len(per_kind)}" failures="{inc if require_complete else 0}">']
     for kind, k in per_kind.items():
         lines.append(f'    <testcase classname="faults.exec" name={quoteattr(kind)}>')
-        for f in [f for f in failures if f["kind"] == kind][:50]:
-            lines.append(f'      <failure type={quoteattr(f["invariant"])} message={quoteattr(str(f["plan"]))}>'
-                         f'{escape(f["detail"])}</failure>')
+        if stopped:
+            tag = "failure" if require_complete else "skipped"
+            lines.append(f'      <{tag} message="incomplete: the run stopped at --max-faults/--max-seconds"/>')
         lines.append(f'      <system-out>plans {k["plans"]}, injected {k["injected"]}, unreported '
                      f'{k["unreported"]}, violations {k["violations"]}</system-out>')
+        lines.append('    </testcase>')
+    lines.append("  </testsuite>")
+    lines.append(f'  <testsuite name="faults-exec.violations" tests="{len(signatures)}" failures="{len(signatures)}">')
+    for g in signatures:
+        body = "\n".join(f"{e['plan']}: {e['detail']}" for e in g["examples"])
+        if g.get("reproducer"):
+            body += f"\nreproducer: {g['reproducer']}"
+        lines.append(f'    <testcase classname="faults.exec.{escape(g["kind"])}" name={quoteattr(g["signature"])}>')
+        lines.append(f'      <failure type={quoteattr(str(g["invariant"]))} '
+                     f'message={quoteattr(str(g["count"]) + " run(s) with this signature")}>{escape(body)}</failure>')
         lines.append('    </testcase>')
     lines += ["  </testsuite>", "</testsuites>"]
     with open(path, "w") as f:
@@ -538,8 +622,16 @@ def is_exec_repro(path):
 
 
 def repro_exec(args):
-    with open(args.file) as f:
-        r = json.load(f)
+    try:
+        with open(args.file) as f:
+            r = json.load(f)
+        need = {"cmd": list, "image": str, "base": str, "points": list, "mode": str, "nth": int, "errno": int}
+        bad = [k for k, ty in need.items() if not isinstance(r.get(k), ty)]
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{args.file}: a damaged fault plan: {e}") from e
+    if bad:
+        raise UsageError(f"{args.file}: a damaged fault plan: {', '.join(bad)} missing or of the wrong type")
+    check_output_file(getattr(args, "json", None), "--json")
     preset = args.preset if getattr(args, "preset", "default") not in (None, "default") else "fiu"
     t = ensure_fiu_tools(preset, quiet=True)
     workdir = os.path.dirname(os.path.abspath(args.file))
@@ -554,7 +646,7 @@ def repro_exec(args):
     if r.get("invariant") and res["ok"]:
         print(f"note:      the reproducer recorded '{r['invariant']}'; this run does not show it")
     if getattr(args, "json", None):
-        write_json(args.json, res)
+        save_json(args.json, res)
     return EXIT_OK if res["ok"] else EXIT_FAIL
 
 

@@ -30,8 +30,8 @@ import tempfile
 import time
 
 from . import build, setup
-from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, run, say,
-                     show_cmd, write_json)
+from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, check_output_file, run,
+                     save_json, say, show_cmd, write_json)
 
 # The single registry of fuzz targets: name -> properties.
 TARGETS = {
@@ -41,6 +41,10 @@ TARGETS = {
                             "what": "workload, cut point, crash choice and an optional fault schedule, "
                                     "judged by the harness (or fault) oracle"},
     "fuzz_log_parse": {"mutator": True, "what": "codecs and entry validation on raw bytes, differential vs. harness/ref/ref_log.c"},
+    "fuzz_trace_load": {"mutator": False, "gen_corpus": False,  # seeds: trace_seeds(), not fuzz_gen_corpus
+                        "what": "the harness's own inputs: trace parsing (trailer and CRC recomputed so mutations "
+                                "reach the records), the reproducer loaders (crash choice, workload, fault plan), "
+                                "rebuilding a small reproducer's state, serialize/parse round trip"},
 }
 FUZZ_DIR = os.path.join(ROOT, "fuzz")
 CORPUS = os.path.join(ROOT, "corpus")
@@ -293,6 +297,7 @@ def cmd_fuzz(args):
     targets = resolve_targets(args.target)
     if args.time <= 0 or args.jobs <= 0:
         raise UsageError("--time and --jobs must be positive")
+    check_output_file(args.json, "--json")
     setup.ensure(quiet=True)
     if args.bin_dir:
         if args.engine != "libfuzzer":
@@ -338,10 +343,45 @@ def cmd_fuzz(args):
     summary = {"engine": args.engine, "time": args.time, "jobs": args.jobs, "targets": results}
     write_json(os.path.join(outdir, "fuzz.json"), summary)
     if args.json:
-        write_json(args.json, results)
+        save_json(args.json, results)
     total = sum(r["crashes"] for r in results.values())
     say(f"fuzz: {total} crashes in total; figures in {args.json or os.path.join(outdir, 'fuzz.json')}")
     return EXIT_FAIL if total else EXIT_OK
+
+
+def trace_seeds(out, preset):
+    """Seeds of fuzz_trace_load: small real traces -- a workload trace, a
+    reproducer (its crash choice) and, where the tools are there, a fault
+    reproducer (fault.plan) and a recorded qemu-io run (external)."""
+    from .common import tool
+    os.makedirs(out, exist_ok=True)
+    build.ensure_built(preset, ["pcsweep"], quiet=True)
+    pcsweep = tool(preset, "pcsweep")
+    small = ["--scenario", "batch", "--ops", "2", "--virtual-size", "16M", "--block-size", "1M", "--log-size", "1M"]
+    run([pcsweep, "record"] + small + [os.path.join(out, "workload.pctrace")])
+    ex = os.path.join(out, "ex")
+    run([pcsweep, "export", "--trace", os.path.join(out, "workload.pctrace"), "--models", "torn", "--only", "1",
+         "--with-repro", "--out", ex])
+    for n in os.listdir(ex):
+        if n.endswith(".pctrace"):
+            shutil.move(os.path.join(ex, n), os.path.join(out, "reproducer.pctrace"))
+    shutil.rmtree(ex)
+    pcfaults = tool("fiu", "pcfaults")
+    if os.path.exists(pcfaults):
+        fr = os.path.join(out, "fr")
+        run([pcfaults, "sweep", "--quiet"] + small[:2] + ["--ops", "4", "--virtual-size", "16M", "--block-size", "1M",
+                                                           "--kinds", "eio", "--keep-repro", "1", "--replay-states",
+                                                           "1", "--max-faults", "60", "--repro-dir", fr], check=False)
+        for n in sorted(os.listdir(fr)) if os.path.isdir(fr) else []:
+            shutil.move(os.path.join(fr, n), os.path.join(out, "fault-" + n))
+        shutil.rmtree(fr, ignore_errors=True)
+    if shutil.which("qemu-img") and shutil.which("qemu-io"):
+        from .record import ensure_tools, record
+        img = os.path.join(out, "q.vhdx")
+        run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", img, "4M"])
+        record(ensure_tools(preset, quiet=True), img, os.path.join(out, "external.pctrace"),
+               ["qemu-io", "-f", "vhdx", "-c", "write -P 0x11 0 4k", img], quiet=True)
+        os.remove(img)
 
 
 def cmd_seeds(args):
@@ -354,6 +394,7 @@ def cmd_seeds(args):
         raise UsageError(f"no seed generator at {gen}")
     with tempfile.TemporaryDirectory() as tmp:
         run([gen, tmp])
+        trace_seeds(os.path.join(tmp, "fuzz_trace_load"), args.preset)
         made = {}
         for t in TARGETS:
             src = os.path.join(tmp, t)
@@ -445,6 +486,7 @@ def finish_run(r, cap):
 
 
 def cmd_mutant(args):
+    check_output_file(getattr(args, "json", None), "--json")
     patches = list_patches(args.mutant)
     if not patches:
         say(f"fuzz-mutant: no planted-bug patches in {MUTANTS} (expected *.patch)")
@@ -488,7 +530,7 @@ def cmd_mutant(args):
         finally:
             run(["patch", "-R", "-p1", "-s", "-d", src, "-i", patch])
     if args.json:
-        write_json(args.json, {"cap_seconds": args.cap, "seeds": args.seeds, "mutants": results})
+        save_json(args.json, {"cap_seconds": args.cap, "seeds": args.seeds, "mutants": results})
     for name, per in results.items():
         say(f"fuzz-mutant: {name}: " + ", ".join(
             f"{t} median {v['median']:.0f} s ({v['found']}/{len(v['seconds'])} found)" for t, v in per.items()))

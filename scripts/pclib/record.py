@@ -23,7 +23,8 @@ import sys
 import tempfile
 
 from . import build
-from .common import BUILD, EXIT_OK, EXIT_USAGE, ROOT, InfraError, UsageError, build_dir, run, say, show_cmd, tool
+from .common import (BUILD, EXIT_OK, EXIT_USAGE, ROOT, InfraError, UsageError, build_dir, check_output_file, run, say,
+                     show_cmd, tool)
 
 TARGETS = ["pcrecord", "pcrecord-pack", "pcsweep", "vhdxtool"]
 
@@ -149,6 +150,12 @@ def cmd_record(args):
     for m in args.meta:
         if "=" not in m or m.startswith("="):
             raise UsageError(f"--meta {m}: expected KEY=VALUE")
+    # Before the program runs: a trace that cannot be written would waste
+    # the run (and a program's run may not be repeatable).
+    check_output_file(args.out, "--out")
+    if args.keep:
+        for ext in (".spool", ".base"):
+            check_output_file(args.out + ext, "--keep")
     t = ensure_tools(args.preset)
     status, info = record(t, args.file, args.out, cmd, allow_fail=args.allow_fail, keep=args.keep, meta=args.meta)
     if status == EXIT_OK:

@@ -28,7 +28,18 @@ from .common import write_json
 
 METHOD_ORDER = ["sweep", "faults", "fuzz", "diff"]
 COLUMNS = [("method", "method"), ("target", "target"), ("states", "crash states"), ("execs", "executions"),
-           ("coverage", "coverage"), ("failures", "failures"), ("seconds", "seconds")]
+           ("coverage", "coverage"), ("failures", "failures"), ("seconds", "seconds"), ("done", "planned work")]
+
+
+def target_done(v):
+    """A target's share of the planned work, as a short text, or None."""
+    if v.get("coverage_text"):
+        return v["coverage_text"] + ("" if v.get("complete", True) else " (incomplete)")
+    if v.get("epochs_total"):
+        done = "complete" if v.get("complete") else \
+            f"epoch {v.get('epochs_done', 0):,} of {v['epochs_total']:,} (incomplete)"
+        return f"workload seed {v.get('workload_seed', '?')}: {done}"
+    return None
 
 
 def table_rows(data):
@@ -39,8 +50,35 @@ def table_rows(data):
         for t, v in sorted(methods[m].get("targets", {}).items()):
             rows.append({"method": m, "target": t, "states": v.get("states"), "execs": v.get("execs"),
                          "coverage": v.get("coverage"), "failures": v.get("failures", 0),
-                         "seconds": v.get("seconds")})
+                         "seconds": v.get("seconds"), "done": target_done(v)})
     return rows
+
+
+def incomplete_methods(data):
+    """{method: coverage text} of the phases that did not do all their planned work."""
+    return {m: (v.get("coverage") or {}).get("text", "?") for m, v in data.get("methods", {}).items()
+            if v.get("coverage") and not v["coverage"].get("complete", True)}
+
+
+def summary_problem(data):
+    """Why a loaded summary.json cannot be a campaign summary (None if it can)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for key, ty in (("campaign", dict), ("methods", dict)):
+        if not isinstance(data.get(key), ty):
+            return f'"{key}" missing or not an object'
+    for m, v in data["methods"].items():
+        if not isinstance(v, dict) or not isinstance(v.get("targets", {}), dict):
+            return f'"methods.{m}" is not an object with "targets"'
+        for t, tv in v.get("targets", {}).items():
+            if not isinstance(tv, dict):
+                return f'"methods.{m}.targets.{t}" is not an object'
+    for key in ("failures", "series"):
+        if not isinstance(data.get(key, []), list) or not all(isinstance(x, dict) for x in data.get(key, [])):
+            return f'"{key}" is not a list of objects'
+    if not isinstance(data.get("coverage", {}), dict):
+        return '"coverage" is not an object'
+    return None
 
 
 def _fmt(v):
@@ -107,16 +145,29 @@ def plots(series):
 
 # ---- JUnit --------------------------------------------------------------------------------
 def junit(data):
-    root = ET.Element("testsuites", name="powercut campaign")
+    """One suite per method: a test case per target (failed when it has
+    unique failures) and one "planned work" case, skipped when the phase did
+    not do all its planned work (failed with --require-complete).  A
+    partial (interrupted) campaign says so in the suites' names and
+    properties, and its test cases are skipped, not passed."""
+    c = data.get("campaign", {})
+    partial = bool(c.get("partial"))
+    strict = bool(c.get("require_complete"))
+    root = ET.Element("testsuites", name="powercut campaign" + (" (PARTIAL: interrupted)" if partial else ""))
     fails_by = {}
     for f in data.get("failures", []):
         fails_by.setdefault((f.get("method"), f.get("target")), []).append(f)
-    total_tests = total_fail = 0
+    total_tests = total_fail = total_skip = 0
     for m, mv in sorted(data.get("methods", {}).items()):
         targets = mv.get("targets", {})
-        suite = ET.SubElement(root, "testsuite", name=f"campaign.{m}", tests=str(len(targets)),
+        cov = mv.get("coverage")
+        suite = ET.SubElement(root, "testsuite", name=f"campaign.{m}" + (" (partial)" if partial else ""),
                               time=f"{mv.get('seconds', 0) or 0:.1f}")
-        nf = 0
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="partial", value="true" if partial else "false")
+        if cov:
+            ET.SubElement(props, "property", name="planned_work", value=str(cov.get("text", "")))
+        nf = ns = 0
         for t, tv in sorted(targets.items()):
             case = ET.SubElement(suite, "testcase", classname=f"campaign.{m}", name=t,
                                  time=f"{tv.get('seconds', 0) or 0:.1f}")
@@ -127,11 +178,33 @@ def junit(data):
                 body = "\n".join(f"[{f['id']}] {f.get('what')} (seen {f.get('count', 1)}x)\n"
                                  f"  reproduce: {f.get('command')}" for f in mine)
                 ET.SubElement(case, "failure", message=msg, type="failure").text = body
+            elif partial:
+                ns += 1
+                ET.SubElement(case, "skipped", message="the campaign was interrupted: partial result")
+            elif not tv.get("complete", True):
+                ns += 1
+                ET.SubElement(case, "skipped", message=f"did not finish its planned work: {target_done(tv)}")
+        if cov:
+            case = ET.SubElement(suite, "testcase", classname=f"campaign.{m}", name="planned work")
+            if not cov.get("complete", True) or partial:
+                why = ("interrupted: " if partial else "") + f"incomplete: {cov.get('text', '?')}"
+                if strict:
+                    nf += 1
+                    ET.SubElement(case, "failure", message=why, type="incomplete")
+                else:
+                    ns += 1
+                    ET.SubElement(case, "skipped", message=why)
+            ET.SubElement(case, "system-out").text = str(cov.get("text", ""))
+        n = len(targets) + (1 if cov else 0)
+        suite.set("tests", str(n))
         suite.set("failures", str(nf))
-        total_tests += len(targets)
+        suite.set("skipped", str(ns))
+        total_tests += n
         total_fail += nf
+        total_skip += ns
     root.set("tests", str(total_tests))
     root.set("failures", str(total_fail))
+    root.set("skipped", str(total_skip))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -164,6 +237,26 @@ document.body.dataset.rendered = document.querySelectorAll('#summary tbody tr').
 """
 
 
+def state_text(st):
+    """The resume state in words: per phase the workload seed and where
+    each unfinished scenario stands."""
+    parts = []
+    for key, unit, pos in (("sweep", "epoch", "next_epoch"), ("faults", "plan", "next_plan")):
+        part = st.get(key)
+        if not isinstance(part, dict):
+            continue
+        sc = part.get("scenarios") or {}
+        done = sorted(n for n, v in sc.items() if isinstance(v, dict) and v.get("done"))
+        open_ = [f"{n} at {unit} {v.get(pos, 0):,}" for n, v in sorted(sc.items())
+                 if isinstance(v, dict) and not v.get("done")]
+        parts.append(f"{key}: workload seed {part.get('workload_seed')}"
+                     + (f" ({', '.join(open_)}" + (f"; {len(done)} done" if done else "") + ")" if open_ else
+                        f" ({len(done)} scenarios done)" if done else ""))
+    rest = {k: v for k, v in st.items() if k not in ("sweep", "faults", "version")}
+    parts += [f"{k}={v}" for k, v in sorted(rest.items())]
+    return "; ".join(parts)
+
+
 def _coverage_text(cov):
     if not cov or "lines" not in cov:
         return "not measured"
@@ -179,10 +272,15 @@ def render_html(data, images):
     c = data.get("campaign", {})
     rows = table_rows(data)
     failures = data.get("failures", [])
+    incomplete = incomplete_methods(data)
     status = ('<span class="bad">%d unique failure(s)</span>' % len(failures)) if failures else \
-        '<span class="ok">no failures</span>'
+        ('<span class="ok">no failures</span>' if not incomplete else
+         '<span class="bad">no failures in the work done</span>')
     if c.get("partial"):
         status += ' &mdash; <span class="bad">partial report (interrupted)</span>'
+    if incomplete:
+        status += (' &mdash; <span class="bad">INCOMPLETE: ' + html.escape("; ".join(
+            f"{m}: {t}" for m, t in incomplete.items())) + '</span>')
     h = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          f"<title>powercut campaign {html.escape(str(c.get('started', '')))}</title>",
          f"<style>{CSS}</style></head><body>",
@@ -194,9 +292,28 @@ def render_html(data, images):
             h.append(f"<tr><td>{label}</td><td>{_fmt(c[key])}</td></tr>")
     st = c.get("state")
     if st:
-        h.append("<tr><td>resume state</td><td><code>" + html.escape(
-            ", ".join(f"{k}={v}" for k, v in sorted(st.items()))) + "</code></td></tr>")
+        h.append("<tr><td>resume state</td><td>" + html.escape(state_text(st)) + "</td></tr>")
     h.append("</table>")
+
+    methods = data.get("methods", {})
+    if any(v.get("coverage") for v in methods.values()):
+        h.append('<h2>Planned work</h2><table id="planned"><thead><tr><th>phase</th><th>done</th>'
+                 '<th>of the planned work</th><th>seconds (share)</th></tr></thead><tbody>')
+        for m in sorted(methods, key=lambda k: (METHOD_ORDER.index(k) if k in METHOD_ORDER else 99, k)):
+            cv = methods[m].get("coverage")
+            if not cv:
+                continue
+            ok = cv.get("complete", True) and not c.get("partial")
+            cls = "" if ok else ' class="bad"'
+            h.append(f'<tr{cls}><td>{html.escape(m)}</td>'
+                     f'<td>{"complete" if ok else "INCOMPLETE"}</td><td>{html.escape(str(cv.get("text", "")))}</td>'
+                     f'<td class="n">{_fmt(methods[m].get("seconds"))} ({_fmt(methods[m].get("budget_s"))})</td></tr>')
+        for k, v in sorted((c.get("final") or {}).items()):
+            h.append(f"<tr><td>final: {html.escape(k)}</td><td></td><td>{html.escape(str(v))}</td><td></td></tr>")
+        h.append("</tbody></table>")
+    notes = c.get("notes") or []
+    if notes:
+        h.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>")
 
     h.append('<h2>Summary</h2><table id="summary" class="sortable"><thead><tr>')
     h += [f"<th>{html.escape(label)}</th>" for _, label in COLUMNS]
@@ -236,8 +353,13 @@ def render_html(data, images):
 
     dm = data.get("methods", {}).get("diff")
     if dm:
-        h.append(f"<h2>Differential replay against QEMU</h2><p>{_fmt(dm.get('images', 0))} images from the fuzz "
-                 f"corpora, {_fmt(dm.get('disagreements', 0))} disagreements</p>")
+        n, planned = dm.get("images", 0), dm.get("planned")
+        done = (f"{_fmt(n)} of {_fmt(planned)} images" if planned is not None else f"{_fmt(n)} images")
+        h.append(f"<h2>Differential replay against QEMU</h2><p>{done} from the fuzz corpora compared, "
+                 f"{_fmt(dm.get('disagreements', 0))} disagreements"
+                 + ("" if (dm.get("coverage") or {}).get("complete", True) else
+                    f' &mdash; <span class="bad">INCOMPLETE: {html.escape(str(dm["coverage"].get("text", "")))}'
+                    f'</span>') + "</p>")
         h.append('<table id="diff"><thead><tr><th>class</th><th>images</th><th>departs</th><th>rule</th>'
                  "<th>reproducer</th></tr></thead><tbody>")
         for c in dm.get("classes", []):
@@ -246,7 +368,11 @@ def render_html(data, images):
                      f"<td>{html.escape(str(c.get('departs')))}</td><td>{html.escape(str(c.get('rule')))}</td>"
                      f"<td><code>{html.escape(str(c.get('reproducer')))}</code></td></tr>")
         if not dm.get("classes"):
-            h.append('<tr><td colspan="5">the implementations agree on every image</td></tr>')
+            complete = (dm.get("coverage") or {}).get("complete", True)
+            text = ("the implementations agree on every image" if complete and n else
+                    f"the implementations agree on the {_fmt(n)} images compared; "
+                    f"{_fmt((planned or n) - n)} were not compared" if n else "no image was compared")
+            h.append(f'<tr><td colspan="5">{html.escape(text)}</td></tr>')
         h.append("</tbody></table>")
 
     h.append("<h2>Over time</h2>")
@@ -271,6 +397,7 @@ def write_report(out_dir, data):
     index.html."""
     os.makedirs(out_dir, exist_ok=True)
     write_json(os.path.join(out_dir, "summary.json"), summary_json(data))
+    
     with open(os.path.join(out_dir, "junit.xml"), "w") as f:
         f.write(junit(data))
     page = render_html(data, plots(data.get("series", [])))

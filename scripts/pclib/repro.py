@@ -34,7 +34,8 @@ import subprocess
 import tempfile
 
 from . import build, setup, sweep, triage
-from .common import EXIT_FAIL, EXIT_OK, UsageError, build_dir, file_sha256, is_vhdx, tool, write_json
+from .common import (EXIT_FAIL, EXIT_OK, UsageError, build_dir, check_output_file, file_sha256, is_vhdx, save_json,
+                     tool)
 
 SECTOR = 4096
 SAN_ENV = {"ASAN_OPTIONS": "handle_abort=1:detect_leaks=1:abort_on_error=0:symbolize=1",
@@ -71,19 +72,31 @@ def regions_of(info):
     return sorted(r)
 
 
-def describe_offset(off, regions, info):
+def region_at(off, regions):
     for a, b, name in regions:
         if a <= off < b:
-            if name == "BAT" and info.get("chunk_ratio"):
-                first = (off - a) // 8
-                return f"BAT entries {first}..{first + SECTOR // 8 - 1}"
-            return f"{name} +0x{off - a:x}"
-    return "payload / sector bitmap area"
+            return a, b, name
+    return None, None, "payload / sector bitmap area"
 
 
-def changed_ranges(a, b):
-    """[(offset, length)] of the 4 KiB sectors that differ between files a
-    and b (a size change counts as the tail)."""
+def describe_range(off, length, regions, info):
+    """What [off, off+length) holds: 'BAT entries i..j', 'log +0x..', ..."""
+    a, _b, name = region_at(off, regions)
+    if a is None:
+        return name
+    if name == "BAT" and info.get("chunk_ratio"):
+        first = (off - a) // 8
+        return f"BAT entries {first}..{first + length // 8 - 1}"
+    return f"{name} +0x{off - a:x}"
+
+
+def describe_offset(off, regions, info):
+    return describe_range(off, SECTOR, regions, info)
+
+
+def changed_pages(a, b):
+    """Offsets of the 4 KiB pages that differ between files a and b (a size
+    change counts as the tail)."""
     out = []
     with open(a, "rb") as fa, open(b, "rb") as fb:
         off = 0
@@ -94,23 +107,49 @@ def changed_ranges(a, b):
             n = max(len(x), len(y))
             for i in range(0, n, SECTOR):
                 if x[i:i + SECTOR] != y[i:i + SECTOR]:
-                    s = off + i
-                    if out and out[-1][0] + out[-1][1] == s:
-                        out[-1] = (out[-1][0], out[-1][1] + SECTOR)
-                    else:
-                        out.append((s, SECTOR))
+                    out.append(off + i)
             off += n
     return out
 
 
-def writer_of(off, entries):
-    """The last active entry whose updates cover file offset off."""
+def changed_ranges(a, b):
+    """[(offset, length)] of the runs of 4 KiB pages that differ."""
+    out = []
+    for p in changed_pages(a, b):
+        if out and out[-1][0] + out[-1][1] == p:
+            out[-1] = (out[-1][0], out[-1][1] + SECTOR)
+        else:
+            out.append((p, SECTOR))
+    return out
+
+
+def writer_of(off, entries, length=1):
+    """The active entry the replay took [off, off+length) from: the last
+    (in sequence order) whose updates cover it, or None."""
     who = None
     for e in sorted((e for e in entries if e.get("active")), key=lambda e: e["sequence"]):
         for u in e.get("updates", []):
-            if u["file_offset"] <= off < u["file_offset"] + u["length"]:
+            if u["file_offset"] <= off and off + length <= u["file_offset"] + u["length"]:
                 who = e
     return who
+
+
+def attribute(pages, entries, regions, info):
+    """The changed pages as runs, each with the one entry that wrote all of
+    it: neighbouring pages are merged only when the same entry wrote both
+    and they lie in the same structure (three consecutive entries writing
+    neighbouring pages are three runs, not one run of the last entry).
+    [(offset, length, entry or None, description)]."""
+    runs = []
+    for p in pages:
+        e = writer_of(p, entries, SECTOR)
+        seq = e["sequence"] if e else None
+        reg = region_at(p, regions)[2]
+        if runs and runs[-1][0] + runs[-1][1] == p and runs[-1][4] == seq and runs[-1][5] == reg:
+            runs[-1][1] += SECTOR
+        else:
+            runs.append([p, SECTOR, e, None, seq, reg])
+    return [(off, ln, e, describe_range(off, ln, regions, info)) for off, ln, e, _d, _s, _r in runs]
 
 
 def examine(vt, image):
@@ -153,18 +192,18 @@ def examine(vt, image):
         print("== open read-write (replays a pending log) ==")
         print(f"status {rc_r}" + (": " + (rout + rerr).strip()[-3000:] if (rout + rerr).strip() else "") + "\n")
 
-        ranges = changed_ranges(pristine, copy) if not filecmp.cmp(pristine, copy, shallow=False) else []
+        pages = changed_pages(pristine, copy) if not filecmp.cmp(pristine, copy, shallow=False) else []
+        ranges = changed_ranges(pristine, copy) if pages else []
         regions = regions_of(info)
-        if ranges:
+        if pages:
             print("== sectors the replay changed ==")
-            for off, ln in ranges:
-                e = writer_of(off, entries)
-                where = describe_offset(off, regions, info)
+            for off, ln, e, where in attribute(pages, entries, regions, info):
                 by = f"entry seq {e['sequence']} at log +0x{e['position']:x}" if e else \
                     "no log entry (file extension or header update)"
                 print(f"  0x{off:010x} +{ln:<8d} {where:32s} written by {by}")
                 r["changed"].append({"offset": off, "length": ln, "region": where,
-                                     "entry_sequence": e["sequence"] if e else None})
+                                     "entry_sequence": e["sequence"] if e else None,
+                                     "entry_position": e["position"] if e else None})
             if os.path.getsize(copy) != os.path.getsize(pristine):
                 print(f"  file size {os.path.getsize(pristine):,} -> {os.path.getsize(copy):,} bytes")
             print()
@@ -179,6 +218,7 @@ def examine(vt, image):
 
 
 def repro_image(args):
+    check_output_file(getattr(args, "json", None), "--json")
     setup.ensure(quiet=True)
     build.ensure_built("asan", ["vhdxtool"], quiet=True)
     vt = tool("asan", "vhdxtool")
@@ -220,29 +260,193 @@ def repro_image(args):
     if advice:
         print(f"meaning:   {advice}")
     print(f"original:  untouched (sha256 {before_hash[:16]}... before and after)")
+    # Another implementation's view of the same image is one command away.
+    print(f"compare:   scripts/powercut diff {orig}   (QEMU opens and replays a copy too; which side departs "
+          f"from MS-VHDX, with the rule)")
+    res["compare"] = f"scripts/powercut diff {orig}"
     res.update(verdict=verdict, detail=detail, pending=bool(pending))
     if getattr(args, "json", None):
-        write_json(args.json, res)
+        save_json(args.json, res)
     return EXIT_OK if verdict in ("CLEAN", "RECOVERED") else EXIT_FAIL
 
 
-def explain_pctrace(args, pcsweep):
+def explain_pctrace(args, pcsweep, path=None):
     """After a sweep reproducer failed: the crash image it builds, examined
-    like an image (its log, the replay's sector diff)."""
+    like an image (its log, the replay's sector diff), and for a lost or
+    wrong sector the cause (lost_sector_cause)."""
+    path = path or args.file
     try:
         build.ensure_built(args.preset, ["vhdxtool"], quiet=True)  # the engine under test
     except Exception:  # noqa: BLE001 - the verdict above stands without the explanation
-        return
+        return None
     vt = os.path.join(os.path.dirname(os.path.dirname(pcsweep)), "engine", "vhdxtool")
     if not os.path.exists(vt):
-        return
+        return None
     with tempfile.TemporaryDirectory(prefix="powercut-repro-") as tmp:
-        img = os.path.join(tmp, "state.vhdx")
-        rc, _, _ = run_tool([pcsweep, "repro", args.file, "--save-image", img])
+        img, final, vj = (os.path.join(tmp, n) for n in ("state.vhdx", "final.vhdx", "verdict.json"))
+        rc, _, _ = run_tool([pcsweep, "repro", path, "--save-image", img, "--save-final-image", final, "--json", vj])
         if not os.path.exists(img):
-            return
+            return None
         print(f"\n== the crash image of this state (before replay), examined with {os.path.basename(vt)} ==\n")
-        examine(vt, img)
+        x = examine(vt, img)
+        try:
+            with open(vj) as f:
+                verdict = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if str(verdict.get("invariant", "")).startswith("data:") and verdict.get("bad_sector") is not None \
+                and os.path.exists(final):
+            cause = lost_sector_cause(vt, img, final, verdict["bad_sector"], x.get("info") or {}, tmp)
+            print_cause(verdict["bad_sector"], cause)
+            return cause
+    return None
+
+
+# ---- why a sector was lost ------------------------------------------------------------------
+BAT_STATES = {0: "NOT_PRESENT", 1: "UNDEFINED", 2: "ZERO", 3: "UNMAPPED", 6: "FULLY_PRESENT",
+              7: "PARTIALLY_PRESENT"}
+
+
+def read_at(path, off, n):
+    with open(path, "rb") as f:
+        f.seek(off)
+        b = f.read(n)
+    return b + bytes(n - len(b))
+
+
+def bat_entry(path, off):
+    return decode_bat(int.from_bytes(read_at(path, off, 8), "little"))
+
+
+def log_of(vt, img, value_at=None):
+    cmd = [vt, "dump-log", img, "--descriptors", "--json"]
+    if value_at is not None:
+        cmd += ["--value-at", str(value_at)]
+    rc, out, err = run_tool(cmd)
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"error": (err or out).strip()[-300:] or f"vhdxtool dump-log exited {rc}"}
+
+
+def covering(entries, off):
+    """Entries (any validity) whose updates cover file offset off, oldest first."""
+    return sorted((e for e in entries if any(u["file_offset"] <= off < u["file_offset"] + u["length"]
+                                             for u in e.get("updates", []))), key=lambda e: e["sequence"])
+
+
+def decode_bat(v):
+    return {"state": BAT_STATES.get(v & 7, f"state-{v & 7}"), "offset_mb": v >> 20}
+
+
+def lost_sector_cause(vt, crash, final, sector, info, tmp):
+    """Why virtual `sector` does not hold its acknowledged value in the
+    crash image `crash`, found by comparing it with `final` (the image at
+    the end of the state's epoch, every pending write persisted): the BAT
+    entry that maps the sector's block -- what it reads after the replay,
+    what the writer meant it to be (the last update of it the writer
+    logged, or wrote in place) -- the log entry that carried the change and
+    why the replay did not apply it (its write did not persist, torn, the
+    header naming its log did not persist, excluded by the Tail), or the
+    payload write that did not persist.  A dict: 'cause' (one sentence),
+    'why' (a keyword) and the facts."""
+    out = {"sector": sector}
+    bs, cr, bat = info.get("block_size"), info.get("chunk_ratio"), (info.get("bat") or {}).get("offset")
+    if not bs or not cr or bat is None:
+        out.update(why="unknown", cause="unknown: the crash image's geometry could not be read")
+        return out
+    voff = sector * 512
+    block = voff // bs
+    index = block + block // cr
+    eoff = bat + 8 * index
+    page = eoff // SECTOR * SECTOR
+    out.update(block=block, bat_index=index, bat_entry_offset=eoff, bat_page=page)
+    crash_r = os.path.join(tmp, "crash-replayed.vhdx")
+    shutil.copyfile(crash, crash_r)
+    run_tool([vt, "replay", crash_r])
+    got = bat_entry(crash_r, eoff)
+    crash_log, final_log = log_of(vt, crash, eoff), log_of(vt, final, eoff)
+    for lg in (crash_log, final_log):
+        if "error" in lg and "entries" not in lg:
+            out.update(why="unknown", cause=f"unknown: the log could not be listed ({lg['error']})")
+            return out
+    # What the writer meant: the last update of the entry it logged under
+    # the final image's LogGuid, else what it wrote in place.
+    guid = final_log.get("header_log_guid") if final_log.get("pending") else None
+    carriers = []
+    for e in covering(final_log.get("entries", []), eoff):
+        vals = [u["value_at"] for u in e.get("updates", []) if "value_at" in u]
+        if e.get("valid") and vals and (guid is None or e.get("log_guid") == guid):
+            carriers.append((e, vals[-1]))
+    if guid and carriers:
+        carrier, value = carriers[-1]
+        want = decode_bat(value)
+    else:
+        carrier, want = None, bat_entry(final, eoff)
+    out.update(bat_after_replay=got, bat_intended=want)
+    if got != want:
+        head = f"BAT entry {index} (block {block}) reads {got['state']} after the replay; the writer made it " \
+               f"{want['state']}" + (f" at {want['offset_mb']} MiB" if want["offset_mb"] else "")
+        if carrier is None:
+            same = read_at(crash, page, SECTOR) == read_at(final, page, SECTOR)
+            out["why"] = "in-place"
+            out["cause"] = (f"{head} in place, without the log: its write of BAT page 0x{page:x} "
+                            + ("is in the crash image but was overwritten later" if same else "did not persist"))
+            return out
+        out["carrier"] = {k: carrier.get(k) for k in ("sequence", "position", "log_guid", "tail")}
+        head += f" through log entry seq {carrier['sequence']} (log +0x{carrier['position']:x})"
+        mine = [c for c in crash_log.get("entries", []) if c["sequence"] == carrier["sequence"]
+                and c["position"] == carrier["position"] and c.get("log_guid") == carrier.get("log_guid")]
+        hdr = crash_log.get("header_log_guid") or ""
+        act = crash_log.get("active") or {}
+        if not mine:
+            out["why"] = "not-durable"
+            out["cause"] = f"{head}; that entry's log write did not persist in this crash state"
+        elif not mine[0].get("valid"):
+            out["why"] = "torn"
+            out["cause"] = f"{head}; that entry is in the crash image but not valid ({mine[0].get('status')}): " \
+                           f"torn or partly written"
+        elif not crash_log.get("pending") or hdr != carrier.get("log_guid"):
+            out["why"] = "header"
+            out["cause"] = (f"{head}; the entry is valid in the crash image, but the header names "
+                            f"{'no log' if not crash_log.get('pending') else 'LogGuid ' + hdr}, not "
+                            f"{carrier.get('log_guid')}: the header write naming the log did not persist, so "
+                            f"the entry was not replayed")
+        elif not mine[0].get("active"):
+            out["why"] = "tail"
+            hs, ts = act.get("head_sequence"), act.get("tail_sequence")
+            out["cause"] = (f"{head}; the entry is valid in the crash image but not in the active sequence"
+                            + (f" (seq {ts}..{hs}): the Tail of head entry seq {hs} excludes it, so the replay "
+                               f"did not apply it" if hs is not None else ", so the replay did not apply it"))
+        else:
+            out["why"] = "overwritten"
+            out["cause"] = f"{head}; the entry was replayed, and a later update changed the BAT entry again"
+        return out
+    if want["state"] in ("FULLY_PRESENT", "PARTIALLY_PRESENT"):
+        p = want["offset_mb"] * (1 << 20) + voff % bs
+        out["payload_offset"] = p
+        if read_at(crash, p, 512) != read_at(final, p, 512):
+            out["why"] = "payload"
+            out["cause"] = (f"block {block} is mapped as the writer meant (BAT entry {index}: {got['state']} at "
+                            f"{got['offset_mb']} MiB), but the payload write at file offset 0x{p:x} did not "
+                            f"persist: it was not durable when a flush acknowledged it")
+            return out
+    out["why"] = "other"
+    out["cause"] = (f"BAT entry {index} (block {block}) and its payload are as the writer left them at the end of "
+                    f"the epoch; the sector's value comes from the order of the epoch's writes")
+    return out
+
+
+def print_cause(sector, c):
+    print(f"== why virtual sector {sector} was lost ==")
+    if "bat_entry_offset" in c:
+        print(f"  block {c['block']}, BAT entry {c['bat_index']} at file offset 0x{c['bat_entry_offset']:x} "
+              f"(BAT page 0x{c['bat_page']:x})")
+    if "bat_after_replay" in c:
+        a, b = c["bat_after_replay"], c["bat_intended"]
+        print(f"  after the replay: {a['state']} at {a['offset_mb']} MiB")
+        print(f"  as the writer meant it: {b['state']} at {b['offset_mb']} MiB")
+    print(f"cause:     {c['cause']}\n")
 
 
 # ---- fuzz crashes ---------------------------------------------------------------------------
@@ -283,6 +487,7 @@ def is_fuzz_input(path):
 
 
 def repro_fuzz(args):
+    check_output_file(getattr(args, "json", None), "--json")
     target = getattr(args, "target", None) or guess_target(args.file)
     if not target:
         raise UsageError(f"{args.file}: which fuzz target? (--target NAME; targets: {', '.join(fuzz_targets())})")
@@ -297,8 +502,7 @@ def repro_fuzz(args):
     meta_path = os.path.join(os.path.dirname(os.path.abspath(args.file)), "meta.json")
     post = os.path.basename(args.file).startswith("id:") or "/afl/" in os.path.abspath(args.file)
     if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            post = bool(json.load(f).get("post_process", post))
+        post = bool(load_meta(os.path.dirname(meta_path)).get("post_process", post))
     cmd = [binary] + (["--post-process"] if post and fuzz_targets()[target]["mutator"] else []) + [args.file]
     print(f"input:     {args.file} ({os.path.getsize(args.file):,} bytes)")
     print(f"run:       {' '.join(cmd)}")
@@ -319,7 +523,7 @@ def repro_fuzz(args):
         result = {"reproduced": True, "crash_type": state[0], "frames": state[1], "id": triage.failure_id(state)}
         status = EXIT_FAIL
     if getattr(args, "json", None):
-        write_json(args.json, dict(result, target=target, input=args.file, status=rc))
+        save_json(args.json, dict(result, target=target, input=args.file, status=rc))
     return status
 
 
@@ -328,18 +532,59 @@ def is_regression_dir(path):
     return os.path.isdir(path) and os.path.exists(os.path.join(path, "meta.json"))
 
 
+# The documented meta.json of a stored regression (docs/campaign.md).
+META_FIELDS = {"id": str, "what": str, "crash_type": str, "frames": list, "method": str, "where": str,
+               "target": str, "file": str, "command": str, "status": str, "first_seen": str, "last_seen": str,
+               "sightings": int}
+META_STATUS = ("new", "open", "fixed")
+
+
+def meta_problems(d, meta):
+    """What keeps a regression directory from the documented schema ([] if
+    nothing): every field with its type, a known status, the input file
+    there, and the id naming the directory."""
+    if not isinstance(meta, dict):
+        return ["meta.json is not a JSON object"]
+    out = [f"{k} missing or not {ty.__name__}" for k, ty in META_FIELDS.items()
+           if not isinstance(meta.get(k), ty) or (ty is int and isinstance(meta.get(k), bool))]
+    if "seed" not in meta:
+        out.append("seed missing (null when there is none)")
+    if meta.get("status") not in META_STATUS:
+        out.append(f"status {meta.get('status')!r} is not one of {', '.join(META_STATUS)}")
+    if isinstance(meta.get("file"), str) and not os.path.isfile(os.path.join(d, meta["file"])):
+        out.append(f"file {meta['file']!r} is not in the directory")
+    if isinstance(meta.get("id"), str) and meta["id"] != os.path.basename(os.path.normpath(d)):
+        out.append(f"id {meta['id']!r} does not name the directory")
+    return out
+
+
+def load_meta(d):
+    """meta.json of a regression directory; a damaged one is a UsageError."""
+    path = os.path.join(d, "meta.json")
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path}: a damaged regression description: {e}") from e
+    if not isinstance(meta, dict):
+        raise UsageError(f"{path}: a damaged regression description: not a JSON object")
+    for k in ("file", "target", "status", "what"):
+        if k in meta and not isinstance(meta[k], (str, type(None))):
+            raise UsageError(f"{path}: a damaged regression description: {k} is not a string")
+    return meta
+
+
 def repro_regression(args):
     d = os.path.abspath(args.file)
-    with open(os.path.join(d, "meta.json")) as f:
-        meta = json.load(f)
+    meta = load_meta(d)
     inputs = [p for p in sorted(glob.glob(os.path.join(d, "*")))
               if os.path.isfile(p) and not p.endswith((".json", ".md", ".txt"))]
     if meta.get("file") and os.path.join(d, meta["file"]) in inputs:
         inputs = [os.path.join(d, meta["file"])]
     if not inputs:
         raise UsageError(f"{d}: no input file next to meta.json")
-    print(f"regression {os.path.basename(d)}: {meta.get('what', '')} (status {meta.get('status', '?')}, "
-          f"first seen {meta.get('first_seen', '?')})")
+    print(f"regression {os.path.basename(d)}: {meta.get('what', '')} (status {meta.get('status')}, "
+          f"first seen {meta.get('first_seen')}, {meta.get('sightings')} sighting(s))")
     worst = EXIT_OK
     for p in inputs:
         sub = type(args)(**dict(vars(args), file=p))

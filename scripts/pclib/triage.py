@@ -30,6 +30,7 @@ REGRESSIONS = os.path.join(ROOT, "corpus", "regressions")
 _SKIP_FRAME = re.compile(
     r"(__asan|__ubsan|__sanitizer|__lsan|__msan|__interceptor|asan_|ubsan_|sanitizer_|"
     r"LLVMFuzzer(TestOneInput|RunDriver)?$|fuzzer::|^fuzz_fail$|^gsignal$|pthread_kill|^main$|libFuzzer|afl_|__afl|__libc_start|_start$|"
+    r"^run_file$|^run_path$|"  # fuzz/standalone_main.c: how AFL++ findings and stored inputs are replayed
     r"^(abort|raise|__GI_|malloc|calloc|realloc|free|memcpy|memmove|memset|memcmp|strlen|__memcpy|__memmove|"
     r"__memset|__memcmp|__strlen|operator new|operator delete)|libc\.so|libstdc\+\+|ld-linux)")
 _FRAME = re.compile(r"^\s*#(\d+)\s+0x[0-9a-f]+\s+in\s+(.+?)(?:\s+(/\S+|\S+\.c:\d+\S*))?\s*$")
@@ -94,8 +95,16 @@ def crash_state(report):
     return crash_type(report) or "unknown crash", top_frames(report)
 
 
-def violation_state(method, invariant, model=None):
-    return f"{method}: {invariant}", [model] if model else []
+def violation_state(method, invariant, where=None):
+    """The crash state of a harness violation: the method and invariant,
+    and where -- a list: the signature's model class (or phase/kind),
+    scenario and structure, so that the campaign groups as the tools do
+    (one report per bug); a single string is taken as a one-element list."""
+    if where is None:
+        where = []
+    elif isinstance(where, str):
+        where = [where]
+    return f"{method}: {invariant}", [str(w) for w in where]
 
 
 def signature(state):
@@ -113,14 +122,19 @@ def dedupe(failures):
     seen = {}
     for f in failures:
         key = signature(f["state"])
+        n = f.get("count", 1)  # a tool's signature already counts its states
         if key in seen:
-            seen[key]["count"] += 1
+            seen[key]["count"] += n
             continue
         g = dict(f)
-        g["count"] = 1
+        g["count"] = n
         g["id"] = failure_id(f["state"])
         seen[key] = g
     return list(seen.values())
+
+
+class DamagedRegression(Exception):
+    """A stored regression's meta.json cannot be read or is not an object."""
 
 
 def store_regression(f, artifact, root=REGRESSIONS, now=None, extra=None):
@@ -133,8 +147,13 @@ def store_regression(f, artifact, root=REGRESSIONS, now=None, extra=None):
     meta_path = os.path.join(d, "meta.json")
     meta = {}
     if os.path.exists(meta_path):
-        with open(meta_path) as fh:
-            meta = json.load(fh)
+        try:
+            with open(meta_path) as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError) as e:
+            raise DamagedRegression(f"{meta_path}: {e}") from e
+        if not isinstance(meta, dict):
+            raise DamagedRegression(f"{meta_path}: not a JSON object")
     name = os.path.basename(artifact)
     if not os.path.exists(os.path.join(d, name)):
         shutil.copyfile(artifact, os.path.join(d, name))

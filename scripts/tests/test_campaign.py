@@ -167,11 +167,17 @@ def test_campaign_sweeps_faults_and_resumes(tmp_path):
     assert ET.parse(tmp_path / "c" / "junit.xml").getroot().get("failures") == "0"
     assert out.rstrip().splitlines()[-1] == f"report: {tmp_path / 'c' / 'index.html'}"
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["sweep_seed"] >= 1 and state["fault_campaign_seed"] >= 5
+    assert state["sweep"]["workload_seed"] >= 1 and state["fault_campaign_seed"] >= 5
+    # every phase says what it did of its planned work
+    for m in ("sweep", "faults"):
+        cov = s["methods"][m]["coverage"]
+        assert cov["text"] and isinstance(cov["complete"], bool), cov
+    assert "planned work done, per phase:" in out and "workload seed" in out
+    assert "sweep seed" not in out.replace("sweep seed 1 (sampling)", "")   # one meaning only
     p = _campaign(tmp_path, "--time", "20", "--split", "sweep=50", "--seed", "6")
     out, _ = p.communicate(timeout=900)
     assert p.returncode == 0, out[-3000:]
-    assert f"resuming at sweep seed {state['sweep_seed']}," in out
+    assert f"resuming at workload seed {state['sweep']['workload_seed']} of the sweep" in out
 
 
 def test_campaign_ctrl_c_writes_a_partial_report(tmp_path):
@@ -210,3 +216,134 @@ def test_campaign_fuzzes_with_both_engines_and_merges(tmp_path):
     engines = {x["engine"] for x in s["series"] if x["method"] == "fuzz"}
     assert engines == {"libfuzzer", "afl"}
     assert s["failures"] == []
+
+
+def epochs_done(state):
+    sc = state["sweep"]["scenarios"]
+    return (state["sweep"]["workload_seed"], sum(1 for v in sc.values() if v.get("done")),
+            sum(v.get("next_epoch", 0) for v in sc.values()))
+
+
+def test_campaign_resumes_inside_a_workload_seed_and_reaches_every_scenario(tmp_path):
+    """Short sweep phases share their time among the scenarios not finished
+    and resume each at the epoch it stopped in: consecutive short campaigns
+    make progress through one workload seed instead of starting it over,
+    and later scenarios (mixed, wide, churn) are reached."""
+    seen, visited = [], set()
+    for i in range(2):
+        p = _campaign(tmp_path, "--time", "25", "--split", "sweep=90", "--seed", str(20 + i))
+        out, _ = p.communicate(timeout=900)
+        assert p.returncode in (0, 1), out[-3000:]
+        state = json.loads((tmp_path / "state.json").read_text())
+        seen.append(epochs_done(state))
+        s = json.loads((tmp_path / "c" / "summary.json").read_text())
+        visited |= set(s["methods"]["sweep"]["targets"])
+    scenarios = {x["name"] for x in json.loads(subprocess.run(
+        [os.path.join(ROOT, "build", "default", "harness", "pcsweep"), "scenarios"], stdout=subprocess.PIPE).stdout)}
+    assert visited == scenarios, sorted(scenarios - visited)           # mixed, wide, churn too
+    assert seen[1] > seen[0], seen                                    # progress, not the same seed again
+    cov = s["methods"]["sweep"]["coverage"]
+    if not cov["complete"]:
+        assert "not finished" in cov["text"] and "epochs" in cov["text"]
+        ju = ET.parse(tmp_path / "c" / "junit.xml").getroot()
+        case = [c for c in ju.iter("testcase") if c.get("classname") == "campaign.sweep"
+                and c.get("name") == "planned work"][0]
+        assert case.find("skipped") is not None
+        assert "INCOMPLETE" in (tmp_path / "c" / "index.html").read_text()
+
+
+def test_damaged_state_is_an_error_before_any_work(tmp_path):
+    bad = tmp_path / "state.json"
+    for text in ("{not json", "[1, 2]", json.dumps({"sweep": {"workload_seed": "x", "scenarios": {}}})):
+        bad.write_text(text)
+        cp = subprocess.run([sys.executable, POWERCUT, "campaign", "--time", "5", "--state", str(bad),
+                             "--out", str(tmp_path / "c")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, timeout=60)
+        assert cp.returncode == 2, cp.stderr
+        assert "damaged campaign state" in cp.stderr and str(bad) in cp.stderr and "--fresh" in cp.stderr
+        assert "building" not in cp.stderr and "Traceback" not in cp.stderr
+
+
+def test_state_of_older_campaigns_is_taken_over(tmp_path):
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"sweep_seed": 4, "fault_seed": 2, "fault_campaign_seed": 77}))
+    st = campaign.load_state(str(f))
+    assert st["sweep"]["workload_seed"] == 4 and st["faults"]["workload_seed"] == 2
+    assert st["fault_campaign_seed"] == 77 and st["sweep"]["scenarios"] == {}
+
+
+def test_unwritable_out_is_an_error_before_any_work(tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    cp = subprocess.run([sys.executable, POWERCUT, "campaign", "--time", "5", "--out", str(blocker / "c"),
+                         "--state", str(tmp_path / "s.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, timeout=60)
+    assert cp.returncode == 2 and str(blocker) in cp.stderr and "building" not in cp.stderr
+
+
+def incomplete():
+    d = canned()
+    d["methods"]["sweep"]["coverage"] = {"complete": False, "done": 3, "planned": 8, "unit": "scenarios",
+                                         "text": "workload seed 1 not finished: 3 of 8 scenarios complete"}
+    d["methods"]["diff"] = {"seconds": 1.0, "images": 10, "planned": 450, "disagreements": 0, "classes": [],
+                            "coverage": {"complete": False, "done": 10, "planned": 450, "unit": "images",
+                                         "text": "10 of 450 images compared (2%)"},
+                            "targets": {"corpora": {"states": 10, "complete": False,
+                                                    "coverage_text": "10 of 450 images (2%)"}}}
+    return d
+
+
+def test_report_shows_incomplete_phases(tmp_path):
+    page = report.write_report(str(tmp_path), incomplete())
+    html = open(page).read()
+    assert "INCOMPLETE" in html and "3 of 8 scenarios complete" in html
+    assert "agree on every image" not in html
+    assert "agree on the 10 images compared; 440 were not compared" in html
+    ju = ET.parse(tmp_path / "junit.xml").getroot()
+    planned = {c.get("classname"): c for c in ju.iter("testcase") if c.get("name") == "planned work"}
+    assert planned["campaign.sweep"].find("skipped") is not None
+    assert planned["campaign.diff"].find("skipped") is not None
+    assert ju.get("skipped") == "3"     # sweep and diff planned work, the diff corpora case
+    d = incomplete()
+    d["campaign"]["require_complete"] = True
+    report.write_report(str(tmp_path), d)
+    ju = ET.parse(tmp_path / "junit.xml").getroot()
+    planned = {c.get("classname"): c for c in ju.iter("testcase") if c.get("name") == "planned work"}
+    assert planned["campaign.sweep"].find("failure").get("type") == "incomplete"
+
+
+def test_partial_report_is_marked_partial(tmp_path):
+    d = canned()
+    d["campaign"]["partial"] = True
+    page = report.write_report(str(tmp_path), d)
+    ju = ET.parse(tmp_path / "junit.xml").getroot()
+    assert "PARTIAL" in ju.get("name")
+    for suite in ju.iter("testsuite"):
+        assert "(partial)" in suite.get("name")
+        assert suite.find("properties/property[@name='partial']").get("value") == "true"
+    passing = [c for c in ju.iter("testcase") if c.find("failure") is None and c.find("skipped") is None]
+    assert passing == []                 # nothing of an interrupted campaign reads as passed
+    assert "partial report" in open(page).read()
+
+
+def test_report_of_a_damaged_summary_is_a_usage_error(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"campaign": {}, "methods": {"sweep": 5}}))
+    cp = subprocess.run([sys.executable, POWERCUT, "report", str(tmp_path)], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=60)
+    assert cp.returncode == 2 and "damaged campaign summary" in cp.stderr and "Traceback" not in cp.stderr
+
+
+def test_run_of_30_seconds_keeps_its_budget_and_reports_every_phase(tmp_path):
+    """The whole main job with a 30 s budget (builds before the clock):
+    within 10% of it, and every phase says how much of its planned work it
+    did, or why it did not run."""
+    cmd = [sys.executable, POWERCUT, "run", "--time", "30s", "--jobs", "2", "--out", str(tmp_path / "c"),
+           "--state", str(tmp_path / "state.json"), "--regressions", str(tmp_path / "reg")]
+    cp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+    assert cp.returncode in (0, 1), cp.stdout[-3000:]
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert s["campaign"]["elapsed_s"] <= 33, (s["campaign"]["elapsed_s"], s["campaign"]["notes"])
+    for m in ("sweep", "faults", "fuzz", "diff"):
+        cov = s["methods"][m]["coverage"]
+        assert cov["text"] and "planned" in cov and "complete" in cov, (m, cov)
+        assert f"  {m:7s} " in cp.stdout

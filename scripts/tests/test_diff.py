@@ -147,3 +147,64 @@ def test_max_seconds_stops_early(tmp_path):
     assert cp.returncode == 0, cp.stderr
     r = json.loads(out.read_text())
     assert not r["complete"] and r["images"] < 6
+
+
+def test_unreadable_trace_is_an_error_not_a_skipped_file(tmp_path, built):
+    # A file with a trace's signature that does not load (here: the first
+    # 500 bytes of a real trace) is exit status 2, as repro and sweep treat it.
+    pcsweep = built("pcsweep")
+    subprocess.run([pcsweep, "record", "--scenario", "batch", "--ops", "4", tmp_path / "t.pctrace"], check=True,
+                   stdout=subprocess.DEVNULL)
+    cut = tmp_path / "cut.pctrace"
+    cut.write_bytes((tmp_path / "t.pctrace").read_bytes()[:500])
+    cp = powercut("diff", "--preset", PRESET, cut, "--json", tmp_path / "d.json")
+    assert cp.returncode == 2, cp.stderr
+    assert str(cut) in cp.stderr and "cannot be read" in cp.stderr and "Traceback" not in cp.stderr
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_messages_are_whole_and_name_no_scratch_path(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    qemu_image(d / "logguid.vhdx")
+    set_log_guid(d / "logguid.vhdx")
+    out = tmp_path / "diff.json"
+    cp = powercut("diff", "--preset", PRESET, d, "--json", out, "--minimize-seconds", 0)
+    assert cp.returncode == 1, cp.stderr
+    [dis] = report(out)["disagreements"]
+    msg = dis["ours"]["message"]
+    # what vhdxtool says on a copy of the image, path for path
+    copy = tmp_path / "copy.vhdx"
+    shutil.copy(d / "logguid.vhdx", copy)
+    vt = subprocess.run([os.path.join(ROOT, "build", PRESET, "engine", "vhdxtool"), "replay", str(copy)],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert msg == " ".join(vt.stdout.split()).replace(str(copy), "IMG")
+    assert "field header.LogGuid at file offset" in msg          # the end of the message is there
+    assert "/dev/shm" not in json.dumps(report(out)) and "powercut-diff-" not in json.dumps(report(out))
+
+
+def test_report_says_how_many_of_the_planned_images_it_compared(tmp_path):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(4):
+        qemu_image(imgs / f"{i}.vhdx")
+    out = tmp_path / "diff.json"
+    cp = powercut("diff", imgs, "--json", out, "--max-images", 2, "--jobs", 1, "--preset", PRESET)
+    assert cp.returncode == 0, cp.stderr
+    r = json.loads(out.read_text())
+    assert r["planned"] == 4 and r["images"] == 2 and not r["complete"] and r["stopped_by"] == "--max-images 2"
+    assert "2 of 4 images compared" in cp.stderr and "INCOMPLETE" in cp.stderr
+    cp = powercut("diff", imgs, "--json", out, "--jobs", 2, "--preset", PRESET)
+    r = json.loads(out.read_text())
+    assert r["complete"] and r["planned"] == r["images"] == 4 and "4 of 4 images compared" in cp.stderr
+
+
+def test_unwritable_json_is_refused_before_the_work(tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    qemu_image(imgs / "a.vhdx")
+    cp = powercut("diff", imgs, "--json", blocker / "d.json", "--preset", PRESET)
+    assert cp.returncode == 2 and str(blocker) in cp.stderr and "Traceback" not in cp.stderr
+    assert "images planned" not in cp.stderr

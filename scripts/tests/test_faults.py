@@ -112,3 +112,66 @@ def test_exec_qemu_io(fiu_tools, tmp_path):
     if s["failures"]:
         rp = pc("repro", s["failures"][0]["reproducer"])
         assert rp.returncode in (0, 1) and "verdict" in rp.stdout
+
+
+@pytest.mark.skipif(not shutil.which("qemu-io"), reason="qemu-io not installed")
+def test_exec_violations_are_grouped_by_signature(fiu_tools, tmp_path):
+    # qemu-io under failed writes leaves images whose LogGuid names no valid
+    # log sequence, plan after plan: one bug, one signature, one reproducer.
+    img = tmp_path / "q.vhdx"
+    subprocess.run([fiu_tools("vhdxtool"), "create", img, "16M", "--block-size", "1M"], check=True,
+                   stdout=subprocess.DEVNULL)
+    out = tmp_path / "run"
+    cp = pc("faults", "--exec", "--image", img, "--kinds", "write", "--max-faults", "16", "--out", out,
+            "--junit", tmp_path / "j.xml", "--", "qemu-io", "-f", "vhdx", "-c", "write -P 0xab 0 1M", "-c", "flush",
+            img)
+    assert cp.returncode == 1, cp.stdout + cp.stderr[-2000:]
+    s = json.loads((out / "faults.json").read_text())
+    assert s["violations"] >= 3
+    by_sig = {g["signature"]: g for g in s["signatures"]}
+    assert len(by_sig) < s["violations"]
+    g = by_sig["image-invalid|write|VHDX_E_LOG_NO_SEQUENCE header.LogGuid"]
+    assert g["count"] >= 2 and os.path.exists(g["reproducer"])
+    assert sum(x["count"] for x in s["signatures"]) == s["violations"]
+    assert len(os.listdir(out / "repro")) == len(s["signatures"])           # one reproducer per signature
+    import xml.etree.ElementTree as ET
+    failing = [c for c in ET.parse(tmp_path / "j.xml").getroot().iter("testcase") if c.find("failure") is not None]
+    assert len(failing) == len(s["signatures"])
+
+
+def test_sweep_says_how_many_planned_plans_ran_and_resumes(fiu_tools, tmp_path):
+    a = tmp_path / "a"
+    cp = pc("faults", "--scenario", "batch", "--max-faults", "40", "--out", a, "--junit", tmp_path / "a.xml")
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    s = json.loads((a / "faults.json").read_text())
+    assert not s["complete"] and s["coverage"]["done"] == 40
+    planned = s["plans_planned"]
+    assert planned > 40 and f"40 of {planned} plans" in cp.stdout and "INCOMPLETE" in cp.stdout
+    assert f"40 of {planned} plans" in cp.stderr          # pcfaults' own summary line
+    import xml.etree.ElementTree as ET
+    case = ET.parse(tmp_path / "a.xml").getroot().find(".//testcase")
+    assert case.get("name") == "planned plans" and case.find("skipped") is not None
+    # resume where it stopped: the next 40 plans, not the first 40 again
+    b = tmp_path / "b"
+    cp = pc("faults", "--scenario", "batch", "--max-faults", "40", "--out", b, "--first-plan", s["next_plan"],
+            "--require-complete")
+    assert cp.returncode == 1, cp.stderr[-2000:]       # incomplete and --require-complete
+    t = json.loads((b / "faults.json").read_text())
+    assert t["first_plan"] == s["next_plan"] and t["next_plan"] > s["next_plan"]
+    assert t["plans_planned"] == planned - s["next_plan"]
+
+
+def test_unwritable_outputs_are_refused_before_the_work(fiu_tools, tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    for opt in ("--json", "--junit"):
+        cp = pc("faults", "--scenario", "batch", "--max-faults", "5", opt, blocker / "x")
+        assert cp.returncode == 2 and str(blocker) in cp.stderr and "Traceback" not in cp.stderr
+        assert "pcfaults: engine" not in cp.stderr
+
+
+def test_damaged_exec_plan_is_a_usage_error(tmp_path):
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps({"kind": "powercut-fault-exec", "cmd": "not a list"}))
+    cp = pc("repro", bad)
+    assert cp.returncode == 2 and "damaged fault plan" in cp.stderr and "Traceback" not in cp.stderr

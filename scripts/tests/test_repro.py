@@ -90,10 +90,11 @@ def test_fuzz_input_that_does_not_crash(tmp_path):
 
 
 def test_stored_regression_directory():
-    d = os.path.join(ROOT, "corpus", "regressions", "fuzz-kd1-zero-descriptor-past-eof")
+    d = os.path.join(ROOT, "corpus", "regressions", "8d74cf8dbabd")  # KD1
     cp = powercut("repro", d)
     assert cp.returncode == 0, cp.stdout + cp.stderr
-    assert "regression fuzz-kd1-zero-descriptor-past-eof" in cp.stdout and "status fixed" in cp.stdout
+    assert "regression 8d74cf8dbabd" in cp.stdout and "status fixed" in cp.stdout
+    assert "first seen 2026-11-22T23:59:53" in cp.stdout and "first seen ?" not in cp.stdout
 
 
 def test_unknown_artifact_is_a_usage_error(tmp_path):
@@ -105,3 +106,128 @@ def test_unknown_artifact_is_a_usage_error(tmp_path):
     assert cp.returncode == 2 and "no such file" in cp.stderr
     cp = powercut("repro", f, "--target", "nosuch")
     assert cp.returncode == 2 and "unknown fuzz target" in cp.stderr
+
+
+def _pages(e):
+    out = set()
+    for u in e.get("updates", []):
+        out.update(range(u["file_offset"] // 4096 * 4096, u["file_offset"] + u["length"], 4096))
+    return out
+
+
+@pytest.fixture(scope="module")
+def neighbour_pages_image(tmp_path_factory):
+    """A crash image whose pending log holds consecutive entries that write
+    neighbouring 4 KiB pages (the batch scenario's BAT pages)."""
+    d = tmp_path_factory.mktemp("nb")
+    pcsweep, vt = tool("default", "pcsweep"), tool("default", "vhdxtool")
+    subprocess.run([pcsweep, "record", "--scenario", "batch", d / "t.pctrace"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([pcsweep, "export", "--trace", d / "t.pctrace", "--models", "prefix", "--max-states", "200",
+                    "--out", d / "x"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for line in open(d / "x" / "manifest.jsonl"):
+        img = json.loads(line)["image"]
+        log = json.loads(subprocess.run([vt, "dump-log", img, "--descriptors", "--json"], stdout=subprocess.PIPE,
+                                        text=True).stdout)
+        last = {}
+        for e in sorted((e for e in log["entries"] if e.get("active")), key=lambda e: e["sequence"]):
+            for p in _pages(e):
+                last[p] = e["sequence"]
+        if any(p + 4096 in last and last[p] != last[p + 4096] for p in last):
+            return img, last
+    pytest.fail("no crash state of the batch workload has neighbouring pages from different entries")
+
+
+def test_replayed_pages_are_attributed_to_the_entry_that_wrote_each(neighbour_pages_image, tmp_path):
+    img, last = neighbour_pages_image
+    cp = powercut("repro", img, "--json", tmp_path / "v.json")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    changed = json.loads((tmp_path / "v.json").read_text())["changed"]
+    logged = [c for c in changed if c["entry_sequence"] is not None]
+    assert logged
+    for c in logged:
+        pages = range(c["offset"], c["offset"] + c["length"], 4096)
+        # every page of a range was written last by the entry it names
+        assert all(last.get(p) == c["entry_sequence"] for p in pages), (c, {p: last.get(p) for p in pages})
+    # and the neighbouring pages of different entries are separate lines
+    starts = {c["offset"]: c for c in logged}
+    assert any(o + 4096 in starts and starts[o + 4096]["entry_sequence"] != c["entry_sequence"]
+               for o, c in starts.items())
+
+
+def test_stored_regressions_follow_the_documented_schema():
+    """docs/campaign.md: each corpus/regressions/<id>/ holds the input and a
+    meta.json with every documented field, and <id> is the campaign's
+    failure id of the crash state (so a campaign that finds the bug again
+    counts a sighting instead of storing a second copy)."""
+    from pclib import repro, triage
+    base = os.path.join(ROOT, "corpus", "regressions")
+    dirs = sorted(d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d)))
+    assert dirs
+    for name in dirs:
+        d = os.path.join(base, name)
+        meta = json.load(open(os.path.join(d, "meta.json")))
+        assert repro.meta_problems(d, meta) == [], (name, repro.meta_problems(d, meta))
+        assert name == triage.failure_id((meta["crash_type"], meta["frames"])), name
+
+
+def test_damaged_regression_meta_is_a_usage_error(tmp_path):
+    d = tmp_path / "abc"
+    d.mkdir()
+    (d / "input").write_bytes(b"x")
+    for text in ("{oops", "[1]", json.dumps({"target": 5})):
+        (d / "meta.json").write_text(text)
+        cp = powercut("repro", d)
+        assert cp.returncode == 2, cp.stdout + cp.stderr
+        assert "damaged regression description" in cp.stderr and "Traceback" not in cp.stderr
+
+
+def test_image_repro_suggests_the_differential_replay(images):
+    cp = powercut("repro", images["pending"])
+    assert f"scripts/powercut diff {images['pending']}" in cp.stdout
+
+
+@pytest.fixture(scope="module")
+def wrong_tail(tmp_path_factory):
+    """A sweep reproducer of the planted bug wrong-tail (the writer names
+    every entry its own Tail, so the replay forgets the earlier entries of
+    a batch): its trace holds the buggy writer's I/O, so the data loss
+    reproduces with this build's reader too."""
+    from pclib import mutants
+    m = [x for x in mutants.list_mutants() if x["name"] == "wrong-tail"][0]
+    pcsweep = mutants.build_mutant(m)
+    d = tmp_path_factory.mktemp("wt")
+    subprocess.run([pcsweep, "sweep", "--quiet", "--scenario", "batch", "--models", "prefix", "--max-violations", "1",
+                    "--repro-dir", d / "repro", "--json", d / "s.json"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    [rep] = [os.path.join(d, "repro", f) for f in os.listdir(d / "repro")]
+    return pcsweep, rep, d
+
+
+def test_a_lost_sector_is_explained_by_the_entry_the_tail_excluded(wrong_tail, tmp_path):
+    _, rep, _ = wrong_tail
+    cp = powercut("repro", rep, "--json", tmp_path / "v.json")
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert "== why virtual sector" in cp.stdout
+    v = json.loads((tmp_path / "v.json").read_text())
+    c = v["cause"]
+    assert c["why"] == "tail" and c["sector"] == v["bad_sector"]
+    assert c["bat_intended"]["state"] == "FULLY_PRESENT" and c["bat_after_replay"]["state"] != "FULLY_PRESENT"
+    assert f"log entry seq {c['carrier']['sequence']}" in c["cause"] and "Tail" in c["cause"]
+    assert c["cause"] in cp.stdout
+
+
+def test_minimize_shows_the_minimized_reproducers_verdict(wrong_tail, tmp_path):
+    pcsweep, rep, _ = wrong_tail
+    preset = os.path.relpath(os.path.dirname(os.path.dirname(pcsweep)), os.path.join(ROOT, "build"))
+    out = tmp_path / "min.pctrace"
+    cp = powercut("repro", rep, "--preset", preset, "--minimize", out, "--minimize-seconds", 30,
+                  "--json", tmp_path / "v.json")
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    v = json.loads((tmp_path / "v.json").read_text())
+    m = v["minimized"]
+    assert os.path.exists(out) and m["reproducer"] == str(out)
+    assert m["state"] != v["state"] or m["cut"] != v["cut"]        # a smaller workload, another state
+    tail = cp.stdout.split("== the minimized reproducer ==", 1)[1]
+    assert f"state:     {m['state']}" in tail and m["detail"].splitlines()[0] in tail
+    assert m["cause"]["why"] == "tail"                               # explained: the minimized state

@@ -97,3 +97,79 @@ def test_readonly_commands_do_not_write(vhdxtool, tmp_path):
                  ["export", img, tmp_path / "o2"]):
         assert sh(vhdxtool, *args).returncode == 0
     assert digest(img) == before
+
+
+def _crc32c(b):
+    from pclib.extsweep import crc32c
+    return crc32c(bytes(b))
+
+
+def _set_log_guid(img):
+    """Both headers name a LogGuid; the log holds no entry for it."""
+    import struct
+    data = bytearray(img.read_bytes())
+    for off in (64 << 10, 128 << 10):
+        h = bytearray(data[off:off + 4096])
+        h[48:64] = bytes(range(1, 17))
+        struct.pack_into("<I", h, 4, 0)
+        struct.pack_into("<I", h, 4, _crc32c(h))
+        data[off:off + 4096] = h
+    img.write_bytes(bytes(data))
+
+
+def test_info_json_of_a_refused_image_shows_what_parses_and_the_error(vhdxtool, tmp_path):
+    img = tmp_path / "a.vhdx"
+    assert sh(vhdxtool, "create", img, "16M", "--block-size", "1M").returncode == 0
+    _set_log_guid(img)
+    before = digest(img)
+    cp = sh(vhdxtool, "info", img, "--json")
+    assert cp.returncode == 1 and "VHDX_E_LOG_NO_SEQUENCE" in cp.stderr
+    j = json.loads(cp.stdout)
+    assert j["opened"] is False
+    assert j["error"]["code"] == "VHDX_E_LOG_NO_SEQUENCE" and j["error"]["field"] == "header.LogGuid"
+    assert [h["valid"] for h in j["headers"]] == [True, True] and j["current_header"] in (1, 2)
+    assert j["headers"][0]["log_guid"] == "04030201-0605-0807-090A-0B0C0D0E0F10"
+    assert j["log"]["pending"] is True and j["log"]["offset"] >= 1 << 20
+    assert [r["valid"] for r in j["region_tables"]] == [True, True]
+    assert j["bat"]["length"] > 0 and j["metadata"]["valid"] is True
+    assert j["metadata"]["block_size"] == 1 << 20 and j["metadata"]["virtual_size"] == 16 << 20
+    assert j["file_identifier"]["valid"] is True
+    assert digest(img) == before
+    # a file that is no VHDX at all: the error, and nothing valid
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x01" * (2 << 20))
+    cp = sh(vhdxtool, "info", junk, "--json")
+    j = json.loads(cp.stdout)
+    assert cp.returncode == 1 and j["opened"] is False and j["file_identifier"]["valid"] is False
+    assert not any(h["valid"] for h in j["headers"]) and j["current_header"] is None
+    # an image that opens says so
+    ok = tmp_path / "ok.vhdx"
+    assert sh(vhdxtool, "create", ok, "16M").returncode == 0
+    assert json.loads(sh(vhdxtool, "info", ok, "--json").stdout)["opened"] is True
+
+
+def test_check_and_open_name_the_same_offset_for_the_same_error(vhdxtool, tmp_path):
+    img = tmp_path / "a.vhdx"
+    assert sh(vhdxtool, "create", img, "16M").returncode == 0
+    _set_log_guid(img)
+    check = json.loads(sh(vhdxtool, "check", img, "--json").stdout)
+    [p] = [p for p in check["problems"] if p["code"] == "VHDX_E_LOG_NO_SEQUENCE"]
+    info = json.loads(sh(vhdxtool, "info", img, "--json").stdout)
+    assert p["field"] == info["error"]["field"] == "header.LogGuid"
+    assert p["offset"] == info["error"]["offset"]
+    slot = info["current_header"]
+    assert p["offset"] == (64 << 10) * slot + 48           # the LogGuid field of the current header
+    assert "the log at 1048576" in p["message"]            # the log's offset stays in the message
+
+
+def test_help_lists_every_option(vhdxtool):
+    """Every option vhdxtool's parser accepts is in its --help text."""
+    import os
+    import re
+    src = open(os.path.join(os.path.dirname(__file__), "..", "..", "engine", "tools", "vhdxtool.c")).read()
+    accepted = set(re.findall(r'parse_opts\(argc, argv, &o, \d+, "([^"]*)"\)', src))
+    names = {n for group in accepted for n in group.split()}
+    names |= {"seed", "apply-every"}
+    helptext = sh(vhdxtool, "--help").stdout
+    missing = [n for n in sorted(names) if f"--{n}" not in helptext]
+    assert not missing, missing

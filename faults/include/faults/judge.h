@@ -19,7 +19,7 @@
  *     sector could hold before the failed op counts, however many ops
  *     separate it from the acknowledged one (oracle_torn_by_failed_op; a
  *     list capped at 16 once made a legal state a violation: issue 16,
- *     corpus/regressions/fuzz-i16-short-write-over-old-value).
+ *     corpus/regressions/6a08321f8364 (I16)).
  *
  * The image verdict: the open (read-write, replaying the log) must
  * succeed; afterwards the header's LogGuid is zero; vhdx_check finds no

@@ -129,6 +129,7 @@ struct sweep_config {
     uint32_t probes;          /* probe sectors per state (default 16) */
     uint32_t full_every;      /* wide data check every Nth state (default 64; 0 = never) */
     uint32_t full_max;        /* sectors in a wide check (default 4096; 0 = every written sector) */
+    uint32_t first_epoch;     /* resume: epochs before it are walked, no states generated */
     uint64_t max_states;      /* stop after this many states (0 = no limit) */
     uint64_t max_violations;  /* stop after this many violations (0 = no limit) */
     double max_seconds;       /* stop after this long (0 = no limit) */
@@ -166,6 +167,9 @@ struct sweep_stats {
     uint64_t opens;               /* engine opens performed (states share opens, see judge) */
     double seconds;
     int stopped_early;            /* a limit was hit */
+    uint32_t total_epochs;        /* epochs of the trace (flushes + 1) */
+    uint32_t next_epoch;          /* first epoch whose states were not all generated: where a
+                                     resumed sweep starts (first_epoch); total_epochs when done */
 };
 
 void sweep_config_defaults(struct sweep_config *c);

@@ -23,6 +23,10 @@ void tool_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), n
  * or T (binary) suffix; anything else is bad usage naming opt. */
 uint64_t tool_parse_num(const char *opt, const char *s);
 
+/* A non-negative number of seconds, decimals allowed ("2.5"); anything
+ * else is bad usage naming opt. */
+double tool_parse_seconds(const char *opt, const char *s);
+
 /* Scenario names from "all" or a comma list (at most TOOL_MAX_SCENARIOS),
  * each checked against the scenario registry (an unknown one is bad
  * usage).  Returns the count. */
@@ -37,6 +41,23 @@ void tool_print_scenarios_json(FILE *f);
 /* mkdir -p.  0 or -errno. */
 int tool_mkdirs(const char *path);
 
+/* Before any work: dies with status 2 naming opt and path unless path can
+ * be written (its directory is created when missing; a file that does not
+ * exist yet is created and removed again, so the file system answers, not
+ * permission bits that root passes everywhere).  NULL path: nothing. */
+void tool_check_output(const char *path, const char *opt);
+
+/* A finished run's output is never lost: tool_output_begin() gives a
+ * stream in memory to write the whole output to; tool_output_end() writes
+ * it to path (every write and the close checked).  When path cannot be
+ * written any more (the disk filled up, a permission changed), the output
+ * goes to a file in $TMPDIR (or /tmp) named after the tool, the process
+ * and path's last component; the message says where, and *lost is set
+ * (the tool then exits with status 2: what was asked for was not written,
+ * but nothing is lost).  begin returns NULL only when out of memory. */
+FILE *tool_output_begin(void);
+void tool_output_end(FILE *mem, const char *path, const char *opt, int *lost);
+
 /* s as a JSON string literal (quotes included). */
 void tool_json_str(FILE *f, const char *s);
 
@@ -48,6 +69,16 @@ void tool_xml_str(FILE *f, const char *s);
  * message, the detail as text and the reproducer path when repro is not
  * empty. */
 void tool_junit_failure(FILE *f, const char *type, const char *message, const char *detail, const char *repro);
+
+/* Violation signatures (one report per bug): the structure a violation
+ * involves, without the numbers that differ from state to state -- the
+ * engine error and field of a refused open or a failed check ("VHDX_E_X
+ * header.LogGuid"), what a lost sector reads as ("reads zeros"), "-" when
+ * the invariant says it all. */
+struct verdict;
+void tool_violation_structure(const struct verdict *v, char *out, size_t len);
+/* A stable 12-hex-digit id of a signature key (FNV-1a). */
+void tool_signature_id(const char *key, char out[13]);
 
 /* Seconds on the monotonic clock. */
 double tool_now(void);
