@@ -406,9 +406,9 @@ static void gen_ring(struct gen *g)
  * and a descriptor sector).  A round writes one sector into a fresh block
  * under each of 17..24 BAT pages, then discards the whole disk: the first
  * time every page changes (67 pages wait to be applied at once) and the
- * commit is split into two entries.  The writes come first, so the fault
- * sweep's short run (12 operations) stops before the whole-disk discard,
- * which its per-sector shadow of the disk cannot afford. */
+ * commit is split into two entries.  The writes come first, so a fault
+ * sweep's short run (4 operations by default) stops before the whole-disk
+ * discard, which its per-sector shadow of the disk cannot afford. */
 static void gen_split(struct gen *g)
 {
     const uint64_t vs = g->p->virtual_size, bs = g->p->block_size, nb = vs / bs;
@@ -584,7 +584,7 @@ static int prep_extend(struct bdev *d, const struct workload_params *p, char *er
     const uint64_t bs = p->block_size, S = b.file_size, S2 = S + k * bs;
     const uint64_t last = S2 + VHDX_MiB * (1 + rbelow(&r, 3));
     const struct vhdx_header *h = &b.hdr[b.current];
-    enum { PAGES = EXTEND_MAX_BLOCKS, ZEROS = 160 };
+    enum { PAGES = EXTEND_MAX_BLOCKS, ZEROS = 130 };
     uint8_t *pages = calloc(PAGES + 1, VHDX_LOG_SECTOR);
     struct vhdx_log_update *u = calloc(ZEROS + 2, sizeof *u);
     uint8_t *entry = malloc(h->log_length / 2);
@@ -633,7 +633,7 @@ static int prep_extend(struct bdev *d, const struct workload_params *p, char *er
         if (e == 0) {
             n = np;
         } else if (e == 1) {
-            const size_t nz = 127 + rbelow(&r, ZEROS - 127);
+            const size_t nz = 127 + rbelow(&r, 4);
             for (size_t i = 0; i < nz; i++) /* every other page from the start of the reserved space */
                 u[n++] = (struct vhdx_log_update){S + 2 * i * VHDX_LOG_SECTOR, NULL, VHDX_LOG_SECTOR};
             /* more than the replay's 64 KiB zero buffer inside the file */
@@ -824,11 +824,11 @@ static const struct scenario scenarios[] = {
     {"churn", 240, 8, 64, 0, 0, 1, gen_churn, NULL, "hot blocks written, discarded and rewritten with rare flushes"},
     {"ring", 120, 4096, 12, UINT64_C(9) << 30, 0, 0, gen_ring, NULL,
      "no batch limit: about 90 unapplied entries fill the ring to the 3/4 apply threshold"},
-    {"split", 27, 1, 12, UINT64_C(33) << 30, 0, 0, gen_split, NULL,
+    {"split", 27, 1, 4, UINT64_C(33) << 30, 0, 0, gen_split, NULL,
      "a BAT of 67 pages: a whole-disk discard changes more pages than one log entry holds"},
-    {"extend", 160, 2, 12, 0, 0, 1, gen_extend, prep_extend,
+    {"extend", 160, 2, 8, 0, 0, 1, gen_extend, prep_extend,
      "the base has a pending log whose replay writes past the file's end and extends it"},
-    {"partial", 160, 1, 12, 0, 0, 0, gen_partial, NULL,
+    {"partial", 160, 1, 8, 0, 0, 0, gen_partial, NULL,
      "multi-block writes, then writes into the same blocks (pcfaults: after a write failed part-way)"},
     {"trim", 200, 4, 12, (UINT64_C(1) << 30) + (3u << 19), 0, 1, gen_trim, NULL,
      "sessions closed with only partial discards pending; a disk whose last block is short"},
