@@ -558,11 +558,13 @@ static int ring_put(struct bdev *d, const struct vhdx_header *h, uint32_t pos, c
  * read as zeros), then it logged a sequence of three entries under a new
  * LogGuid and set the LogGuid in both headers; nothing was applied.
  *   1. the BAT pages mapping k virtual blocks to the reserved space;
- *   2. zero descriptors: 127 or more non-adjacent pages of the reserved
- *      blocks (so the descriptors spill into a second descriptor sector),
- *      and one range across the end of the file (more than 64 KiB of it
- *      inside);
- *   3. a data page past the end of the file, in space no block uses.
+ *   2. zero descriptors: the same BAT pages (a later entry supersedes an
+ *      earlier one: open reads them through the replay overlay), 127-130
+ *      non-adjacent pages of the reserved blocks (so the descriptors spill
+ *      into a second descriptor sector) and one range across the end of the
+ *      file (more than 64 KiB of it inside);
+ *   3. the BAT pages of entry 1 again, and a data page past the end of the
+ *      file, in space no block uses.
  * Every entry says FlushedFileOffset = the file size, LastFileOffset 1 to 3
  * MiB past it, so the first open's replay writes past the end of the file,
  * skips the zero range's part past it and extends the file to
@@ -586,7 +588,8 @@ static int prep_extend(struct bdev *d, const struct workload_params *p, char *er
     const struct vhdx_header *h = &b.hdr[b.current];
     enum { PAGES = EXTEND_MAX_BLOCKS, ZEROS = 130 };
     uint8_t *pages = calloc(PAGES + 1, VHDX_LOG_SECTOR);
-    struct vhdx_log_update *u = calloc(ZEROS + 2, sizeof *u);
+    struct vhdx_log_update bat[PAGES];                         /* the BAT pages, changed */
+    struct vhdx_log_update *u = calloc(ZEROS + 2 + PAGES, sizeof *u); /* one entry's updates */
     uint8_t *entry = malloc(h->log_length / 2);
     if (!pages || !u || !entry) {
         rc = -ENOMEM;
@@ -602,12 +605,12 @@ static int prep_extend(struct bdev *d, const struct workload_params *p, char *er
         const uint64_t idx = vhdx_bat_index(&b.geo, blk[j]), page = idx * 8 / VHDX_LOG_SECTOR;
         const uint64_t at = b.bat_offset + page * VHDX_LOG_SECTOR;
         size_t i = 0;
-        while (i < np && u[i].file_offset != at)
+        while (i < np && bat[i].file_offset != at)
             i++;
         if (i == np) {
             if ((rc = dev_read(d, pages + np * VHDX_LOG_SECTOR, VHDX_LOG_SECTOR, at)) != 0)
                 goto out;
-            u[np] = (struct vhdx_log_update){at, pages + np * VHDX_LOG_SECTOR, 0};
+            bat[np] = (struct vhdx_log_update){at, pages + np * VHDX_LOG_SECTOR, 0};
             np++;
         }
         vhdx_put64(pages + i * VHDX_LOG_SECTOR + idx * 8 % VHDX_LOG_SECTOR,
@@ -615,10 +618,10 @@ static int prep_extend(struct bdev *d, const struct workload_params *p, char *er
     }
     /* Sorted by target, as a writer would: the BAT pages in file order. */
     for (size_t i = 1; i < np; i++)
-        for (size_t j = i; j > 0 && u[j - 1].file_offset > u[j].file_offset; j--) {
-            struct vhdx_log_update t = u[j];
-            u[j] = u[j - 1];
-            u[j - 1] = t;
+        for (size_t j = i; j > 0 && bat[j - 1].file_offset > bat[j].file_offset; j--) {
+            struct vhdx_log_update t = bat[j];
+            bat[j] = bat[j - 1];
+            bat[j - 1] = t;
         }
     struct vhdx_rng_seeded gs = {p->seed * UINT64_C(0x9E3779B97F4A7C15) + 7};
     struct vhdx_rng grng = {vhdx_rng_seeded_fill, &gs};
@@ -631,8 +634,11 @@ static int prep_extend(struct bdev *d, const struct workload_params *p, char *er
     for (int e = 0; e < 3; e++) {
         size_t n = 0;
         if (e == 0) {
-            n = np;
+            for (size_t i = 0; i < np; i++)
+                u[n++] = bat[i];
         } else if (e == 1) {
+            for (size_t i = 0; i < np; i++) /* unmapped again ... */
+                u[n++] = (struct vhdx_log_update){bat[i].file_offset, NULL, VHDX_LOG_SECTOR};
             const size_t nz = 127 + rbelow(&r, 4);
             for (size_t i = 0; i < nz; i++) /* every other page from the start of the reserved space */
                 u[n++] = (struct vhdx_log_update){S + 2 * i * VHDX_LOG_SECTOR, NULL, VHDX_LOG_SECTOR};
@@ -640,6 +646,8 @@ static int prep_extend(struct bdev *d, const struct workload_params *p, char *er
             const uint64_t before = VHDX_LOG_SECTOR * (17 + rbelow(&r, 16)), after = VHDX_LOG_SECTOR * (1 + rbelow(&r, 8));
             u[n++] = (struct vhdx_log_update){S2 - before, NULL, before + after};
         } else {
+            for (size_t i = 0; i < np; i++) /* ... and mapped once more */
+                u[n++] = bat[i];
             uint8_t *fill = pages + PAGES * VHDX_LOG_SECTOR;
             for (size_t i = 0; i < VHDX_LOG_SECTOR; i += 8)
                 vhdx_put64(fill + i, p->seed ^ (UINT64_C(0x5EEDF111E2) + i));
