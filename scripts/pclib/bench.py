@@ -11,9 +11,19 @@ scaling  states per second for traces of ~1k, 10k and 100k operations
 naive    the same states materialized as files and judged by vhdxtool
          processes (replay + check), on a sample, and the speed-up of the
          in-process sweep over it.
+sweepcov what the default crash sweep itself executes of the engine: the
+         sweep with its defaults (`pcsweep sweep`: every scenario, every
+         model, seed 1) run by the coverage preset's pcsweep (llvm-cov
+         instrumentation), then line, branch, region and function coverage
+         of engine/src/*.c, in total and per file (llvm-cov-14 export); the
+         profile is kept beside the JSON for `llvm-cov-14 show`.  Also the
+         same sweep's states/s and wall time with the measured preset's
+         (uninstrumented) pcsweep.  The fuzz corpora's coverage is the
+         campaign's (powercut campaign); this is the sweep's own.
 Figures go to a JSON file (default reports/runs/bench-<time>/bench.json) and
 a table on stdout.  --only picks sections; --quick shortens every one.
 """
+import glob
 import json
 import os
 import shutil
@@ -22,9 +32,10 @@ import tempfile
 import time
 
 from . import build, setup
-from .common import BUILD, ROOT, UsageError, run, say, tool, write_json
+from .common import BUILD, ROOT, InfraError, UsageError, run, say, tool, write_json
 
-SECTIONS = ["engine", "sweep", "rss", "scaling", "naive"]
+SECTIONS = ["engine", "sweep", "rss", "scaling", "naive", "sweepcov"]
+COV_KINDS = ("lines", "branches", "regions", "functions")
 SMALL = ["--virtual-size", "64M", "--block-size", "1M", "--log-size", "1M"]
 
 
@@ -146,13 +157,75 @@ def bench_naive(pcsweep, vhdxtool, workdir, quick):
                     "in-process = full oracle, same trace and models"}
 
 
+def coverage_figures(export, root):
+    """Per-file and total figures from `llvm-cov export -summary-only` JSON:
+    {"totals": {kind: {covered, count, percent}}, "files": {path: {...}}},
+    paths relative to root, only the COV_KINDS."""
+    def pick(summary):
+        return {k: {"covered": v.get("covered", 0), "count": v.get("count", 0),
+                    "percent": round(v.get("percent", 0.0), 2)}
+                for k, v in summary.items() if k in COV_KINDS}
+    data = export["data"][0]
+    files = {os.path.relpath(f["filename"], root): pick(f["summary"]) for f in data.get("files", [])}
+    return {"totals": pick(data["totals"]), "files": dict(sorted(files.items()))}
+
+
+def default_sweep_speed(pcsweep, quick):
+    """The default sweep (`pcsweep sweep --quiet --json J`): states, wall time, states/s."""
+    args = ["--max-states", "30000"] if quick else []
+    s = _sweep_json(pcsweep, args, quiet=False)
+    return {"command": "pcsweep sweep --quiet --json J" + (" " + " ".join(args) if args else ""),
+            "states": s["states"], "wall_s": s["wall_s"], "states_per_sec": s["states_per_sec"],
+            "violations": s["violations"],
+            "runs": [{"scenario": r["scenario"], "states": r["states"], "wall_s": r["wall_s"]} for r in s["runs"]]}
+
+
+def bench_sweepcov(pcsweep, outdir, quick):
+    """Engine coverage of the default sweep (see the module doc)."""
+    build.ensure_built("coverage", targets=["pcsweep"])
+    cov_sweep = tool("coverage", "pcsweep")
+    sources = sorted(glob.glob(os.path.join(ROOT, "engine", "src", "*.c")))
+    args = ["--max-states", "30000"] if quick else []
+    os.makedirs(outdir, exist_ok=True)
+    profdata = os.path.join(outdir, "sweepcov.profdata")
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, LLVM_PROFILE_FILE=os.path.join(d, "sweep-%p.profraw"))
+        out = os.path.join(d, "s.json")
+        t0 = time.time()
+        cp = run([cov_sweep, "sweep", "--quiet", "--json", out] + args, check=False, env=env)
+        if cp.returncode not in (0, 1) or not os.path.exists(out):
+            raise InfraError(f"the instrumented sweep failed (status {cp.returncode})")
+        wall = time.time() - t0
+        with open(out) as f:
+            s = json.load(f)
+        raws = glob.glob(os.path.join(d, "sweep-*.profraw"))
+        if not raws:
+            raise InfraError("the instrumented sweep wrote no profile")
+        run(["llvm-profdata-14", "merge", "-sparse", "-o", profdata] + raws)
+    cp = run(["llvm-cov-14", "export", "-summary-only", "-instr-profile", profdata, cov_sweep] + sources,
+             capture=True)
+    fig = coverage_figures(json.loads(cp.stdout), ROOT)
+    fig.update({
+        "command": "LLVM_PROFILE_FILE=... build/coverage/harness/pcsweep sweep --quiet" +
+                   (" " + " ".join(args) if args else ""),
+        "report": f"llvm-cov-14 report -show-branch-summary -instr-profile {os.path.relpath(profdata, ROOT)} "
+                  f"{os.path.relpath(cov_sweep, ROOT)} engine/src/*.c",
+        "show": f"llvm-cov-14 show -show-branches=count -instr-profile {os.path.relpath(profdata, ROOT)} "
+                f"{os.path.relpath(cov_sweep, ROOT)} engine/src/FILE.c",
+        "profdata": profdata, "states": s["states"], "violations": s["violations"],
+        "instrumented_wall_s": round(wall, 1), "scenarios": sorted({r["scenario"] for r in s["runs"]}),
+        "speed": default_sweep_speed(pcsweep, quick),
+    })
+    return fig
+
+
 def cmd_bench(args):
-    setup.ensure(quiet=True)
-    build.ensure_built(args.preset)
     sections = args.only.split(",") if args.only else SECTIONS
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise UsageError(f"unknown bench section(s): {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
+    setup.ensure(quiet=True)
+    build.ensure_built(args.preset)
     out = args.json or os.path.join(ROOT, "reports", "runs", time.strftime("bench-%Y%m%d-%H%M%S"), "bench.json")
     workdir = args.dir or os.path.join(BUILD, "bench-tmp")
     os.makedirs(workdir, exist_ok=True)
@@ -171,6 +244,17 @@ def cmd_bench(args):
         res["scaling"] = bench_scaling(pcsweep, args.quick)
         say("scaling: " + ", ".join(f"{p['trace_ops']} ops {p['states_per_sec']}/s" for p in res["scaling"]["points"])
             + f" (max/min {res['scaling']['max_over_min']})")
+    if "sweepcov" in sections:
+        res["sweepcov"] = c = bench_sweepcov(pcsweep, os.path.dirname(os.path.abspath(out)), args.quick)
+        t = c["totals"]
+        say(f"sweepcov: the default sweep executes {t['lines']['percent']}% of engine lines, "
+            f"{t['branches']['percent']}% of branches ({c['states']} states); "
+            f"{c['speed']['states_per_sec']} states/s, {c['speed']['wall_s']} s with {args.preset}")
+        for path in ("engine/src/log_write.c", "engine/src/vdisk.c", "engine/src/log_replay.c",
+                     "engine/src/log_search.c", "engine/src/log_entry.c"):
+            f = c["files"].get(path)
+            if f:
+                say(f"  {path:26s} lines {f['lines']['percent']:6.2f}%  branches {f['branches']['percent']:6.2f}%")
     if "naive" in sections:
         res["naive"] = bench_naive(pcsweep, tool(args.preset, "vhdxtool"), workdir, args.quick)
         say(f"naive: {res['naive']['naive_states_per_sec']} states/s with processes vs "

@@ -4,8 +4,12 @@
  * simdisk makes a trace the sweep can cut at every point.
  *
  * Scenarios (image parameters are options; defaults 1 GiB disk, so the BAT
- * spans several 4 KiB pages and 512-byte sectors, 1 MiB blocks, 512/4096
- * sectors, 1 MiB log; most writes are small, so allocation is cheap):
+ * spans several 4 KiB pages and 512-byte sectors, 1 MiB blocks, 4096-byte
+ * physical sectors, 1 MiB log; most writes are small, so allocation is
+ * cheap).  Logical sectors: each scenario uses 4096 bytes for odd seeds or
+ * for even ones (the registry says which) and 512 for the others, so two
+ * consecutive seeds run it with both; the default sweep (seed 1) runs
+ * churn, extend, trim and keep with 4096:
  *   fill       rounds of writes spread over the whole disk (single sectors
  *              to several blocks), each round ended by discarding
  *              everything, so blocks are allocated again and again and the
@@ -18,8 +22,7 @@
  *   reopen     several sessions (close + open): each opens a new log, stale
  *              entries of older sessions stay in the ring
  *   mixed      everything, at random: multi-block writes, unaligned writes,
- *              flushes, discards, reopens, explicit applies; batching 1..8;
- *              512-byte logical sectors for odd seeds, 4096 for even ones
+ *              flushes, discards, reopens, explicit applies; batching 1..8
  *   wide       a 32 GiB disk of 64 MiB blocks written one block after the
  *              other: the BAT fills page after page, sector-bitmap entries
  *              sit between its payload entries, file offsets pass 4 GiB
@@ -27,6 +30,25 @@
  *              rewritten with a flush only every 24-64 operations: sectors
  *              collect long runs of unacknowledged values, blocks are
  *              allocated again and again, the ring fills (apply every 8)
+ *   ring       no batch limit on a 9 GiB disk: about 90 one- and two-page
+ *              entries wait until the writer's 3/4-of-the-ring rule applies
+ *              them (more than 16 distinct BAT pages among them)
+ *   split      a 33 GiB disk (a BAT of 67 pages): discarding the whole disk
+ *              changes more pages than one entry holds, so one commit is
+ *              written as two entries
+ *   extend     the base image holds a pending log another writer left: its
+ *              replay writes past the end of the file, zeroes a range across
+ *              it (descriptors spilling into a second descriptor sector) and
+ *              extends the file to LastFileOffset; then writes into the
+ *              blocks the replay mapped
+ *   partial    multi-block writes over allocated and unallocated blocks,
+ *              each followed by writes into the same blocks: under the
+ *              fault sweep, writes after one that failed part-way
+ *   trim       sessions that close with only partial discards pending (zero
+ *              fills in place, made durable by the close); a 1 GiB + 1.5 MiB
+ *              disk whose short last block is discarded whole
+ *   keep       an image with LeaveBlockAllocated set: a whole-block discard
+ *              zero-fills the block in place and later writes reuse it
  * Every write carries self-describing data (sdata.h) with a unique id.
  */
 #ifndef HARNESS_WORKLOAD_H
@@ -41,9 +63,9 @@
 struct workload_params {
     char scenario[32];        /* a registered scenario (workload_scenario_name) */
     uint64_t seed;            /* every random choice derives from it */
-    uint64_t virtual_size;    /* bytes (default 1 GiB; wide: 32 GiB) */
-    uint32_t block_size;      /* bytes (default 1 MiB; wide: 64 MiB) */
-    uint32_t logical_sector;  /* 512 or 4096 (default 512; mixed: by seed) */
+    uint64_t virtual_size;    /* bytes (0: the scenario's, 1 GiB unless the registry says otherwise) */
+    uint32_t block_size;      /* bytes (0: the scenario's, 1 MiB unless the registry says otherwise) */
+    uint32_t logical_sector;  /* 512 or 4096 (0: by scenario and seed parity, see above) */
     uint32_t physical_sector; /* 512 or 4096 (default 4096) */
     uint32_t log_size;        /* bytes (default 1 MiB) */
     uint32_t ops;             /* workload operations (0: the scenario's default) */
@@ -82,9 +104,10 @@ int workload_params_resolve(struct workload_params *p, char *err, size_t errlen)
 int workload_generate(const struct workload_params *p, struct workload *w);
 void workload_free(struct workload *w);
 
-/* Creates the image (that becomes the trace's base), then runs the
- * operations on the engine over a recording simdisk into t (initialised by
- * the caller).  Records the parameters as trace metadata.  Returns 0, or
+/* Creates the image and prepares it as the scenario asks (extend: a
+ * pending log; keep: LeaveBlockAllocated), which becomes the trace's base,
+ * then runs the operations on the engine over a recording simdisk into t
+ * (initialised by the caller).  Records the parameters as trace metadata.  Returns 0, or
  * the engine error of an operation that failed (a workload on a healthy
  * disk never fails; that is itself a bug). */
 int workload_run(const struct workload *w, struct trace *t, char *err, size_t errlen);
