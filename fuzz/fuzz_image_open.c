@@ -147,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (info.replayed && !info.read_only) {
         /* the replay happened on the device: compare what it left */
         const struct ref_src after = refjudge_src_now(&cd, memo);
-        refjudge_replayed(&rj, &after, &rv);
+        refjudge_replayed(&rj, &after, 1, &rv);
         for (uint64_t off = 0; off < modelled && rv.ok; off += 4 * CHUNK) {
             size_t n = modelled - off < CHUNK ? (size_t)(modelled - off) : CHUNK;
             refjudge_read(&rj, off, model + off, n, &rv);

@@ -94,7 +94,7 @@ void fault_judge_image(struct bdev *dev, const struct oracle *o, uint64_t k, uin
     refjudge_open(&rj, 0, 0, &in, !cfg->allow_refusal, v);
     if (in.replayed && v->ok) {
         const struct ref_src after = refjudge_src_bdev(dev, memo);
-        refjudge_replayed(&rj, &after, v);
+        refjudge_replayed(&rj, &after, 1, v);
     }
     v->replayed = in.replayed ? in.replayed_entries : 0;
     if (!vhdx_guid_is_zero(&in.header.log_guid))

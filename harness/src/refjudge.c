@@ -172,7 +172,7 @@ static uint64_t first_difference(struct refjudge *rj, const struct ref_src *afte
     return UINT64_MAX;
 }
 
-void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, struct verdict *v)
+void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, int reread, struct verdict *v)
 {
     if (!rj->have || rj->pre.status != REF_VALID || !v->ok)
         return;
@@ -185,9 +185,11 @@ void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, struct 
                      now_size, r->size, r->log.last_file_offset);
         return;
     }
-    /* the image the subject left: valid, nothing left to replay */
+    /* the image the subject left: valid, nothing left to replay (the whole
+     * reading again: on request) */
     struct ref_image post;
-    if (ref_image_open(&post, after) == 0) {
+    memset(&post, 0, sizeof post);
+    if (reread && ref_image_open(&post, after) == 0) {
         if (post.status == REF_INVALID || post.log_pending)
             verdict_fail(v, INV_REF_REPLAYED_INVALID, "after the subject's replay the image %s%s%s",
                          post.log_pending ? "still names a log to replay" : "breaks MS-VHDX ",

@@ -706,10 +706,10 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
     }
     if (judges & JUDGE_REF) {
         refjudge_open(&rj, rc, format_refusal, rc == 0 ? &in : NULL, !corruption, v);
-        if (rc == 0 && in.replayed && s->c->replayed_every && (hash >> 13) % s->c->replayed_every == 0)
-        {
+        if (rc == 0 && in.replayed) {
             const struct ref_src after = refjudge_src_now(&s->cd, s->memo);
-            refjudge_replayed(&rj, &after, v);
+            const int reread = s->c->replayed_every && (hash >> 13) % s->c->replayed_every == 0;
+            refjudge_replayed(&rj, &after, reread, v);
         }
     }
     if ((judges & JUDGE_VIEW) && (ro_rc == 0) != (rc == 0))
@@ -1277,6 +1277,7 @@ static void eval_recovery(struct sweeper *s, const struct crash_choice *c, uint6
 
 #define RECOVERY_REORDER_MAX 3u  /* exhaustive subsets of a replay epoch up to this many writes */
 #define RECOVERY_NESTED 1u       /* first-level cuts per start whose own replay is crashed again */
+#define RECOVERY_CUTS 32u        /* cuts of a long replay (taken at a stride) */
 
 static void gen_recovery(struct sweeper *s, uint64_t cut)
 {
@@ -1296,11 +1297,21 @@ static void gen_recovery(struct sweeper *s, uint64_t cut)
         size_t nx = 0;
         uint64_t xsize = s->cd.size;
         if (rc == 0 && replayed > 0 && snapshot(&s->cd, &rec, &x, &nx) == 0) {
+            /* A long replay (a ring full of unapplied entries) is cut at a
+             * stride: its first and last writes and every stride-th between,
+             * about RECOVERY_CUTS in all, instead of after every one. */
+            uint32_t writes = 0;
+            for (uint32_t k = 0; k < rec.n_ops; k++)
+                writes += rec.ops[k].kind == TR_WRITE || rec.ops[k].kind == TR_TRUNCATE;
+            const uint32_t stride = writes > RECOVERY_CUTS + RECOVERY_CUTS / 2 ? writes / RECOVERY_CUTS : 1;
+#define CUT_TAKEN(i) ((i) < 4 || (i) + 4 >= writes || (i) % stride == 0)
             uint32_t cuts = 0; /* prefix cuts (after a write or truncate) */
-            for (uint32_t k = 1; k < rec.n_ops && !s->stop; k++) {
+            for (uint32_t k = 1, w = 0; k < rec.n_ops && !s->stop; k++) {
                 const struct trace_op *op = &rec.ops[k - 1];
                 if (op->kind != TR_WRITE && op->kind != TR_TRUNCATE)
                     continue; /* a cut right after a flush or mark repeats the previous state */
+                if (!CUT_TAKEN(w++))
+                    continue;
                 cuts++;
                 struct crash_choice c = base;
                 c.index = k;
@@ -1339,7 +1350,7 @@ static void gen_recovery(struct sweeper *s, uint64_t cut)
                     const struct trace_op *op = &rec.ops[i];
                     if (op->kind != TR_WRITE && op->kind != TR_TRUNCATE)
                         continue;
-                    for (uint32_t g = 512; op->kind == TR_WRITE && g <= 4096 && !s->stop; g *= 8) {
+                    for (uint32_t g = 512; op->kind == TR_WRITE && g <= 4096 && !s->stop && CUT_TAKEN(j); g *= 8) {
                         if (op->len <= g)
                             continue;
                         c.bit = j;
@@ -1382,6 +1393,7 @@ static void gen_recovery(struct sweeper *s, uint64_t cut)
                 }
                 trace_free(&rec2);
             }
+#undef CUT_TAKEN
         }
         free(x);
         trace_free(&rec);

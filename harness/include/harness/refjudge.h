@@ -64,8 +64,10 @@ void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct
                    struct verdict *v);
 
 /* After a read-write open that replayed: `after` reads the image the
- * subject left. */
-void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, struct verdict *v);
+ * subject left.  The size and the replayed bytes are always compared; with
+ * `reread` the reference also reads that image whole (valid, no log
+ * pending), which costs a second reading. */
+void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, int reread, struct verdict *v);
 
 /* The subject read got[0..len) at virtual offset off. */
 void refjudge_read(struct refjudge *rj, uint64_t off, const uint8_t *got, size_t len, struct verdict *v);
