@@ -758,6 +758,35 @@ mutant('discard-tail-partial-as-whole',
  ['--scenario','mixed','--models','drop'], ['data:acked-data-lost'],
  category='discard', expose='a discard starting inside the last block of the disk and running to its end, after data was written in that block before the discard\'s start')
 
+def table(paths):
+    """Markdown table of the mutants with the methods that killed each in
+    the given kill matrices (later files add the methods earlier ones did
+    not run)."""
+    res={}
+    for path in paths:
+        with open(path) as f:
+            for m in json.load(f)['mutants']:
+                r=res.setdefault(m['name'], {})
+                for k, v in m.get('results', {}).items():
+                    if v['result']!='skipped' and (k not in r or r[k]['result']=='skipped'):
+                        r[k]=v
+    lines=['| mutant | category | the bug | exposed by | killed today by |', '|---|---|---|---|---|']
+    for meta, _ in sorted(M, key=lambda x: (x[0]['category'] or '', x[0]['name'])):
+        r=res.get(meta['name'], {})
+        kills=', '.join(f"{k} {v['seconds']:.0f} s" if v['seconds'] is not None else k
+                        for k, v in sorted(r.items()) if v['result']=='killed')
+        ran=sorted(k for k, v in r.items() if v['result'] in ('killed', 'survived'))
+        verdict=(kills or ('none of ' + ', '.join(ran) if ran else 'not measured'))
+        if meta.get('equivalent'):
+            verdict='equivalent' + (' (KILLED: ' + kills + ')' if kills else '')
+        cell=lambda t: (t or '').replace('|', '\\|')
+        lines.append(f"| `{meta['name']}` | {meta['category']} | {cell(meta['description'])} | {cell(meta.get('expose'))} | {verdict} |")
+    return '\n'.join(lines)
+
+
+if len(os.sys.argv) > 1 and os.sys.argv[1]=='--table':
+    print(table(os.sys.argv[2:]))
+    raise SystemExit(0)
 os.makedirs(OUT, exist_ok=True)
 only=set(os.sys.argv[1:])
 for meta, edits in M:

@@ -702,7 +702,9 @@ def _evaluate(args):
             entry["equivalent"] = m["equivalent"]
         results.append(entry)
         print(matrix_line(m["name"], methods, res, status, width), flush=True)
-    summary = summarize(results, methods, args.budget, args.mutants, baseline)
+        # after every mutant: a long run that is stopped keeps what it measured
+        write_json(out, dict(summarize(results, methods, args.budget, args.mutants, baseline), complete=False))
+    summary = dict(summarize(results, methods, args.budget, args.mutants, baseline), complete=True)
     write_json(out, summary)
     if summary["total"]:
         print(f"\nkilled {summary['killed']}/{summary['total']} (kill rate {summary['kill_rate']:.0%}"
