@@ -313,8 +313,8 @@ mutant('search-gives-up-on-invalid-head',
  """        if (v != 0)
             break;
         int link = has_link(&s, h);""",
- ['--scenario','batch','--models','torn,reorder'], ['open-refused'],
- category='reader', expose='a crash while an entry is being written whose header sector persisted but not the rest (torn/reorder models)')
+ ['--scenario','fill','--models','torn'], ['open-refused'],
+ category='reader', expose='a crash while an entry is being written whose header sector persisted but not the rest (fill scenario, torn model)')
 
 mutant('ambiguous-heads-first-wins',
  'Two valid sequences whose heads have the same sequence number are not refused: the one at the lower ring offset is replayed.',
@@ -465,7 +465,7 @@ mutant('log-crc-descriptors-only',
  'engine/src/log_entry.c',
  """    uint32_t crc = crc32c(0, out, total);""",
  """    uint32_t crc = crc32c(0, out, desc_sectors * VHDX_LOG_SECTOR);""",
- ['--scenario','batch','--models','torn','--torn','512'], ['check-failed','open-refused','data:acked-data-lost','data:garbage'],
+ ['--scenario','fill','--models','torn','--torn','512'], ['check-failed','open-refused','data:acked-data-lost','data:garbage'],
  extra=[('engine/src/log_entry.c', """    c = crc32c(c, buf + VHDX_LOGE_CHECKSUM + 4, hdr->entry_length - VHDX_LOGE_CHECKSUM - 4);""",
          """    c = crc32c(c, buf + VHDX_LOGE_CHECKSUM + 4, desc_sectors * VHDX_LOG_SECTOR - VHDX_LOGE_CHECKSUM - 4);""")],
  category='checksum-geometry', expose='a data sector torn inside (first and last 512 bytes new, middle old: torn model, 512-byte units); any reader that checks the whole entry (reference, QEMU) refuses every entry')
@@ -520,7 +520,8 @@ mutant('data-sequence-halves-swapped',
  ['--scenario','batch','--models','drop'], [],
  extra=[('engine/src/format.c', """    if (vhdx_get32(sector + 4) != (uint32_t)(sequence >> 32) || vhdx_get32(sector + 4092) != (uint32_t)sequence)""",
          """    if (vhdx_get32(sector + 4) != (uint32_t)sequence || vhdx_get32(sector + 4092) != (uint32_t)(sequence >> 32))""")],
- category='checksum-geometry', expose='any pending log with a data sector read by an independent reader (reference judge, QEMU on a crash image, ref_log in the fuzz targets)')
+ category='checksum-geometry', expose='any pending log with a data sector read by an independent reader (reference judge, QEMU on a crash image, ref_log in the fuzz targets)',
+ sweep_blind='the engine reads the data sectors it wrote; the sweep judges with the engine\'s own decoder')
 
 mutant('guid-data1-big-endian',
  'The well-known region and metadata item GUIDs are stored with their first field big-endian, by the writer and the reader alike.',
@@ -550,8 +551,8 @@ mutant('ring-pressure-apply-no-flush',
         w->n_pending = 0;
         w->unapplied = 0;
     }""",
- ['--scenario','churn','--models','reorder'], ['data:acked-data-lost','check-failed'],
- category='ordering', expose='the ring filling to 3/4 with unapplied entries (churn), reorder model in the epoch of the next entry: the new sequence is durable, some applied pages are not')
+ ['--scenario','batch','--apply-every','1000','--models','reorder'], ['data:acked-data-lost','check-failed'],
+ category='ordering', expose='the ring filling to 3/4 with unapplied entries, reorder model in the epoch of the next entry: the new sequence is durable, some applied pages are not (pcsweep --scenario batch --apply-every 1000 --models reorder; no default scenario fills the ring: they apply every 8 or 16 entries, about 100 KiB of a 1 MiB ring)')
 
 mutant('replay-no-flush-before-clear',
  'Replay writes the pages and extends the file without a flush of its own; the LogGuid clear (a header update, which flushes) shares their epoch.',
@@ -585,7 +586,7 @@ mutant('log-guid-same-epoch-as-entry',
         rc = vhdx_flush_dev(h); /* a new log: the header update below flushes the entry */
     if (rc != 0)
         return rc;""",
- ['--scenario','overwrite','--models','reorder'], ['open-refused'],
+ ['--scenario','fill','--models','reorder'], ['open-refused'],
  category='ordering', expose='reorder model in the first epoch of a session\'s log: the header naming the new LogGuid durable, the entry not (MS-VHDX 2.3.3: the file is then corrupt)')
 
 mutant('flushed-offset-volatile',
@@ -595,7 +596,7 @@ mutant('flushed-offset-volatile',
  """        .flushed_file_offset = h->file_size / VHDX_MiB * VHDX_MiB,""",
  ['--scenario','mixed','--models','reorder,stale'], [],
  category='ordering', expose='a payload write that extended the file and then failed (fault), a discard logged before the next flush, and a cut that keeps the entry but not the extension: the next open refuses the file as truncated (fault + crash: fuzz_crash_schedule, protocol rule FlushedFileOffset <= durable size)',
- sweep_blind='without a fault every allocation flushes before it logs, so the volatile and the durable size are equal whenever an entry is built')
+ sweep_equivalent='the sweep injects no faults and never writes after a crash: without a failed write every allocation flushes before it logs, so the volatile and the durable size are equal whenever an entry is built')
 
 mutant('last-file-offset-stale',
  'A new block does not advance the end of the allocated structures, so LastFileOffset in later entries stays below the blocks their BAT pages name.',
@@ -628,7 +629,7 @@ mutant('full-block-write-no-flush',
  """    if (ps.n) {
         rc = whole_blocks ? 0 : vhdx_flush_dev(h);
         if (rc)""",
- ['--scenario','churn','--models','stale,reorder'], ['data:garbage','check-failed','open-refused'],
+ ['--scenario','overwrite','--models','stale'], ['data:garbage','check-failed','open-refused'],
  extra=[('engine/src/vdisk.c', """            if (!err)
                 err = vhdx_io_write(h->dev, p, n, at + in);""",
          """            if (!err)
@@ -660,7 +661,8 @@ mutant('flush-error-not-poisoned',
     if (rc)
         return rc;""",
  ['--scenario','overwrite','--models','drop'], [],
- category='error-path', expose='a flush that fails and drops the pending writes (pcfaults "lose" flush), then more writes and a flush that succeeds')
+ category='error-path', expose='a flush that fails and drops the pending writes (pcfaults "lose" flush), then more writes and a flush that succeeds: the fault judge would have to expect the dropped writes after that later flush (today it misses this mutant)',
+ sweep_equivalent='the sweep injects no faults and never writes after a crash: no flush ever fails')
 
 mutant('replay-error-ignored',
  'The result of applying the replay plan is not checked: a failed replay write or flush still clears the LogGuid.',
@@ -670,7 +672,8 @@ mutant('replay-error-ignored',
  """        if (rc == 0)
             vhdx_replay_plan_apply(dev, &h->plan);""",
  ['--scenario','batch','--models','recovery'], [],
- category='error-path', expose='an I/O error or a failed (dropping) flush during replay (pcfaults replay phase): the LogGuid is cleared over pages that never reached the disk')
+ category='error-path', expose='an I/O error or a failed (dropping) flush during replay (pcfaults replay phase): the LogGuid is cleared over pages that never reached the disk',
+ sweep_equivalent='the sweep injects no faults and never writes after a crash: no replay write fails')
 
 mutant('inplace-write-error-lost',
  'An in-place payload write stores its error in the wrong variable: when the same call also allocates a block, the error is overwritten by the flush result and the write reports success.',
@@ -678,7 +681,8 @@ mutant('inplace-write-error-lost',
  """            err = vhdx_io_write(h->dev, p, n, (vhdx_bat_offset_mb(e) << 20) + in);""",
  """            rc = vhdx_io_write(h->dev, p, n, (vhdx_bat_offset_mb(e) << 20) + in);""",
  ['--scenario','churn','--models','drop'], [],
- category='error-path', expose='a write spanning an allocated block and a new one whose in-place part fails (pcfaults EIO on a payload write in churn\'s writes across the block end): the call succeeds, the data is not there')
+ category='error-path', expose='a write spanning an allocated block and a new one whose in-place part fails (pcfaults EIO on a payload write in churn\'s writes across the block end): the call succeeds, the data is not there',
+ sweep_equivalent='the sweep injects no faults and never writes after a crash: no payload write fails')
 
 mutant('bat-set-before-page-add',
  'A BAT entry is changed in memory before its page is recorded for the commit; when recording fails (ENOMEM) the in-memory BAT runs ahead of the log.',
@@ -690,7 +694,8 @@ mutant('bat-set-before-page-add',
  """    vhdx_bat_set(h, idx, value);
     return page_set_add(ps, idx * 8 / VHDX_LOG_SECTOR);""",
  ['--scenario','fill','--models','drop'], [],
- category='error-path', expose='ENOMEM from vhdx/alloc while recording the BAT page (pcfaults), then writes into that block acknowledged by a flush: after a cut the BAT never named the block')
+ category='error-path', expose='ENOMEM from vhdx/alloc while recording the BAT page (pcfaults), then writes into that block acknowledged by a flush: after a cut the BAT never named the block',
+ sweep_equivalent='the sweep injects no faults and never writes after a crash: no allocation fails')
 
 mutant('alloc-flush-error-not-poisoned',
  'When the flush before a BAT commit fails, the write returns the error without poisoning the handle: the in-memory BAT names blocks no log entry carries.',
@@ -704,7 +709,8 @@ mutant('alloc-flush-error-not-poisoned',
         if (rc == 0)
             rc = commit_bat_pages(h, &ps);""",
  ['--scenario','fill','--models','drop'], [],
- category='error-path', expose='a transient flush failure before a BAT commit (pcfaults), then writes into the same block and a successful flush: the block\'s BAT entry was never logged')
+ category='error-path', expose='a transient flush failure before a BAT commit (pcfaults), then writes into the same block and a successful flush: the block\'s BAT entry was never logged',
+ sweep_equivalent='the sweep injects no faults and never writes after a crash: no flush ever fails')
 
 # allocation
 mutant('alloc-ignores-file-size',
@@ -713,7 +719,8 @@ mutant('alloc-ignores-file-size',
  """            uint64_t at = vhdx_round_up(h->alloc_end > h->file_size ? h->alloc_end : h->file_size, VHDX_MiB);""",
  """            uint64_t at = vhdx_round_up(h->alloc_end, VHDX_MiB);""",
  ['--scenario','reopen','--models','drop'], [],
- category='allocation', expose='a write that extended the file and failed (pcfaults short write), or a cut after an extension was flushed but before its BAT entry, then another allocation: unwritten sectors of the new block hold the old bytes (unwritten-sector check)')
+ category='allocation', expose='a write that extended the file and failed (pcfaults short write), or a cut after an extension was flushed but before its BAT entry, then another allocation: unwritten sectors of the new block hold the old bytes (unwritten-sector check)',
+ sweep_equivalent='the sweep injects no faults and never writes after a crash: without a failed write the file never extends past the last block')
 
 mutant('alloc-unaligned-file-end',
  'A new block is placed at the end of the file without rounding up to 1 MiB: on a file whose size is not a 1 MiB multiple the BAT (which stores MiB) points below the data.',
@@ -729,7 +736,7 @@ mutant('discard-reuses-block-space',
  'engine/src/vdisk.c',
  """                err = set_entry(h, &ps, idx, vhdx_bat_make(VHDX_BAT_ZERO, 0));""",
  """                err = set_entry(h, &ps, idx, vhdx_bat_make(VHDX_BAT_ZERO, vhdx_bat_offset_mb(e)));""",
- ['--scenario','churn','--models','drop,prefix'], ['data:acked-data-lost','data:misplaced-data','data:foreign-data'],
+ ['--scenario','fill','--models','prefix'], ['data:acked-data-lost','data:misplaced-data','data:foreign-data'],
  extra=[('engine/src/vdisk.c', """            uint64_t at = vhdx_round_up(h->alloc_end > h->file_size ? h->alloc_end : h->file_size, VHDX_MiB);""",
          """            uint64_t at = vhdx_bat_offset_mb(e) ? vhdx_bat_offset_mb(e) << 20 /* space of a discarded block */
                                                 : vhdx_round_up(h->alloc_end > h->file_size ? h->alloc_end : h->file_size,
@@ -747,8 +754,8 @@ mutant('discard-page-from-block',
                 if (!err)
                     vhdx_bat_set(h, idx, vhdx_bat_make(VHDX_BAT_ZERO, 0));
             }""",
- ['--scenario','wide','--models','drop'], ['data:acked-data-lost'],
- category='discard', expose='a whole-block discard of a block whose BAT entry sits in a later page than block*8/4096 (wide: blocks 505..511), then a cut: the discard is lost')
+ ['--scenario','wide','--ops','2000','--models','drop'], ['data:acked-data-lost'],
+ category='discard', expose='a whole-block discard of a block whose BAT entry sits in a later page than block*8/4096 (wide: blocks 505..511), then a cut: the discard is lost (pcsweep --scenario wide --ops 2000 --models drop; the default wide workload discards too little to reach those blocks)')
 
 mutant('discard-tail-partial-as-whole',
  'A discard that runs to the end of the disk treats its first block as whole even when it starts inside the block: the data before the discard\'s start is dropped.',
@@ -756,7 +763,8 @@ mutant('discard-tail-partial-as-whole',
  """        int whole = in == 0 && (n == bs || off + n == h->geo.virtual_size);""",
  """        int whole = n == bs || off + n == h->geo.virtual_size;""",
  ['--scenario','mixed','--models','drop'], ['data:acked-data-lost'],
- category='discard', expose='a discard starting inside the last block of the disk and running to its end, after data was written in that block before the discard\'s start')
+ category='discard', expose='a discard starting inside the last block of the disk and running to its end, after data was written in that block before the discard\'s start',
+ sweep_blind='no scenario discards a range that starts inside the last block and ends at the end of the disk (8 seeds of mixed, discard and churn tried)')
 
 def table(paths):
     """Markdown table of the mutants with the methods that killed each in

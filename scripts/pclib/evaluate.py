@@ -142,13 +142,12 @@ class Scratch:
     the objects of the last mutant built here), files gone from the tree are
     removed, identical files are left alone so builds stay incremental."""
 
-    def __init__(self, presets, root=ROOT, scratch=SCRATCH, skip_record=True):
+    def __init__(self, presets, root=ROOT, scratch=SCRATCH):
         self.root = root
         self.scratch = scratch
         self.src = os.path.join(scratch, "src")
         self.marker = os.path.join(scratch, "applied-patch")
         self.presets = presets
-        self.skip_record = skip_record
         if os.path.exists(self.marker):
             say("evaluate: an earlier run was interrupted with a patch applied; the copy is restored by content")
             os.remove(self.marker)
@@ -183,9 +182,13 @@ class Scratch:
         return {rel: _sha(os.path.join(self.src, rel)) for rel in _walk(self.src)
                 if not os.path.islink(os.path.join(self.src, rel))}
 
-    def _configure_args(self, preset):
-        # a planted bug may leave a variable unused: no -Werror here
-        return ["-DPOWERCUT_WERROR=OFF", f"-DPOWERCUT_SKIP_RECORD={'ON' if self.skip_record else 'OFF'}"]
+    @staticmethod
+    def _configure_args(preset):
+        # A planted bug may leave a variable unused: no -Werror here.  The
+        # record tools are built in the default tree only (`powercut diff`
+        # run from the scratch tree wants them); fixed per preset, so runs
+        # with other methods never reconfigure a tree.
+        return ["-DPOWERCUT_WERROR=OFF", f"-DPOWERCUT_SKIP_RECORD={'OFF' if preset == 'default' else 'ON'}"]
 
     def _config_stamp(self, preset, args):
         return {"src": os.path.realpath(self.src), "preset": preset, "args": args,
@@ -618,7 +621,7 @@ def summarize(results, methods, budget, mutants_dir, baseline):
 
 
 def make_scratch(methods):
-    return Scratch({PRESET[m] for m in methods}, skip_record="diff" not in methods)
+    return Scratch({PRESET[m] for m in methods})
 
 
 def cmd_evaluate(args):
