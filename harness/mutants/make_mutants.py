@@ -392,7 +392,7 @@ mutant('search-readahead-short',
  'engine/src/log_search.c',
  """    uint64_t safe = s->dist_next[i] < claimed ? s->dist_next[i] : claimed;""",
  """    uint64_t safe = s->dist_next[i] < claimed ? s->dist_next[i] - 1 : claimed;""",
- ['--scenario','batch','--models','torn'], [],
+ ['--scenario','all','--models','all'], [],
  category='reader', expose='none: only the size of the first read of each entry changes',
  equivalent='safe_end only sizes the read-ahead of ring_fetch(); any later sector is fetched on demand (target = sector + 1), so every entry is validated over the same bytes and the search result is unchanged; only the number and size of reads differ, and a failed read refuses cleanly whichever read it is')
 
@@ -594,7 +594,7 @@ mutant('flushed-offset-volatile',
  'engine/src/log_write.c',
  """        .flushed_file_offset = h->durable_size / VHDX_MiB * VHDX_MiB,""",
  """        .flushed_file_offset = h->file_size / VHDX_MiB * VHDX_MiB,""",
- ['--scenario','mixed','--models','reorder,stale'], [],
+ ['--scenario','all','--models','all'], [],
  category='ordering', expose='a payload write that extended the file and then failed (fault), a discard logged before the next flush, and a cut that keeps the entry but not the extension: the next open refuses the file as truncated (fault + crash: fuzz_crash_schedule, protocol rule FlushedFileOffset <= durable size)',
  sweep_equivalent='the sweep injects no faults and never writes after a crash: without a failed write every allocation flushes before it logs, so the volatile and the durable size are equal whenever an entry is built')
 
@@ -616,7 +616,7 @@ mutant('apply-descending-order',
  'engine/src/log_write.c',
  """    return x->offset < y->offset ? -1 : x->offset > y->offset;""",
  """    return x->offset > y->offset ? -1 : x->offset < y->offset;""",
- ['--scenario','batch','--models','reorder,prefix'], [],
+ ['--scenario','all','--models','all'], [],
  category='ordering', expose='none',
  equivalent='all the pages of an apply are covered by durable log entries and flushed together before the ring space is reused; any subset of them persisting is repaired by the replay, so their order inside the epoch cannot be observed')
 
@@ -660,7 +660,7 @@ mutant('flush-error-not-poisoned',
  """    rc = vhdx_flush_dev(h);
     if (rc)
         return rc;""",
- ['--scenario','overwrite','--models','drop'], [],
+ ['--scenario','all','--models','all'], [],
  category='error-path', expose='a flush that fails and drops the pending writes (pcfaults "lose" flush), then more writes and a flush that succeeds: the fault judge would have to expect the dropped writes after that later flush (today it misses this mutant)',
  sweep_equivalent='the sweep injects no faults and never writes after a crash: no flush ever fails')
 
@@ -671,7 +671,7 @@ mutant('replay-error-ignored',
             rc = vhdx_replay_plan_apply(dev, &h->plan);""",
  """        if (rc == 0)
             vhdx_replay_plan_apply(dev, &h->plan);""",
- ['--scenario','batch','--models','recovery'], [],
+ ['--scenario','all','--models','all'], [],
  category='error-path', expose='an I/O error or a failed (dropping) flush during replay (pcfaults replay phase): the LogGuid is cleared over pages that never reached the disk',
  sweep_equivalent='the sweep injects no faults and never writes after a crash: no replay write fails')
 
@@ -680,7 +680,7 @@ mutant('inplace-write-error-lost',
  'engine/src/vdisk.c',
  """            err = vhdx_io_write(h->dev, p, n, (vhdx_bat_offset_mb(e) << 20) + in);""",
  """            rc = vhdx_io_write(h->dev, p, n, (vhdx_bat_offset_mb(e) << 20) + in);""",
- ['--scenario','churn','--models','drop'], [],
+ ['--scenario','all','--models','all'], [],
  category='error-path', expose='a write spanning an allocated block and a new one whose in-place part fails (pcfaults EIO on a payload write in churn\'s writes across the block end): the call succeeds, the data is not there',
  sweep_equivalent='the sweep injects no faults and never writes after a crash: no payload write fails')
 
@@ -693,7 +693,7 @@ mutant('bat-set-before-page-add',
     return rc;""",
  """    vhdx_bat_set(h, idx, value);
     return page_set_add(ps, idx * 8 / VHDX_LOG_SECTOR);""",
- ['--scenario','fill','--models','drop'], [],
+ ['--scenario','all','--models','all'], [],
  category='error-path', expose='ENOMEM from vhdx/alloc while recording the BAT page (pcfaults), then writes into that block acknowledged by a flush: after a cut the BAT never named the block',
  sweep_equivalent='the sweep injects no faults and never writes after a crash: no allocation fails')
 
@@ -708,7 +708,7 @@ mutant('alloc-flush-error-not-poisoned',
  """        rc = vhdx_flush_dev(h);
         if (rc == 0)
             rc = commit_bat_pages(h, &ps);""",
- ['--scenario','fill','--models','drop'], [],
+ ['--scenario','all','--models','all'], [],
  category='error-path', expose='a transient flush failure before a BAT commit (pcfaults), then writes into the same block and a successful flush: the block\'s BAT entry was never logged',
  sweep_equivalent='the sweep injects no faults and never writes after a crash: no flush ever fails')
 
@@ -718,7 +718,7 @@ mutant('alloc-ignores-file-size',
  'engine/src/vdisk.c',
  """            uint64_t at = vhdx_round_up(h->alloc_end > h->file_size ? h->alloc_end : h->file_size, VHDX_MiB);""",
  """            uint64_t at = vhdx_round_up(h->alloc_end, VHDX_MiB);""",
- ['--scenario','reopen','--models','drop'], [],
+ ['--scenario','all','--models','all'], [],
  category='allocation', expose='a write that extended the file and failed (pcfaults short write), or a cut after an extension was flushed but before its BAT entry, then another allocation: unwritten sectors of the new block hold the old bytes (unwritten-sector check)',
  sweep_equivalent='the sweep injects no faults and never writes after a crash: without a failed write the file never extends past the last block')
 
