@@ -1,19 +1,29 @@
 """`powercut mutants`: planted bugs that prove the harness finds bugs.
 
 A mutant is a patch file (unified diff, paths a/engine/... b/engine/...)
-with a JSON sidecar {name, description, sweep: [pcsweep args], expect:
-[invariants]}.  The engine source is never modified: each mutant is applied
-to a scratch copy of engine/ and harness/ under build/mutants/<name>/, built
-with its own small CMake project, and swept with the sidecar's arguments.
-A mutant is *killed* when the sweep exits 1 and its first violation names
-one of the expected invariants; a sweep that exits 0 means the harness
-missed the bug.  A sidecar may declare "sweep_kills": false with the reason
-("why_the_sweep_cannot_kill_it"): an equivalent mutant for this writer's
-crash states, left for the other methods (fuzzing) to kill; `mutants`
-checks those only with --all, and then expects them to survive.  The project's own mutants live in harness/mutants/; a
-user's directory of patches works the same way (the sidecar is optional:
-without it the mutant is swept with the default arguments and any
-violation kills it).
+with a JSON sidecar {name, description, category, expose, sweep: [pcsweep
+args], expect: [invariants], sweep_kills}.  The engine source is never
+modified: each mutant is applied to a scratch copy of engine/ and harness/
+under build/mutants/<name>/, built with its own small CMake project, and
+swept with the sidecar's arguments.  A mutant is *killed* when the sweep
+exits 1 and its first violation names one of the expected invariants; a
+sweep that exits 0 means the harness missed the bug.
+
+What the sidecar says about the sweep (docs/mutants.md):
+  "sweep_kills": true (the default)   the sweep must kill it;
+  "why_the_sweep_cannot_kill_it"      equivalent for this writer's crash
+                                      states, left to other methods: the
+                                      sweep must miss it;
+  "sweep_blind"                       a blind spot of today's sweep (issue
+                                      10): checked only with --all, where a
+                                      kill is good news, not a failure;
+  "equivalent"                        no method can tell it apart from the
+                                      correct engine: the sweep must miss it
+                                      (`evaluate` checks every method).
+By default (and in CTest) only the first, second and fourth kinds run.
+The project's own mutants live in harness/mutants/; a user's directory of
+patches works the same way (the sidecar is optional: without it the mutant
+is swept with the default arguments and any violation kills it).
 """
 import hashlib
 import json
@@ -40,7 +50,8 @@ add_subdirectory(harness)
 
 
 def list_mutants(directory=MUTANT_DIR):
-    """Mutants in a directory: [{name, patch, description, sweep, expect}]."""
+    """Mutants in a directory: [{name, patch, description, category, expose,
+    sweep, expect, sweep_kills, ...the rest of the sidecar}]."""
     if not os.path.isdir(directory):
         raise UsageError(f"{directory}: no such directory of mutants")
     out = []
@@ -48,7 +59,8 @@ def list_mutants(directory=MUTANT_DIR):
         if not fn.endswith(".patch"):
             continue
         name = fn[:-len(".patch")]
-        meta = {"name": name, "description": "", "sweep": DEFAULT_SWEEP, "expect": [], "sweep_kills": True}
+        meta = {"name": name, "description": "", "category": None, "expose": "", "sweep": DEFAULT_SWEEP,
+                "expect": [], "sweep_kills": True}
         side = os.path.join(directory, name + ".json")
         if os.path.exists(side):
             try:
@@ -56,6 +68,8 @@ def list_mutants(directory=MUTANT_DIR):
                     meta.update(json.load(f))
             except (OSError, ValueError) as e:
                 raise UsageError(f"{side}: unreadable mutant description: {e}") from e
+        if meta.get("equivalent") or meta.get("sweep_blind"):
+            meta["sweep_kills"] = False
         meta["patch"] = os.path.join(directory, fn)
         out.append(meta)
     return out
@@ -156,6 +170,32 @@ def add_parser(sub):
     p.set_defaults(func=cmd_mutants)
 
 
+def expectation(m):
+    """What `mutants` expects of the sweep: "kill", "miss" (equivalent for
+    the sweep, or for every method) or "any" (a declared blind spot)."""
+    if m.get("sweep_blind") and not m.get("equivalent"):
+        return "any"
+    return "kill" if m["sweep_kills"] else "miss"
+
+
+def verdict(m, r):
+    """(ok, text) for the sweep result r of mutant m."""
+    exp = expectation(m)
+    if exp == "any":
+        return True, (f"killed [{r['invariant']}]: the blind spot is closed, make it sweep_kills in its sidecar"
+                      if r["killed"] else "survived (a declared blind spot of today's sweep)")
+    if exp == "miss":
+        kind = "equivalent" if m.get("equivalent") else "equivalent for this writer"
+        if r["killed"]:
+            return False, f"killed although declared {kind} [{r['invariant']}]: the reason in its sidecar is wrong"
+        return True, f"survived, as declared ({kind})"
+    if not r["killed"]:
+        return False, "SURVIVED"
+    if not r["expected_ok"]:
+        return False, f"killed by an unexpected invariant ({r['invariant']})"
+    return True, "killed"
+
+
 def cmd_mutants(args):
     ms = list_mutants(args.dir)
     if args.names:
@@ -165,11 +205,14 @@ def cmd_mutants(args):
             raise UsageError(f"unknown mutant(s): {', '.join(missing)} (see --list)")
         ms = [known[n] for n in args.names]
     elif not args.all and not args.list:
-        ms = [m for m in ms if m["sweep_kills"]]
+        ms = [m for m in ms if expectation(m) == "kill"]
     if args.list:
         for m in ms:
-            tag = "" if m["sweep_kills"] else " [not killable by the sweep: see its .json]"
-            print(f"{m['name']:28s} {m['description']}{tag}")
+            tag = (" [equivalent: see its .json]" if m.get("equivalent") else
+                   " [a blind spot of today's sweep]" if m.get("sweep_blind") else
+                   " [not killable by the sweep: see its .json]" if not m["sweep_kills"] else "")
+            cat = f"({m['category']}) " if m.get("category") else ""
+            print(f"{m['name']:32s} {cat}{m['description']}{tag}")
         return 0
     from . import setup
     setup.ensure(quiet=True)
@@ -177,16 +220,12 @@ def cmd_mutants(args):
     bad = 0
     for m in ms:
         r = check_mutant(m, args.max_seconds, quiet=False)
+        ok, text = verdict(m, r)
+        r["expected_ok"] = ok
         results.append(r)
-        if not m["sweep_kills"]:
-            r["expected_ok"] = not r["killed"]
-        verdict = ("killed" if r["killed"] and r["expected_ok"] else
-                   "survived, as declared (equivalent for this writer)" if not m["sweep_kills"] and not r["killed"]
-                   else f"killed although declared unkillable [{r['invariant']}]" if not m["sweep_kills"]
-                   else f"killed by an unexpected invariant ({r['invariant']})" if r["killed"] else "SURVIVED")
-        say(f"mutant {m['name']}: {verdict} after {r['states']} states, {r['seconds']} s"
+        say(f"mutant {m['name']}: {text} after {r['states']} states, {r['seconds']} s"
             + (f" [{r['invariant']}] {r['choice']}" if r["killed"] else ""))
-        bad |= not r["expected_ok"]
+        bad |= not ok
     if args.json:
         from .common import write_json
         write_json(args.json, {"mutants": results,
