@@ -35,7 +35,8 @@ static const char usage[] =
     "  repro FILE   re-run the crash state saved in a reproducer; print verdict and diff\n"
     "  record OUT   run one workload and save its trace (no sweep)\n"
     "  export       write crash states of a trace as image files for external checkers\n"
-    "  info TRACE   print a trace's metadata and operation counts\n"
+    "  info TRACE [--json [--ops]]   print a trace's metadata and operation counts; with\n"
+    "               --json also its epochs (and with --ops every operation, without data)\n"
     "  scenarios    the scenario registry as JSON (name, about)\n"
     "  protocol     check the log's ordering rules on workload traces (or --trace FILE)\n"
     "               without crash states; exit 1 on any violation (docs/protocol.md)\n"
@@ -1059,8 +1060,130 @@ static int cmd_record(int argc, char **argv)
     return rc ? EXIT_BAD_USAGE : EXIT_PASS;
 }
 
+/* `pcsweep info TRACE --json [--ops]`: what a trace holds, for the driver
+ * (scripts/pclib asks this instead of parsing traces itself): the header,
+ * counts, metadata, crash choice, and the epochs as the sweep counts them
+ * (an epoch ends at each flush; its pending writes and truncates are those
+ * since the previous flush, cleared by a fault.drop_pending mark, as in
+ * sweep.c's walk).  With --ops every operation too, without its data: a
+ * write gives the byte it is uniformly filled with, or null. */
+static void info_json(const struct trace *t, const char *path, int with_ops)
+{
+    size_t counts[256] = {0};
+    for (size_t i = 0; i < t->n_ops; i++)
+        counts[t->ops[i].kind]++;
+    printf("{\"trace\": ");
+    tool_json_str(stdout, path);
+    printf(", \"version\": %u, \"flags\": %u, \"workload\": %s, \"external\": %s, \"reproducer\": %s"
+           ", \"seed\": %" PRIu64 ", \"base_size\": %" PRIu64 ", \"base_sectors\": %zu, \"ops\": %zu"
+           ", \"writes\": %zu, \"bytes_written\": %" PRIu64 ", \"flushes\": %zu, \"truncates\": %zu"
+           ", \"marks\": %zu, \"workload_ops\": %zu",
+           TRACE_VERSION, t->flags, t->flags & TRACE_F_WORKLOAD ? "true" : "false",
+           t->flags & TRACE_F_EXTERNAL ? "true" : "false", t->flags & TRACE_F_CHOICE ? "true" : "false", t->seed,
+           t->base_size, t->base.count, t->n_ops, counts[TR_WRITE], t->bytes_written, counts[TR_FLUSH],
+           counts[TR_TRUNCATE], counts[TR_MARK], counts[TR_VBEGIN]);
+    const struct trace_kv *kv[2] = {t->meta, t->choice};
+    const size_t nkv[2] = {t->n_meta, t->n_choice};
+    for (int k = 0; k < 2; k++) {
+        printf(", \"%s\": {", k ? "choice" : "meta");
+        for (size_t i = 0; i < nkv[k]; i++) {
+            printf("%s", i ? ", " : "");
+            tool_json_str(stdout, kv[k][i].key);
+            printf(": ");
+            tool_json_str(stdout, kv[k][i].value);
+        }
+        printf("}");
+    }
+    int drop = trace_find_name(t, "fault.drop_pending");
+    uint32_t epoch = 0;
+    uint64_t pending = 0, start = 0;
+    printf(", \"epochs\": [");
+    for (size_t i = 0; i <= t->n_ops; i++) {
+        const struct trace_op *op = i < t->n_ops ? &t->ops[i] : NULL;
+        if (op && (op->kind == TR_WRITE || op->kind == TR_TRUNCATE))
+            pending++;
+        else if (op && op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
+            pending = 0; /* a failed flush dropped them */
+        else if (!op || op->kind == TR_FLUSH) {
+            printf("%s\n  {\"epoch\": %u, \"start\": %" PRIu64 ", \"flush\": ", epoch ? "," : "", epoch, start);
+            if (op)
+                printf("%zu", i);
+            else
+                printf("null");
+            printf(", \"pending\": %" PRIu64 "}", pending);
+            epoch++;
+            pending = 0;
+            start = i + 1;
+        }
+    }
+    printf("]");
+    if (with_ops) {
+        printf(", \"operations\": [");
+        for (size_t i = 0; i < t->n_ops; i++) {
+            const struct trace_op *op = &t->ops[i];
+            printf("%s\n  {\"kind\": \"%c\"", i ? "," : "", op->kind);
+            if (op->kind == TR_WRITE) {
+                int uniform = op->len > 0;
+                for (uint32_t b = 1; uniform && b < op->len; b++)
+                    uniform = op->data[b] == op->data[0];
+                printf(", \"offset\": %" PRIu64 ", \"length\": %u, \"fill\": ", op->off, op->len);
+                if (uniform)
+                    printf("%u", op->data[0]);
+                else
+                    printf("null");
+            } else if (op->kind == TR_TRUNCATE) {
+                printf(", \"size\": %" PRIu64, op->off);
+            } else if (op->kind == TR_MARK) {
+                printf(", \"name\": ");
+                tool_json_str(stdout, op->name < t->n_names ? t->names[op->name] : "?");
+                printf(", \"arg\": %" PRIu64, op->off);
+            } else if (op->kind == TR_VBEGIN) {
+                printf(", \"vop\": %u, \"vkind\": %u, \"voffset\": %" PRIu64 ", \"vlength\": %" PRIu64
+                       ", \"vid\": %u",
+                       op->vop, op->vkind, op->off, op->vlen, op->vid);
+            } else if (op->kind == TR_VEND) {
+                printf(", \"vop\": %u, \"rc\": %d", op->vop, op->rc);
+            }
+            printf("}");
+        }
+        printf("]");
+    }
+    printf("}\n");
+}
+
 static int cmd_info(int argc, char **argv)
 {
+    /* --json and --ops are flags of info only (elsewhere --json takes a path). */
+    int json = 0, with_ops = 0, n = 0;
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av)
+        return EXIT_BAD_USAGE;
+    for (int i = 0; i < argc; i++) {
+        if (i >= 2 && !strcmp(argv[i], "--json"))
+            json = 1;
+        else if (i >= 2 && !strcmp(argv[i], "--ops"))
+            with_ops = 1;
+        else
+            av[n++] = argv[i];
+    }
+    if (with_ops && !json)
+        tool_die_usage("info: --ops goes with --json");
+    if (json) {
+        struct opts o;
+        parse(n, av, &o, 1);
+        struct trace t;
+        char err[512];
+        int rc = trace_load(&t, o.pos[0], err, sizeof err);
+        if (rc != 0)
+            fprintf(stderr, "pcsweep: %s\n", err);
+        else
+            info_json(&t, o.pos[0], with_ops);
+        if (rc == 0)
+            trace_free(&t);
+        free(av);
+        return rc ? EXIT_BAD_USAGE : EXIT_PASS;
+    }
+    free(av);
     struct opts o;
     parse(argc, argv, &o, 1);
     struct trace t;
