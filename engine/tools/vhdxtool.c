@@ -4,6 +4,7 @@
  *   vhdxtool create IMG SIZE [--block-size N] [--log-size N]
  *                   [--logical-sector 512|4096] [--physical-sector 512|4096]
  *   vhdxtool info IMG [--json]
+ *   vhdxtool layout IMG [--bat-at VOFF]        (JSON)
  *   vhdxtool check IMG [--repair] [--strict] [--json]
  *   vhdxtool replay IMG
  *   vhdxtool dump-log IMG [--json] [--guid GUID] [--descriptors [--value-at OFF]]
@@ -16,8 +17,8 @@
  * Exit status: 0 success; 1 the image is invalid or refused, or check found
  * errors; 2 usage or I/O error.  Messages go to stderr and name what is wrong
  * and where.  Commands that only look (info, check, dump-log, read, export)
- * open the image read-only and replay a pending log in memory; a refused
- * image is never modified.
+ * open the image read-only and replay a pending log in memory; layout reads
+ * the structures without opening; a refused image is never modified.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +52,11 @@ static const char usage_text[] =
     "                          replayed in memory, the file is not touched); with\n"
     "                          --json an image the engine refuses still gets what its\n"
     "                          structures say as far as they decode, and the error\n"
+    "  layout IMG [--bat-at VOFF]\n"
+    "                          the structures as JSON without opening the image (file\n"
+    "                          identifier, both headers and the current one, both region\n"
+    "                          tables, BAT and metadata regions); --bat-at adds the BAT\n"
+    "                          entry that maps virtual offset VOFF\n"
     "  check IMG [--repair] [--strict] [--json]\n"
     "                          consistency check; --repair fixes what is safe to fix\n"
     "                          (LogGuid without a sequence, pending replay, damaged\n"
@@ -158,6 +164,8 @@ struct opts {
     const char *guid;
     int have_value_at;   /* dump-log --value-at OFF */
     uint64_t value_at;
+    int have_bat_at;     /* layout --bat-at VOFF */
+    uint64_t bat_at;
 };
 
 static uint64_t need_value(int argc, char **argv, int *i, const char *name, int suffix)
@@ -217,6 +225,9 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
                 o->have_value_at = 1;
                 if (o->value_at % 8)
                     die_usage("--value-at: %s is not a multiple of 8 (a BAT entry's offset)", argv[i]);
+            } else if (!strcmp(name, "bat-at")) {
+                o->bat_at = need_value(argc, argv, &i, a, 1);
+                o->have_bat_at = 1;
             } else if (!strcmp(name, "guid")) {
                 if (i + 1 >= argc)
                     die_usage("--guid needs a value");
@@ -344,6 +355,8 @@ static void json_opt_u64(const char *key, int have, uint64_t v)
  * tables, the metadata items), and the error -- a damaged image is when
  * one wants to see what could be parsed.  Reads only; every length comes
  * from the format's fixed sizes or is checked against the file. */
+static void structures_json(struct bdev *dev, int have_size, uint64_t size, const struct opts *o);
+
 static void info_refused_json(struct bdev *dev, const char *path, int rc, const struct vhdx_diag *d)
 {
     uint64_t size = 0;
@@ -360,7 +373,53 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
     json_opt_u64("offset", d->offset != UINT64_MAX, d->offset);
     printf("}");
     json_opt_u64("file_size", have_size, size);
+    structures_json(dev, have_size, size, NULL);
+    printf("}\n");
+}
 
+static const char *bat_state_name(unsigned state)
+{
+    switch (state) {
+    case VHDX_BAT_NOT_PRESENT:
+        return "NOT_PRESENT";
+    case VHDX_BAT_UNDEFINED:
+        return "UNDEFINED";
+    case VHDX_BAT_ZERO:
+        return "ZERO";
+    case VHDX_BAT_UNMAPPED:
+        return "UNMAPPED";
+    case VHDX_BAT_FULLY_PRESENT:
+        return "FULLY_PRESENT";
+    case VHDX_BAT_PARTIALLY_PRESENT:
+        return "PARTIALLY_PRESENT";
+    default:
+        return NULL;
+    }
+}
+
+/* A BAT entry as JSON: its state by name ("state-N" for the reserved
+ * values) and FileOffsetMB. */
+static void bat_entry_json(uint64_t e)
+{
+    const char *name = bat_state_name(vhdx_bat_state(e));
+    printf("{\"entry\": %" PRIu64 ", \"state\": ", e);
+    if (name)
+        printf("\"%s\"", name);
+    else
+        printf("\"state-%u\"", vhdx_bat_state(e));
+    printf(", \"offset_mb\": %" PRIu64 "}", vhdx_bat_offset_mb(e));
+}
+
+/* The structures as far as they decode: file identifier, both headers and
+ * the current one, both region tables, the BAT and metadata regions of the
+ * first valid table with the metadata items; with o->have_bat_at also the
+ * BAT entry that maps virtual offset o->bat_at ("bat_at", null when the
+ * geometry or the entry cannot be read). */
+static void structures_json(struct bdev *dev, int have_size, uint64_t size, const struct opts *o)
+{
+    uint32_t geo_block = 0, geo_lss = 0; /* from the metadata items, for --bat-at */
+    uint64_t bat_offset = 0;
+    int have_bat = 0;
     static uint8_t buf[VHDX_REGION_TABLE_SIZE];
     char g[VHDX_GUID_STRLEN];
     /* file type identifier */
@@ -450,6 +509,10 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
                 continue;
             printf(", \"%s\": {\"offset\": %" PRIu64 ", \"length\": %u", bat ? "bat" : "metadata", e->file_offset,
                    e->length);
+            if (bat) {
+                bat_offset = e->file_offset;
+                have_bat = 1;
+            }
             if (!bat) {
                 static struct vhdx_metadata_table mt;
                 int mrc = e->length < VHDX_METADATA_TABLE_SIZE || (have_size && e->file_offset + e->length > size)
@@ -471,12 +534,15 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
                     if (!want || me->length < want || me->offset > e->length - want ||
                         dev->ops->read(dev, item, want, e->file_offset + me->offset) != 0)
                         continue;
-                    if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS))
-                        printf(", \"block_size\": %u", vhdx_get32(item));
-                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE))
+                    if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS)) {
+                        geo_block = vhdx_get32(item);
+                        printf(", \"block_size\": %u", geo_block);
+                    } else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE))
                         printf(", \"virtual_size\": %" PRIu64, vhdx_get64(item));
-                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE))
-                        printf(", \"logical_sector\": %u", vhdx_get32(item));
+                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE)) {
+                        geo_lss = vhdx_get32(item);
+                        printf(", \"logical_sector\": %u", geo_lss);
+                    }
                     else
                         printf(", \"physical_sector\": %u", vhdx_get32(item));
                 }
@@ -484,7 +550,52 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
             printf("}");
         }
     }
+    if (!o || !o->have_bat_at)
+        return;
+    /* The payload block's BAT entry: chunk ratio (2^23 * logical sector) /
+     * block size, one sector-bitmap entry after every chunk ratio of them. */
+    uint64_t ratio = geo_block ? ((uint64_t)1 << 23) * geo_lss / geo_block : 0;
+    printf(", \"bat_at\": ");
+    if (!have_bat || !ratio) {
+        printf("null");
+        return;
+    }
+    uint64_t block = o->bat_at / geo_block;
+    uint64_t index = block + block / ratio;
+    uint64_t at = bat_offset + 8 * index;
+    uint8_t e[8];
+    if (index > (UINT64_MAX - bat_offset) / 8 || (have_size && at + 8 > size) || dev->ops->read(dev, e, 8, at) != 0) {
+        printf("null");
+        return;
+    }
+    printf("{\"virtual_offset\": %" PRIu64 ", \"block\": %" PRIu64 ", \"index\": %" PRIu64
+           ", \"file_offset\": %" PRIu64 ", \"value\": ",
+           o->bat_at, block, index, at);
+    bat_entry_json(vhdx_get64(e));
+    printf("}");
+}
+
+/* `layout IMG [--bat-at VOFF]`: the structures of any image as JSON, without
+ * opening it (no replay, nothing validated beyond each structure's own
+ * decoder): what `info --json` says of a refused image, for images the
+ * engine opens too.  The driver asks this instead of decoding headers,
+ * region tables and BAT entries itself. */
+static int cmd_layout(int argc, char **argv)
+{
+    struct opts o;
+    parse_opts(argc, argv, &o, 1, "bat-at");
+    struct bdev *dev;
+    if (open_dev(o.pos[0], BDEV_RDONLY, &dev) != 0)
+        return EXIT_USAGE;
+    uint64_t size = 0;
+    int have_size = dev->ops->size(dev, &size) == 0;
+    printf("{\"image\": ");
+    json_str(stdout, o.pos[0]);
+    json_opt_u64("file_size", have_size, size);
+    structures_json(dev, have_size, size, &o);
     printf("}\n");
+    bdev_destroy(dev);
+    return EXIT_OK;
 }
 
 static int cmd_info(int argc, char **argv)
@@ -758,8 +869,10 @@ static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t lo
         if (json) {
             printf("%s{\"kind\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %" PRIu64, i ? ", " : "",
                    d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
-            if (covers && vok)
-                printf(", \"value_at\": %" PRIu64, val);
+            if (covers && vok) {
+                printf(", \"value_at\": %" PRIu64 ", \"value_at_bat\": ", val);
+                bat_entry_json(val);
+            }
             printf("}");
         } else {
             printf("             %-4s file offset 0x%010" PRIx64 " length %" PRIu64, d.kind == VHDX_DESC_ZERO ? "zero" : "data",
@@ -1211,7 +1324,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"create", cmd_create}, {"info", cmd_info},     {"check", cmd_check},   {"replay", cmd_replay},
         {"dump-log", cmd_dump_log}, {"read", cmd_read}, {"write", cmd_write},   {"export", cmd_export},
-        {"import", cmd_import},
+        {"import", cmd_import}, {"layout", cmd_layout},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name))
