@@ -13,6 +13,7 @@
  *   pcfaults repro FILE          re-run a saved fault reproducer
  *   pcfaults points [options]    the catalogue and how often the default workloads
  *                                reach each point
+ *   pcfaults kinds --json        the fault kinds, modes and phases (the registry)
  *
  * Invariants checked (docs/faults.md):
  *   fault-not-reported        an operation during which a fault fired returned success
@@ -73,6 +74,7 @@ static const char usage[] =
     "  run          one workload with one plan (--plan), e.g. to reproduce a crash\n"
     "  repro FILE   re-run a saved fault reproducer; print the verdict\n"
     "  points       the fault-point catalogue and the calls the default workloads make\n"
+    "  kinds --json the fault kinds (with their points), modes and phases as JSON\n"
     "\n"
     "workload options:\n"
     "  --scenario LIST      a comma list of the scenarios below, or all (default all)\n"
@@ -2125,6 +2127,47 @@ static int cmd_points(int argc, char **argv)
     return lost ? EXIT_BAD_USAGE : EXIT_PASS;
 }
 
+/* `pcfaults kinds --json`: the fault registry as the driver reads it (no
+ * list of kinds, modes or phases is kept anywhere else): each kind with the
+ * points it fails, the exact modes a sweep runs, the phases, the points. */
+static int cmd_kinds(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[2], "--json"))
+        tool_die_usage("kinds takes --json");
+    printf("{\"kinds\": [");
+    for (int k = 0; k < FK_COUNT; k++) {
+        printf("%s\n  {\"name\": ", k ? "," : "");
+        tool_json_str(stdout, fault_kind_names[k]);
+        printf(", \"points\": [");
+        unsigned pts = fault_kind_points((enum fault_kind)k);
+        for (int p = 0, first = 1; p < FP_COUNT; p++)
+            if (pts & (1u << p)) {
+                printf("%s", first ? "" : ", ");
+                tool_json_str(stdout, fault_point_names[p]);
+                first = 0;
+            }
+        printf("]}");
+    }
+    printf("],\n \"modes\": [");
+    for (int m = 0; m < FM_COUNT; m++) {
+        printf("%s{\"name\": ", m ? ", " : "");
+        tool_json_str(stdout, fault_mode_names[m]);
+        printf(", \"sweep\": %s}", m == FM_RANDOM ? "false" : "true");
+    }
+    printf("],\n \"phases\": [");
+    for (int p = 0; p < PH_COUNT; p++) {
+        printf("%s", p ? ", " : "");
+        tool_json_str(stdout, phase_names[p]);
+    }
+    printf("],\n \"points\": [");
+    for (int p = 0; p < FP_COUNT; p++) {
+        printf("%s", p ? ", " : "");
+        tool_json_str(stdout, fault_point_names[p]);
+    }
+    printf("]}\n");
+    return EXIT_PASS;
+}
+
 int main(int argc, char **argv)
 {
     tool_set_name("pcfaults");
@@ -2148,5 +2191,7 @@ int main(int argc, char **argv)
         return cmd_repro(argc, argv);
     if (!strcmp(argv[1], "points"))
         return cmd_points(argc, argv);
+    if (!strcmp(argv[1], "kinds"))
+        return cmd_kinds(argc, argv);
     tool_die_usage("unknown command '%s'", argv[1]);
 }
