@@ -79,7 +79,7 @@ import subprocess
 import sys
 import time
 
-from . import build, fuzz, report, setup, triage
+from . import build, fuzz, registry, report, setup, triage
 from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, UsageError, build_dir, check_output_dir, fallback_path,
                      say, show_cmd, tool, write_json)
 
@@ -395,8 +395,7 @@ class Campaign:
         if not self.args.no_coverage:
             build.ensure_built("coverage", quiet=True)
         self.build_seconds = round(time.time() - t, 1)
-        self.scenarios = [x["name"] for x in json.loads(subprocess.run(
-            [tool("default", "pcsweep"), "scenarios"], stdout=subprocess.PIPE, check=True).stdout)]
+        self.scenarios = registry.scenarios(tool("default", "pcsweep"))
 
     # ---- phases ---------------------------------------------------------------------------
     def _read_json(self, path, what):
