@@ -1458,6 +1458,27 @@ static void coverage_text(const struct coverage *cv, char *out, size_t len)
         snprintf(out, len, "%" PRIu64 " plans (of ? planned)", cv->done);
 }
 
+/* "cells": the figures per phase, kind and mode that ran (what the driver's
+ * JUnit writer makes one test case of). */
+static void json_cells(const struct fsweep *S, FILE *f)
+{
+    fprintf(f, "  \"cells\": [");
+    int first = 1;
+    for (int p = 0; p < PH_COUNT; p++)
+        for (int k = 0; k < FK_COUNT; k++)
+            for (int m = 0; m < FM_COUNT; m++) {
+                const struct kstat *s = &S->st[p][k][m];
+                if (!s->plans)
+                    continue;
+                fprintf(f, "%s\n    {\"phase\": \"%s\", \"kind\": \"%s\", \"mode\": \"%s\", \"figures\": ",
+                        first ? "" : ",", phase_names[p], fault_kind_names[k], fault_mode_names[m]);
+                json_kstat(f, s);
+                fprintf(f, "}");
+                first = 0;
+            }
+    fprintf(f, "],\n");
+}
+
 static void write_json(const struct fsweep *S, FILE *f, double wall, uint64_t campaign_seed,
                        const struct coverage *cv)
 {
@@ -1521,7 +1542,9 @@ static void write_json(const struct fsweep *S, FILE *f, double wall, uint64_t ca
         fprintf(f, "%s\n    \"%s\": ", p ? "," : "", phase_names[p]);
         json_kstat(f, &st);
     }
-    fprintf(f, "\n  },\n  \"refusal_codes\": {");
+    fprintf(f, "\n  },\n");
+    json_cells(S, f);
+    fprintf(f, "  \"refusal_codes\": {");
     for (int r = 0; r < S->n_refusal; r++)
         fprintf(f, "%s\"%s\": %" PRIu64, r ? ", " : "", vhdx_errname(S->refusal_code[r]), S->refusal_count[r]);
     fprintf(f, "},\n  \"points_catalogue\": %d,\n  \"points_reached\": %d,\n  \"points\": {", FP_COUNT, reached);
