@@ -97,12 +97,13 @@ def tool(preset, name):
     return os.path.join(build_dir(preset), "engine", name)
 
 
-def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None, junit_copy=None):
-    """Runs a C tool (pcsweep, pcfaults) that writes a JSON summary and a
-    JUnit file into run_dir and exits 0 (clean) or 1 (violations).  The
-    summary gains "run_dir" and is copied to json_copy, the JUnit file to
-    junit_copy (when given).  Returns (status, summary); any other status,
-    or no summary, is an InfraError."""
+def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None, junit_copy=None, junit_of=None):
+    """Runs a C tool (pcsweep, pcfaults) that writes a JSON summary into
+    run_dir and exits 0 (clean) or 1 (violations).  The summary gains
+    "run_dir"; junit_of(summary) gives the JUnit document written to
+    junit_path (junit.py: the one JUnit writer); the summary is copied to
+    json_copy, the JUnit file to junit_copy (when given).  Returns (status,
+    summary); any other status, or no summary, is an InfraError."""
     cp = run(cmd, check=False)
     if cp.returncode not in (0, 1) or not os.path.exists(summary_path):
         raise InfraError(f"{name} failed (status {cp.returncode}); see the messages above")
@@ -113,6 +114,9 @@ def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None,
         raise InfraError(f"{name} wrote an unreadable summary {summary_path}: {e}") from e
     summary["run_dir"] = run_dir
     write_json(summary_path, summary)
+    if junit_of:
+        with open(junit_path, "w") as f:
+            f.write(junit_of(summary))
     lost = []
     for src, dst, what in ((summary_path, json_copy, "--json"), (junit_path, junit_copy, "--junit")):
         if dst:

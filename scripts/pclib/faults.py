@@ -32,7 +32,7 @@ import shlex
 import shutil
 import time
 
-from . import ask, build, setup
+from . import ask, build, junit, setup
 from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, TimeoutExpired, UsageError,
                      check_output_dir, check_output_file, is_pctrace, run, run_summarized, save_copy, save_json, say,
                      tool, write_json)
@@ -217,8 +217,9 @@ def run_pcfaults(args):
             cmd += ["--phases", args.phases]
     if args.require_complete:
         cmd.append("--require-complete")
-    cmd += ["--json", fj, "--junit", ju, "--repro-dir", os.path.join(out, "repro")] + list(args.extra or [])
-    status, summary = run_summarized(cmd, "pcfaults", fj, ju, out, args.json, args.junit)
+    cmd += ["--json", fj, "--repro-dir", os.path.join(out, "repro")] + list(args.extra or [])
+    status, summary = run_summarized(cmd, "pcfaults", fj, ju, out, args.json, args.junit,
+                                     junit_of=lambda s: junit.faults(s, args.require_complete))
     print_summary(summary, fj)
     print(f"\nrun directory: {out}")
     for m in summary.get("lost_outputs", []):
@@ -469,8 +470,8 @@ def run_exec(args):
                             for f in failures if f.get("reproducer")]}
     ej = os.path.join(out, "faults.json")
     write_json(ej, summary)
-    write_exec_junit(os.path.join(out, "junit.xml"), per_kind, signatures, wall, stop,
-                     getattr(args, "require_complete", False))
+    junit.write(os.path.join(out, "junit.xml"), junit.faults_exec(per_kind, signatures, wall, stop,
+                                                                  getattr(args, "require_complete", False)))
     lost = []
     for src, dst, what in ((ej, args.json, "--json"), (os.path.join(out, "junit.xml"), args.junit, "--junit")):
         if dst:
@@ -514,38 +515,6 @@ def exec_signature(kind, res):
         structure = re.sub(r"\{[0-9A-Fa-f-]+\}", "{GUID}", detail)
         structure = " ".join(re.sub(r"0x[0-9a-fA-F]+|\d+", "N", structure).split())[:100]
     return f"{res.get('invariant')}|{kind}|{structure}"
-
-
-def write_exec_junit(path, per_kind, signatures, wall, stopped=False, require_complete=False):
-    """One test case per kind (skipped -- failed with --require-complete --
-    when the run stopped at a limit), one failed test case per signature."""
-    from xml.sax.saxutils import escape, quoteattr
-    inc = 1 if stopped else 0
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuites name="powercut-faults-exec" tests="{len(per_kind) + len(signatures)}" '
-             f'failures="{len(signatures) + (inc if require_complete else 0)}" time="{wall:.3f}">',
-             f'  <testsuite name="faults-exec" tests="{len(per_kind)}" failures="{inc if require_complete else 0}">']
-    for kind, k in per_kind.items():
-        lines.append(f'    <testcase classname="faults.exec" name={quoteattr(kind)}>')
-        if stopped:
-            tag = "failure" if require_complete else "skipped"
-            lines.append(f'      <{tag} message="incomplete: the run stopped at --max-faults/--max-seconds"/>')
-        lines.append(f'      <system-out>plans {k["plans"]}, injected {k["injected"]}, unreported '
-                     f'{k["unreported"]}, violations {k["violations"]}</system-out>')
-        lines.append('    </testcase>')
-    lines.append("  </testsuite>")
-    lines.append(f'  <testsuite name="faults-exec.violations" tests="{len(signatures)}" failures="{len(signatures)}">')
-    for g in signatures:
-        body = "\n".join(f"{e['plan']}: {e['detail']}" for e in g["examples"])
-        if g.get("reproducer"):
-            body += f"\nreproducer: {g['reproducer']}"
-        lines.append(f'    <testcase classname="faults.exec.{escape(g["kind"])}" name={quoteattr(g["signature"])}>')
-        lines.append(f'      <failure type={quoteattr(str(g["invariant"]))} '
-                     f'message={quoteattr(str(g["count"]) + " run(s) with this signature")}>{escape(body)}</failure>')
-        lines.append('    </testcase>')
-    lines += ["  </testsuite>", "</testsuites>"]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 def split_program(args):

@@ -25,7 +25,7 @@ import os
 import re
 import time
 
-from . import build, registry, setup
+from . import build, junit, registry, setup
 from .common import (EXIT_USAGE, ROOT, LostOutput, TimeoutExpired, UsageError, check_output_dir, check_output_file,
                      run, run_summarized, say, tool, write_json)
 
@@ -233,9 +233,10 @@ def run_sweep(args, quiet_table=False):
             cmd.append("--require-complete")
     else:
         cmd = [pcsweep, "sweep"] + sweep_args(args)
-    cmd += ["--json", sj, "--junit", ju, "--repro-dir", os.path.join(out, "repro")]
+    cmd += ["--json", sj, "--repro-dir", os.path.join(out, "repro")]
     cmd += list(getattr(args, "extra", []) or [])
-    status, summary = run_summarized(cmd, "pcsweep", sj, ju, out)
+    status, summary = run_summarized(cmd, "pcsweep", sj, ju, out,
+                                     junit_of=lambda s: junit.sweep(s, args.seed, args.require_complete))
     if summary.get("signatures"):
         minimize_signatures(pcsweep, summary, args.minimize_seconds, sj)
     lost = []
