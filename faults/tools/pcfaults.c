@@ -28,10 +28,10 @@
  * An engine crash (signal, sanitizer report) kills the program; the message
  * names the `pcfaults run` command that reproduces it.
  *
- * The program observes the workload runner's engine handle and every fault
- * point call through GNU ld --wrap (vhdx_open, vhdx_close, vhdx_abandon,
- * fiu_fail; see faults/CMakeLists.txt): the harness hands its hooks only the
- * device, and random plans fire inside libfiu without a callback.
+ * The program observes every fault point call through GNU ld --wrap of
+ * fiu_fail (faults/CMakeLists.txt): random plans fire inside libfiu without
+ * a callback.  The workload runner hands the live handle to the fault run
+ * through its on_handle hook (faults/liverun.h).
  *
  * Exit status: 0 no violation; 1 violations (or the reproducer still
  * fails); 2 usage or infrastructure error.
@@ -208,12 +208,12 @@ static void install_crash_handlers(void)
         __sanitizer_set_death_callback(print_context);
 }
 
-/* ---- observing the runner's handle and every fault point (ld --wrap) --------------- */
+/* ---- observing every fault point (ld --wrap) ---------------------------------------- */
 int __real_fiu_fail(const char *name);
 int __wrap_fiu_fail(const char *name);
 
 /* The run phase's workload run with a plan armed, and its live checks, are
- * faults/liverun.h (vhdx_open/close/abandon are wrapped for it). */
+ * faults/liverun.h. */
 int __wrap_fiu_fail(const char *name)
 {
     if (fault_suspended())
@@ -811,7 +811,7 @@ static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
     struct cowdisk cow;
     cowdisk_init_crashdisk(&cow, cd);
     cow.record = 0;
-    struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0};
+    struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0, NULL};
     struct verdict v;
     fault_judge_image(cowdisk_bdev(&cow), &a->oracle, cut, choice_hash(c, a->t->seed), &cfg, &v);
     cowdisk_free(&cow);
@@ -1053,7 +1053,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
                 continue;
             if (rs->one_post && strcmp(rs->one_post, posts[i]) != 0)
                 continue;
-            struct fault_judge_cfg cfg = {8, 16, 0, 0};
+            struct fault_judge_cfg cfg = {8, 16, 0, 0, NULL};
             struct verdict pv;
             fault_judge_image(cowdisk_bdev(&img[i]), &rs->oracle, cut, hash ^ (uint64_t)i, &cfg, &pv);
             ks->states++;
@@ -1194,7 +1194,7 @@ static int create_image(struct cowdisk *c, const struct workload_params *p)
 static void judge_created(const struct workload_params *p, struct cowdisk *img, uint64_t hash, struct verdict *v,
                           int *refused)
 {
-    struct fault_judge_cfg cfg = {0, 0, 0, 1};
+    struct fault_judge_cfg cfg = {0, 0, 0, 1, NULL};
     fault_judge_image(cowdisk_bdev(img), NULL, 0, hash, &cfg, v);
     *refused = v->ok && v->open_rc != 0;
     if (!v->ok || v->open_rc != 0)

@@ -238,10 +238,12 @@ struct sweeper {
     int share;                /* sharing enabled (workload traces of this engine) */
     int sh_active;            /* a class handle is open */
     uint64_t sh_sig;          /* its signature */
-    struct vhdx *sh_h;        /* its handle */
-    struct vhdx_info sh_in;
+    struct subject_handle *sh_h; /* its handle */
+    struct subject_info sh_in;
     struct verdict sh_v;      /* its structural verdict */
-    struct vhdx *sh_ro;       /* its read-only handle (JUDGE_VIEW; NULL if refused or off) */
+    struct subject_handle *sh_ro; /* its read-only handle (JUDGE_VIEW; NULL if refused or off) */
+    uint64_t sh_rng, sh_ro_rng; /* the GUID streams of its handles (live as long as they do) */
+    const struct subject_ops *subj; /* the implementation under test */
     struct refjudge sh_ref;   /* its reference reading (JUDGE_REF) */
     uint64_t epoch_start;     /* trace index of the current epoch's first op */
     struct ref_memo *memo;    /* the reference's checksum memo for this trace (JUDGE_REF) */
@@ -434,20 +436,21 @@ static uint64_t rmix(uint64_t *x)
 
 /* One read through the subject, compared with the read-only view and the
  * reference.  Returns the subject's rc. */
-static int read_compared(struct sweeper *s, struct vhdx *h, struct vhdx *ro, struct refjudge *rj, uint64_t off,
+static int read_compared(struct sweeper *s, struct subject_handle *h, struct subject_handle *ro, struct refjudge *rj,
+                         uint64_t off,
                          uint8_t *buf, uint8_t *other, size_t len, struct verdict *v)
 {
-    int rc = vhdx_read(h, off, buf, len);
+    int rc = s->subj->read(h, off, buf, len);
     if (rc != 0) {
         verdict_fail(v, INV_READ_FAILED, "reading %zu bytes at virtual offset %" PRIu64 " after a successful open: %s",
-                     len, off, vhdx_strerror(rc));
+                     len, off, s->subj->last_error(h));
         return rc;
     }
     if (ro && (s->c->judges & JUDGE_VIEW)) {
-        int rrc = vhdx_read(ro, off, other, len);
+        int rrc = s->subj->read(ro, off, other, len);
         if (rrc != 0)
             verdict_fail(v, INV_VIEW_RO_RW, "the read-only open fails a read of %zu bytes at %" PRIu64
-                         " that the read-write open serves: %s", len, off, vhdx_strerror(rrc));
+                         " that the read-write open serves: %s", len, off, s->subj->last_error(ro));
         else if (memcmp(buf, other, len) != 0) {
             size_t i = 0;
             while (buf[i] == other[i])
@@ -467,7 +470,7 @@ static int read_compared(struct sweeper *s, struct vhdx *h, struct vhdx *ro, str
  * write ever covered must read zeros (a never-written part of an allocated
  * block, or a block a bug made visible).  Whole index units nobody wrote
  * are compared with a zero page at once. */
-static void judge_unwritten(struct sweeper *s, struct vhdx *h, const struct vhdx_info *in, uint64_t cut,
+static void judge_unwritten(struct sweeper *s, struct subject_handle *h, const struct subject_info *in, uint64_t cut,
                             struct verdict *v)
 {
     const struct oracle *o = &s->oracle;
@@ -485,7 +488,7 @@ static void judge_unwritten(struct sweeper *s, struct vhdx *h, const struct vhdx
     enum { MAX_BLOCKS = 4, MAX_UNITS = 32 };
     uint64_t blocks[MAX_BLOCKS];
     int nb = 0;
-    const uint64_t bs = in->geo.block_size;
+    const uint64_t bs = in->block_size;
     for (size_t i = lo; i < o->n_ops && o->ops[i].begin < cut && nb < MAX_BLOCKS; i++) {
         const struct oracle_op *op = &o->ops[i];
         if ((op->kind != VOP_WRITE && op->kind != VOP_DISCARD) || !op->vlen)
@@ -511,10 +514,10 @@ static void judge_unwritten(struct sweeper *s, struct vhdx *h, const struct vhdx
         uint64_t first = blocks[q] * bs / us, n = bs / us;
         uint64_t step = n > MAX_UNITS ? n / MAX_UNITS : 1; /* big blocks: spread samples */
         for (uint64_t u = first; u < first + n && v->ok; u += step) {
-            if (u * us >= in->geo.virtual_size)
+            if (u * us >= in->virtual_size)
                 break;
-            size_t len = u * us + us > in->geo.virtual_size ? (size_t)(in->geo.virtual_size - u * us) : (size_t)us;
-            if (vhdx_read(h, u * us, unit, len) != 0)
+            size_t len = u * us + us > in->virtual_size ? (size_t)(in->virtual_size - u * us) : (size_t)us;
+            if (s->subj->read(h, u * us, unit, len) != 0)
                 return; /* read-failed is the data judge's to report */
             int any = oracle_written_mask(o, u, cut, mask);
             if (!any && memcmp(unit, SECTOR_ZERO, 512) == 0 && memcmp(unit, unit + 512, len - 512) == 0)
@@ -537,8 +540,8 @@ static void judge_unwritten(struct sweeper *s, struct vhdx *h, const struct vhdx
 
 /* Data verdict of the current image through an open handle (and the
  * read-only one and the reference, when those judges run). */
-static void judge_data(struct sweeper *s, struct vhdx *h, struct vhdx *ro, struct refjudge *rj,
-                       const struct vhdx_info *in, uint64_t cut, uint64_t hash, int corruption, struct verdict *v)
+static void judge_data(struct sweeper *s, struct subject_handle *h, struct subject_handle *ro, struct refjudge *rj,
+                       const struct subject_info *in, uint64_t cut, uint64_t hash, int corruption, struct verdict *v)
 {
     if (!s->have_oracle || !v->ok)
         return;
@@ -552,7 +555,7 @@ static void judge_data(struct sweeper *s, struct vhdx *h, struct vhdx *ro, struc
         return;
     uint8_t buf[512], other[512];
     for (size_t i = 0; i < n && v->ok; i++) {
-        if (sectors[i] * 512 >= in->geo.virtual_size)
+        if (sectors[i] * 512 >= in->virtual_size)
             continue;
         if (read_compared(s, h, ro, rj, sectors[i] * 512, buf, other, sizeof buf, v) != 0)
             break;
@@ -573,10 +576,10 @@ static void judge_data(struct sweeper *s, struct vhdx *h, struct vhdx *ro, struc
             uint64_t off = base + rmix(&x) % 1024;
             off = off > 700 ? off - rmix(&x) % 700 : off;
             size_t len = 1 + (size_t)(rmix(&x) % sizeof big[0]);
-            if (off >= in->geo.virtual_size)
+            if (off >= in->virtual_size)
                 continue;
-            if (len > in->geo.virtual_size - off)
-                len = (size_t)(in->geo.virtual_size - off);
+            if (len > in->virtual_size - off)
+                len = (size_t)(in->virtual_size - off);
             read_compared(s, h, ro, rj, off, big[0], big[1], len, v);
         }
     }
@@ -586,36 +589,29 @@ static void judge_data(struct sweeper *s, struct vhdx *h, struct vhdx *ro, struc
         judge_unwritten(s, h, in, cut, v);
 }
 
-/* The checker on the image as it is now (after replay). */
+/* The subject's own checker on the image as it is now (after replay). */
 static void judge_check(struct sweeper *s, struct verdict *v)
 {
-    struct vhdx_check_report r;
-    int rc = vhdx_check(crashdisk_bdev(&s->cd), 0, &r);
-    if (rc != 0) {
-        vfail(v, "check-failed", "the checker could not run: %s", vhdx_strerror(rc));
+    if (!s->subj->check)
         return;
-    }
-    if (r.errors) {
-        for (size_t i = 0; i < r.count; i++)
-            if (r.problems[i].severity == VHDX_SEV_ERROR) {
-                vfail(v, "check-failed", "after replay the checker found %zu error(s); first: %s: %s [%s]", r.errors,
-                      r.problems[i].field, r.problems[i].message, vhdx_errname(r.problems[i].code));
-                break;
-            }
-    } else if (r.log_pending) {
+    char why[512] = "";
+    int rc = s->subj->check(crashdisk_bdev(&s->cd), why, sizeof why);
+    if (rc < 0)
+        vfail(v, "check-failed", "the checker could not run: %s", strerror(-rc));
+    else if (rc == 1)
+        vfail(v, "check-failed", "after replay the checker found %s", why);
+    else if (rc == 2)
         vfail(v, "log-guid-not-cleared", "after replay the on-disk header still names a log");
-    }
-    vhdx_check_report_free(&r);
 }
 
 static void record(struct sweeper *s, const struct crash_choice *c, const struct verdict *v);
 
 /* The read-only handle and the reference reading of a class (or of one
  * unshared state) end with it. */
-static void class_end(struct vhdx **ro, struct refjudge *rj)
+static void class_end(struct sweeper *s, struct subject_handle **ro, struct refjudge *rj)
 {
     if (*ro)
-        vhdx_close(*ro);
+        s->subj->close(*ro);
     *ro = NULL;
     refjudge_end(rj);
 }
@@ -627,9 +623,9 @@ static void shared_close(struct sweeper *s)
 {
     if (!s->sh_active)
         return;
-    class_end(&s->sh_ro, &s->sh_ref);
+    class_end(s, &s->sh_ro, &s->sh_ref);
     uint64_t w = s->cd.writes + s->cd.truncates;
-    int rc = s->sh_h ? vhdx_close(s->sh_h) : 0;
+    int rc = s->sh_h ? s->subj->close(s->sh_h) : 0;
     s->sh_active = 0;
     s->sh_h = NULL;
     if ((rc != 0 || s->cd.writes + s->cd.truncates != w) && (s->c->judges & JUDGE_ORACLE)) {
@@ -637,7 +633,7 @@ static void shared_close(struct sweeper *s)
         v.ok = 1;
         vfail(&v, "close-failed", rc ? "closing the replayed image failed: %s"
                                       : "closing an unmodified session wrote to the image (%s)",
-              rc ? vhdx_strerror(rc) : "no error returned");
+              rc ? s->subj->last_error(NULL) : "no error returned");
         record(s, &s->sh_first, &v);
     }
 }
@@ -669,37 +665,32 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
     const struct ref_src before = refjudge_src_built(&s->cd, s->memo);
     if ((judges & JUDGE_REF) && refjudge_begin(&rj, &before) != 0)
         fprintf(stderr, "sweep: the reference ran out of memory; state judged without it\n");
-    struct vhdx_rng_seeded rs = {hash};
-    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
-    struct vhdx_diag diag;
-    struct vhdx *ro = NULL;
+    /* the GUID streams live in the sweeper: a shared handle outlives this call */
+    s->sh_rng = hash;
+    s->sh_ro_rng = hash ^ 0x5EAD;
+    struct subject_handle *ro = NULL;
     int ro_rc = 0;
     if (judges & JUDGE_VIEW) {
-        struct vhdx_rng_seeded rs_ro = {hash ^ 0x5EAD};
-        struct vhdx_rng rng_ro = {vhdx_rng_seeded_fill, &rs_ro};
-        struct vhdx_options ro_opt = {.flags = VHDX_OPEN_RDONLY, .rng = &rng_ro};
-        ro_rc = vhdx_open(crashdisk_bdev(&s->cd), &ro_opt, &ro);
+        ro_rc = s->subj->open(crashdisk_bdev(&s->cd), SUBJECT_RDONLY, &s->sh_ro_rng, 0, &ro);
         if (ro_rc != 0)
             ro = NULL;
     }
-    struct vhdx_options o = {.rng = &rng, .diag = &diag};
-    struct vhdx *h = NULL;
+    struct subject_handle *h = NULL;
     s->st->opens++;
-    int rc = vhdx_open(crashdisk_bdev(&s->cd), &o, &h);
+    int rc = s->subj->open(crashdisk_bdev(&s->cd), 0, &s->sh_rng, 0, &h);
     v->open_rc = rc;
-    struct vhdx_info in;
+    struct subject_info in;
     memset(&in, 0, sizeof in);
-    const int format_refusal = rc != 0 && vhdx_is_format_error(rc);
+    const int format_refusal = rc != 0 && subject_is_refusal(rc);
     if (rc != 0) {
         if (!(corruption && format_refusal) && (judges & JUDGE_ORACLE))
-            vfail(v, "open-refused", "the crash image did not open: %s [%s, field %s, offset %" PRIu64 "]",
-                  diag.message, vhdx_errname(rc), diag.field, diag.offset);
+            vfail(v, "open-refused", "the crash image did not open: %s", s->subj->last_error(NULL));
     } else {
-        vhdx_get_info(h, &in);
+        s->subj->info(h, &in);
         v->replayed = in.replayed ? in.replayed_entries : 0;
         if (in.replayed)
             s->st->replays++;
-        if (!vhdx_guid_is_zero(&in.header.log_guid) && (judges & JUDGE_ORACLE))
+        if (!in.log_clean && (judges & JUDGE_ORACLE))
             vfail(v, "log-guid-not-cleared", "after replay the current header still carries a LogGuid");
         if (v->ok && (judges & JUDGE_ORACLE))
             judge_check(s, v);
@@ -714,8 +705,8 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
     }
     if ((judges & JUDGE_VIEW) && (ro_rc == 0) != (rc == 0))
         verdict_fail(v, INV_VIEW_RO_RW, "the read-only open %s (%s) and the read-write open %s (%s)",
-                     ro_rc == 0 ? "succeeded" : "refused the image", ro_rc ? vhdx_errname(ro_rc) : "ok",
-                     rc == 0 ? "succeeded" : "refused it", rc ? vhdx_errname(rc) : "ok");
+                     ro_rc == 0 ? "succeeded" : "refused the image", ro_rc ? strerror(-ro_rc) : "ok",
+                     rc == 0 ? "succeeded" : "refused it", rc ? strerror(-rc) : "ok");
     struct verdict structural = *v;
     if (h)
         judge_data(s, h, ro, &rj, &in, cut, hash, corruption, v);
@@ -730,13 +721,13 @@ static void judge_share(struct sweeper *s, const struct crash_choice *ch, uint64
         s->sh_ref = rj;
         return;
     }
-    class_end(&ro, &rj);
+    class_end(s, &ro, &rj);
     if (h) {
         uint64_t w = s->cd.writes + s->cd.truncates;
-        rc = vhdx_close(h);
+        rc = s->subj->close(h);
         if (judges & JUDGE_ORACLE) {
             if (rc != 0)
-                vfail(v, "close-failed", "closing the replayed image failed: %s", vhdx_strerror(rc));
+                vfail(v, "close-failed", "closing the replayed image failed: %s", s->subj->last_error(NULL));
             else if (s->cd.writes + s->cd.truncates != w)
                 vfail(v, "close-failed", "closing an unmodified session wrote to the image");
         }
@@ -762,18 +753,16 @@ static int in_header_slots(uint64_t sector)
 /* Opens+closes the image in s->cd recording writes into rec.  Returns the open rc. */
 static int replay_recorded(struct sweeper *s, uint64_t hash, struct trace *rec, uint32_t *replayed)
 {
-    struct vhdx_rng_seeded rs = {hash};
-    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
-    struct vhdx_options o = {.rng = &rng};
-    struct vhdx *h;
+    uint64_t rng = hash;
+    struct subject_handle *h;
     shared_close(s);
     s->cd.rec = rec;
-    int rc = vhdx_open(crashdisk_bdev(&s->cd), &o, &h);
+    int rc = s->subj->open(crashdisk_bdev(&s->cd), 0, &rng, 0, &h);
     if (rc == 0) {
-        struct vhdx_info in;
-        vhdx_get_info(h, &in);
-        *replayed = in.replayed ? in.replayed_entries : 0;
-        rc = vhdx_close(h);
+        struct subject_info in;
+        s->subj->info(h, &in);
+        *replayed = in.replayed ? (in.replayed_entries ? in.replayed_entries : 1) : 0;
+        rc = s->subj->close(h);
     }
     s->cd.rec = NULL;
     return rc;
@@ -1564,6 +1553,7 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
     if (rc)
         return rc;
     s->dsize = t->base_size;
+    s->subj = c->subject ? c->subject : &subject_libvhdx;
     crashdisk_init(&s->cd, &s->D, s->dsize);
     if ((c->judges & JUDGE_REF) && !(s->memo = ref_memo_new()))
         return -ENOMEM;
@@ -1573,42 +1563,32 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
             return rc;
         s->have_oracle = 1;
     }
-    /* Log location from the base image's current header (for corruption models). */
-    uint8_t hb[2][VHDX_HEADER_SIZE];
-    struct vhdx_header h[2];
-    int ok[2];
-    for (int i = 0; i < 2; i++) {
-        crashdisk_read(&s->cd, hb[i], VHDX_HEADER_SIZE, i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET);
-        ok[i] = vhdx_header_decode(hb[i], &h[i]) == 0;
-    }
-    int cur = ok[0] && ok[1] ? h[1].sequence > h[0].sequence : ok[1];
-    if (ok[0] || ok[1]) {
-        s->log_offset = h[cur].log_offset;
-        s->log_length = h[cur].log_length;
-    }
     for (size_t i = 0; i < t->n_ops; i++)
         s->total_flushes += t->ops[i].kind == TR_FLUSH;
     st->total_epochs = (uint32_t)s->total_flushes + 1;
-    /* Structural sharing: for workload traces of this engine, everything
-     * the engine reads at open and check lies below the first payload
-     * block (header section, log, metadata and BAT regions, which it never
-     * moves).  That limit comes from the base image. */
-    if ((t->flags & TRACE_F_WORKLOAD) && !(t->flags & TRACE_F_EXTERNAL) && !c->no_share) {
-        struct vhdx *bh;
-        struct vhdx_options bo = {.flags = VHDX_OPEN_RDONLY};
-        if (vhdx_open(crashdisk_bdev(&s->cd), &bo, &bh) == 0) {
-            struct vhdx_info in;
-            vhdx_get_info(bh, &in);
-            uint64_t end = in.header.log_offset + in.header.log_length;
-            if (in.bat_offset + in.bat_length > end)
-                end = in.bat_offset + in.bat_length;
-            if (in.metadata_offset + in.metadata_length > end)
-                end = in.metadata_offset + in.metadata_length;
-            vhdx_close(bh);
-            crashdisk_set_structural_limit(&s->cd, (end + VHDX_MiB - 1) / VHDX_MiB * VHDX_MiB / SECTOR);
+    /* The base image's layout, as the reference reads it: the log's place
+     * (for the corruption models) and the structural limit.  Structural
+     * sharing: for workload traces, everything a subject reads at open and
+     * check lies below the first payload block (header section, log,
+     * metadata and BAT regions, which no writer of ours moves). */
+    const struct ref_src base = refjudge_src_built(&s->cd, NULL);
+    struct ref_image layout;
+    if (ref_image_open(&layout, &base) == 0 && layout.current >= 0) {
+        const struct ref_header *h = &layout.header[layout.current];
+        s->log_offset = h->log_offset;
+        s->log_length = h->log_length;
+        if ((t->flags & TRACE_F_WORKLOAD) && !(t->flags & TRACE_F_EXTERNAL) && !c->no_share &&
+            layout.status != REF_INVALID && layout.bat_length && layout.meta_length) {
+            uint64_t end = h->log_offset + h->log_length;
+            if (layout.bat_offset + layout.bat_length > end)
+                end = layout.bat_offset + layout.bat_length;
+            if (layout.meta_offset + layout.meta_length > end)
+                end = layout.meta_offset + layout.meta_length;
+            crashdisk_set_structural_limit(&s->cd, (end + REF_MB - 1) / REF_MB * REF_MB / SECTOR);
             s->share = 1;
         }
     }
+    ref_image_free(&layout);
     s->t0 = now();
     return 0;
 }

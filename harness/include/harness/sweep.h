@@ -113,7 +113,10 @@ extern const char *const sweep_judge_names[JUDGE_COUNT]; /* "oracle", "reference
 /* "oracle,reference" -> bitmask; "all" accepted.  -1 on error. */
 int sweep_judges_parse(const char *s, unsigned *mask);
 
+struct subject_ops;
+
 struct sweep_config {
+    const struct subject_ops *subject; /* the implementation under test (NULL: libvhdx) */
     unsigned models;          /* bitmask of (1 << M_*) */
     unsigned judges;          /* bitmask of JUDGE_* (default JUDGE_ALL) */
     uint32_t unwritten_every; /* the unwritten-sector check on every Nth state (default 4; 1 = all) */
