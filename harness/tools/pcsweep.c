@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness/protocol.h"
+#include "harness/subject.h"
 #include "harness/sweep.h"
 #include "harness/toolutil.h"
 #include "harness/workload.h"
@@ -37,6 +38,7 @@ static const char usage[] =
     "  export       write crash states of a trace as image files for external checkers\n"
     "  info TRACE   print a trace's metadata and operation counts\n"
     "  scenarios    the scenario registry as JSON (name, about)\n"
+    "  subjects     the implementations this build can test, as JSON (name, about, creates)\n"
     "  protocol     check the log's ordering rules on workload traces (or --trace FILE)\n"
     "               without crash states; exit 1 on any violation (docs/protocol.md)\n"
     "  invariants [--json]   the invariant registry (name, class, about)\n"
@@ -63,6 +65,7 @@ static const char usage[] =
     "  --reorder-samples N  sampled subsets above that (default 32)\n"
     "  --torn 512|4096|both torn-write granularity (default both)\n"
     "  --per-op N --probes N   sectors checked per in-flight op, random probes (8, 16)\n"
+    "  --subject NAME       the implementation under test (default libvhdx; `pcsweep subjects`)\n"
     "  --judges LIST        oracle,reference,view,unwritten,protocol or all (default all):\n"
     "                       the data oracle and the subject's own open/check; the\n"
     "                       independent reference (harness/ref); read-only vs read-write\n"
@@ -205,7 +208,11 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
                           "misdirect, lost, bitflip, all, power, corruption)", v);
         } else if (OPT("--judges")) {
             if (sweep_judges_parse(v, &o->sc.judges) != 0)
-                tool_die_usage("--judges: '%s' names an unknown judge (oracle, reference, view, unwritten, all)", v);
+                tool_die_usage("--judges: '%s' names an unknown judge (oracle, reference, view, unwritten, protocol, "
+                               "all)", v);
+        } else if (OPT("--subject")) {
+            if (!(o->sc.subject = subject_find(v)))
+                tool_die_usage("--subject: no subject '%s' in this build (pcsweep subjects lists them)", v);
         } else if (OPT("--unwritten-every")) {
             o->sc.unwritten_every = (uint32_t)tool_parse_num(a, v);
         } else if (OPT("--replayed-every")) {
@@ -865,7 +872,8 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
         return -1;
     }
     trace_init(t);
-    int rc = workload_run(&w, t, err, sizeof err);
+    struct workload_run_opts ro = {.subject = o->sc.subject};
+    int rc = workload_run_ex(&w, t, &ro, err, sizeof err);
     workload_free(&w);
     if (rc != 0) {
         snprintf(fail_msg, sizeof fail_msg, "workload %s seed %" PRIu64 " failed on a healthy simulated disk: %s",
@@ -1785,6 +1793,18 @@ int main(int argc, char **argv)
         return cmd_record(argc, argv);
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "subjects")) {
+        printf("[");
+        for (size_t i = 0; subject_at(i); i++) {
+            printf("%s{\"name\": ", i ? ",\n " : "");
+            tool_json_str(stdout, subject_at(i)->name);
+            printf(", \"about\": ");
+            tool_json_str(stdout, subject_at(i)->about);
+            printf(", \"creates\": %s}", subject_at(i)->create ? "true" : "false");
+        }
+        printf("]\n");
+        return EXIT_PASS;
+    }
     if (!strcmp(argv[1], "scenarios")) {
         tool_print_scenarios_json(stdout);
         return EXIT_PASS;
