@@ -14,6 +14,7 @@
  *    entries, LastFileOffset past the file, non-default layouts.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -197,62 +198,213 @@ static int print_violation(void *ctx, const struct crash_choice *c, const struct
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The same seed gives the same trace, byte for byte (the serialized file). */
+static void test_determinism(uint64_t seed)
 {
-    verbose = argc > 1 && !strcmp(argv[1], "-v");
-    uint64_t first = 1, count = 8;
-    if (argc > 3) {
-        first = strtoull(argv[2], NULL, 10);
-        count = strtoull(argv[3], NULL, 10);
-    }
+    struct trace a, b;
+    trace_init(&a);
+    trace_init(&b);
     char err[512];
-    struct ref_wstats sum;
-    memset(&sum, 0, sizeof sum);
-    unsigned variety = 0;
-    for (uint64_t seed = first; seed < first + count; seed++) {
-        struct trace t;
-        trace_init(&t);
-        struct refgen_info info;
-        int rc = refgen_trace_ex(seed, NULL, &t, &info, err, sizeof err);
-        CHECK_OK(rc);
-        if (rc) {
-            fprintf(stderr, "  seed %" PRIu64 ": %s\n", seed, err);
-            trace_free(&t);
-            continue;
-        }
-        sum_stats(&sum, &info.stats);
-        variety |= info.layout.variety;
-        if (verbose) {
-            char line[1024];
-            refgen_format_stats(&info.stats, line, sizeof line);
-            fprintf(stderr, "seed %" PRIu64 ": %zu ops, bs %u, ls %u, log %u@%" PRIu64 ", variety %#x\n  %s\n", seed,
-                    t.n_ops, info.layout.block_size, info.layout.logical_sector, info.layout.log_length,
-                    info.layout.log_offset, info.layout.variety, line);
-        }
-        if (verbose)
-            describe_writes(&t, &info.layout);
-        check_images(&t, seed);
+    CHECK_OK(refgen_trace(seed, NULL, &a, err, sizeof err));
+    CHECK_OK(refgen_trace(seed, NULL, &b, err, sizeof err));
+    uint8_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    CHECK_OK(trace_serialize(&a, &x, &nx));
+    CHECK_OK(trace_serialize(&b, &y, &ny));
+    CHECK(nx == ny && nx > 0 && memcmp(x, y, nx) == 0);
+    free(x);
+    free(y);
+    /* another seed, another trace */
+    struct trace c;
+    trace_init(&c);
+    CHECK_OK(refgen_trace(seed + 1, NULL, &c, err, sizeof err));
+    CHECK(c.n_ops != a.n_ops || c.base_size != a.base_size || c.bytes_written != a.bytes_written);
+    trace_free(&a);
+    trace_free(&b);
+    trace_free(&c);
+}
+
+/* The writer alone, into memory (no harness): the image it leaves is valid
+ * by the reference; bad parameters are refused with a message. */
+static void test_in_memory(void)
+{
+    for (uint64_t seed = 40; seed < 44; seed++) {
+        struct ref_writer *w;
+        char err[256];
+        CHECK_OK(ref_writer_new(&w, seed, NULL, err, sizeof err));
+        struct ref_wmem *m = ref_wmem_new();
+        CHECK(m != NULL);
+        struct ref_wio io = ref_wmem_io(m);
+        CHECK_OK(ref_writer_create(w, &io));
+        struct ref_src src = {ref_wmem_read, m, ref_wmem_size(m), NULL, NULL};
+        struct ref_image r;
+        CHECK_OK(ref_image_open(&r, &src));
+        CHECK(r.status == REF_VALID);
+        ref_image_free(&r);
+        CHECK_OK(ref_writer_run(w, &io, NULL));
+        src.size = ref_wmem_size(m);
+        CHECK_OK(ref_image_open(&r, &src));
+        CHECK(r.status == REF_VALID);
+        if (r.status != REF_VALID)
+            fprintf(stderr, "  in memory, seed %" PRIu64 ": %s: %s\n", seed, r.rule, r.why);
+        CHECK(r.virtual_size == ref_writer_layout(w)->virtual_size);
+        ref_image_free(&r);
+        ref_wmem_free(m);
+        ref_writer_free(w);
+    }
+    struct ref_writer *w = NULL;
+    char err[256] = "";
+    struct ref_wparams p;
+    memset(&p, 0, sizeof p);
+    p.block_size = 3u << 20;
+    CHECK(ref_writer_new(&w, 1, &p, err, sizeof err) == -EINVAL && w == NULL && strstr(err, "block size"));
+    p.block_size = 0;
+    p.log_length = 1000;
+    CHECK(ref_writer_new(&w, 1, &p, err, sizeof err) == -EINVAL && strstr(err, "log length"));
+}
+
+/* One trace: its images, and (when sweep_models) every crash state of those
+ * models, judged by every judge. */
+static void run_one(uint64_t seed, const struct ref_wparams *wp, unsigned sweep_models, struct ref_wstats *sum,
+                    unsigned *variety)
+{
+    struct trace t;
+    trace_init(&t);
+    struct refgen_info info;
+    struct refgen_params p;
+    memset(&p, 0, sizeof p);
+    if (wp)
+        p.w = *wp;
+    char err[512];
+    int rc = refgen_trace_ex(seed, &p, &t, &info, err, sizeof err);
+    CHECK_OK(rc);
+    if (rc) {
+        fprintf(stderr, "  seed %" PRIu64 ": %s\n", seed, err);
+        trace_free(&t);
+        return;
+    }
+    if (sum)
+        sum_stats(sum, &info.stats);
+    if (variety)
+        *variety |= info.layout.variety;
+    if (verbose) {
+        char line[1024];
+        refgen_format_stats(&info.stats, line, sizeof line);
+        fprintf(stderr, "seed %" PRIu64 ": %zu ops, bs %u, ls %u, log %u@%" PRIu64 ", variety %#x\n  %s\n", seed,
+                t.n_ops, info.layout.block_size, info.layout.logical_sector, info.layout.log_length,
+                info.layout.log_offset, info.layout.variety, line);
+        describe_writes(&t, &info.layout);
+    }
+    check_images(&t, seed);
+    if (sweep_models) {
         struct sweep_config c;
         sweep_config_defaults(&c);
         c.quiet = 1;
-        c.models = verbose ? M_ALL_MODELS : (1u << M_PREFIX);
-        if (getenv("REFGEN_MAX_STATES"))
-            c.max_states = strtoull(getenv("REFGEN_MAX_STATES"), NULL, 10);
+        c.models = sweep_models;
         c.on_violation = print_violation;
         c.ctx = &seed;
         c.max_violations = 5;
+        if (getenv("REFGEN_MAX_STATES"))
+            c.max_states = strtoull(getenv("REFGEN_MAX_STATES"), NULL, 10);
         struct sweep_stats st;
         CHECK_OK(sweep_run(&t, &c, &st));
         CHECK(st.violations == 0);
+        CHECK(st.replays > 0); /* the states replay logs */
         if (verbose)
             fprintf(stderr, "  sweep: %" PRIu64 " states, %" PRIu64 " replays, %" PRIu64 " violations, %.1f s\n",
                     st.states, st.replays, st.violations, st.seconds);
-        trace_free(&t);
     }
+    trace_free(&t);
+}
+
+int main(int argc, char **argv)
+{
+    verbose = argc > 1 && !strcmp(argv[1], "-v");
+    if (argc > 3) { /* test_refgen -v FIRST COUNT [MODELS]: a survey, all judges */
+        unsigned models = 1u << M_PREFIX;
+        if (argc > 4 && crash_models_parse(argv[4], &models) != 0)
+            return 2;
+        struct ref_wstats sum;
+        memset(&sum, 0, sizeof sum);
+        unsigned variety = 0;
+        for (uint64_t s = strtoull(argv[2], NULL, 10), n = strtoull(argv[3], NULL, 10); n > 0; s++, n--)
+            run_one(s, NULL, models, &sum, &variety);
+        char line[1024];
+        refgen_format_stats(&sum, line, sizeof line);
+        fprintf(stderr, "sum: %s\nvariety %#x\n", line, variety);
+        return test_summary("refgen");
+    }
+    test_determinism(5);
+    test_in_memory();
+
+    /* Seeds 1..8: every image valid and read alike; the shapes. */
+    struct ref_wstats sum;
+    memset(&sum, 0, sizeof sum);
+    unsigned variety = 0;
+    for (uint64_t seed = 1; seed <= 8; seed++)
+        run_one(seed, NULL, seed <= 2 ? 1u << M_PREFIX : 0, &sum, &variety);
+    /* The corners of the geometry, fixed; every crash state of a prefix. */
+    struct ref_wparams big = {.block_size = 256u << 20, .logical_sector = 512, .log_length = 16u << 20,
+                              .virtual_size = (UINT64_C(256) << 20) * 20 - 512, .sessions = 1, .ops = 12};
+    run_one(21, &big, 1u << M_PREFIX, &sum, &variety);
+    struct ref_wparams wide = {.block_size = 1u << 20, .logical_sector = 512, .physical_sector = 512,
+                               .virtual_size = UINT64_C(12000) << 20, .log_length = 3u << 20, .sessions = 2,
+                               .ops = 10};
+    run_one(22, &wide, 0, &sum, &variety);
+    struct ref_wparams small = {.block_size = 1u << 20, .logical_sector = 4096, .log_length = 1u << 20,
+                                .virtual_size = UINT64_C(8) << 20, .sessions = 2, .ops = 12, .end = 2};
+    run_one(23, &small, (1u << M_PREFIX) | (1u << M_TORN), &sum, &variety);
+
     if (verbose) {
         char line[1024];
         refgen_format_stats(&sum, line, sizeof line);
         fprintf(stderr, "sum: %s\nvariety %#x\n", line, variety);
     }
+    /* what the writer exists to make: entries of every descriptor-sector
+     * edge, long entries, long zero descriptors, the ring's corners */
+    CHECK(sum.desc_0 >= 1);
+    CHECK(sum.desc_127 >= 1);
+    CHECK(sum.desc_128_plus >= 1);
+    CHECK(sum.desc_254 >= 1);
+    CHECK(sum.desc_255_plus >= 1);
+    CHECK(sum.max_descriptors >= 383);
+    CHECK(sum.sectors_6_plus >= 1);
+    CHECK(sum.max_sectors >= 128);
+    CHECK(sum.mixed >= 1);
+    CHECK(sum.overlapping >= 1);
+    CHECK(sum.zero_over_1m >= 1);
+    CHECK(sum.max_zero >= (UINT64_C(2) << 20));
+    CHECK(sum.wrapped_entries >= 1);
+    CHECK(sum.wrapped_sequences >= 1);
+    CHECK(sum.max_run >= 3);
+    CHECK(sum.tails_behind >= 1);
+    CHECK(sum.tails_applied >= 1);
+    CHECK(sum.batched >= 1);
+    CHECK(sum.competing >= 1);
+    CHECK(sum.stale_guids >= 1);
+    CHECK(sum.seq_high >= 1);
+    CHECK(sum.lfo_extends >= 1);
+    CHECK(sum.ffo_low >= 1);
+    CHECK(sum.data_past_end >= 1);
+    CHECK(sum.partial_applies >= 1);
+    CHECK(sum.unflushed_applies >= 1);
+    CHECK(sum.single_updates >= 1);
+    CHECK(sum.guid_cleared >= 1);
+    CHECK(sum.bat_moves >= 1);
+    CHECK(sum.regions_added >= 1);
+    CHECK(sum.item_edits >= 1);
+    CHECK(sum.log_moves >= 1);
+    CHECK(sum.blocks_gap >= 1);
+    CHECK(sum.blocks_reused >= 1);
+    CHECK(sum.discards_zero >= 1);
+    CHECK(sum.pending_at_end >= 1);
+    /* and every way a layout differs from the plain one */
+    const unsigned all = REF_WV_REGION_ORDER | REF_WV_PLACEMENT | REF_WV_EXTRA_REGIONS | REF_WV_USER_ITEMS |
+                         REF_WV_ITEM_ORDER | REF_WV_ONE_HEADER | REF_WV_HISTORY | REF_WV_PENDING_BASE |
+                         REF_WV_BLOCK_STATES | REF_WV_PARTIAL_BLOCK | REF_WV_BIG_BAT | REF_WV_BAT_SLOT |
+                         REF_WV_LOG_SLOT;
+    CHECK((variety & all) == all);
+    if ((variety & all) != all)
+        fprintf(stderr, "  layout varieties never made: %#x\n", all & ~variety);
     return test_summary("refgen");
 }

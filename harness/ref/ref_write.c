@@ -265,6 +265,8 @@ struct ref_writer {
     size_t bufcap;
     uint64_t payload_bytes;
     uint32_t session;
+    uint32_t count_turn; /* descriptor-count shapes made */
+    int batching;        /* entries wait for one flush */
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -989,7 +991,7 @@ static int log_entry(struct ref_writer *w, struct eb *b, int place)
         goto out;
     }
     w->unflushed++;
-    if (!cont || newguid || !chance(w, w->batch_pct))
+    if (!cont || newguid || !(w->batching || chance(w, w->batch_pct)))
         rc = io_flush(w);
     if (rc == 0 && newguid) {
         memcpy(w->hguid, w->lguid, 16); /* the LogGuid only after its first entry is durable */
@@ -1883,15 +1885,21 @@ static int shape_apply(struct ref_writer *w)
 
 enum shape {
     SH_COUNT = 0, SH_BIG_ZERO, SH_OVERLAP, SH_BAT_MOVE, SH_REGION_ADD, SH_ITEM, SH_NEWSEQ, SH_WRAP, SH_GUID,
-    SH_APPLY, SH_EMPTY, SH_LOG_MOVE, SH_N
+    SH_APPLY, SH_EMPTY, SH_LOG_MOVE, SH_BATCH, SH_N
 };
 
 /* Descriptor counts worth making: the edges of the descriptor sectors. */
 static uint32_t pick_count(struct ref_writer *w)
 {
+    /* the edges in turn (127: one descriptor in the second sector; 254: two
+     * full sectors; 255: a third one), starting at a place set by the seed */
+    static const uint32_t turn[] = {127, 255, 128, 254, 383, 126};
     static const uint32_t edges[] = {125, 126, 127, 128, 129, 253, 254, 255, 256, 257, 381, 382, 383, 384};
     uint32_t c;
-    if (chance(w, 70))
+    const uint32_t k = w->count_turn++;
+    if (k % 3 != 2)
+        c = turn[(w->seed + k) % (sizeof turn / sizeof turn[0])];
+    else if (chance(w, 50))
         c = edges[below(w, sizeof edges / sizeof edges[0])];
     else
         c = 6 + (uint32_t)below(w, 500);
@@ -1903,7 +1911,20 @@ static uint32_t pick_count(struct ref_writer *w)
     return c;
 }
 
+static int do_shape_once(struct ref_writer *w, enum shape s);
+
+/* A shape, then the session's apply policy (a long unapplied sequence is
+ * replayed, and cut inside its replay, in every later crash state). */
 static int do_shape(struct ref_writer *w, enum shape s)
+{
+    int rc = do_shape_once(w, s);
+    uint32_t pending = w->n_ents - w->first_unapplied;
+    if (rc == 0 && s != SH_APPLY && pending >= w->apply_every && !chance(w, 15))
+        rc = log_apply(w, pending - (chance(w, 25) ? 1 : 0), !chance(w, 20));
+    return rc;
+}
+
+static int do_shape_once(struct ref_writer *w, enum shape s)
 {
     switch (s) {
     case SH_COUNT: return shape_count(w, pick_count(w));
@@ -1920,6 +1941,21 @@ static int do_shape(struct ref_writer *w, enum shape s)
     case SH_GUID: return shape_guid(w);
     case SH_APPLY: return shape_apply(w);
     case SH_LOG_MOVE: return shape_log_move(w);
+    case SH_BATCH: { /* several entries in one flush epoch */
+        int rc = 0;
+        w->batching = 1;
+        for (int k = 2 + (int)below(w, 3); k > 0 && rc == 0; k--) {
+            struct eb b;
+            memset(&b, 0, sizeof b);
+            rc = add_filler(w, &b, (uint32_t)below(w, 12), 50, w->n / 16);
+            if (rc == 0)
+                rc = log_entry(w, &b, PLACE_CONTINUE);
+            else
+                eb_free(&b);
+        }
+        w->batching = 0;
+        return rc ? rc : io_flush(w);
+    }
     default: {
         struct eb b;
         memset(&b, 0, sizeof b);
@@ -2017,7 +2053,7 @@ int ref_writer_run(struct ref_writer *w, const struct ref_wio *io, const struct 
         }
         /* the session's habits */
         w->deferred = chance(w, 30);
-        w->apply_every = chance(w, 30) ? 1 : 1 + (uint32_t)below(w, 8);
+        w->apply_every = chance(w, 30) ? 1 : chance(w, 80) ? 1 + (uint32_t)below(w, 3) : 4 + (uint32_t)below(w, 5);
         w->batch_pct = chance(w, 50) ? 0 : 10 + (uint32_t)below(w, 40);
         /* shapes this session makes for sure (seed and session pick the
          * first), then more at random */
@@ -2114,7 +2150,7 @@ static int resolve(struct ref_writer *w, const struct ref_wparams *in, char *err
     if (!p->sessions)
         p->sessions = 1 + (uint32_t)below(w, 3);
     if (!p->ops)
-        p->ops = 14 + (uint32_t)below(w, 30);
+        p->ops = 10 + (uint32_t)below(w, 22);
     if (!p->end)
         p->end = chance(w, 50) ? 1 : 2;
     const uint32_t bs = p->block_size;
@@ -2270,6 +2306,8 @@ static void choose_items(struct ref_writer *w)
         struct witem *x = &it[n++];
         memset(x, 0, sizeof *x);
         guid_new(w, x->guid);
+        if (u == 0 && chance(w, 30)) /* a user item named like a known one: only the (ItemId, IsUser) pair is unique */
+            memcpy(x->guid, it[below(w, IT_KNOWN)].guid, 16);
         x->flags = 1 | (uint32_t)(below(w, 2) << 1);
         x->length = chance(w, 20) ? 0 : (uint32_t)below(w, 3000) + 1;
         for (uint32_t q = 0; q < x->length; q++)
