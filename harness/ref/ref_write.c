@@ -940,8 +940,17 @@ static int log_entry(struct ref_writer *w, struct eb *b, int place)
             else if (w->n_ents)
                 w->st.stale_guids++;
             guid_new(w, w->lguid);
-            uint64_t base = below(w, 4) == 0 ? (UINT64_C(1) << 32) - below(w, 4) : 1 + below(w, 1u << 20);
-            if (chance(w, 10))
+            /* numbering under a new LogGuid: from 1 again (older sessions'
+             * entries then carry greater numbers: only the LogGuid keeps
+             * them out), anywhere, just below 2^32, or huge */
+            uint64_t pick = below(w, 100), base;
+            if (pick < 40)
+                base = 1;
+            else if (pick < 60)
+                base = 1 + below(w, 1u << 20);
+            else if (pick < 85)
+                base = (UINT64_C(1) << 32) - below(w, 4);
+            else
                 base = (rnd(w) >> 2) + 1;
             e.seq = base;
         } else {
@@ -2376,7 +2385,7 @@ static int create_history(struct ref_writer *w)
         uint8_t g[16];
         guid_new(w, g);
         uint32_t pos = (uint32_t)below(w, w->n), first = pos;
-        uint64_t seq = 1 + below(w, 1u << 30);
+        uint64_t seq = 1 + below(w, UINT64_C(1) << 40);
         int count = 1 + (int)below(w, 4);
         for (int k = 0; k < count; k++) {
             struct eb b;
