@@ -251,6 +251,7 @@ struct ref_writer {
     uint32_t first_unapplied;
     uint32_t dtail;     /* ents index of the newest durable entry's Tail */
     int unflushed;      /* entries written since the last flush */
+    int apply_unflushed; /* final-place writes of an apply since the last flush */
     int force_new_guid; /* the next entry starts a new LogGuid */
     /* BAT pages changed and not yet logged */
     uint64_t *dirty;
@@ -637,6 +638,8 @@ static int header_write(struct ref_writer *w, int slot, uint64_t seq)
 static int header_update_ex(struct ref_writer *w, int force_twice)
 {
     int twice = force_twice || !chance(w, 20);
+    if (all_zero(w->hguid, 16) && (w->apply_unflushed || w->unflushed || w->first_unapplied < w->n_ents))
+        return fail(w, REF_W_EBUG, "the LogGuid would be cleared before every entry is applied and flushed");
     for (int k = 0; k < (twice ? 2 : 1); k++) {
         int slot = w->hvalid[w->hcur] ? 1 - w->hcur : w->hcur;
         uint64_t seq = w->hseq[w->hcur] + 1;
@@ -718,6 +721,7 @@ static void on_flushed(struct ref_writer *w)
 {
     w->durable_size = w->size;
     w->payload_unflushed = 0;
+    w->apply_unflushed = 0;
     w->unflushed = 0;
     for (uint32_t i = 0; i < w->n_ents; i++) {
         w->ents[i].durable = 1;
@@ -959,6 +963,10 @@ static int log_entry(struct ref_writer *w, struct eb *b, int place)
                 w->st.competing++;
         }
     }
+    if (!cont && (w->apply_unflushed || w->unflushed || w->first_unapplied < w->n_ents)) {
+        rc = fail(w, REF_W_EBUG, "a new sequence would start before every earlier entry is applied and flushed");
+        goto out;
+    }
     if (ring_overlaps(w->n, e.pos, e.sectors, ps, pl)) {
         rc = fail(w, REF_W_EBUG, "entry at ring sector %u (+%u) would overwrite the active sequence at %u (+%u)",
                   e.pos, e.sectors, ps, pl);
@@ -1062,20 +1070,30 @@ static void structure_of(const struct ref_writer *w, uint64_t off, uint64_t *lo,
 static int log_apply(struct ref_writer *w, uint32_t k, int flush_now)
 {
     int rc = 0;
-    uint32_t from = w->first_unapplied;
-    while (from < w->n_ents && w->ents[from].apply_written)
-        from++;
-    uint32_t to = w->first_unapplied + k;
-    if (to > w->n_ents)
-        to = w->n_ents;
-    if (from >= to)
-        return flush_now && (w->unflushed || w->payload_unflushed) ? io_flush(w) : 0;
-    for (uint32_t i = from; i < to; i++)
+    /* Entries are applied only once durable.  The flush that makes them so
+     * trims the chain (indices move): it comes before the range is taken. */
+    const uint64_t first_seq = w->first_unapplied < w->n_ents ? w->ents[w->first_unapplied].seq : 0;
+    for (uint32_t i = w->first_unapplied; i < w->first_unapplied + k && i < w->n_ents; i++)
         if (!w->ents[i].durable) {
             if ((rc = io_flush(w)) != 0)
                 return rc;
             break;
         }
+    uint32_t base = 0;
+    while (base < w->n_ents && w->ents[base].seq != first_seq)
+        base++;
+    if (base == w->n_ents) /* nothing was waiting, or it was applied by the flush */
+        base = w->first_unapplied;
+    uint32_t from = base;
+    while (from < w->n_ents && w->ents[from].apply_written)
+        from++;
+    uint32_t to = base + k;
+    if (to > w->n_ents)
+        to = w->n_ents;
+    if (from >= to) /* written already; "applied" means flushed too */
+        return flush_now && (w->unflushed || w->payload_unflushed || w->apply_unflushed) ? io_flush(w) : 0;
+    if (from < w->first_unapplied)
+        return fail(w, REF_W_EBUG, "an apply would start before the oldest unapplied entry");
     size_t cap = 64, n = 0;
     struct fin *f = malloc(cap * sizeof *f);
     if (!f)
@@ -1177,6 +1195,7 @@ out:
         w->ents[q].apply_written = 1;
     w->st.applies++;
     w->st.partial_applies += to < w->n_ents;
+    w->apply_unflushed = 1;
     if (flush_now)
         return io_flush(w);
     w->st.unflushed_applies++;
@@ -1930,6 +1949,14 @@ static int do_shape(struct ref_writer *w, enum shape s)
     uint32_t pending = w->n_ents - w->first_unapplied;
     if (rc == 0 && s != SH_APPLY && pending >= w->apply_every && !chance(w, 15))
         rc = log_apply(w, pending - (chance(w, 25) ? 1 : 0), !chance(w, 20));
+    /* a large head, applied, is replayed again at every open until a newer
+     * entry supersedes it: an empty entry (its own Tail) usually follows */
+    if (rc == 0 && w->n_ents && w->first_unapplied == w->n_ents && !w->apply_unflushed &&
+        w->ents[w->n_ents - 1].nd > 32 && chance(w, 75)) {
+        struct eb cp;
+        memset(&cp, 0, sizeof cp);
+        rc = log_entry(w, &cp, PLACE_CONTINUE);
+    }
     return rc;
 }
 
