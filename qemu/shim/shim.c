@@ -68,6 +68,8 @@ static qshim_fault_fn fault_hook;
 static void *fault_ctx;
 static uint64_t last_open_dev_errors;
 
+static _Noreturn void out_of_memory(const char *what, size_t n);
+
 /* ---- fault points ------------------------------------------------------- */
 void qshim_set_fault_hook(qshim_fault_fn fn, void *ctx)
 {
@@ -170,6 +172,21 @@ static int check_request(int64_t offset, int64_t bytes)
     return 0;
 }
 
+/* The bytes [0, len) of a vector as one buffer: its first entry when that
+ * holds them, else *bounce (malloc'd; the caller frees it). */
+static uint8_t *contiguous(QEMUIOVector *qiov, size_t len, uint8_t **bounce)
+{
+    *bounce = NULL;
+    if (qiov->niov >= 1 && qiov->iov[0].iov_len >= len)
+        return qiov->iov[0].iov_base;
+    *bounce = malloc(len);
+    if (!*bounce)
+        out_of_memory("I/O bounce buffer", len);
+    return *bounce;
+}
+
+/* One preadv/pwritev of file-posix is one system call: the device sees one
+ * read or one write whatever the vector's shape. */
 int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset, int64_t bytes, QEMUIOVector *qiov,
                                 BdrvRequestFlags flags)
 {
@@ -187,18 +204,21 @@ int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset, int64_t bytes,
     uintptr_t info;
     if (dev_fault(QSHIM_P_READ, &info))
         return fault_rc(info);
-    uint64_t off = (uint64_t)offset;
-    size_t left = (size_t)bytes;
-    for (int i = 0; i < qiov->niov && left; i++) {
-        size_t n = qiov->iov[i].iov_len < left ? qiov->iov[i].iov_len : left;
-        rc = dev_read_zero_fill(im, qiov->iov[i].iov_base, n, off);
-        if (rc)
-            return rc;
-        off += n;
-        left -= n;
+    uint8_t *bounce;
+    uint8_t *buf = contiguous(qiov, (size_t)bytes, &bounce);
+    rc = dev_read_zero_fill(im, buf, (size_t)bytes, (uint64_t)offset);
+    if (rc == 0 && bounce) {
+        size_t done = 0;
+        for (int i = 0; i < qiov->niov && done < (size_t)bytes; i++) {
+            size_t n = qiov->iov[i].iov_len < (size_t)bytes - done ? qiov->iov[i].iov_len : (size_t)bytes - done;
+            memcpy(qiov->iov[i].iov_base, bounce + done, n);
+            done += n;
+        }
     }
-    stats.bytes_read += (uint64_t)bytes;
-    return 0;
+    free(bounce);
+    if (rc == 0)
+        stats.bytes_read += (uint64_t)bytes;
+    return rc;
 }
 
 int coroutine_fn bdrv_co_pwritev(BdrvChild *child, int64_t offset, int64_t bytes, QEMUIOVector *qiov,
@@ -220,23 +240,27 @@ int coroutine_fn bdrv_co_pwritev(BdrvChild *child, int64_t offset, int64_t bytes
         return -EPERM;
     bs->write_gen++; /* QEMU counts the write whatever its outcome */
     uintptr_t info;
-    size_t limit = (size_t)bytes;
+    size_t len = (size_t)bytes;
     int fail = dev_fault(QSHIM_P_WRITE, &info);
     if (fail) {
         if (!(info & QSHIM_FAULT_SHORT) || bytes < 2)
             return fault_rc(info);
-        limit = (size_t)bytes / 2; /* a device that stopped mid-transfer */
+        len = (size_t)bytes / 2; /* a device that stopped mid-transfer */
     }
-    uint64_t off = (uint64_t)offset;
-    size_t left = limit;
-    for (int i = 0; i < qiov->niov && left; i++) {
-        size_t n = qiov->iov[i].iov_len < left ? qiov->iov[i].iov_len : left;
-        rc = im->dev->ops->write(im->dev, qiov->iov[i].iov_base, n, off);
-        if (rc)
-            return dev_rc(rc);
-        off += n;
-        left -= n;
+    uint8_t *bounce;
+    uint8_t *buf = contiguous(qiov, len, &bounce);
+    if (bounce) {
+        size_t done = 0;
+        for (int i = 0; i < qiov->niov && done < len; i++) {
+            size_t n = qiov->iov[i].iov_len < len - done ? qiov->iov[i].iov_len : len - done;
+            memcpy(bounce + done, qiov->iov[i].iov_base, n);
+            done += n;
+        }
     }
+    rc = dev_rc(im->dev->ops->write(im->dev, buf, len, (uint64_t)offset));
+    free(bounce);
+    if (rc)
+        return rc;
     if (fail)
         return fault_rc(info);
     stats.bytes_written += (uint64_t)bytes;

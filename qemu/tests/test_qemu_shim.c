@@ -17,6 +17,9 @@
  *    and counts; a short write writes half; a LOSE flush marks the device;
  *    a flush with nothing written is skipped; abandon makes no device call;
  *  - discard is -ENOTSUP; out-of-range I/O is -EINVAL;
+ *  - the bytes of a log entry's descriptor sector after its descriptors
+ *    are never initialized by QEMU (docs/qemu-findings.md, Q2): they hold
+ *    the shim's allocation pattern 0xA5 in the image;
  *  - the known departure (docs/qemu-findings.md, Q1): a power cut after
  *    the header naming a new LogGuid is durable but before the log entry
  *    is leaves an image QEMU opens without replaying and then refuses
@@ -324,6 +327,26 @@ static void test_logguid_before_entry(void)
     memdev_free(m);
 }
 
+/* Q2: vhdx_log_write writes its buffer's uninitialized tail into the log. */
+static void test_uninitialized_log_bytes(void)
+{
+    struct memdev *m = qemu_image(8 * MiB, MiB, 4);
+    struct subject_handle *h;
+    CHECK_OK(Q->open(&m->base, 0, 1, 0, &h));
+    uint8_t buf[512];
+    memset(buf, 0x42, sizeof buf);
+    CHECK_OK(Q->write(h, 3 * MiB, buf, sizeof buf)); /* allocates: one entry, one descriptor */
+    CHECK_OK(Q->close(h));
+    uint8_t sec[4096];
+    CHECK_OK(m->base.ops->read(&m->base, sec, sizeof sec, MiB)); /* the log starts at 1 MiB, the entry at its start */
+    CHECK(!memcmp(sec, "loge", 4));
+    size_t poisoned = 0;
+    for (size_t i = 64 + 32; i < sizeof sec; i++)
+        poisoned += sec[i] == 0xA5;
+    CHECK(poisoned == sizeof sec - 96); /* every byte after the one descriptor */
+    memdev_free(m);
+}
+
 int main(void)
 {
     Q = subject_find("qemu");
@@ -338,5 +361,6 @@ int main(void)
     test_refusals();
     test_faults();
     test_logguid_before_entry();
+    test_uninitialized_log_bytes();
     return test_summary("test_qemu_shim");
 }
