@@ -307,7 +307,11 @@ def main(argv):
         if a.check:
             raise Unavailable(f"{package} {version} has not been fetched into {dest} "
                               f"(run qemu/fetch_source.py or scripts/powercut setup)")
-        fetch(dest, package, version, a.keep_work)
+        try:
+            fetch(dest, package, version, a.keep_work)
+        finally:
+            if not a.keep_work:
+                shutil.rmtree(os.path.join(dest, ".fetch"), ignore_errors=True)
         return EXIT_OK
     except Unavailable as e:
         say(f"unavailable: {e}")
