@@ -965,6 +965,9 @@ static void failure_message(struct qshim_image *im, Error *err, int rc, const ch
     } else {
         snprintf(out, len, "%s", strerror(-rc));
     }
+    for (char *p = out; *p; p++) /* hints come in lines; a message is one line */
+        if (*p == '\n')
+            *p = ' ';
 }
 
 static void image_init(struct qshim_image *im, struct bdev *dev, const char *name, int read_only, uint64_t seed)
