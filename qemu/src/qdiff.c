@@ -75,10 +75,19 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
  *                rejected, so it never sees that one);
  *   gap          two adjacent valid entries whose sequence numbers are not
  *                consecutive (QEMU does not compare the second entry of a
- *                run with the first). */
+ *                run with the first; a run may wrap around the ring);
+ *   before_tail  a valid entry ends right where the head's Tail points,
+ *                with the sequence number one below the tail's: QEMU
+ *                does not read Tail, it replays a run from the first
+ *                valid entry it met;
+ *   field_newer  an entry newer than the head that libvhdx rejects only
+ *                for a field rule QEMU does not check (reserved bits,
+ *                1 MiB multiples): there libvhdx is the stricter one. */
 struct log_facts {
     uint64_t top, head;
     int skipped, gap;
+    int field_newer; /* an entry libvhdx rejects only for a field rule (reserved, 1 MiB offsets) is newer than the head */
+    int before_tail; /* a valid entry ends where the active sequence's tail starts, one sequence number below */
 };
 
 static int log_facts(struct bdev *dev, struct log_facts *f)
@@ -102,7 +111,12 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
         free(items);
         return -1;
     }
+    const uint64_t L = hd[cur].log_length;
+    uint64_t head = seq.found ? seq.head_sequence : 0;
     for (size_t i = 0; i < n; i++) {
+        if ((items[i].status == VHDX_E_LOG_FIELD || items[i].status == VHDX_E_LOG_DESC_FIELD) &&
+            items[i].hdr.sequence > head)
+            f->field_newer = 1;
         if (items[i].status != 0)
             continue;
         if (items[i].hdr.sequence > f->top)
@@ -113,11 +127,15 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
             uint64_t a = items[j].position, b = a + items[j].hdr.entry_length;
             if (items[i].position > a && items[i].position < b)
                 f->skipped = 1;
-            if (items[j].status == 0 && b == items[i].position && items[i].hdr.sequence != items[j].hdr.sequence + 1)
+            if (items[j].status == 0 && L && b % L == items[i].position &&
+                items[i].hdr.sequence != items[j].hdr.sequence + 1)
                 f->gap = 1;
         }
+        if (seq.found && seq.count && L && (items[i].position + items[i].hdr.entry_length) % L == seq.positions[0] &&
+            items[i].hdr.sequence + 1 == seq.tail_sequence)
+            f->before_tail = 1;
     }
-    f->head = seq.found ? seq.head_sequence : 0;
+    f->head = head;
     vhdx_log_sequence_free(&seq);
     free(items);
     return 0;
@@ -131,12 +149,14 @@ const struct qdiff_class *qdiff_replay(struct bdev *before, uint64_t ours_size, 
         return &classes[QD_OURS_SMALLER];
     struct log_facts f;
     if (before && log_facts(before, &f) == 0) {
-        if (f.head && f.top > f.head)
+        if (f.head && (f.top > f.head || f.before_tail))
             return &classes[QD_TAIL_OUTSIDE];
         if (f.skipped)
             return &classes[QD_SEARCH_SKIPS];
         if (f.gap)
             return &classes[QD_SEQ_GAP];
+        if (f.field_newer)
+            return &classes[QD_OURS_FIELD_REPLAY];
     }
     return &classes[QD_REPLAY_DIFFERS];
 }

@@ -62,13 +62,17 @@
     X(QD_OURS_SMALLER, "ours-file-smaller-after-replay", "2.3.3",                                                   \
       "libvhdx leaves a smaller file than QEMU after the same replay", "ours", 0, NULL)                             \
     X(QD_TAIL_OUTSIDE, "qemu-replays-entry-whose-tail-is-outside-its-sequence", "2.3.3",                            \
-      "a sequence is valid only if its head's tail is contained in it", "qemu", 1, "Q6")                            \
+      "a sequence is valid only if its head's tail is contained in it, and is replayed from that tail (QEMU never " \
+      "reads Tail)", "qemu", 1, "Q7")                            \
     X(QD_SEARCH_SKIPS, "qemu-search-skips-positions-inside-an-invalid-entry", "2.3.3",                             \
       "scan every 4 KiB position of the ring (QEMU resumes after the whole span an invalid entry claims)", "qemu",  \
       1, "Q7")                                                                                                      \
     X(QD_SEQ_GAP, "qemu-accepts-sequence-gap-after-first-entry", "2.3.2",                                           \
       "each non-tail entry MUST have a sequence number one greater than the previous entry (QEMU does not check "   \
       "the second entry)", "qemu", 1, "Q7")                                                                         \
+    X(QD_OURS_FIELD_REPLAY, "ours-rejects-newer-entry-with-field-out-of-range-qemu-replays-it", "2.3.1.1",          \
+      "writers MUST zero reserved fields and align offsets to 1 MB; libvhdx rejects such an entry, QEMU replays it", \
+      "ours-stricter", 1, NULL)                                                                                     \
     X(QD_REPLAY_DIFFERS, "replay-writes-differ", "2.3.3",                                                           \
       "both replayed, and the bytes they wrote differ (compare vhdxtool dump-log with what QEMU wrote)",            \
       "undetermined", 0, NULL)                                                                                      \
