@@ -14,8 +14,9 @@
  * PROPERTY (QEMU): the open, the reads, the writes and the check never
  * crash or trip ASan/UBSan in QEMU's code (findings); an image QEMU opens
  * reads without error; what QEMU acknowledged reads back the same in the
- * session and after a close and a reopen; an image QEMU opened and wrote
- * passes QEMU's own check.
+ * session and after a close and a reopen (a failed write is retried once,
+ * as a guest would; its bytes are unknown unless the retry succeeds); an
+ * image QEMU opened and wrote passes QEMU's own check.
  * DIFFERENTIAL: libvhdx opens the same image on a second crash disk and
  * the independent reference (harness/ref) reads it as built; the verdicts
  * and, where MS-VHDX defines them, the virtual-disk bytes QEMU returns are
@@ -47,6 +48,18 @@
 static const struct subject_ops *Q;
 static struct crashdisk cq, ce; /* QEMU's disk, libvhdx's disk */
 static uint8_t *model, *chunk, *refbuf;
+static uint8_t *known; /* model bytes that are defined (not under a failed write) */
+
+/* First modelled byte QEMU returns differently from what it acknowledged, or UINT64_MAX. */
+static uint64_t first_loss(const uint8_t *back, uint64_t modelled)
+{
+    if (memcmp(back, model, (size_t)modelled) == 0)
+        return UINT64_MAX;
+    for (uint64_t i = 0; i < modelled; i++)
+        if (known[i] && back[i] != model[i])
+            return i;
+    return UINT64_MAX;
+}
 
 static void summary_at_exit(void)
 {
@@ -67,7 +80,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     model = malloc(MODEL_MAX);
     chunk = malloc(CHUNK);
     refbuf = malloc(CHUNK);
-    FUZZ_CHECK(model && chunk && refbuf, "out of memory");
+    known = malloc(MODEL_MAX);
+    FUZZ_CHECK(model && chunk && refbuf && known, "out of memory");
     if (fuzz_verbose())
         atexit(summary_at_exit);
     return 0;
@@ -222,10 +236,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    /* writes chosen by the seed; what QEMU acknowledges must stay */
+    /* Writes chosen by the seed; a failed one is retried once, as a guest
+     * would.  What QEMU acknowledged must stay; the bytes of a write that
+     * failed and was not retried successfully are unknown (mask 0). */
     uint64_t st = UINT64_C(0x1417) + data[1];
     const uint32_t lsec = qi.logical_sector ? qi.logical_sector : 512;
-    int wrote = 0;
+    int wrote = 0, failed = 0;
+    memset(known, 1, (size_t)modelled);
     for (int k = 0; k < 3 && modelled >= lsec; k++) {
         uint64_t units = modelled / lsec;
         uint64_t off = fuzz_mix64(&st) % units * lsec;
@@ -233,30 +250,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len > modelled - off)
             len = modelled - off;
         memset(chunk, 0x40 + k * 0x11 + data[1], (size_t)len);
-        rc = Q->write(qh, off, chunk, (size_t)len);
-        if (rc == 0) {
-            memcpy(model + off, chunk, (size_t)len);
-            wrote = 1;
-        } else if (rc == -ENOTSUP && !qi.log_clean) {
-            judge(qdiff_class(QD_WRITE_ENOTSUP), "write at %" PRIu64 ": %s", off, Q->last_error(qh));
-            break;
-        } else {
-            judge(qdiff_class(QD_WRITE_FAILS), "write of %" PRIu64 " bytes at %" PRIu64 ": %s", len, off,
-                  Q->last_error(qh));
-            break;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            rc = Q->write(qh, off, chunk, (size_t)len);
+            if (rc == 0) {
+                memcpy(model + off, chunk, (size_t)len);
+                memset(known + off, 1, (size_t)len);
+                wrote = 1;
+                break;
+            }
+            failed = 1;
+            memset(known + off, 0, (size_t)len);
+            if (rc == -ENOTSUP && !qi.log_clean)
+                judge(qdiff_class(QD_WRITE_ENOTSUP), "write at %" PRIu64 ": %s", off, Q->last_error(qh));
+            else
+                judge(qdiff_class(QD_WRITE_FAILS), "write of %" PRIu64 " bytes at %" PRIu64 ": %s", len, off,
+                      Q->last_error(qh));
         }
     }
     uint8_t *back = malloc(modelled ? (size_t)modelled : 1);
     FUZZ_CHECK(back != NULL, "out of memory");
-    if (read_all(qh, modelled, back, &at) != 0 || memcmp(back, model, (size_t)modelled) != 0)
-        judge(qdiff_class(QD_LOST_WRITE), "in the session that wrote it");
+    uint64_t lost = UINT64_MAX;
+    if (read_all(qh, modelled, back, &at) != 0 || (lost = first_loss(back, modelled)) != UINT64_MAX)
+        judge(qdiff_class(QD_LOST_WRITE), "in the session that wrote it (virtual offset %" PRIu64 ")", lost);
     Q->close(qh);
     qh = NULL;
     if (wrote) {
         char why[640] = "";
         uint64_t u = qdiff_uninitialized_log_bytes(crashdisk_bdev(&cq), img->log_offset, img->log_length);
         if (u)
-            qdiff_note(qdiff_class(QD_UNINIT_BYTES));
+            judge(qdiff_class(QD_UNINIT_BYTES), "%" PRIu64 " bytes of 0xA5 (the shim's fresh-buffer pattern) after "
+                  "the descriptors of the log entries QEMU wrote", u);
         if (!c && rc_e == 0 && Q->check(crashdisk_bdev(&cq), why, sizeof why) != 0)
             judge(qdiff_class(QD_CHECK_AFTER), "after QEMU's writes: %s", why);
     }
@@ -264,8 +287,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!c && rc_e == 0)
             judge(qdiff_class(QD_CHECK_AFTER), "QEMU refuses the image it wrote and closed: %s", Q->last_error(NULL));
     } else {
-        if (read_all(qh, modelled, back, &at) != 0 || memcmp(back, model, (size_t)modelled) != 0)
-            judge(qdiff_class(QD_LOST_WRITE), "after a close and a reopen");
+        lost = UINT64_MAX;
+        if (read_all(qh, modelled, back, &at) != 0 || (lost = first_loss(back, modelled)) != UINT64_MAX)
+            judge(qdiff_class(failed ? QD_LOST_AFTER_FAILED : QD_LOST_WRITE),
+                  "after a close and a reopen: virtual offset %" PRIu64 " reads %02x, QEMU had acknowledged %02x%s",
+                  lost, lost != UINT64_MAX ? back[lost] : 0, lost != UINT64_MAX ? model[lost] : 0,
+                  failed ? " (an earlier write of the session had failed)" : "");
         Q->close(qh);
     }
     free(back);

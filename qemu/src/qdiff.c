@@ -80,6 +80,11 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
  *                with the sequence number one below the tail's: QEMU
  *                does not read Tail, it replays a run from the first
  *                valid entry it met;
+ *   wraps        the active sequence wraps around the end of the ring:
+ *                QEMU ranks a run by its first entry's sequence number,
+ *                so the part after the wrap (met first, from offset 0)
+ *                outranks the whole sequence, and only that part is
+ *                replayed;
  *   field_newer  an entry newer than the head that libvhdx rejects only
  *                for a field rule QEMU does not check (reserved bits,
  *                1 MiB multiples): there libvhdx is the stricter one. */
@@ -88,6 +93,7 @@ struct log_facts {
     int skipped, gap;
     int field_newer; /* an entry libvhdx rejects only for a field rule (reserved, 1 MiB offsets) is newer than the head */
     int before_tail; /* a valid entry ends where the active sequence's tail starts, one sequence number below */
+    int wraps;       /* the active sequence runs past the end of the ring back to its start */
 };
 
 static int log_facts(struct bdev *dev, struct log_facts *f)
@@ -136,6 +142,9 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
             f->before_tail = 1;
     }
     f->head = head;
+    for (uint32_t k = 1; seq.found && k < seq.count; k++)
+        if (seq.positions[k] < seq.positions[k - 1])
+            f->wraps = 1;
     vhdx_log_sequence_free(&seq);
     free(items);
     return 0;
@@ -143,10 +152,7 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
 
 const struct qdiff_class *qdiff_replay(struct bdev *before, uint64_t ours_size, uint64_t qemu_size)
 {
-    if (qemu_size < ours_size)
-        return &classes[QD_NO_EXTEND];
-    if (ours_size < qemu_size)
-        return &classes[QD_OURS_SMALLER];
+    /* the log facts first: a different sequence explains any size too */
     struct log_facts f;
     if (before && log_facts(before, &f) == 0) {
         if (f.head && (f.top > f.head || f.before_tail))
@@ -155,9 +161,15 @@ const struct qdiff_class *qdiff_replay(struct bdev *before, uint64_t ours_size, 
             return &classes[QD_SEARCH_SKIPS];
         if (f.gap)
             return &classes[QD_SEQ_GAP];
+        if (f.wraps)
+            return &classes[QD_WRAP_PARTIAL];
         if (f.field_newer)
             return &classes[QD_OURS_FIELD_REPLAY];
     }
+    if (qemu_size < ours_size)
+        return &classes[QD_NO_EXTEND];
+    if (ours_size < qemu_size)
+        return &classes[QD_OURS_SMALLER];
     return &classes[QD_REPLAY_DIFFERS];
 }
 

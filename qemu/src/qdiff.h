@@ -70,6 +70,9 @@
     X(QD_SEQ_GAP, "qemu-accepts-sequence-gap-after-first-entry", "2.3.2",                                           \
       "each non-tail entry MUST have a sequence number one greater than the previous entry (QEMU does not check "   \
       "the second entry)", "qemu", 1, "Q7")                                                                         \
+    X(QD_WRAP_PARTIAL, "qemu-replays-only-the-part-of-a-wrapped-sequence-after-the-ring-end", "2.3.3",            \
+      "replay every entry from tail to head (QEMU ranks runs by their first entry, so the part of a sequence "      \
+      "after the wrap outranks the whole sequence)", "qemu", 1, "Q7")                                              \
     X(QD_OURS_FIELD_REPLAY, "ours-rejects-newer-entry-with-field-out-of-range-qemu-replays-it", "2.3.1.1",          \
       "writers MUST zero reserved fields and align offsets to 1 MB; libvhdx rejects such an entry, QEMU replays it", \
       "ours-stricter", 1, NULL)                                                                                     \
@@ -90,6 +93,9 @@
       "a write inside the disk of an image QEMU opened read-write fails", "qemu", 0, NULL)                          \
     X(QD_LOST_WRITE, "qemu-loses-acknowledged-data", "-",                                                           \
       "data QEMU acknowledged reads back differently (same session or after reopen)", "qemu", 0, NULL)              \
+    X(QD_LOST_AFTER_FAILED, "qemu-loses-acknowledged-write-after-failed-allocation", "-",                           \
+      "a write QEMU acknowledged (and flushed) is gone after a reopen: an earlier allocating write into the same "   \
+      "block failed after the block was put in the in-memory BAT", "qemu", 1, "Q8")                                 \
     X(QD_CHECK_AFTER, "qemu-check-fails-on-image-it-wrote", "-",                                                    \
       "QEMU's own check finds errors in an image QEMU replayed or wrote and closed", "qemu", 0, NULL)               \
     X(QD_UNINIT_BYTES, "qemu-writes-uninitialized-bytes-to-log", "2.3.1",                                           \

@@ -20,6 +20,11 @@
  *  - the bytes of a log entry's descriptor sector after its descriptors
  *    are never initialized by QEMU (docs/qemu-findings.md, Q2): they hold
  *    the shim's allocation pattern 0xA5 in the image;
+ *  - a failed log update of an allocating write leaves the new BAT entry in
+ *    QEMU's memory: a later write into that block is acknowledged and lost
+ *    after a reopen (docs/qemu-findings.md, Q8);
+ *  - a failed write of the header copy naming a new LogGuid is not
+ *    reported: the guest write succeeds (docs/qemu-findings.md, Q9);
  *  - the known departure (docs/qemu-findings.md, Q1): a power cut after
  *    the header naming a new LogGuid is durable but before the log entry
  *    is leaves an image QEMU opens without replaying and then refuses
@@ -347,6 +352,63 @@ static void test_uninitialized_log_bytes(void)
     memdev_free(m);
 }
 
+/* Q8: when the log update of an allocating write fails, QEMU keeps the new
+ * BAT entry in memory; a later write into the same block is acknowledged
+ * without any log update, and after a close and a reopen it is gone. */
+static void test_failed_log_update_loses_later_write(void)
+{
+    struct memdev *m = qemu_image(8 * MiB, MiB, 6);
+    struct subject_handle *h;
+    CHECK_OK(Q->open(&m->base, 0, 1, 0, &h));
+    uint8_t a[4096], b[4096], got[4096];
+    memset(a, 0xAA, sizeof a);
+    memset(b, 0xBB, sizeof b);
+    CHECK_OK(Q->write(h, 0, a, 512)); /* the session's header update happens here, block 0 allocated */
+    /* block 5: the writes of an allocation are the payload, the two header
+     * copies naming a new LogGuid, the log entry (two sectors), the BAT
+     * sector, the two header copies clearing it; the log entry's first
+     * sector (the 4th write) fails with EIO */
+    qshim_stats_reset();
+    struct plan pl = {QSHIM_P_WRITE, 4, EIO, 0};
+    qshim_set_fault_hook(hook, &pl);
+    CHECK_RC(Q->write(h, 5 * MiB, a, sizeof a), -EIO);
+    qshim_set_fault_hook(NULL, NULL);
+    CHECK(pl.fired == 1);
+    /* a second write into block 5 succeeds: no allocation, no log */
+    CHECK_OK(Q->write(h, 5 * MiB + 8192, b, sizeof b));
+    CHECK_OK(Q->flush(h));
+    CHECK_OK(Q->read(h, 5 * MiB + 8192, got, sizeof got));
+    CHECK(!memcmp(got, b, sizeof b)); /* acknowledged, flushed, read back */
+    CHECK_OK(Q->close(h));
+    CHECK_OK(Q->open(&m->base, SUBJECT_RDONLY, 1, 0, &h));
+    CHECK_OK(Q->read(h, 5 * MiB + 8192, got, sizeof got));
+    int lost = memcmp(got, b, sizeof b) != 0;
+    CHECK(lost); /* QEMU 7.2: the acknowledged write is gone (reads zeros) */
+    CHECK_OK(Q->close(h));
+    memdev_free(m);
+}
+
+/* Q9: the header update that names the new LogGuid can fail and the
+ * write still succeeds: vhdx_log_write ignores vhdx_update_headers' result. */
+static void test_header_update_error_swallowed(void)
+{
+    struct memdev *m = qemu_image(8 * MiB, MiB, 6);
+    struct subject_handle *h;
+    CHECK_OK(Q->open(&m->base, 0, 1, 0, &h));
+    uint8_t a[4096];
+    memset(a, 0xAA, sizeof a);
+    CHECK_OK(Q->write(h, 0, a, 512));
+    qshim_stats_reset();
+    struct plan pl = {QSHIM_P_WRITE, 2, EIO, 0}; /* the first header copy naming the new LogGuid */
+    qshim_set_fault_hook(hook, &pl);
+    int rc = Q->write(h, 5 * MiB, a, sizeof a);
+    qshim_set_fault_hook(NULL, NULL);
+    CHECK(pl.fired == 1);
+    CHECK(rc == 0); /* QEMU 7.2: the failure is not reported */
+    CHECK_OK(Q->close(h));
+    memdev_free(m);
+}
+
 int main(void)
 {
     Q = subject_find("qemu");
@@ -362,5 +424,7 @@ int main(void)
     test_faults();
     test_logguid_before_entry();
     test_uninitialized_log_bytes();
+    test_failed_log_update_loses_later_write();
+    test_header_update_error_swallowed();
     return test_summary("test_qemu_shim");
 }

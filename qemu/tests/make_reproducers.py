@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""make_reproducers.py - the minimal inputs of the QEMU findings
+(docs/qemu-findings.md), built by hand from MS-VHDX so that each shows one
+behaviour and nothing else.  Writes corpus/regressions/qemu-*/ (the input
+and meta.json); CTest (fuzz.regressions) replays them with the QEMU fuzz
+targets: "open" cases must run clean normally and fail with
+POWERCUT_FUZZ_STRICT=1 while QEMU keeps the behaviour.
+
+Inputs of fuzz_qemu_log_replay (fuzz_common.h, the log-input format): a
+32-byte prefix (flags, ring start, file size change in MiB, header sequence
+bias, LogGuid) then 4 KiB log sectors placed in the 1 MiB ring of the base
+image FUZZ_IMG_REPLAY (8 MiB disk, 1 MiB blocks at 4, 5 and 6 MiB of the
+file, metadata at 2 MiB, BAT at 3 MiB, file 7 MiB).  Inputs of
+fuzz_qemu_image_open: 2 bytes (flags, seed) then byte edits of
+FUZZ_IMG_CLEAN (header copy 2 at 128 KiB is current).
+
+Usage: make_reproducers.py [--out corpus/regressions] [--check BUILD]
+  --check BUILD  also run each input through BUILD/fuzz/<target> (clean)
+                 and with POWERCUT_FUZZ_STRICT=1 (must fail)
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from pclib.extsweep import crc32c  # noqa: E402  (bytewise CRC-32C)
+
+MiB = 1 << 20
+LRF_GUID = 1
+GUID = bytes.fromhex("f15f003be7ce7b43ae2235551184051e")  # any non-zero LogGuid
+FILE_SIZE = 7 * MiB           # FUZZ_IMG_REPLAY's file
+BLOCK0 = 4 * MiB              # file offset of the first payload block (virtual 0)
+
+
+def prefix(flags=LRF_GUID, start=0, delta_mb=0, guid=GUID):
+    return struct.pack("<BBhI8s16s", flags, start, delta_mb, 0, bytes(8), guid)
+
+
+def entry(seq, tail, descs, ffo=FILE_SIZE, lfo=FILE_SIZE, guid=GUID, corrupt_crc=False):
+    """One log entry as bytes.  descs: ("zero", file offset, length) or
+    ("data", file offset, 4096 bytes)."""
+    n = len(descs)
+    desc_sectors = (n + 2 + 127) // 128
+    datas = [d for d in descs if d[0] == "data"]
+    total = (desc_sectors + len(datas)) * 4096
+    body = bytearray(desc_sectors * 4096)
+    struct.pack_into("<4sIIIQII16sQQ", body, 0, b"loge", 0, total, tail, seq, n, 0, guid, ffo, lfo)
+    data_sectors = b""
+    for i, d in enumerate(descs):
+        off = 64 + 32 * i
+        if d[0] == "zero":
+            struct.pack_into("<4sIQQQ", body, off, b"zero", 0, d[2], d[1], seq)
+        else:
+            u = d[2]
+            struct.pack_into("<4sIQQQ", body, off, b"desc", struct.unpack_from("<I", u, 4092)[0],
+                             struct.unpack_from("<Q", u, 0)[0], d[1], seq)
+            data_sectors += b"data" + struct.pack("<I", seq >> 32) + u[8:4092] + struct.pack("<I", seq & 0xFFFFFFFF)
+    whole = bytearray(bytes(body) + data_sectors)
+    crc = crc32c(bytes(whole))
+    struct.pack_into("<I", whole, 4, crc ^ (1 if corrupt_crc else 0))
+    return bytes(whole)
+
+
+def ring(placed):
+    """Log sectors from ring offset 0: placed = [(ring offset, entry bytes)]."""
+    end = max(off + len(e) for off, e in placed)
+    buf = bytearray(end)
+    for off, e in placed:
+        buf[off:off + len(e)] = e
+    return bytes(buf)
+
+
+def page(byte):
+    return bytes([byte]) * 4096
+
+
+# ---- the cases --------------------------------------------------------------------------
+def cases():
+    out = []
+    # Q1: the header names a LogGuid and the log holds nothing under it (the
+    # state a power cut leaves between QEMU's header update and its entry).
+    out.append(("qemu-q1-logguid-without-entry", "fuzz_qemu_log_replay", prefix(),
+                "the current header names a LogGuid; the ring holds no entry with it",
+                "qemu-opens-logguid-without-valid-sequence"))
+    # Q1's consequence and Q8: the same header state on a clean image; the
+    # session's allocating writes fail (ENOTSUP), their retries succeed and
+    # are gone after a reopen.
+    out.append(("qemu-q8-acknowledged-write-lost-after-failed-allocation", "fuzz_qemu_image_open", q1_image_edit(),
+                "FUZZ_IMG_CLEAN with the current header (128 KiB) naming a LogGuid, checksum fixed; the session "
+                "(seed 2) writes into an unallocated block (ENOTSUP), retries (acknowledged), closes, reopens",
+                "qemu-loses-acknowledged-write-after-failed-allocation"))
+    # Q2: any allocating write of QEMU (seed 1 writes three ranges of the clean image).
+    out.append(("qemu-q2-uninitialized-log-bytes", "fuzz_qemu_image_open", bytes([0, 2]),
+                "FUZZ_IMG_CLEAN unchanged; the session's writes allocate blocks",
+                "qemu-writes-uninitialized-bytes-to-log"))
+    # Q3: a valid entry whose LastFileOffset (8 MiB, a 1 MiB multiple) is past
+    # the 7 MiB file: the file must grow to 8 MiB.
+    out.append(("qemu-q3-lastfileoffset-not-extended", "fuzz_qemu_log_replay",
+                prefix() + entry(1, 0, [("zero", BLOCK0, 4096)], lfo=8 * MiB),
+                "one entry (seq 1, a zero descriptor in block 0), FlushedFileOffset 7 MiB = the file, "
+                "LastFileOffset 8 MiB", "qemu-does-not-extend-file-to-LastFileOffset"))
+    # Q5: a zero descriptor over the file type identifier.
+    out.append(("qemu-q5-replay-overwrites-file-identifier", "fuzz_qemu_log_replay",
+                prefix() + entry(1, 0, [("zero", 0, 4096)]),
+                "one entry (seq 1) with a zero descriptor at file offset 0, 4 KiB",
+                "qemu-opens-log-descriptor-targets-protected-range"))
+    # Q6: an entry with 127 descriptors needs two descriptor sectors.
+    out.append(("qemu-q6-entry-with-127-descriptors", "fuzz_qemu_log_replay",
+                prefix() + entry(1, 0, [("zero", BLOCK0 + 4096 * i, 4096) for i in range(127)]),
+                "one entry (seq 1) with 127 zero descriptors (block 0's first 127 pages): two descriptor sectors",
+                "qemu-cannot-replay-a-valid-log"))
+    # Q7a: an older entry's span hides a newer entry that starts inside it.
+    e1 = entry(1, 0, [("data", BLOCK0, page(0x11))])                 # 0x0000..0x2000
+    e2 = entry(2, 0, [("data", BLOCK0, page(0x22))])                 # 0x2000..0x4000 (claimed)
+    e3 = entry(3, 0x3000, [("data", BLOCK0, page(0x33))])            # 0x3000..0x5000: overwrites e2's data sector
+    out.append(("qemu-q7-search-skips-entry-inside-rejected-span", "fuzz_qemu_log_replay",
+                prefix() + ring([(0, e1), (0x2000, e2), (0x3000, e3)]),
+                "entries seq 1 at 0, seq 2 at 8 KiB (8 KiB long; its data sector was overwritten), seq 3 at "
+                "12 KiB (tail itself), each writing one page of block 0 with 0x11, 0x22, 0x33",
+                "qemu-search-skips-positions-inside-an-invalid-entry"))
+    # Q7b: the second entry of a run is not checked against the first.
+    e7 = entry(7, 0, [("data", BLOCK0, page(0x77))])
+    e3b = entry(3, 0x2000, [("data", BLOCK0, page(0x33))])
+    out.append(("qemu-q7-sequence-gap-after-first-entry", "fuzz_qemu_log_replay",
+                prefix() + ring([(0, e7), (0x2000, e3b)]),
+                "entry seq 7 at 0 (tail itself) then entry seq 3 at 8 KiB (tail itself), both writing a page of "
+                "block 0 (0x77, then 0x33)", "qemu-accepts-sequence-gap-after-first-entry"))
+    # Q7c: an entry before the head's Tail is replayed.
+    e1c = entry(1, 0, [("data", BLOCK0, page(0x11))])
+    e2c = entry(2, 0x2000, [("data", BLOCK0 + 4096, page(0x22))])
+    out.append(("qemu-q7-replays-entry-before-tail", "fuzz_qemu_log_replay",
+                prefix() + ring([(0, e1c), (0x2000, e2c)]),
+                "entry seq 1 at 0 (writes 0x11 to block 0's first page) and entry seq 2 at 8 KiB whose Tail is "
+                "itself (writes 0x22 to the second page)", "qemu-replays-entry-whose-tail-is-outside-its-sequence"))
+    # Q7d: a sequence that wraps around the end of the ring (tail at 1000 KiB,
+    # head at 0): QEMU meets the head first and ranks runs by their first
+    # entry, so only the head is replayed.
+    L = MiB
+    tail = L - 0x6000
+    wrapped = b"".join(entry(126 + k, tail, [("data", BLOCK0 + 4096 * k, page(0x26 + k))]) for k in range(3))
+    wrapped += entry(129, tail, [("data", BLOCK0 + 4096 * 3, page(0x29))])
+    out.append(("qemu-q7-wrapped-sequence-replayed-partly", "fuzz_qemu_log_replay",
+                prefix(start=tail // 4096) + wrapped,
+                "entries seq 126, 127, 128 at ring offsets 1000, 1008, 1016 KiB and seq 129 at 0 (the ring wraps), "
+                "all with Tail 1000 KiB, each writing one page of block 0 (0x26, 0x27, 0x28, 0x29)",
+                "qemu-replays-only-the-part-of-a-wrapped-sequence-after-the-ring-end"))
+    return out
+
+
+def q1_image_edit():
+    """fuzz_qemu_image_open edits: LogGuid and checksum of the current header
+    of FUZZ_IMG_CLEAN (copy 2, 128 KiB), computed from the base image the
+    target exports for an input without edits."""
+    base = os.environ.get("QEMU_REPRO_CLEAN_BASE")
+    if not base:
+        raise SystemExit("set QEMU_REPRO_CLEAN_BASE to FUZZ_IMG_CLEAN exported by a fuzz target "
+                         "(POWERCUT_FUZZ_EXPORT=FILE fuzz_qemu_image_open <2-byte input>)")
+    with open(base, "rb") as f:
+        f.seek(128 * 1024)
+        h = bytearray(f.read(4096))
+    assert h[:4] == b"head"
+    h[48:64] = GUID
+    h[4:8] = bytes(4)
+    struct.pack_into("<I", h, 4, crc32c(bytes(h)))
+    edits = struct.pack("<IH", 128 * 1024 + 4, 4) + bytes(h[4:8])
+    edits += struct.pack("<IH", 128 * 1024 + 48, 16) + bytes(h[48:64])
+    return bytes([0, 2]) + edits
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, "corpus", "regressions"))
+    ap.add_argument("--check", metavar="BUILD")
+    a = ap.parse_args(argv)
+    bad = 0
+    for cid, target, data, what, cls in cases():
+        d = os.path.join(a.out, cid)
+        os.makedirs(d, exist_ok=True)
+        name = "input"
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+        meta_path = os.path.join(d, "meta.json")
+        meta = {}
+        if os.path.exists(meta_path):
+            with open(meta_path) as f:
+                meta = json.load(f)
+        meta.update({"id": cid, "target": target, "status": meta.get("status", "open"), "method": "fuzz",
+                     "file": name, "class": cls, "input": what,
+                     "made_by": "qemu/tests/make_reproducers.py (hand-built from MS-VHDX; see docs/qemu-findings.md)"})
+        with open(meta_path, "w") as f:
+            json.dump(meta, f, indent=1)
+            f.write("\n")
+        if a.check:
+            binary = os.path.join(a.check, "fuzz", target)
+            p = os.path.join(d, name)
+            loose = subprocess.run([binary, "--quiet", p], capture_output=True, text=True,
+                                   env=dict(os.environ, POWERCUT_FUZZ_VERBOSE="1"))
+            strict = subprocess.run([binary, "--quiet", p], capture_output=True, text=True,
+                                    env=dict(os.environ, POWERCUT_FUZZ_STRICT="1"))
+            seen = [x for x in loose.stderr.splitlines() if "classes seen" in x]
+            ok = loose.returncode == 0 and strict.returncode != 0 and seen and cls in seen[-1]
+            bad += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {cid}: clean {loose.returncode}, strict {strict.returncode}; "
+                  f"{seen[-1].split(': ', 1)[-1][:200] if seen else loose.stderr.strip()[-300:]}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
