@@ -66,7 +66,7 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
 
 /* Facts of the log of the image before the replay, by libvhdx's scan of
  * every position (the dump-log view).  QEMU's search departs from the
- * text in three ways its code shows (docs/qemu-findings.md Q6, Q7); each
+ * text in three ways its code shows (docs/qemu-findings.md Q5, Q6); each
  * fact says one of them can change what QEMU replays:
  *   top > head   a valid entry newer than the active sequence's head (the
  *                head's Tail rule, which QEMU does not check);

@@ -86,10 +86,10 @@ def cases():
     out.append(("qemu-q1-logguid-without-entry", "fuzz_qemu_log_replay", prefix(),
                 "the current header names a LogGuid; the ring holds no entry with it",
                 "qemu-opens-logguid-without-valid-sequence"))
-    # Q1's consequence and Q8: the same header state on a clean image; the
+    # Q1's consequence and Q7: the same header state on a clean image; the
     # session's allocating writes fail (ENOTSUP), their retries succeed and
     # are gone after a reopen.
-    out.append(("qemu-q8-acknowledged-write-lost-after-failed-allocation", "fuzz_qemu_image_open", q1_image_edit(),
+    out.append(("qemu-q7-acknowledged-write-lost-after-failed-allocation", "fuzz_qemu_image_open", q1_image_edit(),
                 "FUZZ_IMG_CLEAN with the current header (128 KiB) naming a LogGuid, checksum fixed; the session "
                 "(seed 2) writes into an unallocated block (ENOTSUP), retries (acknowledged), closes, reopens",
                 "qemu-loses-acknowledged-write-after-failed-allocation"))
@@ -103,13 +103,13 @@ def cases():
                 prefix() + entry(1, 0, [("zero", BLOCK0, 4096)], lfo=8 * MiB),
                 "one entry (seq 1, a zero descriptor in block 0), FlushedFileOffset 7 MiB = the file, "
                 "LastFileOffset 8 MiB", "qemu-does-not-extend-file-to-LastFileOffset"))
-    # Q5: a zero descriptor over the file type identifier.
-    out.append(("qemu-q5-replay-overwrites-file-identifier", "fuzz_qemu_log_replay",
+    # Q4: a zero descriptor over the file type identifier.
+    out.append(("qemu-q4-replay-overwrites-file-identifier", "fuzz_qemu_log_replay",
                 prefix() + entry(1, 0, [("zero", 0, 4096)]),
                 "one entry (seq 1) with a zero descriptor at file offset 0, 4 KiB",
                 "qemu-opens-log-descriptor-targets-protected-range"))
-    # Q6: an entry with 127 descriptors needs two descriptor sectors.
-    out.append(("qemu-q6-entry-with-127-descriptors", "fuzz_qemu_log_replay",
+    # Q5: an entry with 127 descriptors needs two descriptor sectors.
+    out.append(("qemu-q5-entry-with-127-descriptors", "fuzz_qemu_log_replay",
                 prefix() + entry(1, 0, [("zero", BLOCK0 + 4096 * i, 4096) for i in range(127)]),
                 "one entry (seq 1) with 127 zero descriptors (block 0's first 127 pages): two descriptor sectors",
                 "qemu-cannot-replay-a-valid-log"))
@@ -117,7 +117,7 @@ def cases():
     e1 = entry(1, 0, [("data", BLOCK0, page(0x11))])                 # 0x0000..0x2000
     e2 = entry(2, 0, [("data", BLOCK0, page(0x22))])                 # 0x2000..0x4000 (claimed)
     e3 = entry(3, 0x3000, [("data", BLOCK0, page(0x33))])            # 0x3000..0x5000: overwrites e2's data sector
-    out.append(("qemu-q7-search-skips-entry-inside-rejected-span", "fuzz_qemu_log_replay",
+    out.append(("qemu-q6-search-skips-entry-inside-rejected-span", "fuzz_qemu_log_replay",
                 prefix() + ring([(0, e1), (0x2000, e2), (0x3000, e3)]),
                 "entries seq 1 at 0, seq 2 at 8 KiB (8 KiB long; its data sector was overwritten), seq 3 at "
                 "12 KiB (tail itself), each writing one page of block 0 with 0x11, 0x22, 0x33",
@@ -125,14 +125,14 @@ def cases():
     # Q7b: the second entry of a run is not checked against the first.
     e7 = entry(7, 0, [("data", BLOCK0, page(0x77))])
     e3b = entry(3, 0x2000, [("data", BLOCK0, page(0x33))])
-    out.append(("qemu-q7-sequence-gap-after-first-entry", "fuzz_qemu_log_replay",
+    out.append(("qemu-q6-sequence-gap-after-first-entry", "fuzz_qemu_log_replay",
                 prefix() + ring([(0, e7), (0x2000, e3b)]),
                 "entry seq 7 at 0 (tail itself) then entry seq 3 at 8 KiB (tail itself), both writing a page of "
                 "block 0 (0x77, then 0x33)", "qemu-accepts-sequence-gap-after-first-entry"))
     # Q7c: an entry before the head's Tail is replayed.
     e1c = entry(1, 0, [("data", BLOCK0, page(0x11))])
     e2c = entry(2, 0x2000, [("data", BLOCK0 + 4096, page(0x22))])
-    out.append(("qemu-q7-replays-entry-before-tail", "fuzz_qemu_log_replay",
+    out.append(("qemu-q6-replays-entry-before-tail", "fuzz_qemu_log_replay",
                 prefix() + ring([(0, e1c), (0x2000, e2c)]),
                 "entry seq 1 at 0 (writes 0x11 to block 0's first page) and entry seq 2 at 8 KiB whose Tail is "
                 "itself (writes 0x22 to the second page)", "qemu-replays-entry-whose-tail-is-outside-its-sequence"))
@@ -143,12 +143,43 @@ def cases():
     tail = L - 0x6000
     wrapped = b"".join(entry(126 + k, tail, [("data", BLOCK0 + 4096 * k, page(0x26 + k))]) for k in range(3))
     wrapped += entry(129, tail, [("data", BLOCK0 + 4096 * 3, page(0x29))])
-    out.append(("qemu-q7-wrapped-sequence-replayed-partly", "fuzz_qemu_log_replay",
+    out.append(("qemu-q6-wrapped-sequence-replayed-partly", "fuzz_qemu_log_replay",
                 prefix(start=tail // 4096) + wrapped,
                 "entries seq 126, 127, 128 at ring offsets 1000, 1008, 1016 KiB and seq 129 at 0 (the ring wraps), "
                 "all with Tail 1000 KiB, each writing one page of block 0 (0x26, 0x27, 0x28, 0x29)",
                 "qemu-replays-only-the-part-of-a-wrapped-sequence-after-the-ring-end"))
     return out
+
+
+# What each case shows with the real tools, for meta.json (the full
+# reports: docs/qemu-findings.md).
+QEMU_IO = {
+    "qemu-q1-logguid-without-entry": "qemu-io -f vhdx -c quit IMG  (opens; vhdxtool replay IMG refuses: "
+                                     "VHDX_E_LOG_NO_SEQUENCE); qemu-io -f vhdx -c 'write -P 0xaa 1M 4k' IMG "
+                                     "(write failed: Operation not supported)",
+    "qemu-q7-acknowledged-write-lost-after-failed-allocation":
+        "on the image of qemu-q1-logguid-without-entry: qemu-io -f vhdx -c 'write -P 0xaa 3M 4k' -c 'write -P 0xbb "
+        "3M 4k' -c flush -c 'read -P 0xbb 3M 4k' IMG (first write fails, second succeeds, read verifies); then "
+        "qemu-io -f vhdx -r -c 'read -P 0xbb 3M 4k' IMG (Pattern verification failed: zeros)",
+    "qemu-q2-uninitialized-log-bytes": "valgrind qemu-io -t writeback -f vhdx -c 'write -P 0xcd 5M 512' NEW.vhdx "
+                                       "(Syscall param pwrite64(buf) points to uninitialised byte(s), 96 bytes "
+                                       "inside a block of size 8,192 alloc'd in vhdx_log_write_and_flush)",
+    "qemu-q3-lastfileoffset-not-extended": "qemu-io -f vhdx -c quit IMG; stat -c %s IMG (7340032; vhdxtool replay "
+                                           "leaves 8388608, the head's LastFileOffset)",
+    "qemu-q4-replay-overwrites-file-identifier": "qemu-io -f vhdx -c quit IMG (opens, replays); head -c 8 IMG "
+                                                 "(zeros); qemu-io -f vhdx -c quit IMG (Could not open: Invalid "
+                                                 "argument); qemu-img info IMG (file format: raw)",
+    "qemu-q5-entry-with-127-descriptors": "qemu-io -f vhdx -c quit IMG (Could not open 'IMG': Invalid argument; "
+                                          "vhdxtool replay IMG replays the entry)",
+    "qemu-q6-search-skips-entry-inside-rejected-span": "qemu-io -f vhdx -c 'read -v 0 8' IMG (11 11 ...; vhdxtool "
+                                                       "replays seq 3: 33 33 ...)",
+    "qemu-q6-sequence-gap-after-first-entry": "qemu-io -f vhdx -c 'read -v 0 8' IMG (33 33 ...; vhdxtool replays "
+                                              "seq 7: 77 77 ...)",
+    "qemu-q6-replays-entry-before-tail": "qemu-io -f vhdx -c 'read -v 0 8' IMG (11 11 ...: entry seq 1, before the "
+                                         "head's Tail, was replayed; vhdxtool leaves the old bytes fa 89 46 5d ...)",
+    "qemu-q6-wrapped-sequence-replayed-partly": "qemu-io -f vhdx -c 'read -v 0 16k' IMG (only the 4th page is 29 29 "
+                                                "...; vhdxtool replays all four entries: 26, 27, 28, 29)",
+}
 
 
 def q1_image_edit():
@@ -188,8 +219,15 @@ def main(argv):
         if os.path.exists(meta_path):
             with open(meta_path) as f:
                 meta = json.load(f)
+        finding = "Q" + cid.split("-")[1][1:]
         meta.update({"id": cid, "target": target, "status": meta.get("status", "open"), "method": "fuzz",
-                     "file": name, "class": cls, "input": what,
+                     "file": name, "class": cls, "finding": f"docs/qemu-findings.md {finding}", "input": what,
+                     "qemu": "QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18), block/vhdx*.c",
+                     "reproduce": f"build/default/fuzz/{target} {os.path.relpath(d, ROOT)}/{name} "
+                                  f"(POWERCUT_FUZZ_VERBOSE=1: the classes; POWERCUT_FUZZ_STRICT=1 aborts on it); "
+                                  f"the image: POWERCUT_FUZZ_EXPORT=IMG build/default/fuzz/{target} "
+                                  f"{os.path.relpath(d, ROOT)}/{name}",
+                     "qemu_io": QEMU_IO.get(cid, ""),
                      "made_by": "qemu/tests/make_reproducers.py (hand-built from MS-VHDX; see docs/qemu-findings.md)"})
         with open(meta_path, "w") as f:
             json.dump(meta, f, indent=1)

@@ -22,9 +22,9 @@
  *    the shim's allocation pattern 0xA5 in the image;
  *  - a failed log update of an allocating write leaves the new BAT entry in
  *    QEMU's memory: a later write into that block is acknowledged and lost
- *    after a reopen (docs/qemu-findings.md, Q8);
+ *    after a reopen (docs/qemu-findings.md, Q7);
  *  - a failed write of the header copy naming a new LogGuid is not
- *    reported: the guest write succeeds (docs/qemu-findings.md, Q9);
+ *    reported: the guest write succeeds (docs/qemu-findings.md, Q8);
  *  - the known departure (docs/qemu-findings.md, Q1): a power cut after
  *    the header naming a new LogGuid is durable but before the log entry
  *    is leaves an image QEMU opens without replaying and then refuses
@@ -352,7 +352,7 @@ static void test_uninitialized_log_bytes(void)
     memdev_free(m);
 }
 
-/* Q8: when the log update of an allocating write fails, QEMU keeps the new
+/* Q7: when the log update of an allocating write fails, QEMU keeps the new
  * BAT entry in memory; a later write into the same block is acknowledged
  * without any log update, and after a close and a reopen it is gone. */
 static void test_failed_log_update_loses_later_write(void)
@@ -388,7 +388,7 @@ static void test_failed_log_update_loses_later_write(void)
     memdev_free(m);
 }
 
-/* Q9: the header update that names the new LogGuid can fail and the
+/* Q8: the header update that names the new LogGuid can fail and the
  * write still succeeds: vhdx_log_write ignores vhdx_update_headers' result. */
 static void test_header_update_error_swallowed(void)
 {
