@@ -40,6 +40,7 @@
 #include "harness/refjudge.h"
 #include "harness/subject.h"
 #include "qdiff.h"
+#include "qshim.h"
 #include "vhdx/vhdx.h"
 
 #define MODEL_MAX (8u * 1024 * 1024)
@@ -198,7 +199,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     struct subject_handle *qh = NULL;
+    /* a watchdog on what one open may read (QEMU's log search can loop
+     * forever: docs/qemu-findings.md Q9) */
+    const uint64_t read_limit = 64 * (uint64_t)img->log_length + 16 * VHDX_MiB + 2 * cq.size;
+    qshim_set_read_limit(read_limit);
     int rc_q = Q->open(crashdisk_bdev(&cq), rdonly ? SUBJECT_RDONLY : 0, data[1], 0, &qh);
+    if (qshim_read_limit_hit()) {
+        judge(qdiff_class(QD_READS_UNBOUNDED), "the open read more than %" PRIu64 " bytes", read_limit);
+        if (qh)
+            Q->abandon(qh);
+        refjudge_end(&rj);
+        return 0;
+    }
     char qmsg[700];
     snprintf(qmsg, sizeof qmsg, "%s", rc_q ? Q->last_error(NULL) : "opened");
     if (fuzz_verbose())

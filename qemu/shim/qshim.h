@@ -87,9 +87,18 @@ struct qshim_stats {
     uint64_t bytes_read;              /* through qemu/io/read */
     uint64_t bytes_written;           /* through qemu/io/write */
     uint64_t flushes_skipped;         /* bdrv_flush with nothing written since the last flush */
+    uint64_t read_limit_hits;         /* reads failed by the read limit */
 };
 void qshim_stats_get(struct qshim_stats *out);
 void qshim_stats_reset(void);
+
+/* A watchdog for hostile images: when bytes > 0, one qshim_open (or one
+ * call on an image) may read at most that many bytes through the driver;
+ * past it every read fails with -EIO and qshim_read_limit_hit() says so.
+ * (QEMU 7.2's log search can loop forever: docs/qemu-findings.md Q9.)
+ * 0 (the default) means no limit. */
+void qshim_set_read_limit(uint64_t bytes);
+int qshim_read_limit_hit(void);
 
 /* ---- images ------------------------------------------------------------- */
 struct qshim_image; /* one open image (format node + file node) */

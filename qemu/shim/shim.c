@@ -67,6 +67,25 @@ static struct qshim_stats stats;
 static qshim_fault_fn fault_hook;
 static void *fault_ctx;
 static uint64_t last_open_dev_errors;
+static uint64_t read_limit;      /* qshim_set_read_limit: 0 = none */
+static uint64_t read_in_call;    /* bytes read since the current open or call began */
+static int read_limit_hit;       /* the current open or call ran into the limit */
+
+void qshim_set_read_limit(uint64_t bytes)
+{
+    read_limit = bytes;
+}
+
+int qshim_read_limit_hit(void)
+{
+    return read_limit_hit;
+}
+
+static void read_budget_reset(void)
+{
+    read_in_call = 0;
+    read_limit_hit = 0;
+}
 
 static _Noreturn void out_of_memory(const char *what, size_t n);
 
@@ -201,6 +220,11 @@ int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset, int64_t bytes,
         return 0;
     if (!dev_usable(im))
         return -EIO;
+    if (read_limit && (read_in_call += (uint64_t)bytes) > read_limit) {
+        read_limit_hit = 1;
+        stats.read_limit_hits++;
+        return -EIO;
+    }
     uintptr_t info;
     if (dev_fault(QSHIM_P_READ, &info))
         return fault_rc(info);
@@ -1010,6 +1034,7 @@ int qshim_open(struct bdev *dev, const char *name, unsigned flags, uint64_t seed
     im->fmt.opaque = qshim_g_malloc0((size_t)drv->instance_size);
     struct qshim_image *saved = cur;
     cur = im;
+    read_budget_reset();
     Error *err = NULL;
     int rc = drv->bdrv_open(&im->fmt, NULL, im->fmt.open_flags, &err);
     cur = saved;
@@ -1074,6 +1099,7 @@ static int call_begin(struct qshim_image *im, struct qshim_image **saved)
     *saved = cur;
     cur = im;
     im->err[0] = 0;
+    read_budget_reset();
     return 0;
 }
 

@@ -106,8 +106,9 @@
       "Q2")                                                                                                         \
     X(QD_REOPEN_WRITES, "qemu-second-open-writes", "2.3.3",                                                         \
       "an image QEMU replayed and closed is written again by the next open", "qemu", 0, NULL)                      \
-    X(QD_READS_UNBOUNDED, "qemu-open-reads-unbounded", "-",                                                         \
-      "one open reads far more than the log, the structures and the file", "qemu", 0, NULL)                        \
+    X(QD_READS_UNBOUNDED, "qemu-log-search-does-not-terminate", "2.3.3",                                           \
+      "the search stops after one pass over the ring (QEMU's never ends when an entry it rejects spans the whole "  \
+      "ring); seen as an open that reads more than 64 rings", "qemu", 1, "Q9")                        \
     X(QD_BOTH_VS_REF, "both-disagree-with-reference", "-",                                                          \
       "QEMU and libvhdx agree and the reference disagrees (an engine or reference matter)", "undetermined", 0, NULL)
 

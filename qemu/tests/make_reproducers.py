@@ -148,7 +148,19 @@ def cases():
                 "entries seq 126, 127, 128 at ring offsets 1000, 1008, 1016 KiB and seq 129 at 0 (the ring wraps), "
                 "all with Tail 1000 KiB, each writing one page of block 0 (0x26, 0x27, 0x28, 0x29)",
                 "qemu-replays-only-the-part-of-a-wrapped-sequence-after-the-ring-end"))
+    # Q9: an entry whose EntryLength is the whole ring and whose checksum is
+    # wrong: QEMU's search steps over it back to where it started, forever.
+    out.append(("qemu-q9-log-search-never-ends", "fuzz_qemu_log_replay", prefix() + whole_ring_entry(),
+                "one entry header at ring offset 0: EntryLength 1 MiB (the ring), sequence 1, no descriptors, "
+                "a wrong checksum", "qemu-log-search-does-not-terminate"))
     return out
+
+
+def whole_ring_entry():
+    """The first sector of an entry that claims the whole 1 MiB ring, with a wrong checksum."""
+    h = bytearray(4096)
+    struct.pack_into("<4sIIIQII16sQQ", h, 0, b"loge", 0xDEADBEEF, MiB, 0, 1, 0, 0, GUID, FILE_SIZE, FILE_SIZE)
+    return bytes(h)
 
 
 # What each case shows with the real tools, for meta.json (the full
@@ -177,6 +189,8 @@ QEMU_IO = {
                                               "seq 7: 77 77 ...)",
     "qemu-q6-replays-entry-before-tail": "qemu-io -f vhdx -c 'read -v 0 8' IMG (11 11 ...: entry seq 1, before the "
                                          "head's Tail, was replayed; vhdxtool leaves the old bytes fa 89 46 5d ...)",
+    "qemu-q9-log-search-never-ends": "timeout 20 qemu-img info IMG (status 124: qemu-img never returns; "
+                                     "the same for qemu-io, qemu-img check and a guest's open)",
     "qemu-q6-wrapped-sequence-replayed-partly": "qemu-io -f vhdx -c 'read -v 0 16k' IMG (only the 4th page is 29 29 "
                                                 "...; vhdxtool replays all four entries: 26, 27, 28, 29)",
 }
