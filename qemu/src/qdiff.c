@@ -51,6 +51,13 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
         case VHDX_E_LOG_TARGET: return &classes[QD_LOG_TARGET];
         case VHDX_E_LOG_FIELD:
         case VHDX_E_LOG_DESC_FIELD: return &classes[QD_OURS_FIELD];
+        case VHDX_E_ITEM_VALUE:
+            if (ref && ref->virtual_size && (ref->virtual_size > REF_MAX_VIRTUAL ||
+                                             ref->virtual_size % (ref->logical_sector ? ref->logical_sector : 512)))
+                return &classes[QD_VSIZE];
+            return &classes[QD_OURS_OTHER];
+        case VHDX_E_METADATA:
+            return ref && strstr(ref->why, "share ItemId") ? &classes[QD_DUP_ITEM] : &classes[QD_OURS_OTHER];
         default: return &classes[QD_OURS_OTHER];
         }
     }
@@ -76,6 +83,8 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
  *   gap          two adjacent valid entries whose sequence numbers are not
  *                consecutive (QEMU does not compare the second entry of a
  *                run with the first; a run may wrap around the ring);
+ * ("Valid" below is what QEMU takes as valid: libvhdx's valid entries and
+ * those it rejects only for a field rule QEMU does not check.)
  *   before_tail  a valid entry ends right where the head's Tail points,
  *                with the sequence number one below the tail's: QEMU
  *                does not read Tail, it replays a run from the first
@@ -95,6 +104,13 @@ struct log_facts {
     int before_tail; /* a valid entry ends where the active sequence's tail starts, one sequence number below */
     int wraps;       /* the active sequence runs past the end of the ring back to its start */
 };
+
+/* An entry QEMU takes as valid: libvhdx's verdict, or a field rule QEMU
+ * does not check (reserved fields, 1 MiB multiples). */
+static int qemu_valid(int status)
+{
+    return status == 0 || status == VHDX_E_LOG_FIELD || status == VHDX_E_LOG_DESC_FIELD;
+}
 
 static int log_facts(struct bdev *dev, struct log_facts *f)
 {
@@ -123,9 +139,9 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
         if ((items[i].status == VHDX_E_LOG_FIELD || items[i].status == VHDX_E_LOG_DESC_FIELD) &&
             items[i].hdr.sequence > head)
             f->field_newer = 1;
-        if (items[i].status != 0)
+        if (!qemu_valid(items[i].status))
             continue;
-        if (items[i].hdr.sequence > f->top)
+        if (items[i].status == 0 && items[i].hdr.sequence > f->top)
             f->top = items[i].hdr.sequence;
         for (size_t j = 0; j < n; j++) {
             if (i == j || !items[j].hdr.entry_length)
@@ -133,7 +149,7 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
             uint64_t a = items[j].position, b = a + items[j].hdr.entry_length;
             if (items[i].position > a && items[i].position < b)
                 f->skipped = 1;
-            if (items[j].status == 0 && L && b % L == items[i].position &&
+            if (qemu_valid(items[j].status) && L && b % L == items[i].position &&
                 items[i].hdr.sequence != items[j].hdr.sequence + 1)
                 f->gap = 1;
         }

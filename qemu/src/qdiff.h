@@ -42,7 +42,8 @@
     X(QD_OVERLAP, "qemu-opens-overlapping-structures", "2.2.3.2",                                                   \
       "all objects within the table must be non-overlapping", "qemu", 0, NULL)                                      \
     X(QD_BAT, "qemu-opens-invalid-bat-entry", "2.5.1",                                                              \
-      "a block must reside after the header section and not overlap any other structure", "qemu", 0, NULL)         \
+      "a block must reside after the header section and not overlap any other structure (and PARTIALLY_PRESENT "  \
+      "belongs to differencing disks)", "qemu", 1, "Q11")         \
     X(QD_LOG_AMBIGUOUS, "qemu-opens-two-log-heads-same-sequence", "2.3.3",                                          \
       "the text does not order two heads with equal sequence numbers", "neither", 1, NULL)                          \
     X(QD_LOG_TARGET, "qemu-opens-log-descriptor-targets-protected-range", "2.2.1/2.2.2",                            \
@@ -50,6 +51,12 @@
     X(QD_OURS_FIELD, "ours-refuses-log-entry-with-field-out-of-range", "2.3.1.1",                                   \
       "writers MUST zero reserved fields and align offsets to 1 MB; readers are not told to reject", "ours-stricter", \
       1, NULL)                                                                                                      \
+    X(QD_VSIZE, "qemu-opens-virtual-disk-size-out-of-range", "2.6.2.2",                                            \
+      "VirtualDiskSize MUST be a multiple of the logical sector size and at most 64 TB (QEMU checks neither and "  \
+      "counts BAT entries in 32 bits: a disk larger than its BAT, whose I/O indexes past the BAT array)", "qemu",  \
+      1, "Q10")                                                                                                     \
+    X(QD_DUP_ITEM, "qemu-opens-metadata-table-with-duplicate-items", "2.6.1.2",                                     \
+      "the ItemId and IsUser pair MUST be unique within the metadata table", "qemu", 1, "Q11")                      \
     X(QD_OURS_OTHER, "ours-refuses-qemu-opens", "-", "no class yet: review the engine's code and QEMU's acceptance",  \
       "undetermined", 0, NULL)                                                                                      \
     X(QD_REGION1, "qemu-refuses-damaged-region-table-1", "2.2.3",                                                   \

@@ -153,7 +153,41 @@ def cases():
     out.append(("qemu-q9-log-search-never-ends", "fuzz_qemu_log_replay", prefix() + whole_ring_entry(),
                 "one entry header at ring offset 0: EntryLength 1 MiB (the ring), sequence 1, no descriptors, "
                 "a wrong checksum", "qemu-log-search-does-not-terminate"))
+    # Q10: VirtualDiskSize 4 PiB + 4 MiB on the clean 4 MiB image: QEMU counts
+    # BAT entries in 32 bits (4 + 0), so the open passes its BAT-size check
+    # and any I/O past 128 GiB indexes past its 1 MiB BAT array.
+    out.append(("qemu-q10-virtual-size-beyond-bat", "fuzz_qemu_image_open", q10_image_edit(),
+                "FUZZ_IMG_CLEAN with its Virtual Disk Size item set to 2^52 + 4 MiB bytes (4 PiB + 4 MiB)",
+                "qemu-opens-virtual-disk-size-out-of-range"))
     return out
+
+
+def clean_base():
+    base = os.environ.get("QEMU_REPRO_CLEAN_BASE")
+    if not base:
+        raise SystemExit("set QEMU_REPRO_CLEAN_BASE to FUZZ_IMG_CLEAN exported by a fuzz target "
+                         "(POWERCUT_FUZZ_EXPORT=FILE fuzz_qemu_image_open <2-byte input>)")
+    with open(base, "rb") as f:
+        return f.read()
+
+
+def q10_image_edit():
+    """Edit of the Virtual Disk Size item (found through the region table and
+    the metadata table of the clean base image)."""
+    img = clean_base()
+    rt = img[192 * 1024:256 * 1024]
+    meta = None
+    for i in range(struct.unpack_from("<I", rt, 8)[0]):
+        e = rt[16 + 32 * i:48 + 32 * i]
+        if e[:16] == bytes.fromhex("06a27c8b90479a4bb8fe575f050f886e"):
+            meta = struct.unpack_from("<Q", e, 16)[0]
+    tab = img[meta:meta + 65536]
+    for i in range(struct.unpack_from("<H", tab, 10)[0]):
+        e = tab[32 + 32 * i:64 + 32 * i]
+        if e[:16] == bytes.fromhex("2442a52f1bcd7648b2115dbed83bf4b8"):
+            item = meta + struct.unpack_from("<I", e, 16)[0]
+            return bytes([0, 1]) + struct.pack("<IH", item, 8) + struct.pack("<Q", (1 << 52) + 4 * MiB)
+    raise SystemExit("no Virtual Disk Size item in the clean base image")
 
 
 def whole_ring_entry():
@@ -191,6 +225,10 @@ QEMU_IO = {
                                          "head's Tail, was replayed; vhdxtool leaves the old bytes fa 89 46 5d ...)",
     "qemu-q9-log-search-never-ends": "timeout 20 qemu-img info IMG (status 124: qemu-img never returns; "
                                      "the same for qemu-io, qemu-img check and a guest's open)",
+    "qemu-q10-virtual-size-beyond-bat": "qemu-io -f vhdx -c 'read 128G 4k' IMG (Segmentation fault; under ASan: "
+                                        "heap-buffer-overflow READ of size 8 in vhdx_block_translate, 0 bytes to "
+                                        "the right of the 1048576-byte BAT); qemu-io -f vhdx -c 'write -P 0x41 "
+                                        "300P 4k' IMG succeeds after writing past the BAT array",
     "qemu-q6-wrapped-sequence-replayed-partly": "qemu-io -f vhdx -c 'read -v 0 16k' IMG (only the 4th page is 29 29 "
                                                 "...; vhdxtool replays all four entries: 26, 27, 28, 29)",
 }
@@ -200,13 +238,7 @@ def q1_image_edit():
     """fuzz_qemu_image_open edits: LogGuid and checksum of the current header
     of FUZZ_IMG_CLEAN (copy 2, 128 KiB), computed from the base image the
     target exports for an input without edits."""
-    base = os.environ.get("QEMU_REPRO_CLEAN_BASE")
-    if not base:
-        raise SystemExit("set QEMU_REPRO_CLEAN_BASE to FUZZ_IMG_CLEAN exported by a fuzz target "
-                         "(POWERCUT_FUZZ_EXPORT=FILE fuzz_qemu_image_open <2-byte input>)")
-    with open(base, "rb") as f:
-        f.seek(128 * 1024)
-        h = bytearray(f.read(4096))
+    h = bytearray(clean_base()[128 * 1024:132 * 1024])
     assert h[:4] == b"head"
     h[48:64] = GUID
     h[4:8] = bytes(4)
