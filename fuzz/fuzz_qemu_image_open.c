@@ -208,7 +208,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * forever: docs/qemu-findings.md Q9) */
     const uint64_t read_limit = 64 * (uint64_t)img->log_length + 16 * VHDX_MiB + 2 * cq.size;
     qshim_set_read_limit(read_limit);
+    qshim_set_write_limit(read_limit);
     int rc_q = Q->open(crashdisk_bdev(&cq), rdonly ? SUBJECT_RDONLY : 0, data[1], 0, &qh);
+    if (qshim_write_limit_hit()) {
+        judge(qdiff_class(QD_WRITES_UNBOUNDED), "the open wrote more than %" PRIu64 " bytes", read_limit);
+        if (qh)
+            Q->abandon(qh);
+        refjudge_end(&rj);
+        return 0;
+    }
     if (qshim_read_limit_hit()) {
         judge(qdiff_class(QD_READS_UNBOUNDED), "the open read more than %" PRIu64 " bytes", read_limit);
         if (qh)

@@ -196,6 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * loop forever: docs/qemu-findings.md Q9) */
     const uint64_t read_limit = 64 * (uint64_t)img->log_length + 16 * VHDX_MiB + 2 * cq.size;
     qshim_set_read_limit(read_limit);
+    qshim_set_write_limit(read_limit);
     cq.read_bytes = cq.writes = cq.truncates = 0;
     struct subject_handle *qh = NULL;
     int rc_q = Q->open(crashdisk_bdev(&cq), rdonly ? SUBJECT_RDONLY : 0, 1, 0, &qh);
@@ -206,6 +207,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 rc_e ? diag.message : (info_e.replayed ? "replayed" : "opened"), qmsg,
                 ref_status_name(rj.pre.status), rj.pre.status != REF_VALID ? ": " : "",
                 rj.pre.status != REF_VALID ? rj.pre.rule : "");
+    if (qshim_write_limit_hit()) {
+        judge(qdiff_class(QD_WRITES_UNBOUNDED), "the open wrote more than %" PRIu64 " bytes", read_limit);
+        if (qh)
+            Q->abandon(qh);
+        refjudge_end(&rj);
+        return 0;
+    }
     if (qshim_read_limit_hit()) {
         judge(qdiff_class(QD_READS_UNBOUNDED), "the open read more than %" PRIu64 " bytes (%s)", read_limit, qmsg);
         if (qh)

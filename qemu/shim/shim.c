@@ -70,6 +70,18 @@ static uint64_t last_open_dev_errors;
 static uint64_t read_limit;      /* qshim_set_read_limit: 0 = none */
 static uint64_t read_in_call;    /* bytes read since the current open or call began */
 static int read_limit_hit;       /* the current open or call ran into the limit */
+static uint64_t write_limit, written_in_call;
+static int write_limit_hit;
+
+void qshim_set_write_limit(uint64_t bytes)
+{
+    write_limit = bytes;
+}
+
+int qshim_write_limit_hit(void)
+{
+    return write_limit_hit;
+}
 
 void qshim_set_read_limit(uint64_t bytes)
 {
@@ -85,6 +97,8 @@ static void read_budget_reset(void)
 {
     read_in_call = 0;
     read_limit_hit = 0;
+    written_in_call = 0;
+    write_limit_hit = 0;
 }
 
 static _Noreturn void out_of_memory(const char *what, size_t n);
@@ -263,6 +277,10 @@ int coroutine_fn bdrv_co_pwritev(BdrvChild *child, int64_t offset, int64_t bytes
     if (bdrv_is_read_only(bs))
         return -EPERM;
     bs->write_gen++; /* QEMU counts the write whatever its outcome */
+    if (write_limit && (written_in_call += (uint64_t)bytes) > write_limit) {
+        write_limit_hit = 1;
+        return -EIO;
+    }
     uintptr_t info;
     size_t len = (size_t)bytes;
     int fail = dev_fault(QSHIM_P_WRITE, &info);
@@ -1054,7 +1072,7 @@ int qshim_open(struct bdev *dev, const char *name, unsigned flags, uint64_t seed
         free(im);
         return rc;
     }
-    error_free(err); /* a driver may leave one on success; QEMU would assert, see docs/qemu-subject.md */
+    error_free(err); /* NULL after a successful open (vhdx_open sets none then) */
     im->opened = 1;
     last_open_dev_errors = 0;
     *out = im;

@@ -116,6 +116,9 @@
     X(QD_READS_UNBOUNDED, "qemu-log-search-does-not-terminate", "2.3.3",                                           \
       "the search stops after one pass over the ring (QEMU's never ends when an entry it rejects spans the whole "  \
       "ring); seen as an open that reads more than 64 rings", "qemu", 1, "Q9")                        \
+    X(QD_WRITES_UNBOUNDED, "qemu-replay-writes-without-bound", "2.2.1/2.3.3",                                       \
+      "a descriptor may not target the header section nor past LastFileOffset (QEMU replays a zero descriptor of "  \
+      "any length, 4 KiB and a flush at a time); seen as an open that writes more than 64 rings", "qemu", 1, "Q4")  \
     X(QD_BOTH_VS_REF, "both-disagree-with-reference", "-",                                                          \
       "QEMU and libvhdx agree and the reference disagrees (an engine or reference matter)", "undetermined", 0, NULL)
 

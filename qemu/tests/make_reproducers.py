@@ -108,6 +108,12 @@ def cases():
                 prefix() + entry(1, 0, [("zero", 0, 4096)]),
                 "one entry (seq 1) with a zero descriptor at file offset 0, 4 KiB",
                 "qemu-opens-log-descriptor-targets-protected-range"))
+    # Q4, its cost: a zero descriptor of 64 TiB past LastFileOffset is
+    # replayed 4 KiB and a flush at a time.
+    out.append(("qemu-q4-zero-descriptor-without-bound", "fuzz_qemu_log_replay",
+                prefix() + entry(1, 0, [("zero", BLOCK0, 64 << 40)]),
+                "one entry (seq 1, LastFileOffset 7 MiB) with a zero descriptor at 4 MiB, 64 TiB long",
+                "qemu-replay-writes-without-bound"))
     # Q5: an entry with 127 descriptors needs two descriptor sectors.
     out.append(("qemu-q5-entry-with-127-descriptors", "fuzz_qemu_log_replay",
                 prefix() + entry(1, 0, [("zero", BLOCK0 + 4096 * i, 4096) for i in range(127)]),
@@ -215,6 +221,9 @@ QEMU_IO = {
     "qemu-q4-replay-overwrites-file-identifier": "qemu-io -f vhdx -c quit IMG (opens, replays); head -c 8 IMG "
                                                  "(zeros); qemu-io -f vhdx -c quit IMG (Could not open: Invalid "
                                                  "argument); qemu-img info IMG (file format: raw)",
+    "qemu-q4-zero-descriptor-without-bound": "timeout 20 qemu-io -f vhdx -c quit IMG (status 124: still writing "
+                                             "zeros 4 KiB and one fdatasync at a time; the file grows about 2 MB/s "
+                                             "towards 64 TiB; vhdxtool replay refuses VHDX_E_LOG_TARGET)",
     "qemu-q5-entry-with-127-descriptors": "qemu-io -f vhdx -c quit IMG (Could not open 'IMG': Invalid argument; "
                                           "vhdxtool replay IMG replays the entry)",
     "qemu-q6-search-skips-entry-inside-rejected-span": "qemu-io -f vhdx -c 'read -v 0 8' IMG (11 11 ...; vhdxtool "
