@@ -105,11 +105,16 @@ struct log_facts {
     int wraps;       /* the active sequence runs past the end of the ring back to its start */
 };
 
-/* An entry QEMU takes as valid: libvhdx's verdict, or a field rule QEMU
- * does not check (reserved fields, 1 MiB multiples). */
-static int qemu_valid(int status)
+/* An entry QEMU takes as valid: libvhdx's verdict, or a rule QEMU does
+ * not check (reserved fields, 1 MiB multiples, EntryLength equal to the
+ * descriptor and data sectors: QEMU only wants a 4 KiB multiple no longer
+ * than the ring). */
+static int qemu_valid(const struct vhdx_log_scan_item *it, uint64_t ring)
 {
-    return status == 0 || status == VHDX_E_LOG_FIELD || status == VHDX_E_LOG_DESC_FIELD;
+    if (it->status == 0 || it->status == VHDX_E_LOG_FIELD || it->status == VHDX_E_LOG_DESC_FIELD)
+        return 1;
+    return it->status == VHDX_E_LOG_LENGTH && it->hdr.entry_length && it->hdr.entry_length % 4096 == 0 &&
+           it->hdr.entry_length <= ring;
 }
 
 static int log_facts(struct bdev *dev, struct log_facts *f)
@@ -136,10 +141,9 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
     const uint64_t L = hd[cur].log_length;
     uint64_t head = seq.found ? seq.head_sequence : 0;
     for (size_t i = 0; i < n; i++) {
-        if ((items[i].status == VHDX_E_LOG_FIELD || items[i].status == VHDX_E_LOG_DESC_FIELD) &&
-            items[i].hdr.sequence > head)
+        if (items[i].status != 0 && qemu_valid(&items[i], L) && items[i].hdr.sequence > head)
             f->field_newer = 1;
-        if (!qemu_valid(items[i].status))
+        if (!qemu_valid(&items[i], L))
             continue;
         if (items[i].status == 0 && items[i].hdr.sequence > f->top)
             f->top = items[i].hdr.sequence;
@@ -149,7 +153,7 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
             uint64_t a = items[j].position, b = a + items[j].hdr.entry_length;
             if (items[i].position > a && items[i].position < b)
                 f->skipped = 1;
-            if (qemu_valid(items[j].status) && L && b % L == items[i].position &&
+            if (qemu_valid(&items[j], L) && L && b % L == items[i].position &&
                 items[i].hdr.sequence != items[j].hdr.sequence + 1)
                 f->gap = 1;
         }

@@ -83,8 +83,9 @@
     X(QD_WRAP_PARTIAL, "qemu-replays-only-the-part-of-a-wrapped-sequence-after-the-ring-end", "2.3.3",            \
       "replay every entry from tail to head (QEMU ranks runs by their first entry, so the part of a sequence "      \
       "after the wrap outranks the whole sequence)", "qemu", 1, "Q6")                                              \
-    X(QD_OURS_FIELD_REPLAY, "ours-rejects-newer-entry-with-field-out-of-range-qemu-replays-it", "2.3.1.1",          \
-      "writers MUST zero reserved fields and align offsets to 1 MB; libvhdx rejects such an entry, QEMU replays it", \
+    X(QD_OURS_FIELD_REPLAY, "ours-rejects-newer-entry-qemu-replays-it", "2.3.1.1",                                 \
+      "writers MUST zero reserved fields and align offsets to 1 MB, and libvhdx wants EntryLength to be the "       \
+      "descriptor and data sectors (the text is silent); libvhdx rejects such an entry, QEMU replays it",          \
       "ours-stricter", 1, NULL)                                                                                     \
     X(QD_REPLAY_DIFFERS, "replay-writes-differ", "2.3.3",                                                           \
       "both replayed, and the bytes they wrote differ (compare vhdxtool dump-log with what QEMU wrote)",            \
