@@ -57,7 +57,7 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
                 return &classes[QD_VSIZE];
             return &classes[QD_OURS_OTHER];
         case VHDX_E_METADATA:
-            return ref && strstr(ref->why, "share ItemId") ? &classes[QD_DUP_ITEM] : &classes[QD_OURS_OTHER];
+            return ref && strstr(ref->why, "share ItemId") ? &classes[QD_DUP_ITEM] : &classes[QD_META_INVALID];
         default: return &classes[QD_OURS_OTHER];
         }
     }

@@ -57,6 +57,9 @@
       1, "Q10")                                                                                                     \
     X(QD_DUP_ITEM, "qemu-opens-metadata-table-with-duplicate-items", "2.6.1.2",                                     \
       "the ItemId and IsUser pair MUST be unique within the metadata table", "qemu", 1, "Q11")                      \
+    X(QD_META_INVALID, "qemu-opens-invalid-metadata-table", "2.6.1",                                                 \
+      "metadata table entries MUST lie inside the metadata region (QEMU reads each known item at its offset with " \
+      "its own size, whatever the entry's length)", "qemu", 1, "Q11")                                               \
     X(QD_OURS_OTHER, "ours-refuses-qemu-opens", "-", "no class yet: review the engine's code and QEMU's acceptance",  \
       "undetermined", 0, NULL)                                                                                      \
     X(QD_REGION1, "qemu-refuses-damaged-region-table-1", "2.2.3",                                                   \
