@@ -66,6 +66,8 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
         return &classes[QD_REGION1];
     if (ours_replayed)
         return &classes[QD_CANNOT_REPLAY];
+    if (ref && ref->current >= 0 && ref->header[ref->current].log_version != 0 && !ref->log_pending)
+        return &classes[QD_QEMU_LOGVER];
     if (ref && ref->status == REF_VALID)
         return &classes[QD_QEMU_REFUSES_VALID];
     return &classes[QD_QEMU_REFUSES_OTHER];
@@ -106,12 +108,13 @@ struct log_facts {
 };
 
 /* An entry QEMU takes as valid: libvhdx's verdict, or a rule QEMU does
- * not check (reserved fields, 1 MiB multiples, EntryLength equal to the
- * descriptor and data sectors: QEMU only wants a 4 KiB multiple no longer
- * than the ring). */
+ * not check (reserved fields, 1 MiB multiples, the data sectors' "data"
+ * signature, EntryLength equal to the descriptor and data sectors: QEMU
+ * only wants a 4 KiB multiple no longer than the ring). */
 static int qemu_valid(const struct vhdx_log_scan_item *it, uint64_t ring)
 {
-    if (it->status == 0 || it->status == VHDX_E_LOG_FIELD || it->status == VHDX_E_LOG_DESC_FIELD)
+    if (it->status == 0 || it->status == VHDX_E_LOG_FIELD || it->status == VHDX_E_LOG_DESC_FIELD ||
+        it->status == VHDX_E_LOG_DATA_SIGNATURE)
         return 1;
     return it->status == VHDX_E_LOG_LENGTH && it->hdr.entry_length && it->hdr.entry_length % 4096 == 0 &&
            it->hdr.entry_length <= ring;

@@ -66,6 +66,9 @@
       "two copies are kept; the text does not say a reader falls back to the second", "neither", 1, NULL)           \
     X(QD_CANNOT_REPLAY, "qemu-cannot-replay-a-valid-log", "2.3.3",                                                  \
       "the implementation must find the newest valid and complete sequence and replay it", "qemu", 1, "Q5")         \
+    X(QD_QEMU_LOGVER, "qemu-refuses-log-version-nonzero-without-log", "2.2.2",                                      \
+      "a nonzero LogVersion stops processing only when LogGuid is not zero (QEMU refuses it always)", "qemu", 1,   \
+      "Q11")                                                                                                        \
     X(QD_QEMU_REFUSES_VALID, "qemu-refuses-valid-image", "-",                                                       \
       "QEMU refuses an image the reference reads as valid and libvhdx opens", "qemu", 0, NULL)                      \
     X(QD_QEMU_REFUSES_OTHER, "qemu-refuses-image-ours-opens", "-",                                                  \
