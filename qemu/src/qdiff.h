@@ -40,7 +40,8 @@
     X(QD_REQUIRED_REGION, "qemu-opens-unknown-required-region", "2.2",                                              \
       "implementations MUST fail to open a file with a required region they do not understand", "qemu", 0, NULL)    \
     X(QD_OVERLAP, "qemu-opens-overlapping-structures", "2.2.3.2",                                                   \
-      "all objects within the table must be non-overlapping", "qemu", 0, NULL)                                      \
+      "all objects within the table must be non-overlapping; FileOffsetMB must be unique across BAT entries",      \
+      "qemu", 1, "Q11")                                      \
     X(QD_BAT, "qemu-opens-invalid-bat-entry", "2.5.1",                                                              \
       "a block must reside after the header section and not overlap any other structure (and PARTIALLY_PRESENT "  \
       "belongs to differencing disks)", "qemu", 1, "Q11")         \
