@@ -45,7 +45,8 @@ const char *const qshim_point_names[QSHIM_P_COUNT] = {
 };
 
 #define MEM_ALIGN 4096u              /* bdrv_opt_mem_align of a file node over a regular file */
-#define POISON_LIMIT (16u << 20)     /* buffers up to this size are filled with QSHIM_POISON */
+#define POISON_LIMIT (64u << 10)     /* buffers up to this size are filled with QSHIM_POISON (larger ones, the BAT and
+                                      * the metadata table, are read from the file in full right away) */
 #define REPORT_KEEP 4                /* error_report lines kept per image */
 
 struct qshim_image {
