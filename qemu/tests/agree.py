@@ -368,10 +368,24 @@ def make_images(sides, build, work, quick, notes):
     return imgs, sessions
 
 
+def sanitized(build):
+    try:
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            return bool(re.search(r"^POWERCUT_SANITIZE:STRING=\S", f.read(), re.M))
+    except OSError:
+        return False
+
+
 def recorder(build):
-    pack = os.path.join(build, "record", "pcrecord-pack")
-    so = os.path.join(build, "record", "libpcrecord.so")
-    return (pack, so) if os.path.exists(pack) and os.path.exists(so) else None
+    """(pcrecord-pack, libpcrecord.so) able to record qemu-io.  A sanitizer
+    build's preload cannot go into an uninstrumented qemu-io: the default
+    build's is used then, when it exists."""
+    for b in ([build] if not sanitized(build) else []) + [os.path.join(os.path.dirname(build), "default")]:
+        pack = os.path.join(b, "record", "pcrecord-pack")
+        so = os.path.join(b, "record", "libpcrecord.so")
+        if os.path.exists(pack) and os.path.exists(so) and not sanitized(b):
+            return pack, so
+    return None
 
 
 def record(build, img, out, cmd):
@@ -381,10 +395,11 @@ def record(build, img, out, cmd):
     from pclib.extsweep import read_trace
     r = recorder(build)
     tool = {"pcrecord-pack": r[0]}
+    rec_dir = os.path.dirname(r[0])
     saved = dict(os.environ)
     os.environ.update(QEMU_ENV)  # record() passes its own environment on
     try:
-        status, info = pcrecord.record(lambda n: tool.get(n, os.path.join(build, "record", n)), img, out, cmd,
+        status, info = pcrecord.record(lambda n: tool.get(n, os.path.join(rec_dir, n)), img, out, cmd,
                                        allow_fail=True, quiet=True)
     finally:
         os.environ.clear()

@@ -39,6 +39,11 @@
 #include "qshim.h"
 #include "testutil.h"
 
+#ifdef FIU_ENABLE
+#include <fiu-control.h>
+#include <fiu.h>
+#endif
+
 #define MiB (1u << 20)
 
 static const struct subject_ops *Q, *V;
@@ -409,6 +414,26 @@ static void test_header_update_error_swallowed(void)
     memdev_free(m);
 }
 
+/* The libfiu points exist under their names (builds with FIU_ENABLE). */
+static void test_libfiu_points(void)
+{
+#ifdef FIU_ENABLE
+    fiu_init(0);
+    struct memdev *m = qemu_image(8 * MiB, MiB, 1);
+    struct subject_handle *h;
+    CHECK(fiu_enable("qemu/io/read", 1, (void *)(uintptr_t)ENOSPC, FIU_ONETIME) == 0);
+    int rc = Q->open(&m->base, 0, 1, 0, &h);
+    CHECK(rc == -ENOSPC || (rc < 0 && qshim_device_errors(NULL) == 1));
+    CHECK_OK(Q->open(&m->base, 0, 1, 0, &h));
+    CHECK(fiu_enable("qemu/io/*", 1, NULL, FIU_ONETIME) == 0); /* failinfo 0: EIO */
+    uint8_t buf[512] = {0};
+    CHECK(Q->write(h, 0, buf, sizeof buf) < 0);
+    fiu_disable("qemu/io/*");
+    Q->abandon(h);
+    memdev_free(m);
+#endif
+}
+
 int main(void)
 {
     Q = subject_find("qemu");
@@ -426,5 +451,6 @@ int main(void)
     test_uninitialized_log_bytes();
     test_failed_log_update_loses_later_write();
     test_header_update_error_swallowed();
+    test_libfiu_points();
     return test_summary("test_qemu_shim");
 }
