@@ -66,8 +66,12 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
         return &classes[QD_REGION1];
     if (ours_replayed)
         return &classes[QD_CANNOT_REPLAY];
-    if (ref && ref->current >= 0 && ref->header[ref->current].log_version != 0 && !ref->log_pending)
-        return &classes[QD_QEMU_LOGVER];
+    if (ref) { /* the current header, or either of two equal valid copies */
+        int h = ref->current >= 0 ? ref->current : ref->header[0].valid ? 0 : 1;
+        static const uint8_t zero[16];
+        if (ref->header[h].valid && ref->header[h].log_version != 0 && !memcmp(ref->header[h].log_guid, zero, 16))
+            return &classes[QD_QEMU_LOGVER];
+    }
     if (ref && ref->status == REF_VALID)
         return &classes[QD_QEMU_REFUSES_VALID];
     return &classes[QD_QEMU_REFUSES_OTHER];
