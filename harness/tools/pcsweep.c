@@ -963,6 +963,13 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
     struct workload_params p = o->wp;
     snprintf(p.scenario, sizeof p.scenario, "%s", scenario);
     p.seed = seed;
+    /* Only the engine creates 4096-byte sectors (QEMU creates 512 only): other
+     * subjects get 512 where the seed would choose, unless told otherwise. */
+    if (o->sc.subject && o->sc.subject != subject_find("libvhdx") && !p.logical_sector) {
+        p.logical_sector = 512;
+        if (!p.physical_sector)
+            p.physical_sector = 512;
+    }
     char err[512];
     if (workload_params_resolve(&p, err, sizeof err) != 0)
         tool_die_usage("%s", err);
