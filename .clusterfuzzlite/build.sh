@@ -61,13 +61,8 @@ for src in "$ROOT"/fuzz/fuzz_*.c; do
     name="$(basename "${src%.c}")"
     case "$name" in fuzz_common|fuzz_target) continue ;; esac
     compile "$src" "$OBJ/$name.o" -DFUZZ_LIBFUZZER
-    # fuzz_crash_schedule observes the workload runner's engine handle for
-    # its fault schedules (fuzz/CMakeLists.txt does the same); without
-    # FIU_ENABLE the schedules decode and nothing fires.
-    wrap=""
-    [ "$name" = fuzz_crash_schedule ] && wrap="-Wl,--wrap=vhdx_open,--wrap=vhdx_close,--wrap=vhdx_abandon"
     # shellcheck disable=SC2086
-    $CXX $CXXFLAGS "$OBJ/$name.o" "$OBJ/libpowercut_fuzz.a" $LIB_FUZZING_ENGINE -pthread $wrap -o "$OUT/$name"
+    $CXX $CXXFLAGS "$OBJ/$name.o" "$OBJ/libpowercut_fuzz.a" $LIB_FUZZING_ENGINE -pthread -o "$OUT/$name"
     cp "$ROOT/fuzz/$name.dict" "$OUT/$name.dict"
     cp "$ROOT/fuzz/$name.options" "$OUT/$name.options"
     rm -f "$OUT/${name}_seed_corpus.zip"

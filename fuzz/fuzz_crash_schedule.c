@@ -249,8 +249,7 @@ static void make_choice(const uint8_t *hd, const struct trace *t, const struct e
 
 /* ---- the run with a fault schedule -------------------------------------------------- */
 /* faults/liverun.h runs the workload with the plan armed and judges the live
- * handle; it observes the runner's handle through link-time wraps of
- * vhdx_open/close/abandon (fuzz/CMakeLists.txt, .clusterfuzzlite/build.sh). */
+ * handle, which the workload runner hands it (workload_run_opts.on_handle). */
 #define LIVE_FINAL_PROBES 64u /* sectors read through the live handle before the final close */
 
 /* Runs w with r's plan armed (or counting only) into t (initialised here);
@@ -308,7 +307,7 @@ static int fault_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
     struct cowdisk cow;
     cowdisk_init_crashdisk(&cow, cd);
     cow.record = 0; /* the judge's own session: nothing to materialize */
-    struct fault_judge_cfg jc = {8, 16, WIDE_SECTORS, 0};
+    struct fault_judge_cfg jc = {8, 16, WIDE_SECTORS, 0, NULL};
     fault_judge_image(cowdisk_bdev(&cow), &f->oracle, cut, choice_hash(c, f->salt), &jc, &f->v);
     cowdisk_free(&cow);
     f->called = 1;

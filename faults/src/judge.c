@@ -16,10 +16,7 @@
 
 #include "harness/refjudge.h"
 #include "harness/sdata.h"
-#include "vhdx/check.h"
-#include "vhdx/crc32c.h"
-#include "vhdx/format.h"
-#include "vhdx/vhdx.h"
+#include "harness/subject.h"
 
 static void data_fail(struct verdict *v, uint64_t sector, enum oracle_violation ov, const struct sector_expect *e,
                       const uint8_t *got)
@@ -39,17 +36,18 @@ static void data_fail(struct verdict *v, uint64_t sector, enum oracle_violation 
     v->bad_sector = sector;
 }
 
-static void judge_sectors(struct vhdx *h, const struct vhdx_info *in, const struct oracle *o, uint64_t k,
-                          const uint64_t *sectors, size_t n, struct refjudge *rj, struct verdict *v)
+static void judge_sectors(const struct subject_ops *subj, struct subject_handle *h, const struct subject_info *in,
+                          const struct oracle *o, uint64_t k, const uint64_t *sectors, size_t n, struct refjudge *rj,
+                          struct verdict *v)
 {
     uint8_t buf[512];
     for (size_t i = 0; i < n && v->ok; i++) {
-        if (sectors[i] * 512 >= in->geo.virtual_size)
+        if (sectors[i] * 512 >= in->virtual_size)
             continue;
-        int rc = vhdx_read(h, sectors[i] * 512, buf, sizeof buf);
+        int rc = subj->read(h, sectors[i] * 512, buf, sizeof buf);
         if (rc != 0) {
             verdict_fail_named(v, "read-failed", "reading virtual sector %" PRIu64 " after a successful open: %s",
-                               sectors[i], vhdx_strerror(rc));
+                               sectors[i], subj->last_error(h));
             return;
         }
         struct sector_expect e;
@@ -64,14 +62,12 @@ void fault_judge_image(struct bdev *dev, const struct oracle *o, uint64_t k, uin
                        const struct fault_judge_cfg *cfg, struct verdict *v)
 {
     verdict_init(v, k);
-    struct vhdx_rng_seeded rs = {hash | 1};
-    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
-    struct vhdx_diag diag;
-    struct vhdx_options opt = {.rng = &rng, .diag = &diag};
-    struct vhdx *h = NULL;
-    /* the reference reads the image before the open touches it */
-    /* one content-keyed checksum memo for the process: images under one
-     * fault sweep share most of their log and tables */
+    const struct subject_ops *subj = cfg->subject ? cfg->subject : &subject_libvhdx;
+    uint64_t rng = hash | 1;
+    struct subject_handle *h = NULL;
+    /* the reference reads the image before the open touches it; one
+     * content-keyed checksum memo for the process: images under one fault
+     * sweep share most of their log and tables */
     static struct ref_memo *memo;
     if (!memo)
         memo = ref_memo_new();
@@ -79,56 +75,49 @@ void fault_judge_image(struct bdev *dev, const struct oracle *o, uint64_t k, uin
     const struct ref_src before = refjudge_src_bdev(dev, memo);
     if (refjudge_begin(&rj, &before) != 0)
         memset(&rj, 0, sizeof rj);
-    int rc = vhdx_open(dev, &opt, &h);
+    int rc = subj->open(dev, 0, &rng, 0, &h);
     v->open_rc = rc;
     if (rc != 0) {
-        if (!(cfg->allow_refusal && vhdx_is_format_error(rc)))
-            verdict_fail_named(v, "open-refused", "the image did not open: %s [%s, field %s, offset %" PRIu64 "]",
-                               diag.message, vhdx_errname(rc), diag.field, diag.offset);
-        refjudge_open(&rj, rc, vhdx_is_format_error(rc), NULL, !cfg->allow_refusal, v);
+        if (!(cfg->allow_refusal && subject_is_refusal(rc)))
+            verdict_fail_named(v, "open-refused", "the image did not open: %s", subj->last_error(NULL));
+        refjudge_open(&rj, rc, subject_is_refusal(rc), NULL, !cfg->allow_refusal, v);
         refjudge_end(&rj);
         return;
     }
-    struct vhdx_info in;
-    vhdx_get_info(h, &in);
+    struct subject_info in;
+    subj->info(h, &in);
     refjudge_open(&rj, 0, 0, &in, !cfg->allow_refusal, v);
     if (in.replayed && v->ok) {
         const struct ref_src after = refjudge_src_bdev(dev, memo);
         refjudge_replayed(&rj, &after, 1, v);
     }
     v->replayed = in.replayed ? in.replayed_entries : 0;
-    if (!vhdx_guid_is_zero(&in.header.log_guid))
+    if (!in.log_clean)
         verdict_fail_named(v, "log-guid-not-cleared", "after the open the current header still carries a LogGuid");
-    if (v->ok) {
-        struct vhdx_check_report r;
-        rc = vhdx_check(dev, 0, &r);
-        if (rc != 0) {
-            verdict_fail_named(v, "check-failed", "the checker could not run: %s", vhdx_strerror(rc));
-        } else {
-            for (size_t i = 0; i < r.count && v->ok; i++)
-                if (r.problems[i].severity == VHDX_SEV_ERROR)
-                    verdict_fail_named(v, "check-failed", "the checker found %zu error(s); first: %s: %s [%s]",
-                                       r.errors, r.problems[i].field, r.problems[i].message,
-                                       vhdx_errname(r.problems[i].code));
-            if (v->ok && r.log_pending)
-                verdict_fail_named(v, "log-guid-not-cleared", "after the open the on-disk header still names a log");
-            vhdx_check_report_free(&r);
-        }
+    if (v->ok && subj->check) {
+        char why[512] = "";
+        rc = subj->check(dev, why, sizeof why);
+        if (rc < 0)
+            verdict_fail_named(v, "check-failed", "the checker could not run: %s", strerror(-rc));
+        else if (rc == 1)
+            verdict_fail_named(v, "check-failed", "the checker found %s", why);
+        else if (rc == 2)
+            verdict_fail_named(v, "log-guid-not-cleared", "after the open the on-disk header still names a log");
     }
     if (v->ok && o) {
         uint64_t *sectors = NULL;
         size_t n = 0;
         if (oracle_check_set(o, k, cfg->per_op, cfg->probes, hash, &sectors, &n) == 0) {
-            judge_sectors(h, &in, o, k, sectors, n, &rj, v);
+            judge_sectors(subj, h, &in, o, k, sectors, n, &rj, v);
             free(sectors);
         }
         if (v->ok && cfg->wide && oracle_wide_set(o, k, cfg->wide, hash, &sectors, &n) == 0) {
-            judge_sectors(h, &in, o, k, sectors, n, &rj, v);
+            judge_sectors(subj, h, &in, o, k, sectors, n, &rj, v);
             free(sectors);
         }
     }
-    rc = vhdx_close(h);
+    rc = subj->close(h);
     if (rc != 0)
-        verdict_fail_named(v, "close-failed", "closing the reopened image failed: %s", vhdx_strerror(rc));
+        verdict_fail_named(v, "close-failed", "closing the reopened image failed: %s", subj->last_error(NULL));
     refjudge_end(&rj);
 }

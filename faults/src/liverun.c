@@ -1,8 +1,8 @@
 /*
  * liverun.c - a workload run with a fault plan armed and the in-session
- * checks on the live handle (liverun.h).  The runner's handle is observed
- * through link-time wraps of vhdx_open, vhdx_close and vhdx_abandon, which
- * only forward when no run is in progress.
+ * checks on the live handle (liverun.h).  The runner's handle reaches the
+ * checks through the workload runner's on_handle hook (after every open,
+ * close and abandon); the checks read through the subject layer.
  */
 #include "faults/liverun.h"
 
@@ -13,45 +13,13 @@
 #include <string.h>
 
 #include "faults/judge.h"
-#include "vhdx/vhdx.h"
+#include "harness/subject.h"
 
 #define DEFAULT_FINAL_PROBES 256u
 #define OP_PROBES 4u /* sectors read after each op once a fault fired */
 
-int __real_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
-int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out);
-int __real_vhdx_close(struct vhdx *h);
-int __wrap_vhdx_close(struct vhdx *h);
-void __real_vhdx_abandon(struct vhdx *h);
-void __wrap_vhdx_abandon(struct vhdx *h);
-
-static struct fault_run *g_run; /* the run the wraps report to */
-
-int __wrap_vhdx_open(struct bdev *dev, const struct vhdx_options *opt, struct vhdx **out)
-{
-    int rc = __real_vhdx_open(dev, opt, out);
-    if (g_run && rc == 0)
-        g_run->h = *out;
-    return rc;
-}
-
-int __wrap_vhdx_close(struct vhdx *h)
-{
-    int rc = __real_vhdx_close(h);
-    if (g_run && h && h == g_run->h) {
-        g_run->h = NULL;
-        g_run->close_seen = 1;
-        g_run->close_rc = rc;
-    }
-    return rc;
-}
-
-void __wrap_vhdx_abandon(struct vhdx *h)
-{
-    if (g_run && h && h == g_run->h)
-        g_run->h = NULL;
-    __real_vhdx_abandon(h);
-}
+/* The runner's session handle, through workload_run_opts.on_handle. */
+static void on_handle(void *ctx, struct subject_handle *h, enum workload_session ev, int rc);
 
 /* The sampling sequence: each value is the mix of the previous one. */
 static uint64_t next_rng(struct fault_run *r)
@@ -62,11 +30,10 @@ static uint64_t next_rng(struct fault_run *r)
     return r->rng = x ^ (x >> 31);
 }
 
-static int handle_poisoned(struct vhdx *h)
+static int handle_poisoned(const struct fault_run *r)
 {
-    struct vhdx_info in;
-    vhdx_get_info(h, &in);
-    return in.poisoned != 0;
+    struct subject_info in;
+    return r->subj->info(r->h, &in) == 0 && in.poisoned;
 }
 
 static void on_inject(void *ctx, enum fault_point p)
@@ -105,13 +72,13 @@ static void live_sector(struct fault_run *r, uint64_t sector)
         return;
     uint8_t buf[512];
     fault_suspend(1);
-    int rc = vhdx_read(r->h, sector * 512, buf, sizeof buf);
+    int rc = r->subj->read(r->h, sector * 512, buf, sizeof buf);
     fault_suspend(0);
     r->live_reads++;
     if (rc != 0) {
         live_fail(r, "live-read-failed",
                   "reading virtual sector %" PRIu64 " through the unpoisoned handle failed with no fault armed: %s",
-                  sector, vhdx_strerror(rc));
+                  sector, r->subj->last_error(r->h));
         return;
     }
     char why[400];
@@ -152,10 +119,10 @@ static void live_handle_check(struct fault_run *r, const struct vop *vo)
 {
     if (!r->h || !r->live)
         return;
-    if (handle_poisoned(r->h)) {
+    if (handle_poisoned(r)) {
         uint8_t buf[512];
         fault_suspend(1);
-        int rc = vhdx_read(r->h, 0, buf, sizeof buf);
+        int rc = r->subj->read(r->h, 0, buf, sizeof buf);
         fault_suspend(0);
         if (rc == 0)
             live_fail(r, "poisoned-handle-succeeded", "a read through the poisoned handle returned data");
@@ -182,7 +149,7 @@ static void hook_before(void *ctx, long op, struct bdev *dev)
     r->close_seen = 0;
     if (op == -1 && a->rc == 0)
         a->rc = r->count_only ? fault_count_start() : fault_arm(&r->plan);
-    r->pre_poisoned = r->h && handle_poisoned(r->h);
+    r->pre_poisoned = r->h && handle_poisoned(r);
     if (op == -2 && r->fired && r->h && !r->pre_poisoned && r->live)
         live_probes(r, r->final_probes ? r->final_probes : DEFAULT_FINAL_PROBES); /* a wide look */
 }
@@ -195,7 +162,7 @@ static void hook_after(void *ctx, long op, int rc)
     enum vop_kind kind = op == -1 ? VOP_OPEN : op == -2 ? VOP_CLOSE : vo->kind;
     if (rc != 0 && !r->fired && r->strict)
         live_fail(r, "failed-without-fault", "workload op %ld (kind %d) failed before any fault fired: %s", op,
-                  (int)kind, vhdx_strerror(rc));
+                  (int)kind, strerror(rc < 0 ? -rc : rc));
     if (r->count_only)
         return;
     if (r->inj_in_op && rc == 0)
@@ -236,8 +203,24 @@ static void hook_after(void *ctx, long op, int rc)
         live_handle_check(r, vo);
 }
 
+static void on_handle(void *ctx, struct subject_handle *h, enum workload_session ev, int rc)
+{
+    struct fault_run *r = ((struct arm_state *)ctx)->r;
+    if (ev == WL_SESSION_OPENED) {
+        r->h = h;
+    } else if (h == r->h) {
+        r->h = NULL;
+        if (ev == WL_SESSION_CLOSED) {
+            r->close_seen = 1;
+            r->close_rc = rc;
+        }
+    }
+}
+
 int fault_run_workload(struct fault_run *r, const struct workload *w, struct trace *t, char *err, size_t errlen)
 {
+    if (!r->subj)
+        r->subj = &subject_libvhdx;
     r->w = w;
     r->t = t;
     r->h = NULL;
@@ -253,12 +236,11 @@ int fault_run_workload(struct fault_run *r, const struct workload *w, struct tra
     trace_init(t);
     shadow_init(&r->sh, w->p.seed);
     fault_set_inject_hook(on_inject, r);
-    g_run = r;
     struct arm_state a = {r, 0};
-    struct workload_run_opts ro = {.continue_on_error = 1, .before_op = hook_before, .after_op = hook_after, .ctx = &a};
+    struct workload_run_opts ro = {.subject = r->subj, .on_handle = on_handle, .continue_on_error = 1,
+                                   .before_op = hook_before, .after_op = hook_after, .ctx = &a};
     char rerr[512];
     int rc = workload_run_ex(w, t, &ro, rerr, sizeof rerr);
-    g_run = NULL;
     fault_disarm();
     fault_set_inject_hook(NULL, NULL);
     shadow_free(&r->sh);

@@ -29,10 +29,10 @@
  * An engine crash (signal, sanitizer report) kills the program; the message
  * names the `pcfaults run` command that reproduces it.
  *
- * The program observes the workload runner's engine handle and every fault
- * point call through GNU ld --wrap (vhdx_open, vhdx_close, vhdx_abandon,
- * fiu_fail; see faults/CMakeLists.txt): the harness hands its hooks only the
- * device, and random plans fire inside libfiu without a callback.
+ * The program observes every fault point call through GNU ld --wrap of
+ * fiu_fail (faults/CMakeLists.txt): random plans fire inside libfiu without
+ * a callback.  The workload runner hands the live handle to the fault run
+ * through its on_handle hook (faults/liverun.h).
  *
  * Exit status: 0 no violation; 1 violations (or the reproducer still
  * fails); 2 usage or infrastructure error.
@@ -55,9 +55,11 @@
 #include "faults/plan.h"
 #include "faults/shadow.h"
 #include "harness/sdata.h"
+#include "harness/subject.h"
 #include "harness/sweep.h"
 #include "harness/toolutil.h"
 #include "harness/workload.h"
+#include "ref/ref.h"
 #include "vhdx/format.h"
 #include "vhdx/vhdx.h"
 
@@ -77,6 +79,7 @@ static const char usage[] =
     "  kinds --json the fault kinds (with their points), modes and phases as JSON\n"
     "\n"
     "workload options:\n"
+    "  --subject NAME       the implementation under test (default libvhdx; pcsweep subjects)\n"
     "  --scenario LIST      a comma list of the scenarios below, or all (default all)\n"
     "  --seed N --seeds N   first workload seed and how many per scenario (1, 1)\n"
     "  --ops N              workload operations (default for sweep/campaign/run: the\n"
@@ -210,12 +213,12 @@ static void install_crash_handlers(void)
         __sanitizer_set_death_callback(print_context);
 }
 
-/* ---- observing the runner's handle and every fault point (ld --wrap) --------------- */
+/* ---- observing every fault point (ld --wrap) ---------------------------------------- */
 int __real_fiu_fail(const char *name);
 int __wrap_fiu_fail(const char *name);
 
 /* The run phase's workload run with a plan armed, and its live checks, are
- * faults/liverun.h (vhdx_open/close/abandon are wrapped for it). */
+ * faults/liverun.h. */
 int __wrap_fiu_fail(const char *name)
 {
     if (fault_suspended())
@@ -224,6 +227,8 @@ int __wrap_fiu_fail(const char *name)
     fault_observe(name, r);
     return r;
 }
+
+static const struct subject_ops *g_subj = &subject_libvhdx; /* --subject */
 
 /* ---- options ----------------------------------------------------------------------- */
 struct opts {
@@ -303,6 +308,10 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         }
         else if (OPT("--scenario"))
             snprintf(o->scenarios, sizeof o->scenarios, "%s", v);
+        else if (OPT("--subject")) {
+            if (!(g_subj = subject_find(v)))
+                tool_die_usage("--subject: no subject '%s' in this build (pcsweep subjects lists them)", v);
+        }
         else if (OPT("--seed"))
             o->seed = tool_parse_num(a, v);
         else if (OPT("--seeds"))
@@ -813,7 +822,7 @@ static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
     struct cowdisk cow;
     cowdisk_init_crashdisk(&cow, cd);
     cow.record = 0;
-    struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0};
+    struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0, g_subj};
     struct verdict v;
     fault_judge_image(cowdisk_bdev(&cow), &a->oracle, cut, choice_hash(c, a->t->seed), &cfg, &v);
     cowdisk_free(&cow);
@@ -846,6 +855,7 @@ static void judge_after(struct fsweep *S, const struct fault_plan *plan, const s
     epoch_of(t, fired_pos, &a.fe, &a.fidx);
     struct sweep_config sc;
     sweep_config_defaults(&sc);
+    sc.subject = g_subj;
     sc.models = only ? 1u << only->model : S->o->cut_models;
     sc.quiet = 1;
     sc.seed = 1;
@@ -880,6 +890,7 @@ static void run_plan(struct fsweep *S, const struct workload *w, const struct fa
     plan_context(S, PH_RUN, plan, NULL);
     struct fault_run r;
     memset(&r, 0, sizeof r);
+    r.subj = g_subj;
     r.plan = *plan;
     r.live = !S->o->no_live;
     struct trace t;
@@ -921,20 +932,21 @@ struct replay_sel {
     int one_found, one_fired;    /* the state was generated; the fault fired */
 };
 
+/* Does the current header name a log?  (the reference's decoders) */
 static int header_names_log(struct crashdisk *cd)
 {
-    uint8_t b[VHDX_HEADER_SIZE];
-    struct vhdx_header h[2];
-    int ok[2];
+    uint8_t b[4096];
+    struct ref_header h[2];
     for (int i = 0; i < 2; i++) {
-        if (crashdisk_read(cd, b, sizeof b, i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET) != 0)
+        if (crashdisk_read(cd, b, sizeof b, i ? 128 * 1024 : 64 * 1024) != 0)
             return 0;
-        ok[i] = vhdx_header_decode(b, &h[i]) == 0;
+        ref_header_decode(b, &h[i]);
     }
-    if (!ok[0] && !ok[1])
+    int cur = ref_header_current(h);
+    if (cur < 0)
         return 0;
-    int cur = ok[0] && ok[1] ? h[1].sequence > h[0].sequence : ok[1];
-    return !vhdx_guid_is_zero(&h[cur].log_guid);
+    static const uint8_t zero[16];
+    return memcmp(h[cur].log_guid, zero, 16) != 0;
 }
 
 static int collect_state(void *ctx, const struct crash_choice *c, uint64_t cut, struct crashdisk *cd)
@@ -959,14 +971,11 @@ static int collect_state(void *ctx, const struct crash_choice *c, uint64_t cut, 
 
 static int open_close(struct bdev *dev, uint64_t hash, int *open_rc, uint64_t *inj_open)
 {
-    struct vhdx_rng_seeded rs = {hash | 1};
-    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
-    struct vhdx_diag diag;
-    struct vhdx_options opt = {.rng = &rng, .diag = &diag};
-    struct vhdx *h = NULL;
-    *open_rc = vhdx_open(dev, &opt, &h);
+    uint64_t rng = hash | 1;
+    struct subject_handle *h = NULL;
+    *open_rc = g_subj->open(dev, 0, &rng, 0, &h);
     *inj_open = fault_get_stats()->injected;
-    return h ? vhdx_close(h) : 0;
+    return *open_rc == 0 ? g_subj->close(h) : 0;
 }
 
 /* Records the device writes/truncates made before the first injection. */
@@ -1055,7 +1064,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
                 continue;
             if (rs->one_post && strcmp(rs->one_post, posts[i]) != 0)
                 continue;
-            struct fault_judge_cfg cfg = {8, 16, 0, 0};
+            struct fault_judge_cfg cfg = {8, 16, 0, 0, g_subj};
             struct verdict pv;
             fault_judge_image(cowdisk_bdev(&img[i]), &rs->oracle, cut, hash ^ (uint64_t)i, &cfg, &pv);
             ks->states++;
@@ -1143,6 +1152,7 @@ static void phase_replay(struct fsweep *S, const struct trace *t, const struct f
         die_infra("cannot build the oracle");
     struct sweep_config sc;
     sweep_config_defaults(&sc);
+    sc.subject = g_subj;
     sc.quiet = 1;
     sc.seed = 1;
     struct sweep_stats st;
@@ -1183,44 +1193,40 @@ static void phase_replay(struct fsweep *S, const struct trace *t, const struct f
 /* ---- phase create ------------------------------------------------------------------------ */
 static int create_image(struct cowdisk *c, const struct workload_params *p)
 {
-    struct vhdx_rng_seeded rs = {p->seed * UINT64_C(0x2545F4914F6CDD1D) + 1};
-    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
-    struct vhdx_create_params cp = {p->virtual_size, p->block_size, p->log_size, p->logical_sector,
-                                    p->physical_sector};
-    struct vhdx_diag diag;
-    struct vhdx_options co = {.rng = &rng, .diag = &diag, .creator = "powercut workload"};
-    return vhdx_create(cowdisk_bdev(c), &cp, &co);
+    uint64_t rng = p->seed * UINT64_C(0x2545F4914F6CDD1D) + 1;
+    struct subject_create cp = {p->virtual_size, p->block_size, p->log_size, p->logical_sector, p->physical_sector};
+    return g_subj->create(cowdisk_bdev(c), &cp, &rng);
 }
 
 /* The image a failed create left: refused with a format error, or a valid empty disk. */
 static void judge_created(const struct workload_params *p, struct cowdisk *img, uint64_t hash, struct verdict *v,
                           int *refused)
 {
-    struct fault_judge_cfg cfg = {0, 0, 0, 1};
+    struct fault_judge_cfg cfg = {0, 0, 0, 1, g_subj};
     fault_judge_image(cowdisk_bdev(img), NULL, 0, hash, &cfg, v);
     *refused = v->ok && v->open_rc != 0;
     if (!v->ok || v->open_rc != 0)
         return;
-    struct vhdx *h;
-    struct vhdx_options o = {.flags = VHDX_OPEN_RDONLY};
-    if (vhdx_open(cowdisk_bdev(img), &o, &h) != 0) {
+    struct subject_handle *h;
+    uint64_t rng = hash;
+    if (g_subj->open(cowdisk_bdev(img), SUBJECT_RDONLY, &rng, 0, &h) != 0) {
         verdict_fail_named(v, "create-image-invalid", "the image opened once, then not read-only");
         return;
     }
-    struct vhdx_info in;
-    vhdx_get_info(h, &in);
-    if (in.geo.virtual_size != p->virtual_size || in.geo.block_size != p->block_size)
+    struct subject_info in;
+    g_subj->info(h, &in);
+    if (in.virtual_size != p->virtual_size || in.block_size != p->block_size)
         verdict_fail_named(v, "create-image-invalid", "the image opened with virtual size %" PRIu64
                            " and block size %u, not the %" PRIu64 " and %u asked for",
-                           in.geo.virtual_size, in.geo.block_size, p->virtual_size, p->block_size);
+                           in.virtual_size, in.block_size, p->virtual_size, p->block_size);
     uint8_t buf[512];
     for (int i = 0; i < 16 && v->ok; i++) {
         uint64_t off = (mix64(hash + (uint64_t)i) % (p->virtual_size / 512)) * 512;
-        if (vhdx_read(h, off, buf, sizeof buf) != 0 || memcmp(buf, SECTOR_ZERO, sizeof buf) != 0)
+        if (g_subj->read(h, off, buf, sizeof buf) != 0 || memcmp(buf, SECTOR_ZERO, sizeof buf) != 0)
             verdict_fail_named(v, "create-image-invalid", "virtual offset %" PRIu64 " of the new image does not "
                                "read as zeros", off);
     }
-    vhdx_close(h);
+    g_subj->close(h);
 }
 
 static int create_plan(struct fsweep *S, const struct trace *t0, const struct workload_params *p,
@@ -1351,6 +1357,7 @@ static void clean_run(struct fsweep *S, const struct workload *w, struct trace *
 {
     struct fault_run r;
     memset(&r, 0, sizeof r);
+    r.subj = g_subj;
     r.count_only = 1;
     set_context("pcfaults run %s --seed %" PRIu64 " (the run without faults)", S->workload_args, S->seed);
     run_workload(&r, w, t0);
@@ -1888,6 +1895,7 @@ static int run_one(struct fsweep *S, const struct workload *w, struct trace *t0,
     if (ph == PH_RUN) {
         struct fault_run r;
         memset(&r, 0, sizeof r);
+        r.subj = g_subj;
         r.plan = *plan;
         r.live = !S->o->no_live;
         struct trace t;

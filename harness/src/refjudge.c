@@ -90,7 +90,7 @@ int refjudge_usable(const struct refjudge *rj)
     return rj->have && rj->pre.status != REF_INVALID && rj->pre.block_size && rj->pre.bat_entries;
 }
 
-void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct vhdx_info *in, int power_loss,
+void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct subject_info *in, int power_loss,
                    struct verdict *v)
 {
     if (!rj->have)
@@ -108,7 +108,7 @@ void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct
             verdict_fail(v, INV_REF_REFUSED_RECOVERABLE,
                          "the subject refused the image (%s), while by MS-VHDX it opens: current header at %s KiB%s, "
                          "region table copy at %s KiB, %s",
-                         vhdx_errname(rc), r->current ? "128" : "64",
+                         strerror(rc < 0 ? -rc : rc), r->current ? "128" : "64",
                          r->header[!r->current].valid ? "" : " (the other copy is damaged)",
                          r->region_used ? "256" : "192",
                          r->log_pending ? "a complete log sequence to replay" : "no log to replay");
@@ -121,9 +121,10 @@ void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct
     }
     if (r->status != REF_VALID || !in)
         return;
+    /* (a subject that cannot say how many entries it replayed reports 0) */
     if ((in->replayed != 0) != (r->log_pending != 0) ||
-        (r->log_pending && (in->replayed_entries != r->log.entries ||
-                            in->replayed_head_sequence != r->log.head_sequence))) {
+        (r->log_pending && in->replayed_entries &&
+         (in->replayed_entries != r->log.entries || in->replayed_head != r->log.head_sequence))) {
         verdict_fail(v, INV_REF_LOG_MISMATCH,
                      "the subject %s; the reference %s (the newest valid complete sequence, MS-VHDX 2.3.3)",
                      in->replayed ? "replayed a sequence" : "replayed nothing",
@@ -133,18 +134,19 @@ void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct
             snprintf(v->detail + n, sizeof v->detail - n,
                      ": subject %u entries up to sequence %" PRIu64 ", reference %u entries up to sequence %" PRIu64
                      " (head at ring offset %u)",
-                     in->replayed ? in->replayed_entries : 0, in->replayed ? in->replayed_head_sequence : 0,
+                     in->replayed ? in->replayed_entries : 0, in->replayed ? in->replayed_head : 0,
                      r->log.entries, r->log.head_sequence, r->log.head_position);
         }
         return;
     }
-    if (in->geo.virtual_size != r->virtual_size || in->geo.block_size != r->block_size ||
-        in->geo.logical_sector != r->logical_sector || in->geo.physical_sector != r->physical_sector ||
-        in->bat_offset != r->bat_offset || in->metadata_offset != r->meta_offset)
+    if (in->virtual_size != r->virtual_size || in->block_size != r->block_size ||
+        in->logical_sector != r->logical_sector || in->physical_sector != r->physical_sector ||
+        (in->bat_offset && in->bat_offset != r->bat_offset) ||
+        (in->metadata_offset && in->metadata_offset != r->meta_offset))
         verdict_fail(v, INV_REF_GEOMETRY_MISMATCH,
                      "subject: disk %" PRIu64 " bytes, blocks %u, sectors %u/%u, BAT at %" PRIu64 ", metadata at %" PRIu64
                      "; reference: %" PRIu64 ", %u, %u/%u, %" PRIu64 ", %" PRIu64,
-                     in->geo.virtual_size, in->geo.block_size, in->geo.logical_sector, in->geo.physical_sector,
+                     in->virtual_size, in->block_size, in->logical_sector, in->physical_sector,
                      in->bat_offset, in->metadata_offset, r->virtual_size, r->block_size, r->logical_sector,
                      r->physical_sector, r->bat_offset, r->meta_offset);
 }

@@ -19,10 +19,20 @@
 
 struct subject_handle {
     struct vhdx *h;
-    struct vhdx_rng_seeded rs;
-    struct vhdx_rng rng;
+    struct vhdx_rng rng; /* draws from the caller's state */
     char why[320];
 };
+
+/* The engine's seeded generator over a state the caller owns (the same
+ * stream as a struct vhdx_rng_seeded holding it). */
+static int state_fill(void *ctx, void *buf, size_t len)
+{
+    uint64_t *state = ctx;
+    struct vhdx_rng_seeded rs = {*state};
+    int rc = vhdx_rng_seeded_fill(&rs, buf, len);
+    *state = rs.state;
+    return rc;
+}
 
 static char last_open_error[320];
 
@@ -32,7 +42,8 @@ static int as_errno(int rc, char *why, size_t len, const struct vhdx_diag *d)
     if (rc == 0)
         return 0;
     if (d && d->message[0])
-        snprintf(why, len, "%s [%s, field %s]", d->message, vhdx_errname(rc), d->field);
+        snprintf(why, len, "%s [%s, field %s, offset %llu]", d->message, vhdx_errname(rc), d->field,
+                 (unsigned long long)d->offset);
     else
         snprintf(why, len, "%s", vhdx_strerror(rc));
     if (rc == VHDX_E_UNSUPPORTED)
@@ -48,10 +59,9 @@ static int as_errno(int rc, char *why, size_t len, const struct vhdx_diag *d)
     return rc < 0 && rc > -4096 ? rc : -EIO;
 }
 
-static int v_create(struct bdev *dev, const struct subject_create *p, uint64_t seed)
+static int v_create(struct bdev *dev, const struct subject_create *p, uint64_t *rng_state)
 {
-    struct vhdx_rng_seeded rs = {seed};
-    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
+    struct vhdx_rng rng = {state_fill, rng_state};
     struct vhdx_diag diag;
     struct vhdx_create_params cp = {p->virtual_size, p->block_size, p->log_size, p->logical_sector,
                                     p->physical_sector};
@@ -59,13 +69,13 @@ static int v_create(struct bdev *dev, const struct subject_create *p, uint64_t s
     return as_errno(vhdx_create(dev, &cp, &o), last_open_error, sizeof last_open_error, &diag);
 }
 
-static int v_open(struct bdev *dev, unsigned flags, uint64_t seed, uint32_t apply_every, struct subject_handle **out)
+static int v_open(struct bdev *dev, unsigned flags, uint64_t *rng_state, uint32_t apply_every,
+                  struct subject_handle **out)
 {
     struct subject_handle *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    s->rs.state = seed;
-    s->rng = (struct vhdx_rng){vhdx_rng_seeded_fill, &s->rs};
+    s->rng = (struct vhdx_rng){state_fill, rng_state};
     struct vhdx_diag diag;
     struct vhdx_options o = {.rng = &s->rng, .diag = &diag, .apply_every = apply_every};
     if (flags & SUBJECT_RDONLY)
@@ -127,6 +137,8 @@ static int v_info(struct subject_handle *s, struct subject_info *o)
     o->replayed_head = in.replayed ? in.replayed_head_sequence : 0;
     o->log_clean = vhdx_guid_is_zero(&in.header.log_guid);
     o->read_only = in.read_only;
+    o->poisoned = in.poisoned != 0;
+    o->blocks_allocated = in.blocks_allocated;
     return 0;
 }
 
@@ -161,7 +173,7 @@ static int v_check(struct bdev *dev, char *why, size_t whylen)
         }
     if (!bad && r.log_pending) {
         snprintf(why, whylen, "the on-disk header still names a log");
-        bad = 1;
+        bad = 2;
     }
     vhdx_check_report_free(&r);
     return bad;

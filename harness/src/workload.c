@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "harness/sdata.h"
+#include "harness/subject.h"
 #include "harness/simdisk.h"
 #include "vhdx/log.h"
 #include "vhdx/vhdx.h"
@@ -918,24 +919,49 @@ int workload_run(const struct workload *w, struct trace *t, char *err, size_t er
     return workload_run_ex(w, t, &o, err, errlen);
 }
 
+static void emit_handle(const struct workload_run_opts *ro, struct subject_handle *h, enum workload_session ev, int rc)
+{
+    if (ro->on_handle)
+        ro->on_handle(ro->ctx, h, ev, rc);
+}
+
+static int session_open(const struct workload_run_opts *ro, const struct subject_ops *subj, struct bdev *dev,
+                        uint64_t *rng_state, uint32_t apply_every, struct subject_handle **h)
+{
+    int rc = subj->open(dev, 0, rng_state, apply_every, h);
+    if (rc == 0)
+        emit_handle(ro, *h, WL_SESSION_OPENED, 0);
+    return rc;
+}
+
+static int session_close(const struct workload_run_opts *ro, const struct subject_ops *subj,
+                         struct subject_handle **h)
+{
+    struct subject_handle *old = *h;
+    *h = NULL;
+    int rc = subj->close(old);
+    emit_handle(ro, old, WL_SESSION_CLOSED, rc); /* old is freed: an identity only */
+    return rc;
+}
+
 int workload_run_ex(const struct workload *w, struct trace *t, const struct workload_run_opts *ro, char *err,
                     size_t errlen)
 {
     const struct workload_params *p = &w->p;
+    const struct subject_ops *subj = ro->subject ? ro->subject : &subject_libvhdx;
     int rc;
-    struct vhdx_rng_seeded rs = {p->seed * UINT64_C(0x2545F4914F6CDD1D) + 1};
-    struct vhdx_rng rng = {vhdx_rng_seeded_fill, &rs};
+    /* every GUID the subject draws, from create on, comes from this state */
+    uint64_t rng_state = p->seed * UINT64_C(0x2545F4914F6CDD1D) + 1;
 
-    /* 1. Create the image on a scratch simdisk; its result is the base. */
+    /* 1. Create the image on a scratch simdisk; its result is the base.
+     * A subject that cannot create gets libvhdx's image. */
     struct trace create_trace;
     trace_init(&create_trace);
     struct simdisk cdisk;
     simdisk_init(&cdisk, NULL, 0, &create_trace);
-    struct vhdx_create_params cp = {p->virtual_size, p->block_size, p->log_size, p->logical_sector,
-                                    p->physical_sector};
-    struct vhdx_diag diag;
-    struct vhdx_options co = {.rng = &rng, .diag = &diag, .creator = "powercut workload"};
-    rc = vhdx_create(simdisk_bdev(&cdisk), &cp, &co);
+    struct subject_create cp = {p->virtual_size, p->block_size, p->log_size, p->logical_sector, p->physical_sector};
+    const struct subject_ops *creator = subj->create ? subj : &subject_libvhdx;
+    rc = creator->create(simdisk_bdev(&cdisk), &cp, &rng_state);
     const struct scenario *sc = find_scenario(p->scenario);
     if (rc == 0 && sc && sc->prep) {
         rc = sc->prep(simdisk_bdev(&cdisk), p, err, errlen);
@@ -950,13 +976,15 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
     simdisk_free(&cdisk);
     trace_free(&create_trace);
     if (rc) {
-        snprintf(err, errlen, "creating the image failed: %s", vhdx_strerror(rc));
+        snprintf(err, errlen, "creating the image failed: %s (%s)", strerror(-rc), creator->last_error(NULL));
         return rc;
     }
 
     /* 2. Metadata. */
     t->seed = p->seed;
     trace_set_meta(t, "engine", vhdx_build_id());
+    if (subj != &subject_libvhdx)
+        trace_set_meta(t, "subject", subj->name);
     trace_set_meta(t, "workload", p->scenario);
     set_meta_u64(t, "seed", p->seed);
     set_meta_u64(t, "virtual_size", p->virtual_size);
@@ -971,8 +999,7 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
     struct simdisk disk;
     simdisk_init(&disk, &t->base, t->base_size, t);
     struct bdev *dev = simdisk_bdev(&disk);
-    struct vhdx_options oo = {.apply_every = p->apply_every, .rng = &rng, .diag = &diag};
-    struct vhdx *h = NULL;
+    struct subject_handle *h = NULL;
     uint8_t *buf = NULL;
     size_t bufcap = 0;
     uint32_t vop = 0;
@@ -980,12 +1007,12 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
     if (ro->before_op)
         ro->before_op(ro->ctx, -1, dev);
     trace_add_vbegin(t, vop, VOP_OPEN, 0, 0, 0);
-    rc = vhdx_open(dev, &oo, &h);
+    rc = session_open(ro, subj, dev, &rng_state, p->apply_every, &h);
     trace_add_vend(t, vop++, rc);
     if (ro->after_op)
         ro->after_op(ro->ctx, -1, rc);
     if (rc) {
-        snprintf(err, errlen, "opening the new image failed: %s", diag.message);
+        snprintf(err, errlen, "opening the new image failed: %s", subj->last_error(NULL));
         first_rc = rc;
         if (!ro->continue_on_error)
             goto out;
@@ -997,7 +1024,7 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
         trace_add_vbegin(t, vop, o->kind, o->voff, o->vlen, o->id);
         rc = 0;
         if (!h) /* an earlier open failed: a new session first */
-            rc = vhdx_open(dev, &oo, &h);
+            rc = session_open(ro, subj, dev, &rng_state, p->apply_every, &h);
         switch (rc ? -1 : o->kind) {
         case -1:
             break;
@@ -1012,26 +1039,25 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
                 bufcap = o->vlen;
             }
             sdata_fill(buf, o->voff / 512, (uint32_t)(o->vlen / 512), o->id, p->seed);
-            rc = vhdx_write(h, o->voff, buf, o->vlen);
+            rc = subj->write(h, o->voff, buf, o->vlen);
             break;
         case VOP_FLUSH:
-            rc = vhdx_flush(h);
+            rc = subj->flush(h);
             if (rc == 0)
                 trace_add_mark(t, "workload.synced", vop);
             break;
         case VOP_DISCARD:
-            rc = vhdx_discard(h, o->voff, o->vlen);
+            rc = subj->discard(h, o->voff, o->vlen);
             break;
         case VOP_APPLY:
-            rc = vhdx_log_apply_now(h);
+            rc = subj->apply ? subj->apply(h) : subj->flush(h);
             break;
         case VOP_REOPEN:
-            rc = vhdx_close(h);
-            h = NULL;
+            rc = session_close(ro, subj, &h);
             if (rc == 0)
                 trace_add_mark(t, "workload.synced", vop);
             {
-                int orc = vhdx_open(dev, &oo, &h);
+                int orc = session_open(ro, subj, dev, &rng_state, p->apply_every, &h);
                 if (rc == 0)
                     rc = orc;
             }
@@ -1044,16 +1070,15 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
             ro->after_op(ro->ctx, (long)i, rc);
         if (rc && !first_rc) {
             first_rc = rc;
-            snprintf(err, errlen, "workload op %zu (kind %d at %" PRIu64 "+%" PRIu64 ") failed: %s", i, o->kind,
-                     o->voff, o->vlen, vhdx_strerror(rc));
+            snprintf(err, errlen, "workload op %zu (kind %d at %" PRIu64 "+%" PRIu64 ") failed: %s (%s)", i, o->kind,
+                     o->voff, o->vlen, strerror(-rc), subj->last_error(h));
         }
     }
     if (first_rc == 0 || ro->continue_on_error) {
         if (ro->before_op)
             ro->before_op(ro->ctx, -2, dev);
         trace_add_vbegin(t, vop, VOP_CLOSE, 0, 0, 0);
-        rc = h ? vhdx_close(h) : VHDX_E_POISONED;
-        h = NULL;
+        rc = h ? session_close(ro, subj, &h) : -EIO;
         if (rc == 0)
             trace_add_mark(t, "workload.synced", vop);
         trace_add_vend(t, vop, rc);
@@ -1061,12 +1086,14 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
             ro->after_op(ro->ctx, -2, rc);
         if (rc && !first_rc) {
             first_rc = rc;
-            snprintf(err, errlen, "the final close failed: %s", vhdx_strerror(rc));
+            snprintf(err, errlen, "the final close failed: %s (%s)", strerror(-rc), subj->last_error(NULL));
         }
     }
 out:
-    if (h)
-        vhdx_abandon(h);
+    if (h) {
+        emit_handle(ro, h, WL_SESSION_ABANDONED, 0);
+        subj->abandon(h);
+    }
     free(buf);
     simdisk_free(&disk);
     return ro->continue_on_error ? 0 : first_rc;

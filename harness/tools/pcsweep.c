@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "harness/protocol.h"
+#include "harness/subject.h"
+#include "harness/refgen.h"
 #include "harness/sweep.h"
 #include "harness/toolutil.h"
 #include "harness/workload.h"
@@ -38,10 +40,17 @@ static const char usage[] =
     "  info TRACE [--json [--ops]]   print a trace's metadata and operation counts; with\n"
     "               --json also its epochs (and with --ops every operation, without data)\n"
     "  scenarios    the scenario registry as JSON (name, about)\n"
+    "  subjects     the implementations this build can test, as JSON (name, about, creates)\n"
     "  protocol     check the log's ordering rules on workload traces (or --trace FILE)\n"
     "               without crash states; exit 1 on any violation (docs/protocol.md)\n"
     "  invariants [--json]   the invariant registry (name, class, about)\n"
     "  models       the crash-model registry as JSON (name, class, exportable)\n"
+    "  refgen       images and traces from the independent reference writer (harness/ref):\n"
+    "               --out DIR --count N [--seed S] [--mid K] writes each trace (.pctrace), its\n"
+    "               final image and K mid-log images (a log to replay; default 3), all checked\n"
+    "               by the reference; --sweep --count N (or: sweep --refgen N) sweeps N\n"
+    "               generated traces with the sweep options below (seeds S..S+N-1);\n"
+    "               --sessions N and the image options fix the writer's choices\n"
     "\n"
     "workload options (sweep, record, protocol):\n"
     "  --scenario LIST      a comma list of the scenarios below, or all (default all)\n"
@@ -64,6 +73,7 @@ static const char usage[] =
     "  --reorder-samples N  sampled subsets above that (default 32)\n"
     "  --torn 512|4096|both torn-write granularity (default both)\n"
     "  --per-op N --probes N   sectors checked per in-flight op, random probes (8, 16)\n"
+    "  --subject NAME       the implementation under test (default libvhdx; `pcsweep subjects`)\n"
     "  --judges LIST        oracle,reference,view,unwritten,protocol or all (default all):\n"
     "                       the data oracle and the subject's own open/check; the\n"
     "                       independent reference (harness/ref); read-only vs read-write\n"
@@ -206,7 +216,11 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
                           "misdirect, lost, bitflip, all, power, corruption)", v);
         } else if (OPT("--judges")) {
             if (sweep_judges_parse(v, &o->sc.judges) != 0)
-                tool_die_usage("--judges: '%s' names an unknown judge (oracle, reference, view, unwritten, all)", v);
+                tool_die_usage("--judges: '%s' names an unknown judge (oracle, reference, view, unwritten, protocol, "
+                               "all)", v);
+        } else if (OPT("--subject")) {
+            if (!(o->sc.subject = subject_find(v)))
+                tool_die_usage("--subject: no subject '%s' in this build (pcsweep subjects lists them)", v);
         } else if (OPT("--unwritten-every")) {
             o->sc.unwritten_every = (uint32_t)tool_parse_num(a, v);
         } else if (OPT("--replayed-every")) {
@@ -851,12 +865,112 @@ static void write_junit(FILE *f, struct run_record *runs, size_t nruns, const st
 /* Runs a workload.  0; -1 harness failure; -2 the workload failed on a
  * healthy simulated disk (an engine bug: reported as a violation), with the
  * message in fail_msg. */
+/* ---- refgen: the reference writer's images and traces ------------------------------- */
+/* Options of refgen that parse() does not know are taken out of argv first
+ * (--count, --refgen, --mid, --sweep, --sessions); the rest are the sweep's. */
+struct refgen_opts {
+    uint64_t count;
+    uint32_t mid, sessions;
+    int sweep;
+};
+/* Set while `sweep --refgen N` (or `refgen --sweep`) runs: the sweep's one
+ * scenario is "refgen", its N seeds the writer's traces. */
+static const struct refgen_opts *sweep_refgen;
+
+static int refgen_asked(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--refgen"))
+            return 1;
+    return 0;
+}
+
+static char **refgen_args(int argc, char **argv, struct refgen_opts *ro, int *nargc)
+{
+    char **v = calloc((size_t)argc + 1, sizeof *v);
+    if (!v)
+        tool_die_usage("out of memory");
+    ro->count = 1;
+    ro->mid = 3;
+    ro->sweep = !strcmp(argv[1], "sweep");
+    int n = 0;
+    v[n++] = argv[0];
+    v[n++] = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--sweep")) {
+            ro->sweep = 1;
+        } else if (!strcmp(a, "--count") || !strcmp(a, "--refgen") || !strcmp(a, "--mid") ||
+                   !strcmp(a, "--sessions")) {
+            if (!val)
+                tool_die_usage("%s needs a value", a);
+            uint64_t x = tool_parse_num(a, val);
+            if (!strcmp(a, "--mid"))
+                ro->mid = (uint32_t)x;
+            else if (!strcmp(a, "--sessions"))
+                ro->sessions = (uint32_t)x;
+            else
+                ro->count = x;
+            i++;
+        } else {
+            v[n++] = argv[i];
+        }
+    }
+    if (ro->count == 0 || ro->count > 100000)
+        tool_die_usage("--count/--refgen must be between 1 and 100000");
+    *nargc = n;
+    return v;
+}
+
+static int refgen_one(const struct opts *o, const struct refgen_opts *ro, uint64_t seed, struct trace *t,
+                      struct refgen_info *info)
+{
+    struct refgen_params p;
+    memset(&p, 0, sizeof p);
+    p.w.virtual_size = o->wp.virtual_size;
+    p.w.block_size = o->wp.block_size;
+    p.w.logical_sector = o->wp.logical_sector;
+    p.w.physical_sector = o->wp.physical_sector;
+    p.w.log_length = o->wp.log_size;
+    p.w.ops = o->wp.ops;
+    p.w.sessions = ro->sessions;
+    char err[512];
+    trace_init(t);
+    int rc = refgen_trace_ex(seed, &p, t, info, err, sizeof err);
+    if (rc == -EINVAL)
+        tool_die_usage("refgen: %s", err);
+    if (rc)
+        fprintf(stderr, "pcsweep: refgen seed %" PRIu64 ": %s\n", seed, err);
+    return rc;
+}
+
 static char fail_msg[1024];
 static int build_trace(const struct opts *o, const char *scenario, uint64_t seed, struct trace *t)
 {
+    if (sweep_refgen && !strcmp(scenario, "refgen")) {
+        struct refgen_info info;
+        if (refgen_one(o, sweep_refgen, seed, t, &info) != 0) {
+            snprintf(fail_msg, sizeof fail_msg, "the reference writer failed on seed %" PRIu64
+                     " (its message above)", seed);
+            return -2;
+        }
+        if (!o->sc.quiet)
+            fprintf(stderr, "pcsweep: refgen seed %" PRIu64 ": %u entries (max %u descriptors, %u sectors), block %u, "
+                            "log %u at %" PRIu64 ", variety %#x\n",
+                    seed, info.stats.entries, info.stats.max_descriptors, info.stats.max_sectors,
+                    info.layout.block_size, info.layout.log_length, info.layout.log_offset, info.layout.variety);
+        return 0;
+    }
     struct workload_params p = o->wp;
     snprintf(p.scenario, sizeof p.scenario, "%s", scenario);
     p.seed = seed;
+    /* Only the engine creates 4096-byte sectors (QEMU creates 512 only): other
+     * subjects get 512 where the seed would choose, unless told otherwise. */
+    if (o->sc.subject && o->sc.subject != subject_find("libvhdx") && !p.logical_sector) {
+        p.logical_sector = 512;
+        if (!p.physical_sector)
+            p.physical_sector = 512;
+    }
     char err[512];
     if (workload_params_resolve(&p, err, sizeof err) != 0)
         tool_die_usage("%s", err);
@@ -866,7 +980,8 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
         return -1;
     }
     trace_init(t);
-    int rc = workload_run(&w, t, err, sizeof err);
+    struct workload_run_opts ro = {.subject = o->sc.subject};
+    int rc = workload_run_ex(&w, t, &ro, err, sizeof err);
     workload_free(&w);
     if (rc != 0) {
         snprintf(fail_msg, sizeof fail_msg, "workload %s seed %" PRIu64 " failed on a healthy simulated disk: %s",
@@ -888,7 +1003,11 @@ static int cmd_sweep(int argc, char **argv)
     if (o.save_trace && tool_mkdirs(o.save_trace) != 0)
         tool_die_usage("--save-trace: cannot create %s", o.save_trace);
     char names[TOOL_MAX_SCENARIOS][32];
-    int nsc = o.trace ? 1 : tool_scenario_list(o.scenarios, names);
+    int nsc = o.trace ? 1 : sweep_refgen ? 1 : tool_scenario_list(o.scenarios, names);
+    if (sweep_refgen && !o.trace) {
+        snprintf(names[0], sizeof names[0], "refgen");
+        o.seeds = sweep_refgen->count;
+    }
     struct trace t;
     char err[512];
     if (o.trace) {
@@ -1888,6 +2007,117 @@ static int cmd_invariants(int argc, char **argv)
     return EXIT_PASS;
 }
 
+/* One image of a trace: written only when the reference finds it valid. */
+static int refgen_write_image(const struct trace *t, size_t cut, const char *path, FILE *manifest, uint64_t seed,
+                              const char *kind, const char *tpath)
+{
+    struct secmap m;
+    secmap_init(&m);
+    uint64_t size;
+    int rc = refgen_image_at(t, cut, &m, &size);
+    struct ref_image r;
+    memset(&r, 0, sizeof r);
+    struct refgen_src src = {&m, size};
+    if (rc == 0 && refgen_ref_open(&src, &r) != 0)
+        rc = -ENOMEM;
+    int valid = rc == 0 && r.status == REF_VALID;
+    if (rc == 0 && !valid)
+        fprintf(stderr, "pcsweep: refgen seed %" PRIu64 " %s (op %zu): the reference says %s: %s: %s\n", seed, kind,
+                cut, ref_status_name(r.status), r.rule, r.why);
+    if (valid && (rc = refgen_save_image(&m, size, path)) != 0)
+        fprintf(stderr, "pcsweep: %s: %s\n", path, strerror(-rc));
+    if (valid && rc == 0) {
+        fprintf(manifest, "{\"seed\": %" PRIu64 ", \"kind\": \"%s\", \"cut\": %zu, \"image\": ", seed, kind, cut);
+        tool_json_str(manifest, path);
+        fprintf(manifest, ", \"trace\": ");
+        tool_json_str(manifest, tpath);
+        fprintf(manifest, ", \"size\": %" PRIu64 ", \"log_pending\": %s, \"entries\": %u}\n", size,
+                r.log_pending ? "true" : "false", r.log_pending ? r.log.entries : 0);
+    }
+    ref_image_free(&r);
+    secmap_free(&m);
+    return rc ? rc : valid ? 0 : 1;
+}
+
+static int refgen_write(const struct opts *o, const struct refgen_opts *ro)
+{
+    if (!o->out)
+        tool_die_usage("refgen needs --out DIR (or --sweep)");
+    if (tool_mkdirs(o->out) != 0)
+        tool_die_usage("--out: cannot create %s", o->out);
+    char mpath[4096];
+    snprintf(mpath, sizeof mpath, "%s/manifest.jsonl", o->out);
+    FILE *manifest = fopen(mpath, "w");
+    if (!manifest) {
+        fprintf(stderr, "pcsweep: %s: %s\n", mpath, strerror(errno));
+        return EXIT_BAD_USAGE;
+    }
+    int bad = 0, failed = 0;
+    uint64_t images = 0;
+    for (uint64_t k = 0; k < ro->count; k++) {
+        const uint64_t seed = o->seed + k;
+        struct trace t;
+        struct refgen_info info;
+        if (refgen_one(o, ro, seed, &t, &info) != 0) {
+            failed = 1;
+            trace_free(&t);
+            continue;
+        }
+        char tpath[4096], ipath[4096], err[512];
+        snprintf(tpath, sizeof tpath, "%s/refgen-s%" PRIu64 ".pctrace", o->out, seed);
+        if (trace_save(&t, tpath, err, sizeof err) != 0) {
+            fprintf(stderr, "pcsweep: %s\n", err);
+            failed = 1;
+        }
+        snprintf(ipath, sizeof ipath, "%s/refgen-s%" PRIu64 "-final.vhdx", o->out, seed);
+        int rc = refgen_write_image(&t, t.n_ops, ipath, manifest, seed, "final", tpath);
+        bad |= rc > 0;
+        failed |= rc < 0;
+        images += rc == 0;
+        size_t *cuts, n;
+        if (refgen_pending_cuts(&t, &cuts, &n) == 0) {
+            for (uint32_t j = 0; j < ro->mid && j < n; j++) {
+                size_t cut = cuts[n <= ro->mid ? j : (size_t)j * (n - 1) / (ro->mid > 1 ? ro->mid - 1 : 1)];
+                snprintf(ipath, sizeof ipath, "%s/refgen-s%" PRIu64 "-mid%zu.vhdx", o->out, seed, cut);
+                rc = refgen_write_image(&t, cut, ipath, manifest, seed, "mid-log", tpath);
+                bad |= rc > 0;
+                failed |= rc < 0;
+                images += rc == 0;
+            }
+            free(cuts);
+        }
+        fprintf(stderr, "pcsweep: refgen seed %" PRIu64 ": %zu operations, block %u, log %u at %" PRIu64
+                        ", variety %#x, %u entries (max %u descriptors)\n",
+                seed, t.n_ops, info.layout.block_size, info.layout.log_length, info.layout.log_offset,
+                info.layout.variety, info.stats.entries, info.stats.max_descriptors);
+        trace_free(&t);
+    }
+    fclose(manifest);
+    fprintf(stderr, "pcsweep: refgen: %" PRIu64 " images and %" PRIu64 " traces in %s (manifest %s)\n", images,
+            ro->count, o->out, mpath);
+    return failed ? EXIT_BAD_USAGE : bad ? EXIT_VIOLATION : EXIT_PASS;
+}
+
+static int cmd_refgen(int argc, char **argv)
+{
+    struct refgen_opts ro;
+    memset(&ro, 0, sizeof ro);
+    int nargc;
+    char **nargv = refgen_args(argc, argv, &ro, &nargc);
+    struct opts o;
+    parse(nargc, nargv, &o, 0);
+    int rc;
+    if (ro.sweep) {
+        sweep_refgen = &ro;
+        rc = cmd_sweep(nargc, nargv);
+        sweep_refgen = NULL;
+    } else {
+        rc = refgen_write(&o, &ro);
+    }
+    free(nargv);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     tool_set_name("pcsweep");
@@ -1900,6 +2130,8 @@ int main(int argc, char **argv)
             tool_print_usage(usage, stdout);
             return EXIT_PASS;
         }
+    if (!strcmp(argv[1], "refgen") || (!strcmp(argv[1], "sweep") && refgen_asked(argc, argv)))
+        return cmd_refgen(argc, argv);
     if (!strcmp(argv[1], "sweep"))
         return cmd_sweep(argc, argv);
     if (!strcmp(argv[1], "repro"))
@@ -1908,6 +2140,18 @@ int main(int argc, char **argv)
         return cmd_record(argc, argv);
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "subjects")) {
+        printf("[");
+        for (size_t i = 0; subject_at(i); i++) {
+            printf("%s{\"name\": ", i ? ",\n " : "");
+            tool_json_str(stdout, subject_at(i)->name);
+            printf(", \"about\": ");
+            tool_json_str(stdout, subject_at(i)->about);
+            printf(", \"creates\": %s}", subject_at(i)->create ? "true" : "false");
+        }
+        printf("]\n");
+        return EXIT_PASS;
+    }
     if (!strcmp(argv[1], "scenarios")) {
         tool_print_scenarios_json(stdout);
         return EXIT_PASS;

@@ -2,7 +2,11 @@
 
 Checks each package with dpkg-query and installs only what is missing
 (apt-get update first, then apt-get install), saying what it installs.
-Nothing happens when everything is present.
+Nothing happens when everything is present.  Then QEMU's source package
+(the installed qemu-utils' version) is fetched into build/qemu-src for the
+in-process QEMU subject, once (scripts/pclib/qemusrc.py,
+qemu/fetch_source.py); when it cannot be had, the reason is printed and
+the subject is left out.
 """
 import os
 import shutil
@@ -26,6 +30,7 @@ PACKAGES = {
     "zip": "seed-corpus archives for ClusterFuzzLite",
     "git": "reproducible builds of planted bugs",
     "patch": "applying planted-bug patches",
+    "dpkg-dev": "dpkg-source, which unpacks QEMU's source package for the QEMU subject (qemu/)",
 }
 
 
@@ -38,7 +43,17 @@ def missing_packages(names=None):
 
 
 def ensure(names=None, quiet=False):
-    """Installs what is missing.  Returns the list installed."""
+    """Installs what is missing.  Returns the list installed.  A full setup
+    (names None) also fetches QEMU's source for the QEMU subject
+    (qemusrc.ensure: once, idempotent, never fatal)."""
+    installed = _ensure_packages(names, quiet)
+    if names is None:
+        from . import qemusrc
+        qemusrc.ensure(quiet)
+    return installed
+
+
+def _ensure_packages(names, quiet):
     if not shutil.which("dpkg-query"):
         raise InfraError("this is not a Debian system (no dpkg-query); install the packages listed in README.md by hand")
     missing = missing_packages(names)

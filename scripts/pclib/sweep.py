@@ -49,6 +49,8 @@ def add_sweep_args(p):
     p.add_argument("--models", default="all", help="comma list of crash models (the registry: `pcsweep models`), "
                                                    "all, or a class: power, corruption (default all)")
     p.add_argument("--shard", help="K/N: judge only this shard of the states")
+    p.add_argument("--judges", help="comma list of oracle,reference,view,unwritten,protocol or all (default: "
+                                    "pcsweep's, all; `pcsweep sweep --help` says what each checks)")
     p.add_argument("--max-states", type=int, help="stop after this many states (the summary says how many of the "
                                                   "planned states were judged)")
     p.add_argument("--max-seconds", type=int, help="stop after this long")
@@ -190,6 +192,8 @@ def sweep_args(args):
          "--models", args.models]
     if args.shard:
         a += ["--shard", args.shard]
+    if getattr(args, "judges", None):
+        a += ["--judges", args.judges]
     if args.max_states:
         a += ["--max-states", str(args.max_states)]
     if args.max_seconds:
@@ -223,6 +227,8 @@ def run_sweep(args, quiet_table=False):
         cmd = [pcsweep, "sweep", "--trace", args.trace, "--models", args.models]
         if args.shard:
             cmd += ["--shard", args.shard]
+        if getattr(args, "judges", None):
+            cmd += ["--judges", args.judges]
         if args.max_states:
             cmd += ["--max-states", str(args.max_states)]
         if args.max_seconds:

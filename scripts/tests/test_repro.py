@@ -197,7 +197,8 @@ def wrong_tail(tmp_path_factory):
     m = [x for x in mutants.list_mutants() if x["name"] == "wrong-tail"][0]
     pcsweep = mutants.build_mutant(m)
     d = tmp_path_factory.mktemp("wt")
-    subprocess.run([pcsweep, "sweep", "--quiet", "--scenario", "batch", "--models", "prefix", "--max-violations", "1",
+    subprocess.run([pcsweep, "sweep", "--quiet", "--scenario", "batch", "--models", "prefix", "--judges", "oracle",
+                    "--max-violations", "1",
                     "--repro-dir", d / "repro", "--json", d / "s.json"], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     [rep] = [os.path.join(d, "repro", f) for f in os.listdir(d / "repro")]

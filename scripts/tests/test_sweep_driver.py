@@ -123,7 +123,10 @@ def test_violations_are_grouped_by_signature(qtrace, tmp_path):
 def test_a_truncated_sweep_says_how_much_it_did(qtrace, tmp_path):
     trace, planned = qtrace
     out = tmp_path / "run"
-    cp = powercut("sweep", "--trace", trace, "--max-states", 20, "--models", "prefix,drop,torn", "--out", out)
+    # QEMU writes its header's LogGuid before the first entry (protocol:header-before-entry,
+    # a known departure): this test is about truncation, so the protocol judge stays out.
+    judges = ("--judges", "oracle,reference,view,unwritten")
+    cp = powercut("sweep", "--trace", trace, "--max-states", 20, "--models", "prefix,drop,torn", "--out", out, *judges)
     assert cp.returncode in (0, 1), cp.stderr
     s = json.loads((out / "sweep.json").read_text())
     assert not s["complete"] and s["coverage"]["stopped_by"] == "--max-states"
@@ -134,7 +137,7 @@ def test_a_truncated_sweep_says_how_much_it_did(qtrace, tmp_path):
     case = ET.parse(out / "junit.xml").getroot().find(".//testcase")
     assert case.find("skipped") is not None and f"20 of {n}" in case.find("skipped").get("message")
     cp = powercut("sweep", "--trace", trace, "--max-states", 20, "--models", "prefix,drop,torn", "--out", out,
-                  "--require-complete")
+                  "--require-complete", *judges)
     s = json.loads((out / "sweep.json").read_text())
     assert cp.returncode == 1 and s["violations"] == 0, cp.stdout
     case = ET.parse(out / "junit.xml").getroot().find(".//testcase")

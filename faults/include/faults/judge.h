@@ -40,11 +40,14 @@
 #include "harness/sweep.h"
 #include "vhdx/bdev.h"
 
+struct subject_ops;
+
 struct fault_judge_cfg {
     uint32_t per_op;   /* sectors per hot op (oracle_check_set) */
     uint32_t probes;   /* random probe sectors */
     uint32_t wide;     /* >0: also a wide sample of this many sectors over everything written */
     int allow_refusal; /* a refused open (format error) is not a violation (v->ok stays 1, open_rc set) */
+    const struct subject_ops *subject; /* the implementation judged (NULL: libvhdx) */
 };
 
 /* Judges the image on dev at cut k (trace index the expectation is taken

@@ -43,10 +43,12 @@
 #include "harness/sweep.h" /* struct verdict */
 #include "harness/workload.h"
 
-struct vhdx;
+struct subject_ops;
+struct subject_handle;
 
 struct fault_run {
     /* in */
+    const struct subject_ops *subj; /* the implementation under test (NULL: libvhdx) */
     struct fault_plan plan;    /* armed at op -1 (after the image is created) */
     int count_only;            /* clean run: count calls, fail nothing */
     int live;                  /* in-session read-back checks on */
@@ -65,9 +67,9 @@ struct fault_run {
     const struct workload *w;
     struct trace *t;
     struct shadow sh;
-    struct vhdx *h;            /* the runner's handle, NULL between sessions */
+    struct subject_handle *h;  /* the runner's handle, NULL between sessions */
     long cur_op;
-    int close_seen, close_rc;  /* a vhdx_close of the runner's handle in this op, and its result */
+    int close_seen, close_rc;  /* a close of the runner's handle in this op, and its result */
     uint64_t inj_in_op;        /* faults injected during the current op */
     int drop_in_op;            /* a flush-lose fault fired during the current op */
     int pre_poisoned;          /* the handle was poisoned when the op began */

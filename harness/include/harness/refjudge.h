@@ -34,8 +34,8 @@
 
 #include "harness/simdisk.h"
 #include "harness/verdict.h"
+#include "harness/subject.h"
 #include "ref/ref.h"
-#include "vhdx/vhdx.h"
 
 struct refjudge {
     struct ref_image pre;  /* the image before the subject opened it, read and replayed by the reference */
@@ -57,10 +57,11 @@ struct ref_src refjudge_src_now(struct crashdisk *cd, struct ref_memo *memo);
 /* A source over any block device (reads through its ops; size now). */
 struct ref_src refjudge_src_bdev(struct bdev *dev, struct ref_memo *memo);
 
-/* The subject's open: rc (0: opened; in holds its info), whether the rc
- * is a format refusal, and whether the state comes from a power-loss model
- * (a correct writer leaves only valid images there). */
-void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct vhdx_info *in, int power_loss,
+/* The subject's open: rc (0: opened; in holds its info; a negative errno
+ * otherwise), whether the rc is a format refusal, and whether the state
+ * comes from a power-loss model (a correct writer leaves only valid images
+ * there). */
+void refjudge_open(struct refjudge *rj, int rc, int format_refusal, const struct subject_info *in, int power_loss,
                    struct verdict *v);
 
 /* After a read-write open that replayed: `after` reads the image the

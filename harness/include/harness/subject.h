@@ -14,8 +14,10 @@
  *  - a handle is opened on a struct bdev the harness owns (a simulated or
  *    crash disk); everything the subject does to the image goes through it,
  *    so traces, crash states and fault points work unchanged;
- *  - GUIDs and every other random choice come from the seed given at open,
- *    so a run repeats exactly.
+ *  - GUIDs and every other random choice come from a state the caller owns
+ *    (rng_state, advanced by the subject as it draws), so a run repeats
+ *    exactly; the state must outlive the handle (a session draws GUIDs
+ *    when it first writes).
  *
  * Subjects are listed in one registry (subject_find, subject_name(i));
  * tools take `--subject NAME` and print the registry.
@@ -23,6 +25,7 @@
 #ifndef HARNESS_SUBJECT_H
 #define HARNESS_SUBJECT_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +46,8 @@ struct subject_info {
     uint64_t replayed_head;    /* sequence number of its head (0 if unknown) */
     int log_clean;             /* after the open, the current header names no log (the replay finished) */
     int read_only;             /* opened read-only */
+    int poisoned;              /* an earlier failure made every later call fail (0: no, or unknown) */
+    uint64_t blocks_allocated; /* payload blocks present in the file (0 if unknown) */
 };
 
 /* Create parameters (0: the subject's default). */
@@ -64,10 +69,10 @@ struct subject_ops {
     const char *about; /* one line */
     /* Creates an empty image on dev (NULL when the subject cannot: images
      * then come from another subject or a tool). */
-    int (*create)(struct bdev *dev, const struct subject_create *p, uint64_t seed);
+    int (*create)(struct bdev *dev, const struct subject_create *p, uint64_t *rng_state);
     /* Opens (and replays) the image on dev; apply_every: log batching where
      * the subject has such a knob (0 = its default). */
-    int (*open)(struct bdev *dev, unsigned flags, uint64_t seed, uint32_t apply_every,
+    int (*open)(struct bdev *dev, unsigned flags, uint64_t *rng_state, uint32_t apply_every,
                 struct subject_handle **out);
     int (*read)(struct subject_handle *h, uint64_t off, void *buf, size_t len);
     int (*write)(struct subject_handle *h, uint64_t off, const void *buf, size_t len);
@@ -81,13 +86,20 @@ struct subject_ops {
     /* Frees h with no I/O, as at a power cut. */
     void (*abandon)(struct subject_handle *h);
     /* The subject's own consistency check of the image on dev: 0 clean, 1
-     * errors found (described in why), negative errno when it cannot run.
-     * NULL when the subject has none. */
+     * errors found (described in why), 2 no error but a header still names
+     * a log, negative errno when it cannot run.  NULL when the subject has
+     * none. */
     int (*check)(struct bdev *dev, char *why, size_t whylen);
     /* The subject's message for the last failure of h (or of the last open
      * when h is NULL). */
     const char *(*last_error)(const struct subject_handle *h);
 };
+
+/* A format refusal (the image, not the device, was the reason). */
+static inline int subject_is_refusal(int rc)
+{
+    return rc == -EUCLEAN || rc == -ENOTSUP;
+}
 
 /* The registry.  subject_at(i) is NULL past the end. */
 const struct subject_ops *subject_at(size_t i);

@@ -51,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "harness/models.h"
 #include "harness/oracle.h"
 #include "harness/protocol.h"
 #include "harness/simdisk.h"
@@ -58,18 +59,13 @@
 #include "harness/verdict.h"
 
 enum crash_model {
-    M_PREFIX = 0,
-    M_DROP,
-    M_REORDER,
-    M_TORN,
-    M_STALE,
-    M_RECOVERY,
-    M_MISDIRECT,
-    M_LOST,
-    M_BITFLIP,
+#define X(id, name, power) M_##id,
+    CRASH_MODEL_LIST(X)
+#undef X
     M_COUNT
 };
-#define M_POWER_MODELS ((1u << M_PREFIX) | (1u << M_DROP) | (1u << M_REORDER) | (1u << M_TORN) | (1u << M_STALE) | (1u << M_RECOVERY))
+#define CRASH_MODEL_POWER_BIT(id, name, power) | ((unsigned)(power) << M_##id)
+#define M_POWER_MODELS (0u CRASH_MODEL_LIST(CRASH_MODEL_POWER_BIT))
 #define M_ALL_MODELS ((1u << M_COUNT) - 1)
 
 extern const char *const crash_model_names[M_COUNT];
@@ -113,7 +109,10 @@ extern const char *const sweep_judge_names[JUDGE_COUNT]; /* "oracle", "reference
 /* "oracle,reference" -> bitmask; "all" accepted.  -1 on error. */
 int sweep_judges_parse(const char *s, unsigned *mask);
 
+struct subject_ops;
+
 struct sweep_config {
+    const struct subject_ops *subject; /* the implementation under test (NULL: libvhdx) */
     unsigned models;          /* bitmask of (1 << M_*) */
     unsigned judges;          /* bitmask of JUDGE_* (default JUDGE_ALL) */
     uint32_t unwritten_every; /* the unwritten-sector check on every Nth state (default 4; 1 = all) */

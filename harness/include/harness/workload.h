@@ -108,12 +108,26 @@ void workload_free(struct workload *w);
  * pending log; keep: LeaveBlockAllocated), which becomes the trace's base,
  * then runs the operations on the engine over a recording simdisk into t
  * (initialised by the caller).  Records the parameters as trace metadata.  Returns 0, or
- * the engine error of an operation that failed (a workload on a healthy
- * disk never fails; that is itself a bug). */
+ * the subject's negative errno of an operation that failed (a workload on a
+ * healthy disk never fails; that is itself a bug). */
 int workload_run(const struct workload *w, struct trace *t, char *err, size_t errlen);
 
-/* Options of workload_run_ex (fault injection). */
+struct subject_ops;
+struct subject_handle;
+
+/* What happened to a session's handle (workload_run_opts.on_handle). */
+enum workload_session {
+    WL_SESSION_OPENED = 1,    /* h is the new session's handle */
+    WL_SESSION_CLOSED = 2,    /* h was closed with result rc and is freed (an identity only) */
+    WL_SESSION_ABANDONED = 3, /* h is about to be freed without I/O */
+};
+
+/* Options of workload_run_ex (fault injection, another subject). */
 struct workload_run_opts {
+    const struct subject_ops *subject; /* the implementation under test (NULL: libvhdx) */
+    /* Called after every open, close and abandon of a session (may be NULL):
+     * the fault runs watch the live handle through it. */
+    void (*on_handle)(void *ctx, struct subject_handle *h, enum workload_session ev, int rc);
     int continue_on_error; /* record a failed op (E record with its rc) and go on; after a failed
                             * open every later op first tries to open again */
     /* Called before each workload op (index into w->ops, or -1 for the first

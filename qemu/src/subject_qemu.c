@@ -1,0 +1,278 @@
+/*
+ * subject_qemu.c - QEMU's own VHDX driver (the installed QEMU's
+ * block/vhdx*.c, built in process against the shim: qemu/shim/qshim.h) as
+ * a subject of the harness (harness/subject.h), beside libvhdx.
+ *
+ * Mapping of QEMU's behaviour onto the subject contract:
+ *  open     vhdx_open, which replays a pending log when opened read-write.
+ *           QEMU cannot replay in memory: SUBJECT_RDONLY on an image with a
+ *           log to replay is refused with -EROFS (QEMU: -EPERM, "opened
+ *           read-only, but contains a log that needs to be replayed").
+ *           SUBJECT_NO_REPLAY has no QEMU equivalent; it is built from a
+ *           read-only open first (refused there: -ENOTSUP, as libvhdx).
+ *           apply_every is ignored: QEMU writes one log entry per BAT
+ *           update and applies it before the write returns.
+ *           A refusal with no failed device call is a format refusal:
+ *           -EUCLEAN (QEMU's -EINVAL, -EIO from an out-of-range request,
+ *           -EFBIG, ...), except -ENOTSUP and -ENOMEM, which stay.  When a
+ *           device call failed (an injected fault, a device error), QEMU's
+ *           own errno is returned unchanged, whatever it is: the fault
+ *           judges see what QEMU reported.  last_error always carries
+ *           QEMU's message and errno.
+ *  read/write  blk_pread/blk_pwrite: any offset and length inside the disk
+ *           (outside: -EINVAL, where QEMU's BlockBackend says -EIO); QEMU's
+ *           errors unchanged (-ENOTSUP for a write while the header names a
+ *           log, -EIO for a PARTIALLY_PRESENT block, ...).
+ *  discard  -ENOTSUP: the vhdx driver has no discard (QEMU's block layer
+ *           turns one into a successful no-op, which the contract of
+ *           discard - the range reads zeros - would call data loss).
+ *  flush    bdrv_flush.   apply   NULL (no notion).
+ *  info     the driver's state; replayed_entries and replayed_head are 0
+ *           (QEMU does not keep them).
+ *  close    bdrv_close (flush, then the driver's close; QEMU ignores the
+ *           flush's result, the subject returns it).
+ *  check    `qemu-img check` without -r: a read-only open with
+ *           BDRV_O_CHECK, then bdrv_co_check: 1 when the open is refused
+ *           (a log to replay, a format refusal) or corruptions are
+ *           counted, a negative errno when a device call failed.
+ *  create   vhdx_co_create, the code `qemu-img create -f vhdx` runs, with
+ *           qemu-img's option rounding (subject_create: 0 = QEMU's
+ *           defaults; sector sizes other than 0 or 512 are refused: QEMU
+ *           writes 512 for both).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/subject.h"
+#include "qshim.h"
+
+struct subject_handle {
+    struct qshim_image *im;
+    int read_only;
+    char why[640];
+};
+
+static char last_open_error[640];
+
+static const char *errno_name(int e)
+{
+    switch (e) {
+    case EINVAL: return "EINVAL";
+    case EIO: return "EIO";
+    case ENOTSUP: return "ENOTSUP";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENOMEM: return "ENOMEM";
+    case ENOSPC: return "ENOSPC";
+    case EFBIG: return "EFBIG";
+    case EFAULT: return "EFAULT";
+    case ERANGE: return "ERANGE";
+    case EBADF: return "EBADF";
+    default: return "errno";
+    }
+}
+
+static void say(char *why, size_t len, const char *msg, int qrc)
+{
+    snprintf(why, len, "QEMU: %s [%s %d]", msg && msg[0] ? msg : strerror(-qrc), errno_name(-qrc), qrc);
+}
+
+/* QEMU's result of a failed open as a subject result. */
+static int open_result(int qrc, unsigned flags, uint64_t dev_errors)
+{
+    if (dev_errors)
+        return qrc;
+    if (qrc == -EPERM && (flags & SUBJECT_RDONLY))
+        return -EROFS;
+    if (qrc == -ENOTSUP || qrc == -ENOMEM)
+        return qrc;
+    return -EUCLEAN;
+}
+
+/* The image's GUIDs come from a seed the shim keeps per image: each open or
+ * create takes the caller's state as that seed and steps the state
+ * (splitmix64), so the next session draws other GUIDs and a run repeats. */
+static uint64_t draw_seed(uint64_t *rng_state)
+{
+    uint64_t z = (*rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int q_open(struct bdev *dev, unsigned flags, uint64_t *rng_state, uint32_t apply_every,
+                  struct subject_handle **out)
+{
+    (void)apply_every;
+    const uint64_t seed = draw_seed(rng_state);
+    char msg[512];
+    struct qshim_image *im = NULL;
+    int rc;
+    if ((flags & SUBJECT_NO_REPLAY) && !(flags & SUBJECT_RDONLY)) {
+        /* refuse a replay: a read-only open tells whether one is needed */
+        rc = qshim_open(dev, "image", QSHIM_RDONLY, seed, &im, msg, sizeof msg);
+        if (rc == 0) {
+            qshim_abandon(im);
+            im = NULL;
+        } else if (rc == -EPERM && qshim_device_errors(NULL) == 0) {
+            snprintf(last_open_error, sizeof last_open_error,
+                     "the image has a log to replay and the open was asked not to replay (QEMU: %s)", msg);
+            return -ENOTSUP;
+        }
+    }
+    rc = qshim_open(dev, "image", (flags & SUBJECT_RDONLY) ? QSHIM_RDONLY : 0, seed, &im, msg, sizeof msg);
+    if (rc != 0) {
+        say(last_open_error, sizeof last_open_error, msg, rc);
+        return open_result(rc, flags, qshim_device_errors(NULL));
+    }
+    struct subject_handle *s = calloc(1, sizeof *s);
+    if (!s) {
+        qshim_abandon(im);
+        return -ENOMEM;
+    }
+    s->im = im;
+    s->read_only = !!(flags & SUBJECT_RDONLY);
+    *out = s;
+    return 0;
+}
+
+static int result(struct subject_handle *s, int rc)
+{
+    if (rc < 0)
+        say(s->why, sizeof s->why, qshim_last_error(s->im), rc);
+    return rc;
+}
+
+static int in_range(struct subject_handle *s, uint64_t off, uint64_t len)
+{
+    struct qshim_info in;
+    if (qshim_info(s->im, &in) != 0)
+        return 0;
+    if (off > in.virtual_size || len > in.virtual_size - off) {
+        snprintf(s->why, sizeof s->why, "range %llu+%llu is outside the %llu-byte disk", (unsigned long long)off,
+                 (unsigned long long)len, (unsigned long long)in.virtual_size);
+        return 0;
+    }
+    return 1;
+}
+
+static int q_read(struct subject_handle *s, uint64_t off, void *buf, size_t len)
+{
+    if (!in_range(s, off, len))
+        return -EINVAL;
+    return result(s, qshim_read(s->im, off, buf, len));
+}
+
+static int q_write(struct subject_handle *s, uint64_t off, const void *buf, size_t len)
+{
+    if (s->read_only) {
+        snprintf(s->why, sizeof s->why, "opened read-only");
+        return -EROFS;
+    }
+    if (!in_range(s, off, len))
+        return -EINVAL;
+    return result(s, qshim_write(s->im, off, buf, len));
+}
+
+static int q_discard(struct subject_handle *s, uint64_t off, uint64_t len)
+{
+    (void)off, (void)len;
+    snprintf(s->why, sizeof s->why,
+             "QEMU's vhdx driver has no discard (its block layer makes one a successful no-op)");
+    return -ENOTSUP;
+}
+
+static int q_flush(struct subject_handle *s)
+{
+    return result(s, qshim_flush(s->im));
+}
+
+static int q_info(struct subject_handle *s, struct subject_info *o)
+{
+    struct qshim_info in;
+    int rc = qshim_info(s->im, &in);
+    if (rc != 0)
+        return result(s, rc);
+    memset(o, 0, sizeof *o);
+    o->virtual_size = in.virtual_size;
+    o->block_size = in.block_size;
+    o->logical_sector = in.logical_sector;
+    o->physical_sector = in.physical_sector;
+    o->bat_offset = in.bat_offset;
+    o->metadata_offset = in.metadata_offset;
+    o->replayed = in.replayed;
+    o->log_clean = !in.log_guid_set;
+    o->read_only = in.read_only;
+    return 0;
+}
+
+static int q_close(struct subject_handle *s)
+{
+    int rc = qshim_close(s->im);
+    if (rc < 0)
+        say(last_open_error, sizeof last_open_error, "the flush of bdrv_close failed (QEMU ignores it)", rc);
+    free(s);
+    return rc;
+}
+
+static void q_abandon(struct subject_handle *s)
+{
+    qshim_abandon(s->im);
+    free(s);
+}
+
+static int q_check(struct bdev *dev, char *why, size_t whylen)
+{
+    char msg[512];
+    struct qshim_image *im = NULL;
+    int rc = qshim_open(dev, "image", QSHIM_RDONLY | QSHIM_CHECK, 0, &im, msg, sizeof msg);
+    if (rc != 0) {
+        say(why, whylen, msg, rc);
+        return qshim_device_errors(NULL) ? rc : 1;
+    }
+    struct qshim_check_result r;
+    rc = qshim_check(im, &r);
+    int bad = 0;
+    if (rc < 0) {
+        say(why, whylen, qshim_last_error(im), rc);
+        bad = qshim_device_errors(im) ? rc : 1;
+    } else if (r.corruptions || r.check_errors) {
+        char rep[400];
+        qshim_reports(im, rep, sizeof rep);
+        snprintf(why, whylen, "QEMU: %d corruption(s), %d check error(s)%s%s", r.corruptions, r.check_errors,
+                 rep[0] ? ": " : "", rep);
+        bad = 1;
+    }
+    qshim_abandon(im); /* read-only: nothing to flush */
+    return bad;
+}
+
+static int q_create(struct bdev *dev, const struct subject_create *p, uint64_t *rng_state)
+{
+    const uint64_t seed = draw_seed(rng_state);
+    if ((p->logical_sector && p->logical_sector != 512) || (p->physical_sector && p->physical_sector != 512)) {
+        snprintf(last_open_error, sizeof last_open_error, "QEMU creates 512-byte logical and physical sectors only");
+        return -ENOTSUP;
+    }
+    struct qshim_create_params cp = {p->virtual_size, p->block_size, p->log_size, 0, -1};
+    char msg[512];
+    int rc = qshim_create(dev, &cp, seed, msg, sizeof msg);
+    if (rc != 0) {
+        say(last_open_error, sizeof last_open_error, msg, rc);
+        return rc == -ENOTSUP || rc == -ENOMEM || rc == -ENOSPC || rc == -EIO ? rc : -EINVAL;
+    }
+    return 0;
+}
+
+static const char *q_last_error(const struct subject_handle *s)
+{
+    return s ? s->why : last_open_error;
+}
+
+const struct subject_ops subject_qemu = {
+    "qemu", "QEMU's own block/vhdx*.c (the installed QEMU's source) in process over a shim (qemu/)",
+    q_create, q_open, q_read, q_write, q_discard, q_flush, NULL, q_info, q_close, q_abandon, q_check,
+    q_last_error,
+};
