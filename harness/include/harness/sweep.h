@@ -54,6 +54,7 @@
 #include "harness/models.h"
 #include "harness/oracle.h"
 #include "harness/protocol.h"
+#include "harness/subject.h"
 #include "harness/simdisk.h"
 #include "harness/trace.h"
 #include "harness/verdict.h"
@@ -136,6 +137,7 @@ struct sweep_config {
     const char *save_image;   /* sweep_eval_choice: write the state's image (before replay) here */
     int quiet;                /* no progress line */
     int no_share;             /* judge every state with its own open and check */
+    int strict;               /* the subject's known departures count as violations too */
     /* When set and nonzero (e.g. from a SIGINT handler), the sweep stops
      * after the current state as if a limit were hit (stopped_early). */
     const volatile sig_atomic_t *cancel;
@@ -160,6 +162,11 @@ struct sweep_stats {
     uint64_t violations;          /* states that violate, plus protocol violations */
     uint64_t violations_per_model[M_COUNT];
     uint64_t protocol_violations; /* of the trace's write-ahead protocol (JUDGE_PROTOCOL) */
+    /* States (and protocol findings) that broke only an invariant the subject
+     * is known to break (subject_ops.known), per entry of that list: not
+     * violations unless sweep_config.strict. */
+    uint64_t known[SUBJECT_KNOWN_MAX];
+    uint64_t known_total;
     int protocol_judged;          /* the protocol checker followed the trace */
     uint64_t epochs;
     uint64_t replays;             /* states whose open replayed a log */
