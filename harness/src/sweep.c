@@ -28,17 +28,27 @@
 #include "vhdx/format.h"
 
 const char *const crash_model_names[M_COUNT] = {
-#define X(id, name, power) #name,
+#define X(id, sym, name, power) name,
     CRASH_MODEL_LIST(X)
 #undef X
 };
 
 /* The registry: one file per model in harness/src/models/. */
 const struct crash_model_def *const sw_models[M_COUNT] = {
-#define X(id, name, power) &model_##name,
+#define X(id, sym, name, power) &model_##sym,
     CRASH_MODEL_LIST(X)
 #undef X
 };
+
+const char *crash_model_about(enum crash_model m)
+{
+    return (unsigned)m < M_COUNT ? sw_models[m]->about : "";
+}
+
+int crash_model_exportable(enum crash_model m)
+{
+    return (unsigned)m < M_COUNT && sw_models[m]->exportable;
+}
 
 int crash_models_parse(const char *s, unsigned *mask)
 {

@@ -64,8 +64,8 @@ static const char usage[] =
     "  --save-trace DIR     also save each workload's trace into DIR\n"
     "\n"
     "sweep options:\n"
-    "  --models LIST        prefix,drop,reorder,torn,stale,recovery,misdirect,lost,bitflip\n"
-    "                       or all, power, corruption (default all)\n"
+    "  --models LIST        a comma list of the crash models below, or all, power,\n"
+    "                       corruption (default all)\n"
     "  --shard K/N          judge only states with index %% N == K (split across jobs)\n"
     "  --sweep-seed N       seed of sampled choices (default 1)\n"
     "  --reorder-max N      exhaustive reorder up to N pending writes (default 8)\n"
@@ -213,8 +213,8 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             o->save_trace = v;
         else if (OPT("--models")) {
             if (crash_models_parse(v, &o->sc.models) != 0)
-                tool_die_usage("--models: '%s' names an unknown model (prefix, drop, reorder, torn, stale, recovery, "
-                          "misdirect, lost, bitflip, all, power, corruption)", v);
+                tool_die_usage("--models: '%s' names an unknown model (the crash models are listed by "
+                               "`pcsweep --help` and `pcsweep models`; or all, power, corruption)", v);
         } else if (OPT("--judges")) {
             if (sweep_judges_parse(v, &o->sc.judges) != 0)
                 tool_die_usage("--judges: '%s' names an unknown judge (oracle, reference, view, unwritten, protocol, "
@@ -1259,14 +1259,38 @@ static int cmd_info(int argc, char **argv)
 static void print_models_json(FILE *f)
 {
     fputs("[", f);
-    for (int m = 0; m < M_COUNT; m++)
-        fprintf(f, "%s{\"name\": \"%s\", \"class\": \"%s\", \"exportable\": %s}", m ? ",\n " : "",
+    for (int m = 0; m < M_COUNT; m++) {
+        fprintf(f, "%s{\"name\": \"%s\", \"class\": \"%s\", \"exportable\": %s, \"about\": ", m ? ",\n " : "",
                 crash_model_names[m], (M_POWER_MODELS >> m) & 1 ? "power" : "corruption",
-                m == M_RECOVERY ? "false" : "true");
+                crash_model_exportable((enum crash_model)m) ? "true" : "false");
+        tool_json_str(f, crash_model_about((enum crash_model)m));
+        fputs("}", f);
+    }
     fputs("]\n", f);
 }
 
+/* The usage, then the registries it refers to. */
+static void print_usage(FILE *f)
+{
+    tool_print_usage(usage, f);
+    fputs("\ncrash models (--models; power: the image must open with every acknowledged write;\n"
+          "corruption: a refusal or rollback is allowed, bytes nobody wrote are not):\n", f);
+    for (int m = 0; m < M_COUNT; m++)
+        fprintf(f, "  %-18s %-10s %s\n", crash_model_names[m], (M_POWER_MODELS >> m) & 1 ? "power" : "corruption",
+                crash_model_about((enum crash_model)m));
+}
+
 /* ---- export ---------------------------------------------------------------------- */
+/* The models whose states can be handed out as images (the registry's flag). */
+static unsigned exportable_models(void)
+{
+    unsigned m = 0;
+    for (int i = 0; i < M_COUNT; i++)
+        if (crash_model_exportable((enum crash_model)i))
+            m |= 1u << i;
+    return m;
+}
+
 struct exporter {
     const struct opts *o;
     const struct trace *t;
@@ -1341,7 +1365,7 @@ static int cmd_export(int argc, char **argv)
     }
     if (o.count_only) {
         struct sweep_config sc = o.sc;
-        sc.models &= ~(1u << M_RECOVERY);
+        sc.models &= exportable_models();
         uint64_t per[M_COUNT];
         int64_t n = count_states(&t, &sc, per);
         trace_free(&t);
@@ -1373,7 +1397,7 @@ static int cmd_export(int argc, char **argv)
     struct sweep_config sc = o.sc;
     sc.on_state = export_state;
     sc.ctx = &x;
-    sc.models &= ~(1u << M_RECOVERY);
+    sc.models &= exportable_models();
     struct sweep_stats st;
     int rc = sweep_run(&t, &sc, &st);
     fclose(x.manifest);
@@ -2047,12 +2071,12 @@ int main(int argc, char **argv)
 {
     tool_set_name("pcsweep");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        tool_print_usage(usage, argc < 2 ? stderr : stdout);
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            tool_print_usage(usage, stdout);
+            print_usage(stdout);
             return EXIT_PASS;
         }
     if (!strcmp(argv[1], "refgen") || (!strcmp(argv[1], "sweep") && refgen_asked(argc, argv)))

@@ -60,18 +60,22 @@
 #include "harness/verdict.h"
 
 enum crash_model {
-#define X(id, name, power) M_##id,
+#define X(id, sym, name, power) M_##id,
     CRASH_MODEL_LIST(X)
 #undef X
     M_COUNT
 };
-#define CRASH_MODEL_POWER_BIT(id, name, power) | ((unsigned)(power) << M_##id)
+#define CRASH_MODEL_POWER_BIT(id, sym, name, power) | ((unsigned)(power) << M_##id)
 #define M_POWER_MODELS (0u CRASH_MODEL_LIST(CRASH_MODEL_POWER_BIT))
 #define M_ALL_MODELS ((1u << M_COUNT) - 1)
 
 extern const char *const crash_model_names[M_COUNT];
 /* "prefix,torn" -> bitmask; "all" and "power" accepted.  -1 on error. */
 int crash_models_parse(const char *s, unsigned *mask);
+/* What the registry says of model m: one line about it; whether its states
+ * can be exported as images. */
+const char *crash_model_about(enum crash_model m);
+int crash_model_exportable(enum crash_model m);
 
 /* A crash state's coordinates: everything needed to rebuild it. */
 struct crash_choice {
