@@ -263,6 +263,13 @@ static int failed(const struct oracle_op *op)
     return op->rc != 0 && op->end != UINT64_MAX;
 }
 
+/* May op have left a byte prefix of its value in a sector?  A failed op
+ * always; any op in flight at k when the medium tears inside sectors. */
+static int may_tear(const struct oracle_op *op, uint64_t k, int in_flight)
+{
+    return failed(op) || (in_flight && !oracle_acked(op, k));
+}
+
 #define TORN_DEPTH 4 /* failed ops layered over each other in one sector */
 
 /* Can bytes[from, 512) be the rest of a value the sector held before the op
@@ -271,7 +278,7 @@ static int failed(const struct oracle_op *op)
  * and every op on the sector between ja and `before` (a value that may have
  * landed), or, for a failed op there, its own torn prefix over an older one. */
 static int tail_explained(const struct oracle *o, const uint32_t *list, long ja, uint32_t before, uint64_t sector,
-                          uint64_t k, const uint8_t bytes[512], size_t from, int depth)
+                          uint64_t k, const uint8_t bytes[512], size_t from, int depth, int in_flight)
 {
     uint8_t v[512];
     if (ja >= 0)
@@ -290,14 +297,14 @@ static int tail_explained(const struct oracle *o, const uint32_t *list, long ja,
             cut++;
         if (cut == 512)
             return 1;
-        if (cut > from && depth > 0 && failed(op) &&
-            tail_explained(o, list, ja, j, sector, k, bytes, cut, depth - 1))
+        if (cut > from && depth > 0 && may_tear(op, k, in_flight) &&
+            tail_explained(o, list, ja, j, sector, k, bytes, cut, depth - 1, in_flight))
             return 1;
     }
     return 0;
 }
 
-int oracle_torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512])
+static int torn_rule(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512], int in_flight)
 {
     uint64_t b = sector * 512 / o->block_size;
     if (b >= o->n_blocks)
@@ -317,16 +324,26 @@ int oracle_torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k
     uint8_t fresh[512];
     for (uint32_t j = (uint32_t)(ja + 1); j < nb; j++) {
         const struct oracle_op *f = &o->ops[list[j]];
-        if (!oracle_begun(f, k) || !covers(f, sector) || !failed(f))
+        if (!oracle_begun(f, k) || !covers(f, sector) || !may_tear(f, k, in_flight))
             continue;
         op_value(o, f, sector, fresh);
         size_t cut = 0;
         while (cut < 512 && bytes[cut] == fresh[cut])
             cut++;
-        if (cut > 0 && tail_explained(o, list, ja, j, sector, k, bytes, cut, TORN_DEPTH))
+        if (cut > 0 && tail_explained(o, list, ja, j, sector, k, bytes, cut, TORN_DEPTH, in_flight))
             return 1;
     }
     return 0;
+}
+
+int oracle_torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512])
+{
+    return torn_rule(o, sector, k, bytes, 0);
+}
+
+int oracle_torn_in_flight(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512])
+{
+    return torn_rule(o, sector, k, bytes, 1);
 }
 
 enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512],
@@ -339,7 +356,7 @@ enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t secto
     struct sdata_info info;
     enum sdata_kind kind = sdata_decode(bytes, &info);
     if (kind == SDATA_GARBAGE)
-        return oracle_torn_by_failed_op(o, sector, k, bytes) ? OV_OK : OV_GARBAGE;
+        return torn_rule(o, sector, k, bytes, mode == ORACLE_POWER_LOSS_TEARS) ? OV_OK : OV_GARBAGE;
     uint32_t got = 0;
     if (kind == SDATA_VALID) {
         if (info.sector != sector || info.seed != o->seed)

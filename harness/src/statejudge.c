@@ -181,7 +181,8 @@ static void judge_unwritten(struct sweeper *s, struct subject_handle *h, const s
 /* Data verdict of the current image through an open handle (and the
  * read-only one and the reference, when those judges run). */
 static void judge_data(struct sweeper *s, struct subject_handle *h, struct subject_handle *ro, struct refjudge *rj,
-                       const struct subject_info *in, uint64_t cut, uint64_t hash, int corruption, struct verdict *v)
+                       const struct subject_info *in, uint64_t cut, uint64_t hash, enum oracle_strictness mode,
+                       struct verdict *v)
 {
     if (!s->have_oracle || !v->ok)
         return;
@@ -203,7 +204,7 @@ static void judge_data(struct sweeper *s, struct subject_handle *h, struct subje
             continue;
         struct sector_expect e;
         enum oracle_violation ov = oracle_judge_sector(&s->oracle, sectors[i], cut, buf,
-                                                       corruption ? ORACLE_CORRUPTION : ORACLE_POWER_LOSS, &e);
+                                                       mode, &e);
         if (ov != OV_OK)
             data_violation(s, v, sectors[i], ov, &e, buf);
     }
@@ -284,16 +285,19 @@ void sw_shared_close(struct sweeper *s)
 void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t cut, struct verdict *v,
                         int allow_share)
 {
-    const int corruption = ch->model >= M_MISDIRECT;
+    const struct crash_model_def *md = sw_models[ch->model];
+    const enum oracle_strictness mode =
+        !md->power_loss ? ORACLE_CORRUPTION : md->tears ? ORACLE_POWER_LOSS_TEARS : ORACLE_POWER_LOSS;
+    const int corruption = mode == ORACLE_CORRUPTION;
     const unsigned judges = s->c->judges;
     const uint64_t hash = sw_choice_hash(s, ch);
     const int share = s->share && allow_share;
-    const uint64_t sig = share ? crashdisk_signature(&s->cd) ^ (uint64_t)corruption : 0;
+    const uint64_t sig = share ? crashdisk_signature(&s->cd) ^ (uint64_t)mode : 0;
     if (share && s->sh_active && s->sh_sig == sig) {
         *v = s->sh_v;
         v->cut = cut;
         if (v->ok && s->sh_h)
-            judge_data(s, s->sh_h, s->sh_ro, &s->sh_ref, &s->sh_in, cut, hash, corruption, v);
+            judge_data(s, s->sh_h, s->sh_ro, &s->sh_ref, &s->sh_in, cut, hash, mode, v);
         return;
     }
     sw_shared_close(s);
@@ -348,7 +352,7 @@ void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t c
                      rc == 0 ? "succeeded" : "refused it", rc ? strerror(-rc) : "ok");
     struct verdict structural = *v;
     if (h)
-        judge_data(s, h, ro, &rj, &in, cut, hash, corruption, v);
+        judge_data(s, h, ro, &rj, &in, cut, hash, mode, v);
     if (share) {
         s->sh_active = 1;
         s->sh_sig = sig;

@@ -187,7 +187,7 @@ static const char *v_last_error(const struct subject_handle *s)
 const struct subject_ops subject_libvhdx = {
     "libvhdx", "the project's own clean-room engine (engine/)",
     v_create, v_open, v_read, v_write, v_discard, v_flush, v_apply, v_info, v_close, v_abandon, v_check,
-    v_last_error,
+    v_last_error, NULL,
 };
 
 /* ---- the registry ----------------------------------------------------------- */
@@ -205,6 +205,15 @@ static const struct subject_ops *const registry[] = {
 const struct subject_ops *subject_at(size_t i)
 {
     return i < sizeof registry / sizeof registry[0] ? registry[i] : NULL;
+}
+
+int subject_known_index(const struct subject_ops *s, const char *invariant, const char *detail)
+{
+    for (int i = 0; s && s->known && s->known[i].invariant && i < SUBJECT_KNOWN_MAX; i++)
+        if (!strcmp(s->known[i].invariant, invariant) &&
+            (!s->known[i].detail || (detail && strstr(detail, s->known[i].detail))))
+            return i;
+    return -1;
 }
 
 const struct subject_ops *subject_find(const char *name)

@@ -28,17 +28,27 @@
 #include "vhdx/format.h"
 
 const char *const crash_model_names[M_COUNT] = {
-#define X(id, name, power) #name,
+#define X(id, sym, name, power) name,
     CRASH_MODEL_LIST(X)
 #undef X
 };
 
 /* The registry: one file per model in harness/src/models/. */
 const struct crash_model_def *const sw_models[M_COUNT] = {
-#define X(id, name, power) &model_##name,
+#define X(id, sym, name, power) &model_##sym,
     CRASH_MODEL_LIST(X)
 #undef X
 };
+
+const char *crash_model_about(enum crash_model m)
+{
+    return (unsigned)m < M_COUNT ? sw_models[m]->about : "";
+}
+
+int crash_model_exportable(enum crash_model m)
+{
+    return (unsigned)m < M_COUNT && sw_models[m]->exportable;
+}
 
 int crash_models_parse(const char *s, unsigned *mask)
 {
@@ -372,7 +382,11 @@ void sw_record(struct sweeper *s, const struct crash_choice *c, const struct ver
     }
     s->st->states++;
     s->st->states_per_model[c->model]++;
-    if (!v->ok) {
+    int known = v->ok || s->c->strict ? -1 : subject_known_index(s->c->subject, v->invariant, v->detail);
+    if (known >= 0) {
+        s->st->known[known]++;
+        s->st->known_total++;
+    } else if (!v->ok) {
         s->st->violations++;
         s->st->violations_per_model[c->model]++;
         save_and_report(s, c, v);
@@ -572,10 +586,21 @@ static int check_protocol(struct sweeper *s)
     int rc = protocol_check(s->t, NULL, &r);
     if (rc == 0) {
         s->st->protocol_judged = r.judged;
-        s->st->protocol_violations = r.total;
-        s->st->violations += r.total;
+        /* counts per invariant; the subject's known departures (those with no
+         * detail filter: the counts are per invariant) are set aside */
+        for (int i = 0; i < INV_COUNT; i++) {
+            int known = s->c->strict ? -1 : subject_known_index(s->c->subject, invariant_name((enum invariant)i), NULL);
+            if (known >= 0 && r.count[i]) {
+                s->st->known[known] += r.count[i];
+                s->st->known_total += r.count[i];
+            } else {
+                s->st->protocol_violations += r.count[i];
+            }
+        }
+        s->st->violations += s->st->protocol_violations;
         for (size_t i = 0; i < r.n && s->c->on_protocol; i++)
-            s->c->on_protocol(s->c->ctx, &r.v[i]);
+            if (s->c->strict || subject_known_index(s->c->subject, invariant_name(r.v[i].inv), NULL) < 0)
+                s->c->on_protocol(s->c->ctx, &r.v[i]);
     }
     protocol_report_free(&r);
     return rc;

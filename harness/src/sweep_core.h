@@ -81,11 +81,13 @@ struct crash_model_def {
     const char *name;    /* as in reproducers and --models */
     int power_loss;      /* 1: a power-loss model (a refusal is a violation); 0: a corruption model */
     int exportable;      /* its states can be handed out as images (export, on_state) */
+    int tears;           /* the medium tears inside a sector: a write in flight may leave a byte
+                          * prefix of its new value over the old (ORACLE_POWER_LOSS_TEARS) */
     void (*gen)(struct sweeper *s, uint64_t cut); /* every state of the current epoch */
     void (*format)(const struct crash_choice *c, char *buf, size_t len);
     const char *about;   /* one line */
 };
-#define X(id, name, power) extern const struct crash_model_def model_##name;
+#define X(id, sym, name, power) extern const struct crash_model_def model_##sym;
 CRASH_MODEL_LIST(X)
 #undef X
 extern const struct crash_model_def *const sw_models[M_COUNT];

@@ -65,8 +65,8 @@ static const char usage[] =
     "  --save-trace DIR     also save each workload's trace into DIR\n"
     "\n"
     "sweep options:\n"
-    "  --models LIST        prefix,drop,reorder,torn,stale,recovery,misdirect,lost,bitflip\n"
-    "                       or all, power, corruption (default all)\n"
+    "  --models LIST        a comma list of the crash models below, or all, power,\n"
+    "                       corruption (default all)\n"
     "  --shard K/N          judge only states with index %% N == K (split across jobs)\n"
     "  --sweep-seed N       seed of sampled choices (default 1)\n"
     "  --reorder-max N      exhaustive reorder up to N pending writes (default 8)\n"
@@ -74,6 +74,8 @@ static const char usage[] =
     "  --torn 512|4096|both torn-write granularity (default both)\n"
     "  --per-op N --probes N   sectors checked per in-flight op, random probes (8, 16)\n"
     "  --subject NAME       the implementation under test (default libvhdx; `pcsweep subjects`)\n"
+    "  --strict             count the subject's known departures (filed findings; `pcsweep\n"
+    "                       subjects` lists them) as violations, not apart\n"
     "  --judges LIST        oracle,reference,view,unwritten,protocol or all (default all):\n"
     "                       the data oracle and the subject's own open/check; the\n"
     "                       independent reference (harness/ref); read-only vs read-write\n"
@@ -212,12 +214,14 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
             o->save_trace = v;
         else if (OPT("--models")) {
             if (crash_models_parse(v, &o->sc.models) != 0)
-                tool_die_usage("--models: '%s' names an unknown model (prefix, drop, reorder, torn, stale, recovery, "
-                          "misdirect, lost, bitflip, all, power, corruption)", v);
+                tool_die_usage("--models: '%s' names an unknown model (the crash models are listed by "
+                               "`pcsweep --help` and `pcsweep models`; or all, power, corruption)", v);
         } else if (OPT("--judges")) {
             if (sweep_judges_parse(v, &o->sc.judges) != 0)
                 tool_die_usage("--judges: '%s' names an unknown judge (oracle, reference, view, unwritten, protocol, "
                                "all)", v);
+        } else if (!strcmp(a, "--strict")) {
+            o->sc.strict = 1;
         } else if (OPT("--subject")) {
             if (!(o->sc.subject = subject_find(v)))
                 tool_die_usage("--subject: no subject '%s' in this build (pcsweep subjects lists them)", v);
@@ -654,6 +658,24 @@ static void write_json(FILE *f, struct run_record *runs, size_t nruns, const str
     fprintf(f, "], \"text\": ");
     tool_json_str(f, text);
     fprintf(f, "},\n");
+    /* The subject's known departures, set apart from the violations (--strict: none). */
+    const struct subject_ops *subj = o->sc.subject ? o->sc.subject : &subject_libvhdx;
+    fprintf(f, "  \"subject\": ");
+    tool_json_str(f, subj->name);
+    fprintf(f, ",\n  \"strict\": %s,\n  \"known_departures\": [", o->sc.strict ? "true" : "false");
+    for (int j = 0, m = 0; subj->known && subj->known[j].invariant && j < SUBJECT_KNOWN_MAX; j++) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < nruns; i++)
+            n += runs[i].st.known[j];
+        if (!n)
+            continue;
+        fprintf(f, "%s{\"invariant\": ", m++ ? ", " : "");
+        tool_json_str(f, subj->known[j].invariant);
+        fprintf(f, ", \"finding\": ");
+        tool_json_str(f, subj->known[j].finding);
+        fprintf(f, ", \"count\": %" PRIu64 "}", n);
+    }
+    fprintf(f, "],\n");
     /* Where a stopped sweep would go on: its first unfinished run, from the
      * epoch it was in (the states of that epoch judged before are judged
      * again). */
@@ -983,6 +1005,12 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
     struct workload_run_opts ro = {.subject = o->sc.subject};
     int rc = workload_run_ex(&w, t, &ro, err, sizeof err);
     workload_free(&w);
+    if (rc == -ENOTSUP && o->sc.subject && o->sc.subject != subject_find("libvhdx")) {
+        snprintf(fail_msg, sizeof fail_msg, "the subject %s cannot run workload %s seed %" PRIu64 ": %s",
+                 o->sc.subject->name, scenario, seed, err);
+        fprintf(stderr, "pcsweep: %s; the run is left out (the sweep is incomplete)\n", fail_msg);
+        return -3;
+    }
     if (rc != 0) {
         snprintf(fail_msg, sizeof fail_msg, "workload %s seed %" PRIu64 " failed on a healthy simulated disk: %s",
                  scenario, seed, err);
@@ -1045,6 +1073,14 @@ static int cmd_sweep(int argc, char **argv)
                 int brc = build_trace(&o, names[si], seed, &t);
                 if (brc == -1)
                     return EXIT_BAD_USAGE;
+                if (brc == -3) { /* the subject lacks what the workload needs: planned, not judged */
+                    struct run_record *r = &runs[nruns++];
+                    snprintf(r->scenario, sizeof r->scenario, "%s", names[si]);
+                    r->seed = seed;
+                    r->planned_states = -1;
+                    trace_free(&t);
+                    continue;
+                }
                 if (brc == -2) {
                     /* Recorded as a violation of its own, with the partial trace as evidence. */
                     struct run_record *r = &runs[nruns++];
@@ -1123,6 +1159,18 @@ done:;
     fprintf(stderr, "pcsweep: %s in %.1f s (%.0f/s)%s%s; %" PRIu64 " violations in %zu signature(s)\n", text, wall,
             wall > 0 ? (double)cv.states / wall : 0.0, cv.stopped_by ? ", stopped by " : "",
             cv.stopped_by ? cv.stopped_by : "", col.violations, col.n);
+    {
+        const struct subject_ops *subj = o.sc.subject ? o.sc.subject : &subject_libvhdx;
+        for (int j = 0; subj->known && subj->known[j].invariant && j < SUBJECT_KNOWN_MAX; j++) {
+            uint64_t n = 0;
+            for (size_t i = 0; i < nruns; i++)
+                n += runs[i].st.known[j];
+            if (n)
+                fprintf(stderr, "pcsweep: known departure of %s: %s in %" PRIu64 " state(s) or trace finding(s): %s "
+                                "(not counted as violations; --strict counts them)\n",
+                        subj->name, subj->known[j].invariant, n, subj->known[j].finding);
+        }
+    }
     if (!cv.complete)
         fprintf(stderr, "pcsweep: INCOMPLETE: the states not judged may hold violations; a green result covers only "
                         "what was judged\n");
@@ -1334,14 +1382,38 @@ static int cmd_info(int argc, char **argv)
 static void print_models_json(FILE *f)
 {
     fputs("[", f);
-    for (int m = 0; m < M_COUNT; m++)
-        fprintf(f, "%s{\"name\": \"%s\", \"class\": \"%s\", \"exportable\": %s}", m ? ",\n " : "",
+    for (int m = 0; m < M_COUNT; m++) {
+        fprintf(f, "%s{\"name\": \"%s\", \"class\": \"%s\", \"exportable\": %s, \"about\": ", m ? ",\n " : "",
                 crash_model_names[m], (M_POWER_MODELS >> m) & 1 ? "power" : "corruption",
-                m == M_RECOVERY ? "false" : "true");
+                crash_model_exportable((enum crash_model)m) ? "true" : "false");
+        tool_json_str(f, crash_model_about((enum crash_model)m));
+        fputs("}", f);
+    }
     fputs("]\n", f);
 }
 
+/* The usage, then the registries it refers to. */
+static void print_usage(FILE *f)
+{
+    tool_print_usage(usage, f);
+    fputs("\ncrash models (--models; power: the image must open with every acknowledged write;\n"
+          "corruption: a refusal or rollback is allowed, bytes nobody wrote are not):\n", f);
+    for (int m = 0; m < M_COUNT; m++)
+        fprintf(f, "  %-18s %-10s %s\n", crash_model_names[m], (M_POWER_MODELS >> m) & 1 ? "power" : "corruption",
+                crash_model_about((enum crash_model)m));
+}
+
 /* ---- export ---------------------------------------------------------------------- */
+/* The models whose states can be handed out as images (the registry's flag). */
+static unsigned exportable_models(void)
+{
+    unsigned m = 0;
+    for (int i = 0; i < M_COUNT; i++)
+        if (crash_model_exportable((enum crash_model)i))
+            m |= 1u << i;
+    return m;
+}
+
 struct exporter {
     const struct opts *o;
     const struct trace *t;
@@ -1416,7 +1488,7 @@ static int cmd_export(int argc, char **argv)
     }
     if (o.count_only) {
         struct sweep_config sc = o.sc;
-        sc.models &= ~(1u << M_RECOVERY);
+        sc.models &= exportable_models();
         uint64_t per[M_COUNT];
         int64_t n = count_states(&t, &sc, per);
         trace_free(&t);
@@ -1448,7 +1520,7 @@ static int cmd_export(int argc, char **argv)
     struct sweep_config sc = o.sc;
     sc.on_state = export_state;
     sc.ctx = &x;
-    sc.models &= ~(1u << M_RECOVERY);
+    sc.models &= exportable_models();
     struct sweep_stats st;
     int rc = sweep_run(&t, &sc, &st);
     fclose(x.manifest);
@@ -2122,12 +2194,12 @@ int main(int argc, char **argv)
 {
     tool_set_name("pcsweep");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        tool_print_usage(usage, argc < 2 ? stderr : stdout);
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            tool_print_usage(usage, stdout);
+            print_usage(stdout);
             return EXIT_PASS;
         }
     if (!strcmp(argv[1], "refgen") || (!strcmp(argv[1], "sweep") && refgen_asked(argc, argv)))
@@ -2147,7 +2219,16 @@ int main(int argc, char **argv)
             tool_json_str(stdout, subject_at(i)->name);
             printf(", \"about\": ");
             tool_json_str(stdout, subject_at(i)->about);
-            printf(", \"creates\": %s}", subject_at(i)->create ? "true" : "false");
+            printf(", \"creates\": %s, \"known\": [", subject_at(i)->create ? "true" : "false");
+            const struct subject_departure *k = subject_at(i)->known;
+            for (int j = 0; k && k[j].invariant; j++) {
+                printf("%s{\"invariant\": ", j ? ", " : "");
+                tool_json_str(stdout, k[j].invariant);
+                printf(", \"finding\": ");
+                tool_json_str(stdout, k[j].finding);
+                printf("}");
+            }
+            printf("]}");
         }
         printf("]\n");
         return EXIT_PASS;

@@ -750,6 +750,9 @@ def cmd_diff(args):
                                "text": f"{len(results)} of {planned} images"},
                   "wall_s": round(wall, 3), "images_per_sec": round(len(results) / wall, 2) if wall > 0 else 0,
                   "paths": [os.path.abspath(p) for p in args.paths],
+                  # what was compared, by the name evaluate and triage match disagreements on
+                  "compared_sources": sorted({os.path.basename(str(r.get("source") or r.get("image") or ""))
+                                              for r in results}),
                   "compared": "verdict (opened/refused), file bytes from 192 KiB on after replay, virtual contents",
                   "qemu": _qemu_version()}
         for r in dis + errors:

@@ -89,6 +89,10 @@ uint32_t oracle_begun_prefix(const struct oracle *o, const uint32_t *list, uint3
 enum oracle_strictness {
     ORACLE_POWER_LOSS = 0, /* acked data present, no garbage */
     ORACLE_CORRUPTION = 1, /* refuse or roll back allowed, no garbage */
+    /* power loss on a medium without sector atomicity: as ORACLE_POWER_LOSS,
+     * and a write in flight at the cut may leave a byte prefix of its value
+     * over an older allowed one (as a failed write may in every mode) */
+    ORACLE_POWER_LOSS_TEARS = 2,
 };
 
 /* The expectation for one sector at cut k, for diagnostics. */
@@ -121,6 +125,9 @@ enum oracle_violation oracle_judge_sector(const struct oracle *o, uint64_t secto
  * failed op's byte prefix over an allowed older value of the sector?
  * Walks every op on the sector after the acknowledged one (no cap). */
 int oracle_torn_by_failed_op(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512]);
+/* The same rule where writes in flight at k (begun, not acknowledged) tear
+ * like failed ones (ORACLE_POWER_LOSS_TEARS). */
+int oracle_torn_in_flight(const struct oracle *o, uint64_t sector, uint64_t k, const uint8_t bytes[512]);
 
 /* Which sectors of index unit `unit` (o->block_size bytes) a write begun
  * before k covers: mask[i] = 1 for the unit's i-th sector.  Returns whether

@@ -93,7 +93,22 @@ struct subject_ops {
     /* The subject's message for the last failure of h (or of the last open
      * when h is NULL). */
     const char *(*last_error)(const struct subject_handle *h);
+    /* What the subject is known to do differently from what the judges ask
+     * (filed findings; NULL when none): a list ended by {NULL}.  The sweep
+     * counts states that break only such an invariant as known departures,
+     * not violations, unless asked to be strict (pcsweep --strict). */
+    const struct subject_departure *known;
 };
+
+struct subject_departure {
+    const char *invariant; /* invariants.h name, e.g. "protocol:header-before-entry" */
+    const char *detail;    /* a text the verdict's detail must contain (NULL: any) */
+    const char *finding;   /* where it is filed, e.g. "Q1 (docs/qemu-findings.md)" */
+};
+#define SUBJECT_KNOWN_MAX 16 /* entries of a known list the sweep counts one by one */
+
+/* Index in s's known list of the departure a verdict (invariant, detail) is, or -1. */
+int subject_known_index(const struct subject_ops *s, const char *invariant, const char *detail);
 
 /* A format refusal (the image, not the device, was the reason). */
 static inline int subject_is_refusal(int rc)

@@ -54,23 +54,28 @@
 #include "harness/models.h"
 #include "harness/oracle.h"
 #include "harness/protocol.h"
+#include "harness/subject.h"
 #include "harness/simdisk.h"
 #include "harness/trace.h"
 #include "harness/verdict.h"
 
 enum crash_model {
-#define X(id, name, power) M_##id,
+#define X(id, sym, name, power) M_##id,
     CRASH_MODEL_LIST(X)
 #undef X
     M_COUNT
 };
-#define CRASH_MODEL_POWER_BIT(id, name, power) | ((unsigned)(power) << M_##id)
+#define CRASH_MODEL_POWER_BIT(id, sym, name, power) | ((unsigned)(power) << M_##id)
 #define M_POWER_MODELS (0u CRASH_MODEL_LIST(CRASH_MODEL_POWER_BIT))
 #define M_ALL_MODELS ((1u << M_COUNT) - 1)
 
 extern const char *const crash_model_names[M_COUNT];
 /* "prefix,torn" -> bitmask; "all" and "power" accepted.  -1 on error. */
 int crash_models_parse(const char *s, unsigned *mask);
+/* What the registry says of model m: one line about it; whether its states
+ * can be exported as images. */
+const char *crash_model_about(enum crash_model m);
+int crash_model_exportable(enum crash_model m);
 
 /* A crash state's coordinates: everything needed to rebuild it. */
 struct crash_choice {
@@ -136,6 +141,7 @@ struct sweep_config {
     const char *save_image;   /* sweep_eval_choice: write the state's image (before replay) here */
     int quiet;                /* no progress line */
     int no_share;             /* judge every state with its own open and check */
+    int strict;               /* the subject's known departures count as violations too */
     /* When set and nonzero (e.g. from a SIGINT handler), the sweep stops
      * after the current state as if a limit were hit (stopped_early). */
     const volatile sig_atomic_t *cancel;
@@ -160,6 +166,11 @@ struct sweep_stats {
     uint64_t violations;          /* states that violate, plus protocol violations */
     uint64_t violations_per_model[M_COUNT];
     uint64_t protocol_violations; /* of the trace's write-ahead protocol (JUDGE_PROTOCOL) */
+    /* States (and protocol findings) that broke only an invariant the subject
+     * is known to break (subject_ops.known), per entry of that list: not
+     * violations unless sweep_config.strict. */
+    uint64_t known[SUBJECT_KNOWN_MAX];
+    uint64_t known_total;
     int protocol_judged;          /* the protocol checker followed the trace */
     uint64_t epochs;
     uint64_t replays;             /* states whose open replayed a log */

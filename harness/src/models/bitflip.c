@@ -51,5 +51,11 @@ static void format_bitflip(const struct crash_choice *c, char *buf, size_t len)
     snprintf(buf, len, "model=%s epoch=%u offset=%" PRIu64 " bit=%u", m, c->epoch, c->target, c->bit);
 }
 
-const struct crash_model_def model_bitflip = {"bitflip", 0, 1, gen_bitflip, format_bitflip,
-                                                "one bit of durable log, header or region-table bytes flips"};
+const struct crash_model_def model_bitflip = {
+    .name = "bitflip",
+    .power_loss = 0,
+    .exportable = 1,
+    .gen = gen_bitflip,
+    .format = format_bitflip,
+    .about = "one bit of durable log, header or region-table bytes flips",
+};

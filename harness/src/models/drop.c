@@ -27,5 +27,11 @@ static void format_drop(const struct crash_choice *c, char *buf, size_t len)
     snprintf(buf, len, "model=%s epoch=%u", m, c->epoch);
 }
 
-const struct crash_model_def model_drop = {"drop", 1, 1, gen_drop, format_drop,
-                                                "D: every pending write of the epoch lost"};
+const struct crash_model_def model_drop = {
+    .name = "drop",
+    .power_loss = 1,
+    .exportable = 1,
+    .gen = gen_drop,
+    .format = format_drop,
+    .about = "D: every pending write of the epoch lost",
+};

@@ -39,5 +39,11 @@ static void format_lost(const struct crash_choice *c, char *buf, size_t len)
     snprintf(buf, len, "model=%s epoch=%u lost-op=%" PRIu64, m, c->epoch, c->target);
 }
 
-const struct crash_model_def model_lost = {"lost", 0, 1, gen_lost, format_lost,
-                                                "a log or header write that the last flush made durable is gone"};
+const struct crash_model_def model_lost = {
+    .name = "lost",
+    .power_loss = 0,
+    .exportable = 1,
+    .gen = gen_lost,
+    .format = format_lost,
+    .about = "a log or header write that the last flush made durable is gone",
+};

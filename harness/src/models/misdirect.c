@@ -46,5 +46,11 @@ static void format_misdirect(const struct crash_choice *c, char *buf, size_t len
     snprintf(buf, len, "model=%s epoch=%u write=%u to=%" PRIu64, m, c->epoch, c->index, c->target);
 }
 
-const struct crash_model_def model_misdirect = {"misdirect", 0, 1, gen_misdirect, format_misdirect,
-                                                "a pending log write lands at another ring position"};
+const struct crash_model_def model_misdirect = {
+    .name = "misdirect",
+    .power_loss = 0,
+    .exportable = 1,
+    .gen = gen_misdirect,
+    .format = format_misdirect,
+    .about = "a pending log write lands at another ring position",
+};

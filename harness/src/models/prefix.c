@@ -29,5 +29,11 @@ static void format_prefix(const struct crash_choice *c, char *buf, size_t len)
     snprintf(buf, len, "model=%s epoch=%u persisted=%u", m, c->epoch, c->index);
 }
 
-const struct crash_model_def model_prefix = {"prefix", 1, 1, gen_prefix, format_prefix,
-                                                "D + p1..pi for i = 1..k: the strict device, pending writes persisted in issue order"};
+const struct crash_model_def model_prefix = {
+    .name = "prefix",
+    .power_loss = 1,
+    .exportable = 1,
+    .gen = gen_prefix,
+    .format = format_prefix,
+    .about = "D + p1..pi for i = 1..k: the strict device, pending writes persisted in issue order",
+};

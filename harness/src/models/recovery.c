@@ -381,5 +381,11 @@ static void format_recovery(const struct crash_choice *c, char *buf, size_t len)
                  c->gran, c->subset[1]);
 }
 
-const struct crash_model_def model_recovery = {"recovery", 1, 0, gen_recovery, format_recovery,
-                                                "the replay itself crashed: cut after its writes, its epochs reordered or torn, and a nested crash"};
+const struct crash_model_def model_recovery = {
+    .name = "recovery",
+    .power_loss = 1,
+    .exportable = 0,
+    .gen = gen_recovery,
+    .format = format_recovery,
+    .about = "the replay itself crashed: cut after its writes, its epochs reordered or torn, and a nested crash",
+};

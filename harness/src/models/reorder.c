@@ -70,5 +70,11 @@ static void format_reorder(const struct crash_choice *c, char *buf, size_t len)
              c->epoch, c->subset[3], c->subset[2], c->subset[1], c->subset[0]);
 }
 
-const struct crash_model_def model_reorder = {"reorder", 1, 1, gen_reorder, format_reorder,
-                                                "D + any subset of the pending writes (exhaustive up to reorder_max, sampled above)"};
+const struct crash_model_def model_reorder = {
+    .name = "reorder",
+    .power_loss = 1,
+    .exportable = 1,
+    .gen = gen_reorder,
+    .format = format_reorder,
+    .about = "D + any subset of the pending writes (exhaustive up to reorder_max, sampled above)",
+};

@@ -53,5 +53,11 @@ static void format_stale(const struct crash_choice *c, char *buf, size_t len)
     snprintf(buf, len, "model=%s epoch=%u persisted=%u", m, c->epoch, c->index);
 }
 
-const struct crash_model_def model_stale = {"stale", 1, 1, gen_stale, format_stale,
-                                                "like prefix from the first growing truncate on, with the new space reading POISON where nothing persisted"};
+const struct crash_model_def model_stale = {
+    .name = "stale",
+    .power_loss = 1,
+    .exportable = 1,
+    .gen = gen_stale,
+    .format = format_stale,
+    .about = "like prefix from the first growing truncate on, with the new space reading POISON where nothing persisted",
+};

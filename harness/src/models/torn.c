@@ -110,5 +110,11 @@ static void format_torn(const struct crash_choice *c, char *buf, size_t len)
              c->pattern);
 }
 
-const struct crash_model_def model_torn = {"torn", 1, 1, gen_torn, format_torn,
-                                                "D + p1..p(i-1) + part of pi in 512-byte or 4 KiB units, seven patterns; every pending write torn at once"};
+const struct crash_model_def model_torn = {
+    .name = "torn",
+    .power_loss = 1,
+    .exportable = 1,
+    .gen = gen_torn,
+    .format = format_torn,
+    .about = "D + p1..p(i-1) + part of pi in 512-byte or 4 KiB units, seven patterns; every pending write torn at once",
+};
