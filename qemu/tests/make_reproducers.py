@@ -26,8 +26,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from pclib.extsweep import crc32c  # noqa: E402  (bytewise CRC-32C)
+sys.path.insert(0, os.path.join(ROOT, "scripts", "tests"))
+from forge import crc32c  # noqa: E402  (bytewise CRC-32C, the tests' forger)
 
 MiB = 1 << 20
 LRF_GUID = 1
