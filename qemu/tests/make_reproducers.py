@@ -19,6 +19,7 @@ Usage: make_reproducers.py [--out corpus/regressions] [--check BUILD]
                  and with POWERCUT_FUZZ_STRICT=1 (must fail)
 """
 import argparse
+import datetime
 import json
 import os
 import struct
@@ -203,6 +204,11 @@ def whole_ring_entry():
     return bytes(h)
 
 
+# What POWERCUT_FUZZ_STRICT=1 makes both QEMU targets report on any known
+# class: one crash state for every finding (so a case is named after its
+# finding, not after the campaign's failure id of that state).
+STRICT_CHECK = "check failed: QEMU agrees with libvhdx and the reference"
+
 # What each case shows with the real tools, for meta.json (the full
 # reports: docs/qemu-findings.md).
 QEMU_IO = {
@@ -275,7 +281,15 @@ def main(argv):
             with open(meta_path) as f:
                 meta = json.load(f)
         finding = "Q" + cid.split("-")[1][1:]
-        meta.update({"id": cid, "target": target, "status": meta.get("status", "open"), "method": "fuzz",
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        rel = f"{os.path.relpath(d, ROOT)}/{name}"
+        # every field of a stored regression (docs/campaign.md); sightings 0: built by hand, never a campaign's
+        meta.update({"id": cid, "what": f"QEMU departs from MS-VHDX ({finding}): {cls}",
+                     "crash_type": STRICT_CHECK, "frames": [], "where": target, "seed": None,
+                     "command": f"POWERCUT_FUZZ_STRICT=1 build/default/fuzz/{target} {rel}",
+                     "first_seen": meta.get("first_seen", now), "last_seen": meta.get("last_seen", now),
+                     "sightings": meta.get("sightings", 0),
+                     "target": target, "status": meta.get("status", "open"), "method": "fuzz",
                      "file": name, "class": cls, "finding": f"docs/qemu-findings.md {finding}", "input": what,
                      "qemu": "QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18), block/vhdx*.c",
                      "reproduce": f"build/default/fuzz/{target} {os.path.relpath(d, ROOT)}/{name} "
