@@ -48,7 +48,7 @@ def scenarios(pcsweep):
 
 
 def models(pcsweep):
-    """The crash-model registry: [{name, class, exportable}]."""
+    """The crash-model registry: [{name, class, exportable, about}]."""
     return ask(pcsweep, "models")
 
 
