@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,8 @@
 #include "vhdx/crc32c.h"
 #include "vhdx/log.h"
 #include "vhdx/vhdx.h"
+
+#include "toolbase.h" /* tool_die_usage, tool_json_str: shared with the harness tools */
 
 enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
 
@@ -81,18 +82,6 @@ static const char usage_text[] =
     "                --apply-every N   apply the log after every N entries (default 1)\n"
     "exit status: 0 success; 1 image invalid, refused, or check found errors;\n"
     "             2 usage or I/O error.\n";
-
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(run '%s --help' for usage)\n", prog);
-    va_end(ap);
-    exit(EXIT_USAGE);
-}
 
 /* Maps an engine error to the exit status. */
 static int exit_for(int rc)
@@ -171,10 +160,10 @@ struct opts {
 static uint64_t need_value(int argc, char **argv, int *i, const char *name, int suffix)
 {
     if (*i + 1 >= argc)
-        die_usage("%s needs a value", name);
+        tool_die_usage("%s needs a value", name);
     uint64_t v;
     if (parse_u64(argv[*i + 1], &v, suffix) != 0)
-        die_usage("%s: '%s' is not a valid number", name, argv[*i + 1]);
+        tool_die_usage("%s: '%s' is not a valid number", name, argv[*i + 1]);
     (*i)++;
     return v;
 }
@@ -198,7 +187,7 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
             const char *name = a + 2;
             int ok = *name && (has_word(allowed, name) || !strcmp(name, "seed") || !strcmp(name, "apply-every"));
             if (!ok)
-                die_usage("%s: unknown option '%s'", argv[1], a);
+                tool_die_usage("%s: unknown option '%s'", argv[1], a);
             if (!strcmp(name, "json"))
                 o->json = 1;
             else if (!strcmp(name, "descriptors"))
@@ -224,26 +213,26 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
                 o->value_at = need_value(argc, argv, &i, a, 1);
                 o->have_value_at = 1;
                 if (o->value_at % 8)
-                    die_usage("--value-at: %s is not a multiple of 8 (a BAT entry's offset)", argv[i]);
+                    tool_die_usage("--value-at: %s is not a multiple of 8 (a BAT entry's offset)", argv[i]);
             } else if (!strcmp(name, "bat-at")) {
                 o->bat_at = need_value(argc, argv, &i, a, 1);
                 o->have_bat_at = 1;
             } else if (!strcmp(name, "guid")) {
                 if (i + 1 >= argc)
-                    die_usage("--guid needs a value");
+                    tool_die_usage("--guid needs a value");
                 o->guid = argv[++i];
             } else
-                die_usage("%s: unknown option '%s'", argv[1], a);
+                tool_die_usage("%s: unknown option '%s'", argv[1], a);
             continue;
         }
         if (o->npos >= maxpos)
-            die_usage("%s: unexpected argument '%s'", argv[1], a);
+            tool_die_usage("%s: unexpected argument '%s'", argv[1], a);
         o->pos[o->npos++] = a;
     }
     if (o->npos < maxpos)
-        die_usage("%s: missing arguments", argv[1]);
+        tool_die_usage("%s: missing arguments", argv[1]);
     if (o->apply_every > UINT32_MAX)
-        die_usage("--apply-every is too large");
+        tool_die_usage("--apply-every is too large");
 }
 
 static struct vhdx_rng_seeded seed_state;
@@ -270,22 +259,6 @@ static int open_dev(const char *path, unsigned flags, struct bdev **dev)
     return rc;
 }
 
-/* ---- JSON helpers ----------------------------------------------------------- */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static const char *gstr(const struct vhdx_guid *g, char buf[VHDX_GUID_STRLEN])
 {
     vhdx_guid_format(g, buf);
@@ -308,7 +281,7 @@ static void human_size(uint64_t v, char *buf, size_t n)
 static int create_image(const char *path, uint64_t size, const struct opts *o)
 {
     if (o->block_size > UINT32_MAX || o->log_size > UINT32_MAX)
-        die_usage("block or log size too large");
+        tool_die_usage("block or log size too large");
     struct vhdx_create_params p = {size, (uint32_t)o->block_size, (uint32_t)o->log_size, (uint32_t)o->logical,
                                    (uint32_t)o->physical};
     struct vhdx_options vo;
@@ -336,7 +309,7 @@ static int cmd_create(int argc, char **argv)
     parse_opts(argc, argv, &o, 2, "block-size log-size logical-sector physical-sector");
     uint64_t size;
     if (parse_u64(o.pos[1], &size, 1) != 0)
-        die_usage("create: SIZE '%s' is not a size", o.pos[1]);
+        tool_die_usage("create: SIZE '%s' is not a size", o.pos[1]);
     return create_image(o.pos[0], size, &o);
 }
 
@@ -362,12 +335,12 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
     uint64_t size = 0;
     int have_size = dev->ops->size(dev, &size) == 0;
     printf("{\"image\": ");
-    json_str(stdout, path);
+    tool_json_str(stdout, path);
     printf(", \"opened\": false, \"error\": {\"code\": \"%s\", \"message\": ", vhdx_errname(rc));
-    json_str(stdout, d->message[0] ? d->message : vhdx_strerror(rc));
+    tool_json_str(stdout, d->message[0] ? d->message : vhdx_strerror(rc));
     printf(", \"field\": ");
     if (d->field[0])
-        json_str(stdout, d->field);
+        tool_json_str(stdout, d->field);
     else
         printf("null");
     json_opt_u64("offset", d->offset != UINT64_MAX, d->offset);
@@ -430,7 +403,7 @@ static void structures_json(struct bdev *dev, int have_size, uint64_t size, cons
     if (frc)
         printf("null");
     else
-        json_str(stdout, fid.creator);
+        tool_json_str(stdout, fid.creator);
     printf("}");
     /* headers: both copies, then the current one by the spec's rule */
     struct vhdx_header h[2];
@@ -590,7 +563,7 @@ static int cmd_layout(int argc, char **argv)
     uint64_t size = 0;
     int have_size = dev->ops->size(dev, &size) == 0;
     printf("{\"image\": ");
-    json_str(stdout, o.pos[0]);
+    tool_json_str(stdout, o.pos[0]);
     json_opt_u64("file_size", have_size, size);
     structures_json(dev, have_size, size, &o);
     printf("}\n");
@@ -621,7 +594,7 @@ static int cmd_info(int argc, char **argv)
     char g1[VHDX_GUID_STRLEN], g2[VHDX_GUID_STRLEN], g3[VHDX_GUID_STRLEN], g4[VHDX_GUID_STRLEN];
     if (o.json) {
         printf("{\"image\": ");
-        json_str(stdout, o.pos[0]);
+        tool_json_str(stdout, o.pos[0]);
         printf(", \"opened\": true, \"virtual_size\": %" PRIu64 ", \"block_size\": %u, \"logical_sector\": %u, "
                "\"physical_sector\": %u, \"chunk_ratio\": %" PRIu64 ", \"data_blocks\": %" PRIu64
                ", \"bat_entries\": %" PRIu64 ", \"blocks_allocated\": %" PRIu64 ", \"blocks_zero\": %" PRIu64
@@ -689,7 +662,7 @@ static int cmd_check(int argc, char **argv)
     int failed = r.errors > 0 || (o.strict && r.warnings > 0);
     if (o.json) {
         printf("{\"image\": ");
-        json_str(stdout, o.pos[0]);
+        tool_json_str(stdout, o.pos[0]);
         printf(", \"ok\": %s, \"errors\": %zu, \"warnings\": %zu, \"repaired\": %zu, \"log_pending\": %s, "
                "\"log_entries\": %u, \"problems\": [",
                failed ? "false" : "true", r.errors, r.warnings, r.repaired, r.log_pending ? "true" : "false",
@@ -698,11 +671,11 @@ static int cmd_check(int argc, char **argv)
             const struct vhdx_problem *p = &r.problems[i];
             printf("%s{\"severity\": \"%s\", \"code\": \"%s\", \"field\": ", i ? ", " : "",
                    vhdx_severity_name(p->severity), vhdx_errname(p->code));
-            json_str(stdout, p->field);
+            tool_json_str(stdout, p->field);
             if (p->offset != UINT64_MAX)
                 printf(", \"offset\": %" PRIu64, p->offset);
             printf(", \"repair\": \"%s\", \"message\": ", vhdx_repair_name(p->repair));
-            json_str(stdout, p->message);
+            tool_json_str(stdout, p->message);
             printf("}");
         }
         printf("]}\n");
@@ -922,7 +895,7 @@ static int cmd_dump_log(int argc, char **argv)
     memset(views, 0, sizeof views);
     views[0].guid = hd.log_guid;
     if (o.guid && vhdx_guid_parse(o.guid, &views[0].guid) != 0)
-        die_usage("--guid: '%s' is not a GUID", o.guid);
+        tool_die_usage("--guid: '%s' is not a GUID", o.guid);
     struct vhdx_log_ring ring = {dev, hd.log_offset, hd.log_length, views[0].guid};
     rc = vhdx_log_search(&ring, &views[0].seq, &views[0].items, &views[0].n);
     if (rc != 0 && rc != VHDX_E_LOG_AMBIGUOUS) {
@@ -954,7 +927,7 @@ static int cmd_dump_log(int argc, char **argv)
     gstr(&hd.log_guid, hg);
     if (o.json) {
         printf("{\"image\": ");
-        json_str(stdout, o.pos[0]);
+        tool_json_str(stdout, o.pos[0]);
         printf(", \"log_offset\": %" PRIu64 ", \"log_length\": %u, \"header_log_guid\": \"%s\", \"pending\": %s"
                ", \"judged_by\": \"%s\", \"entries\": [",
                hd.log_offset, hd.log_length, hg, vhdx_guid_is_zero(&hd.log_guid) ? "false" : "true",
@@ -1130,9 +1103,9 @@ static int cmd_read(int argc, char **argv)
     parse_opts(argc, argv, &o, 4, "");
     uint64_t off, len;
     if (parse_u64(o.pos[1], &off, 1) != 0)
-        die_usage("read: OFFSET '%s' is not a number", o.pos[1]);
+        tool_die_usage("read: OFFSET '%s' is not a number", o.pos[1]);
     if (parse_u64(o.pos[2], &len, 1) != 0)
-        die_usage("read: LENGTH '%s' is not a number", o.pos[2]);
+        tool_die_usage("read: LENGTH '%s' is not a number", o.pos[2]);
     struct bdev *dev;
     struct vhdx *h;
     int st = open_image(o.pos[0], 1, &o, &dev, &h);
@@ -1218,7 +1191,7 @@ static int cmd_write(int argc, char **argv)
     parse_opts(argc, argv, &o, 3, "");
     uint64_t off;
     if (parse_u64(o.pos[1], &off, 1) != 0)
-        die_usage("write: OFFSET '%s' is not a number", o.pos[1]);
+        tool_die_usage("write: OFFSET '%s' is not a number", o.pos[1]);
     int fd = !strcmp(o.pos[2], "-") ? STDIN_FILENO : open(o.pos[2], O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fprintf(stderr, "%s: %s: cannot open: %s\n", prog, o.pos[2], strerror(errno));
@@ -1305,6 +1278,7 @@ static int cmd_import(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    tool_set_name(prog);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
@@ -1329,5 +1303,5 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name))
             return cmds[i].fn(argc, argv);
-    die_usage("unknown command '%s'", argv[1]);
+    tool_die_usage("unknown command '%s'", argv[1]);
 }

@@ -535,9 +535,13 @@ def method_diff(ctx, bdir, budget, work):
     log = out + ".log"
     if os.path.exists(out):
         os.remove(out)
+    # The clean engine's run compares what it can in the budget; every
+    # mutant's run then compares exactly those images (--max-images, same
+    # order), so a disagreement is the mutant's and not the luck of the clock.
+    limit = ["--max-images", str(len(ctx.diff_compared))] if ctx.diff_compared else ["--max-seconds", budget]
     cmd = [PYTHON, os.path.join(ctx.src, "scripts", "powercut"), "diff"] + dirs + \
-        ["--json", out, "--max-seconds", budget, "--minimize-seconds", "0", "--jobs", "1", "--preset", "default"]
-    secs, _, rcs = _run_until([cmd], budget, lambda i: True, [log], grace=120)
+        ["--json", out] + limit + ["--minimize-seconds", "0", "--jobs", "1", "--preset", "default"]
+    secs, _, rcs = _run_until([cmd], budget * 3 if ctx.diff_compared else budget, lambda i: True, [log], grace=120)
     rc = rcs[0]
     if rc not in (0, 1):
         return error(f"powercut diff exited with status {rc}: {_tail(log)}")
