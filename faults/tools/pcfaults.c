@@ -53,6 +53,7 @@
 #include "faults/liverun.h"
 #include "faults/plan.h"
 #include "faults/shadow.h"
+#include "harness/epochs.h"
 #include "harness/sdata.h"
 #include "harness/subject.h"
 #include "harness/sweep.h"
@@ -712,53 +713,6 @@ static void run_workload(struct fault_run *r, const struct workload *w, struct t
         die_infra("%s", err);
 }
 
-/* ---- epochs of a trace, as the sweep counts them ------------------------------------ */
-struct epochs {
-    uint32_t *pending;   /* pending W/T count of each epoch at its end */
-    uint32_t n;          /* epochs (flushes + 1) */
-};
-
-static void epochs_build(const struct trace *t, struct epochs *e)
-{
-    int drop = trace_find_name(t, "fault.drop_pending");
-    uint32_t flushes = 0;
-    for (size_t i = 0; i < t->n_ops; i++)
-        flushes += t->ops[i].kind == TR_FLUSH;
-    e->n = flushes + 1;
-    e->pending = xcalloc(e->n, sizeof *e->pending);
-    uint32_t ep = 0, pend = 0;
-    for (size_t i = 0; i < t->n_ops; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE)
-            pend++;
-        else if (op->kind == TR_FLUSH) {
-            e->pending[ep++] = pend;
-            pend = 0;
-        } else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
-            pend = 0;
-    }
-    e->pending[ep] = pend;
-}
-
-/* (epoch, pending index) of trace position pos. */
-static void epoch_of(const struct trace *t, uint64_t pos, uint32_t *epoch, uint32_t *index)
-{
-    int drop = trace_find_name(t, "fault.drop_pending");
-    uint32_t ep = 0, pend = 0;
-    for (size_t i = 0; i < pos && i < t->n_ops; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE)
-            pend++;
-        else if (op->kind == TR_FLUSH) {
-            ep++;
-            pend = 0;
-        } else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
-            pend = 0;
-    }
-    *epoch = ep;
-    *index = pend;
-}
-
 /* Is prefix state i of an epoch with n pending ops among `cap` evenly spaced picks? */
 static int spaced_pick(uint32_t i, uint32_t n, uint32_t cap)
 {
@@ -781,7 +735,7 @@ struct after {
     const struct fault_plan *plan; /* the plan that fired */
     const struct trace *t;    /* the trace recorded with it */
     struct oracle oracle;     /* its oracle (fault rules) */
-    struct epochs ep;         /* its epochs */
+    struct trace_epochs ep;   /* its epochs (harness/epochs.h) */
     uint32_t fe, fidx;        /* epoch and pending index of the first injection */
     uint32_t window;          /* epochs after fe to judge */
     const struct crash_choice *only; /* repro: judge only this state */
@@ -800,8 +754,8 @@ static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
         if (a->S->stop)
             return 1;
         uint32_t last = a->ep.n - 1;
-        int final = c->epoch == last && ((c->model == M_PREFIX && c->index == a->ep.pending[last]) ||
-                                         (c->model == M_DROP && a->ep.pending[last] == 0));
+        int final = c->epoch == last && ((c->model == M_PREFIX && c->index == a->ep.e[last].pending) ||
+                                         (c->model == M_DROP && a->ep.e[last].pending == 0));
         int in_window = c->epoch >= a->fe && c->epoch <= a->fe + a->window;
         if (!final && !in_window)
             return 0;
@@ -809,7 +763,7 @@ static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
             uint32_t cap = a->S->o->cut_states;
             if (c->model == M_PREFIX) {
                 int near = c->epoch == a->fe && c->index >= a->fidx && c->index <= a->fidx + 1;
-                if (!near && !spaced_pick(c->index, a->ep.pending[c->epoch], cap))
+                if (!near && !spaced_pick(c->index, a->ep.e[c->epoch].pending, cap))
                     return 0;
             } else if (c->model != M_DROP) {
                 if (choice_hash(c, 7) % 8 != 0) /* sampled: the other models make many states per epoch */
@@ -849,8 +803,9 @@ static void judge_after(struct fsweep *S, const struct fault_plan *plan, const s
     a.only = only;
     if (oracle_build(&a.oracle, t) != 0)
         die_infra("cannot build the oracle of a fault trace");
-    epochs_build(t, &a.ep);
-    epoch_of(t, fired_pos, &a.fe, &a.fidx);
+    if (trace_epochs_build(t, &a.ep) != 0)
+        die_infra("out of memory");
+    trace_epochs_locate(t, &a.ep, fired_pos, &a.fe, &a.fidx);
     struct sweep_config sc;
     sweep_config_defaults(&sc);
     sc.subject = g_subj;
@@ -868,7 +823,7 @@ static void judge_after(struct fsweep *S, const struct fault_plan *plan, const s
         if (a.found)
             *only_v = a.only_v;
     }
-    free(a.ep.pending);
+    trace_epochs_free(&a.ep);
     oracle_free(&a.oracle);
 }
 
