@@ -29,7 +29,8 @@
  *   0     bits 0-2 engine batching: apply_every = 1 + (b & 7);
  *         bit 7: a fault schedule (FAULT_SCHEDULE_BYTES = 4) follows the header
  *   1     bits 0-1 virtual size 4 MiB/16 MiB/1 GiB/4 GiB; bit 2 logical sector 4096
- *   2     crash model: prefix, drop, reorder, torn, stale, recovery (b % 6)
+ *   2     crash model: b % CHOICE_MODELS, an index in CRASH_MODEL_LIST
+ *         (harness/models.h): the power-loss models prefix to recovery
  *   3     bits 0-2 torn pattern (0-6), bit 3 torn granularity 4096 (else 512),
  *         bit 4 recovery from the durable state (else from durable + pending),
  *         bits 5-6 the same choice in 1-4 consecutive epochs
@@ -37,8 +38,8 @@
  *   6-7   index selector (prefix length, torn write, stale length, recovery cut)
  *   8-15  reorder subset bits (LE, up to 12 pending writes) and the sweep seed
  *   16-19 (only with byte 0 bit 7) the fault schedule (fault_schedule_decode):
- *         16    bits 0-2 kind: 0 eio, 1 enospc, 2 short, 3 flush, 4 flush-lose,
- *               5 enomem, 6-7 no fault; bit 3 persistent (else transient)
+ *         16    bits 0-2 kind: its index in FAULT_KIND_LIST (faults/plan.h),
+ *               FK_COUNT and above no fault; bit 3 persistent (else transient)
  *         17-18 nth - 1 (LE), reduced modulo the number of calls of the
  *               kind's points that the workload makes without faults (a
  *               counting run), so every schedule fires
@@ -90,6 +91,10 @@
 #define BURST_MAX 64u /* allocate+discard pairs of one burst record */
 #define REORDER_MAX 12u
 #define WIDE_SECTORS 1024u    /* wide data sample of a state judged with the fault oracle */
+/* The crash models header byte 2 chooses from: CRASH_MODEL_LIST up to
+ * recovery, the ones make_choice builds; a model added to the list later
+ * leaves the inputs' meaning alone. */
+#define CHOICE_MODELS (M_RECOVERY + 1)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -104,7 +109,7 @@ static void make_choice(const uint8_t *hd, const struct trace *t, const struct t
     memset(c, 0, sizeof *c);
     c->epoch = epoch;
     uint32_t n = ev->pending, idx = vhdx_get16(hd + 6);
-    enum crash_model m = (enum crash_model)(hd[2] % 6);
+    enum crash_model m = (enum crash_model)(hd[2] % CHOICE_MODELS);
     if (m == M_REORDER) {
         uint64_t mask = vhdx_get64(hd + 8);
         if (n >= 2 && n <= REORDER_MAX) {

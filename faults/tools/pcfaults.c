@@ -88,7 +88,7 @@ static const char usage[] =
     "  --apply-every N      image and engine parameters as for pcsweep\n"
     "\n"
     "fault options (sweep):\n"
-    "  --kinds LIST         eio,enospc,short,flush,flush-lose,enomem or all (default all)\n"
+    "  --kinds LIST         a comma list of the fault kinds below, or all (default all)\n"
     "  --modes LIST         transient,persistent or all (default all)\n"
     "  --phases LIST        run,replay,create or all (default all)\n"
     "  --stride N           only every Nth n (default 1: every call)\n"
@@ -331,9 +331,11 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--apply-every"))
             o->wp.apply_every = parse_u32(a, v);
         else if (OPT("--kinds")) {
-            if (fault_kinds_parse(v, &o->kinds) != 0)
-                tool_die_usage("--kinds: '%s' names an unknown kind (eio, enospc, short, flush, flush-lose, enomem, all)",
-                          v);
+            if (fault_kinds_parse(v, &o->kinds) != 0) {
+                char names[128];
+                fault_kinds_join(", ", names, sizeof names);
+                tool_die_usage("--kinds: '%s' names an unknown kind (%s, all)", v, names);
+            }
         } else if (OPT("--modes")) {
             if (fault_modes_parse(v, &o->modes) != 0)
                 tool_die_usage("--modes: '%s' is not a list of transient, persistent, all", v);
@@ -2088,16 +2090,25 @@ static int cmd_points(int argc, char **argv)
     return lost ? EXIT_BAD_USAGE : EXIT_PASS;
 }
 
+/* The usage, the scenarios and the fault kinds (plan.h's registry). */
+static void print_usage(FILE *f)
+{
+    tool_print_usage(usage, f);
+    fputs("\nfault kinds (--kinds, kind=):\n", f);
+    for (int k = 0; k < FK_COUNT; k++)
+        fprintf(f, "  %-10s %s\n", fault_kind_names[k], fault_kind_about[k]);
+}
+
 int main(int argc, char **argv)
 {
     tool_set_name("pcfaults");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        tool_print_usage(usage, argc < 2 ? stderr : stdout);
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_USAGE : EXIT_PASS;
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            tool_print_usage(usage, stdout);
+            print_usage(stdout);
             return EXIT_PASS;
         }
     install_crash_handlers();
