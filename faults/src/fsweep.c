@@ -207,17 +207,6 @@ static int save_repro(const struct trace *t, const char *path, enum fault_phase 
     return sweep_save_repro_ex(t, ch, v, extra, path, err, errlen);
 }
 
-static uint64_t file_bytes(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fclose(f);
-    return n > 0 ? (uint64_t)n : 0;
-}
-
 /* Records a violation under its signature; the first of a signature gets
  * the reproducer (within the disk cap) and is printed. */
 void fsweep_violation(struct fsweep *S, enum fault_phase ph, const struct fault_plan *plan, const struct trace *t,
@@ -282,7 +271,7 @@ void fsweep_violation(struct fsweep *S, enum fault_phase ph, const struct fault_
                 f->repro[0] = '\0';
                 snprintf(f->no_repro, sizeof f->no_repro, "could not be saved");
             } else {
-                S->repro_bytes += file_bytes(f->repro);
+                S->repro_bytes += tool_file_bytes(f->repro);
             }
         }
     }
@@ -318,11 +307,22 @@ void fsweep_keep_passing(struct fsweep *S, enum fault_phase ph, const struct fau
 
 /* ---- workloads ------------------------------------------------------------------------ */
 /* Runs workload w with r's plan (or counting only) into t (initialised here). */
-void fsweep_run_workload(struct fault_run *r, const struct workload *w, struct trace *t)
+static void run_workload(struct fault_run *r, const struct workload *w, struct trace *t)
 {
     char err[600];
     if (fault_run_workload(r, w, t, err, sizeof err) != 0)
         fsweep_die("%s", err);
+}
+
+void fsweep_run_armed(struct fsweep *S, const struct workload *w, const struct fault_plan *plan, struct fault_run *r,
+                      struct trace *t)
+{
+    fsweep_plan_context(S, PH_RUN, plan, NULL);
+    memset(r, 0, sizeof *r);
+    r->subj = S->o->subj;
+    r->plan = *plan;
+    r->live = !S->o->no_live;
+    run_workload(r, w, t);
 }
 
 void fsweep_plan_context(struct fsweep *S, enum fault_phase ph, const struct fault_plan *p, const char *state)
@@ -364,7 +364,7 @@ void fsweep_clean_run(struct fsweep *S, const struct workload *w, struct trace *
     r.subj = S->o->subj;
     r.count_only = 1;
     fsweep_set_context("pcfaults run %s --seed %" PRIu64 " (the run without faults)", S->workload_args, S->seed);
-    fsweep_run_workload(&r, w, t0);
+    run_workload(&r, w, t0);
     *cnt = *fault_get_stats();
     for (int p = 0; p < FP_COUNT; p++)
         S->point_calls[PH_RUN][p] += cnt->calls[p];

@@ -147,14 +147,9 @@ void fsweep_run_plan(struct fsweep *S, const struct workload *w, const struct fa
 {
     struct kstat *ks = &S->st[PH_RUN][plan->kind][plan->mode];
     double t0 = tool_now();
-    fsweep_plan_context(S, PH_RUN, plan, NULL);
     struct fault_run r;
-    memset(&r, 0, sizeof r);
-    r.subj = S->o->subj;
-    r.plan = *plan;
-    r.live = !S->o->no_live;
     struct trace t;
-    fsweep_run_workload(&r, w, &t);
+    fsweep_run_armed(S, w, plan, &r, &t);
     const struct fault_stats *fs = fault_get_stats();
     ks->plans++;
     if (!r.fired) {

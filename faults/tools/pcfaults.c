@@ -793,13 +793,8 @@ static int run_one(struct fsweep *S, const struct workload *w, struct trace *t0,
     int fired = 0;
     if (ph == PH_RUN) {
         struct fault_run r;
-        memset(&r, 0, sizeof r);
-        r.subj = S->o->subj;
-        r.plan = *plan;
-        r.live = !S->o->no_live;
         struct trace t;
-        fsweep_plan_context(S, PH_RUN, plan, NULL);
-        fsweep_run_workload(&r, w, &t);
+        fsweep_run_armed(S, w, plan, &r, &t);
         fired = r.fired;
         S->st[PH_RUN][plan->kind][plan->mode].plans++;
         if (fired) {

@@ -379,17 +379,6 @@ static void sig_id(const struct sig *g, char out[13])
     tool_signature_id(g->key, out);
 }
 
-static uint64_t file_bytes(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fclose(f);
-    return n > 0 ? (uint64_t)n : 0;
-}
-
 /* Saves the reproducer of a new signature, within the disk cap. */
 static void sig_save_repro(struct collector *col, struct sig *g, const struct crash_choice *c,
                            const struct verdict *v, const char *repro_dir)
@@ -419,7 +408,7 @@ static void sig_save_repro(struct collector *col, struct sig *g, const struct cr
         return;
     }
     snprintf(g->repro, sizeof g->repro, "%s", path);
-    g->repro_bytes = file_bytes(path);
+    g->repro_bytes = tool_file_bytes(path);
     col->repro_bytes += g->repro_bytes;
 }
 

@@ -186,8 +186,10 @@ void fsweep_keep_passing(struct fsweep *S, enum fault_phase ph, const struct fau
 void fsweep_make_workload(const struct fsweep_opts *o, const char *scenario, uint64_t seed, struct workload *w);
 /* Notes the workload's parameters for crash messages. */
 void fsweep_workload_args(struct fsweep *S, const struct workload_params *p);
-/* Runs workload w with r's plan (or counting only) into t (initialised here). */
-void fsweep_run_workload(struct fault_run *r, const struct workload *w, struct trace *t);
+/* Workload w with plan armed and the options' live checks (phase run),
+ * into t; r says whether and where it fired and holds the live verdict. */
+void fsweep_run_armed(struct fsweep *S, const struct workload *w, const struct fault_plan *plan, struct fault_run *r,
+                      struct trace *t);
 /* The clean run: the trace the replay phase cuts (t0), and the call counts. */
 void fsweep_clean_run(struct fsweep *S, const struct workload *w, struct trace *t0, struct fault_stats *cnt);
 /* Every phase the options ask for, on one scenario and seed. */
