@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "harness/epochs.h"
 #include "harness/protocol.h"
 #include "harness/subject.h"
 #include "harness/refgen.h"
@@ -378,17 +379,6 @@ static void sig_id(const struct sig *g, char out[13])
     tool_signature_id(g->key, out);
 }
 
-static uint64_t file_bytes(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fclose(f);
-    return n > 0 ? (uint64_t)n : 0;
-}
-
 /* Saves the reproducer of a new signature, within the disk cap. */
 static void sig_save_repro(struct collector *col, struct sig *g, const struct crash_choice *c,
                            const struct verdict *v, const char *repro_dir)
@@ -418,7 +408,7 @@ static void sig_save_repro(struct collector *col, struct sig *g, const struct cr
         return;
     }
     snprintf(g->repro, sizeof g->repro, "%s", path);
-    g->repro_bytes = file_bytes(path);
+    g->repro_bytes = tool_file_bytes(path);
     col->repro_bytes += g->repro_bytes;
 }
 
@@ -1244,6 +1234,11 @@ static int cmd_info(int argc, char **argv)
     printf("operations: %zu (writes %zu, %" PRIu64 " bytes; flushes %zu; truncates %zu; marks %zu; workload ops %zu)\n",
            t.n_ops, counts[TR_WRITE], t.bytes_written, counts[TR_FLUSH], counts[TR_TRUNCATE], counts[TR_MARK],
            counts[TR_VBEGIN]);
+    struct trace_epochs ep;
+    if (trace_epochs_build(&t, &ep) == 0)
+        printf("epochs: %u as the sweep counts them (the last has %u pending writes and truncates)\n", ep.n,
+               ep.e[ep.n - 1].pending);
+    trace_epochs_free(&ep);
     for (size_t i = 0; i < t.n_meta; i++)
         printf("meta %s = %s\n", t.meta[i].key, t.meta[i].value);
     for (size_t i = 0; i < t.n_choice; i++)
@@ -1473,28 +1468,6 @@ static int write_verdict_json(const char *path, const struct crash_choice *ch, c
     return lost;
 }
 
-/* Pending writes and truncates of epoch e (what a prefix state of it can
- * persist at most). */
-static uint32_t epoch_pending(const struct trace *t, uint32_t e)
-{
-    int drop = trace_find_name(t, "fault.drop_pending");
-    uint32_t epoch = 0, pending = 0;
-    for (size_t i = 0; i < t->n_ops; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE)
-            pending++;
-        else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
-            pending = 0;
-        else if (op->kind == TR_FLUSH) {
-            if (epoch == e)
-                return pending;
-            epoch++;
-            pending = 0;
-        }
-    }
-    return pending;
-}
-
 /* Writes the image at the end of ch's epoch (every pending write of it
  * persisted): the state the workload meant to reach at that flush. */
 static int save_final_image(const struct trace *t, const struct sweep_config *base, const struct crash_choice *ch,
@@ -1503,13 +1476,18 @@ static int save_final_image(const struct trace *t, const struct sweep_config *ba
     struct crash_choice end;
     memset(&end, 0, sizeof end);
     end.epoch = ch->epoch;
-    end.index = epoch_pending(t, ch->epoch);
-    end.model = end.index ? M_PREFIX : M_DROP;
-    struct sweep_config sc = *base;
-    sc.save_image = path;
-    sc.on_violation = NULL;
-    struct verdict v;
-    int rc = sweep_eval_choice(t, &sc, &end, &v);
+    struct trace_epochs ep;
+    int rc = trace_epochs_build(t, &ep);
+    if (rc == 0) {
+        end.index = ep.e[ch->epoch < ep.n ? ch->epoch : ep.n - 1].pending; /* a prefix persists them all */
+        end.model = end.index ? M_PREFIX : M_DROP;
+        trace_epochs_free(&ep);
+        struct sweep_config sc = *base;
+        sc.save_image = path;
+        sc.on_violation = NULL;
+        struct verdict v;
+        rc = sweep_eval_choice(t, &sc, &end, &v);
+    }
     if (rc != 0)
         fprintf(stderr, "pcsweep: --save-final-image: the state at the end of epoch %u could not be rebuilt: %s\n",
                 ch->epoch, strerror(-rc));
