@@ -268,6 +268,17 @@ void tool_signature_id(const char *key, char out[13])
     snprintf(out, 13, "%012" PRIx64, h & UINT64_C(0xFFFFFFFFFFFF));
 }
 
+uint64_t tool_file_bytes(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
 double tool_now(void)
 {
     struct timespec ts;

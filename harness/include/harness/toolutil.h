@@ -39,6 +39,10 @@ void tool_print_scenarios_json(FILE *f);
 /* mkdir -p.  0 or -errno. */
 int tool_mkdirs(const char *path);
 
+/* The size of the file at path in bytes (a reproducer's, for disk caps);
+ * 0 when it cannot be read. */
+uint64_t tool_file_bytes(const char *path);
+
 /* Before any work: dies with status 2 naming opt and path unless path can
  * be written (its directory is created when missing; a file that does not
  * exist yet is created and removed again, so the file system answers, not
