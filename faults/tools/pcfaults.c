@@ -93,7 +93,11 @@ static const char usage[] =
     "  --no-live            skip the in-session read-back checks\n"
     "  --max-faults N --max-seconds S --max-violations N   limits (0 = none); a sweep\n"
     "                       stopped by one says how many of its planned plans it ran\n"
-    "  --shard K/N          run only plans with index %% N == K\n"
+    "  --shard K/N          run only plans with index %% N == K; without it (sweep) the\n"
+    "                       launcher's environment decides: TEST_SHARD_INDEX/TEST_TOTAL_SHARDS,\n"
+    "                       JOB_COMPLETION_INDEX with --shards N, SLURM_ARRAY_TASK_ID/COUNT\n"
+    "                       (`pcsweep shard --help` has the rule)\n"
+    "  --shards N           shards of a Kubernetes Indexed Job (with JOB_COMPLETION_INDEX)\n"
     "  --first-plan N       resume: skip the plans with index below N (the JSON's\n"
     "                       \"next_plan\" says where a stopped sweep ends)\n"
     "  --no-count           a stopped sweep does not count the plans it left out\n"
@@ -213,6 +217,10 @@ static uint32_t parse_u32(const char *opt, const char *s)
     return (uint32_t)v;
 }
 
+/* --shard, --shards as given, and where the sweep's shard came from
+ * (toolbase.h's tool_shard_resolve: the command line or the launcher). */
+static const char *shard_arg, *shards_arg, *shard_source = "none";
+
 static void parse(int argc, char **argv, struct opts *o, int want_pos)
 {
     memset(o, 0, sizeof *o);
@@ -331,7 +339,11 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
                 tool_die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
             o->f.shard_k = k;
             o->f.shard_n = n;
-        } else if (OPT("--repro-dir"))
+            shard_arg = v;
+            shard_source = "--shard";
+        } else if (OPT("--shards"))
+            shards_arg = v;
+        else if (OPT("--repro-dir"))
             o->f.repro_dir = v;
         else if (OPT("--json"))
             o->json = v;
@@ -447,10 +459,11 @@ static void write_json(const struct fsweep *S, const struct opts *o, FILE *f, do
     fprintf(f, ",\n  \"injected\": %" PRIu64 ",\n  \"injections\": %" PRIu64 ",\n  \"violations\": %" PRIu64
                ",\n  \"plans\": %" PRIu64 ",\n  \"not_reached\": %" PRIu64 ",\n  \"crash_states\": %" PRIu64
                ",\n  \"refusals\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n  \"faults_per_sec\": %.1f,\n"
-               "  \"stopped_early\": %s,\n  \"interrupted\": %s,\n  \"shard\": \"%u/%u\",\n",
+               "  \"stopped_early\": %s,\n  \"interrupted\": %s,\n  \"shard\": \"%u/%u\",\n"
+               "  \"shard_source\": \"%s\",\n",
             all.injected, all.injections, all.violations, all.plans, all.not_reached, all.states, all.refusals, wall,
             wall > 0 ? (double)all.injected / wall : 0.0, S->stopped_early ? "true" : "false", fsweep_interrupted ? "true" : "false", S->o->shard_k,
-            S->o->shard_n);
+            S->o->shard_n, shard_source);
     char text[160];
     coverage_text(cv, text, sizeof text);
     fprintf(f, "  \"complete\": %s,\n  \"first_plan\": %" PRIu64 ",\n  \"next_plan\": %" PRIu64
@@ -721,6 +734,13 @@ static int cmd_sweep(int argc, char **argv)
 {
     struct opts o;
     parse(argc, argv, &o, 0);
+    {
+        /* --shard, else the launcher's environment (toolbase.h) */
+        struct tool_shard sh = tool_shard_or_die(shard_arg, shards_arg);
+        o.f.shard_k = sh.k;
+        o.f.shard_n = sh.n;
+        shard_source = sh.source;
+    }
     require_fiu();
     struct fsweep S;
     start(&S, &o, "sweep");
@@ -728,7 +748,8 @@ static int cmd_sweep(int argc, char **argv)
     signal(SIGTERM, on_interrupt);
     char names[TOOL_MAX_SCENARIOS][32];
     int nsc = tool_scenario_list(o.scenarios, names);
-    fprintf(stderr, "pcfaults: engine %s; shard %u/%u\n", vhdx_build_id(), o.f.shard_k, o.f.shard_n);
+    fprintf(stderr, "pcfaults: engine %s; shard %u/%u (from %s)\n", vhdx_build_id(), o.f.shard_k, o.f.shard_n,
+            shard_source);
     for (int si = 0; si < nsc && !S.stop; si++)
         for (uint64_t k = 0; k < o.f.seeds && !S.stop; k++)
             fsweep_workload(&S, names[si], o.f.seed + k);

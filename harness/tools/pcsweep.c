@@ -46,6 +46,10 @@ static const char usage[] =
     "               without crash states; exit 1 on any violation (docs/protocol.md)\n"
     "  invariants [--json]   the invariant registry (name, class, about)\n"
     "  models       the crash-model registry as JSON (name, class, exportable)\n"
+    "  shard [--shard K/N] [--shards N] [--json]   the shard a sweep here would take:\n"
+    "               --shard, else TEST_SHARD_INDEX/TEST_TOTAL_SHARDS (touches\n"
+    "               TEST_SHARD_STATUS_FILE), JOB_COMPLETION_INDEX with --shards N,\n"
+    "               SLURM_ARRAY_TASK_ID/COUNT (minus SLURM_ARRAY_TASK_MIN), else 0/1\n"
     "  refgen       images and traces from the independent reference writer (harness/ref):\n"
     "               --out DIR --count N [--seed S] [--mid K] writes each trace (.pctrace), its\n"
     "               final image and K mid-log images (a log to replay; default 3), all checked\n"
@@ -68,7 +72,9 @@ static const char usage[] =
     "sweep options:\n"
     "  --models LIST        a comma list of the crash models below, or all, power,\n"
     "                       corruption (default all)\n"
-    "  --shard K/N          judge only states with index %% N == K (split across jobs)\n"
+    "  --shard K/N          judge only states with index %% N == K (split across jobs);\n"
+    "                       without it the launcher's environment decides (see shard)\n"
+    "  --shards N           shards of a Kubernetes Indexed Job (with JOB_COMPLETION_INDEX)\n"
     "  --sweep-seed N       seed of sampled choices (default 1)\n"
     "  --reorder-max N      exhaustive reorder up to N pending writes (default 8)\n"
     "  --reorder-samples N  sampled subsets above that (default 32)\n"
@@ -131,6 +137,8 @@ struct opts {
     uint64_t seed, seeds;
     const char *trace, *save_trace, *json, *junit, *repro_dir, *save_image, *save_final_image, *minimize, *out,
         *only;
+    const char *shard_arg, *shards_arg; /* --shard, --shards as given (tool_shard_resolve) */
+    const char *shard_source;           /* where the sweep's shard came from */
     int with_repro, rerun, count_only, no_count, require_complete;
     uint64_t max_repro_bytes;      /* disk cap of one sweep's reproducers */
     uint32_t examples;             /* example states kept per signature */
@@ -237,7 +245,10 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
                 tool_die_usage("--shard takes K/N with 0 <= K < N, not '%s'", v);
             o->sc.shard_k = k;
             o->sc.shard_n = n;
-        } else if (OPT("--sweep-seed"))
+            o->shard_arg = v;
+        } else if (OPT("--shards"))
+            o->shards_arg = v;
+        else if (OPT("--sweep-seed"))
             o->sc.seed = tool_parse_num(a, v);
         else if (OPT("--reorder-max")) {
             o->sc.reorder_max = (uint32_t)tool_parse_num(a, v);
@@ -623,6 +634,9 @@ static void write_json(FILE *f, struct run_record *runs, size_t nruns, const str
     fprintf(f, ",\n  \"states\": %" PRIu64 ",\n  \"violations\": %" PRIu64 ",\n  \"wall_s\": %.3f,\n"
                "  \"states_per_sec\": %.1f,\n  \"shard\": \"%u/%u\",\n  \"sweep_seed\": %" PRIu64 ",\n",
             states, viol, wall, wall > 0 ? (double)states / wall : 0.0, o->sc.shard_k, o->sc.shard_n, o->sc.seed);
+    fprintf(f, "  \"shard_source\": ");
+    tool_json_str(f, o->shard_source ? o->shard_source : o->shard_arg ? "--shard" : "none");
+    fprintf(f, ",\n");
     char text[256];
     coverage_text(cv, o, text, sizeof text);
     fprintf(f, "  \"coverage\": {\"runs_planned\": %zu, \"runs_started\": %zu, \"runs_complete\": %zu, "
@@ -1014,6 +1028,13 @@ static int cmd_sweep(int argc, char **argv)
 {
     struct opts o;
     parse(argc, argv, &o, 0);
+    {
+        /* --shard, else the launcher's environment (toolbase.h) */
+        struct tool_shard sh = tool_shard_or_die(o.shard_arg, o.shards_arg);
+        o.sc.shard_k = sh.k;
+        o.sc.shard_n = sh.n;
+        o.shard_source = sh.source;
+    }
     tool_check_output(o.json, "--json");
     tool_check_output(o.junit, "--junit");
     if (o.repro_dir && tool_mkdirs(o.repro_dir) != 0)
@@ -1052,8 +1073,8 @@ static int cmd_sweep(int argc, char **argv)
     size_t nruns = 0;
     double t0 = tool_now();
     uint64_t total_states = 0;
-    fprintf(stderr, "pcsweep: engine %s; sweep seed %" PRIu64 " (sampling), shard %u/%u\n", vhdx_build_id(), o.sc.seed,
-            o.sc.shard_k, o.sc.shard_n);
+    fprintf(stderr, "pcsweep: engine %s; sweep seed %" PRIu64 " (sampling), shard %u/%u (from %s)\n", vhdx_build_id(),
+            o.sc.seed, o.sc.shard_k, o.sc.shard_n, o.shard_source);
     for (int si = 0; si < nsc; si++) {
         for (uint64_t k = 0; k < (o.trace ? 1 : o.seeds); k++) {
             uint64_t seed = o.seed + k;
@@ -2168,6 +2189,33 @@ static int cmd_refgen(int argc, char **argv)
     return rc;
 }
 
+/* `pcsweep shard [--shard K/N] [--shards N] [--json]`: the shard this
+ * process would take (toolbase.h's rule), for the driver and scripts. */
+static int cmd_shard(int argc, char **argv)
+{
+    const char *shard = NULL, *shards = NULL;
+    int json = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if ((!strcmp(argv[i], "--shard") || !strcmp(argv[i], "--shards")) && i + 1 < argc) {
+            if (argv[i][7] == 's')
+                shards = argv[++i];
+            else
+                shard = argv[++i];
+        } else
+            tool_die_usage("shard: unknown option '%s'", argv[i]);
+    }
+    struct tool_shard sh = tool_shard_or_die(shard, shards);
+    if (json) {
+        printf("{\"k\": %u, \"n\": %u, \"shard\": \"%u/%u\", \"source\": ", sh.k, sh.n, sh.k, sh.n);
+        tool_json_str(stdout, sh.source);
+        printf("}\n");
+    } else
+        printf("%u/%u (from %s)\n", sh.k, sh.n, sh.source);
+    return EXIT_PASS;
+}
+
 int main(int argc, char **argv)
 {
     tool_set_name("pcsweep");
@@ -2225,5 +2273,7 @@ int main(int argc, char **argv)
         print_models_json(stdout);
         return EXIT_PASS;
     }
+    if (!strcmp(argv[1], "shard"))
+        return cmd_shard(argc, argv);
     tool_die_usage("unknown command '%s'", argv[1]);
 }
