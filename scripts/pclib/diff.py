@@ -482,6 +482,11 @@ def add_parser(sub):
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, directories, or .pctrace traces")
     p.add_argument("--json", dest="json_out", help="report path (default reports/runs/diff-<time>/diff.json)")
     p.add_argument("--jobs", type=int, default=2, help="images compared in parallel (default 2)")
+    p.add_argument("--shard", help="K/N: compare only input K of every N (image files, fuzz inputs and traces, each "
+                                   "list in sorted order; default: from the launcher's environment: "
+                                   "TEST_SHARD_INDEX/TEST_TOTAL_SHARDS, JOB_COMPLETION_INDEX with --shards, "
+                                   "SLURM_ARRAY_TASK_ID/COUNT; else 0/1; `pcsweep shard --help`)")
+    p.add_argument("--shards", type=int, help="N: the shards of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
     p.add_argument("--max-images", type=int, default=0, help="compare at most N images (0 = all)")
     p.add_argument("--max-seconds", type=float, default=0,
                    help="start no new comparison after this long (0 = no limit; the report says complete: false)")
@@ -640,6 +645,12 @@ def cmd_diff(args):
         if fuzz_inputs:
             from . import build
             build.ensure_built(args.preset, sorted({tg for tg, _ in fuzz_inputs}), quiet=True)
+    # --shard, else the launcher's environment (pcsweep's rule; exit 2 on a bad value)
+    sh = registry.shard(t("pcsweep"), args.shard, args.shards)
+    if sh["n"] > 1:
+        k, n = sh["k"], sh["n"]
+        images, fuzz_inputs, traces = images[k::n], fuzz_inputs[k::n], traces[k::n]
+    say(f"diff: shard {sh['shard']} (from {sh['source']})")
     report_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(report_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="powercut-diff-", dir=work_tmpdir())
@@ -742,7 +753,7 @@ def cmd_diff(args):
         complete = len(results) >= planned
         stopped_by = None if complete else (f"--max-seconds {args.max_seconds:g}" if timed_out[0] else
                                             f"--max-images {args.max_images}" if args.max_images else "?")
-        report = {"images": len(results), "planned": planned, "skipped": len(skipped), "skipped_examples": skipped[:20],
+        report = {"shard": sh["shard"], "shard_source": sh["source"], "images": len(results), "planned": planned, "skipped": len(skipped), "skipped_examples": skipped[:20],
                   "agree": sum(1 for r in results if r["status"] == "agree"),
                   "disagreements": dis, "errors": errors, "classes": out_classes,
                   "complete": complete, "stopped_by": stopped_by,

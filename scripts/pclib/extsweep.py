@@ -526,7 +526,9 @@ def add_arguments(p, only_extra=False):
         p.add_argument("--max-seconds", type=float, default=0,
                        help="stop exporting new states after S seconds (0 = none)")
         p.add_argument("--out", help="report directory (default reports/runs/extsweep-<time>/)")
-        p.add_argument("--shard", default="0/1", help="K/N: only states with index %% N == K")
+        p.add_argument("--shard", help="K/N: only states with index %% N == K (default: from the launcher's "
+                                        "environment, else 0/1; `pcsweep shard --help`)")
+        p.add_argument("--shards", type=int, help="N: the shards of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
         p.add_argument("--json", dest="json_out", help="report path (default reports/runs/extsweep-*/extsweep.json)")
         p.add_argument("--preset", default="default", help="build tree of the tools (default: %(default)s)")
         p.add_argument("--require-complete", action="store_true",
@@ -590,7 +592,6 @@ def normalize_args(args):
             raise UsageError(f"bad option among {' '.join(extra)}") from e
         if unknown:
             raise UsageError(f"unknown option(s) for the external sweep: {' '.join(unknown)}")
-    ns.shard = ns.shard or "0/1"
     ns.max_states = ns.max_states or 0
     ns.max_seconds = ns.max_seconds or 0
     return ns
@@ -690,6 +691,10 @@ def run_external_sweep(args):
     check_output_file(out_json, "--json")
     check_output_file(args.markdown, "--markdown")
     t = ensure_tools(args.preset)
+    # --shard, else the launcher's environment (pcsweep's rule; exit 2 on a bad value)
+    sh = registry.shard(t("pcsweep"), args.shard, args.shards)
+    args.shard, args.shard_source = sh["shard"], sh["source"]
+    say(f"sweep: shard {args.shard} (from {args.shard_source})")
     models = select_models(args.models, t("pcsweep"))
     classes = {m: registry.model_class(t("pcsweep"), m) for m in models}
     tr = read_trace(args.trace, t("pcsweep"))
@@ -883,7 +888,8 @@ def _report(args, results, checkers, models, classes, wall, unique, inproc, out_
     rate = n / wall if wall > 0 else 0.0
     complete = planned is not None and n >= planned
     summary = {"trace": os.path.abspath(args.trace), "checkers": checkers, "models": models,
-               "sweep_seed": args.sweep_seed, "shard": args.shard, "states": n, "wall_s": round(wall, 3),
+               "sweep_seed": args.sweep_seed, "shard": args.shard,
+               "shard_source": getattr(args, "shard_source", "--shard"), "states": n, "wall_s": round(wall, 3),
                "states_planned": planned, "complete": complete, "stopped_by": None if complete else stopped_by,
                "coverage": {"states": n, "states_planned": planned,
                             "text": f"{n} of {planned if planned is not None else '?'} states"

@@ -71,7 +71,10 @@ def add_parser(sub):
     p.add_argument("--phases", help="phases (the registry: `pcfaults kinds --json`) or all (default all)")
     p.add_argument("--max-faults", type=int, help="stop after this many fault plans")
     p.add_argument("--max-seconds", type=int, help="stop after this long")
-    p.add_argument("--shard", help="K/N: run only this shard of the plans")
+    p.add_argument("--shard", help="K/N: run only this shard of the plans (the sweep's default: from the launcher's "
+                                   "environment: TEST_SHARD_INDEX/TEST_TOTAL_SHARDS, JOB_COMPLETION_INDEX with "
+                                   "--shards, SLURM_ARRAY_TASK_ID/COUNT; else 0/1; `pcsweep shard --help`)")
+    p.add_argument("--shards", type=int, help="N: the shards of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
     p.add_argument("--require-complete", action="store_true",
                    help="a sweep that did not run every planned plan fails (JUnit failure, exit status 1) instead of "
                         "being reported as skipped")
@@ -143,6 +146,8 @@ def pcfaults_args(args):
         a += ["--max-seconds", str(args.max_seconds)]
     if args.shard:
         a += ["--shard", args.shard]
+    if getattr(args, "shards", None) is not None:
+        a += ["--shards", str(args.shards)]  # pcfaults applies the shard rule (toolbase.h)
     if args.stride and args.stride != 1:
         a += ["--stride", str(args.stride)]
     return a
@@ -158,6 +163,8 @@ def print_summary(s, path):
     for k, v in s.get("phases", {}).items():
         if v["plans"]:
             print(f"{k:11s} {v['plans']:>7d} {v['injected']:>9d} {v['states']:>8d} {v['violations']:>10d}")
+    if s.get("shard") and s["shard"] != "0/1":
+        print(f"\nshard {s['shard']} (from {s.get('shard_source', '?')})")
     print(f"\ntotal: {s['injected']} faults injected ({s['injections']} failed calls), {s['crash_states']} crash "
           f"states judged, {s['violations']} violations, {s['faults_per_sec']:.0f} faults/s, {s['wall_s']:.1f} s; "
           f"fault points reached {s['points_reached']} of {s['points_catalogue']}  ({s['engine']})")

@@ -7,6 +7,7 @@ JSON and nothing else keeps a list.  The driver asks:
   models(pcsweep)       `pcsweep models`           [{name, class, exportable}]
   invariants(pcsweep)   `pcsweep invariants --json` [{name, class, about}]
   fault_kinds(pcfaults) `pcfaults kinds --json`    {kinds: [{name, points}], modes, phases, points}
+  shard(pcsweep, ...)   `pcsweep shard --json`     {k, n, shard, source}: the shard rule (not cached)
 
 Each takes the path of the binary (a preset's build: tool(preset, name)) and
 is cached per build: the answer is kept for that path as long as the binary
@@ -17,7 +18,7 @@ exportable models, classes) from the answers.
 import json
 import os
 
-from .common import InfraError, run
+from .common import InfraError, UsageError, run
 
 _cache = {}
 
@@ -87,3 +88,26 @@ def fault_kinds(pcfaults):
 
 def fault_phases(pcfaults):
     return list(ask(pcfaults, "kinds", "--json")["phases"])
+
+
+def shard(pcsweep, shard_arg=None, shards_arg=None):
+    """The shard this process takes: `pcsweep shard --json` applies the one
+    rule (engine/tools/toolbase.h: --shard K/N, else TEST_SHARD_INDEX/
+    TEST_TOTAL_SHARDS, JOB_COMPLETION_INDEX with --shards N,
+    SLURM_ARRAY_TASK_ID/COUNT/MIN, else 0/1) to this environment.  Returns
+    {k, n, shard: "K/N", source}; a bad value is a UsageError (exit 2) with
+    the tool's message.  Not cached: the environment decides."""
+    cmd = [pcsweep, "shard", "--json"]
+    if shard_arg:
+        cmd += ["--shard", str(shard_arg)]
+    if shards_arg is not None:
+        cmd += ["--shards", str(shards_arg)]
+    cp = run(cmd, check=False, capture=True, quiet=True)
+    if cp.returncode == 2:
+        msg = cp.stderr.decode(errors="replace").strip().splitlines()
+        raise UsageError((msg[0] if msg else "bad shard").replace("pcsweep: ", "", 1))
+    try:
+        value = json.loads(cp.stdout.decode(errors="replace"))
+    except ValueError as e:
+        raise InfraError(f"`pcsweep shard --json` printed no shard (status {cp.returncode})") from e
+    return value

@@ -48,7 +48,11 @@ def add_sweep_args(p):
     p.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
     p.add_argument("--models", default="all", help="comma list of crash models (the registry: `pcsweep models`), "
                                                    "all, or a class: power, corruption (default all)")
-    p.add_argument("--shard", help="K/N: judge only this shard of the states")
+    p.add_argument("--shard", help="K/N: judge only this shard of the states (default: from the launcher's "
+                                   "environment: TEST_SHARD_INDEX/TEST_TOTAL_SHARDS, JOB_COMPLETION_INDEX with "
+                                   "--shards, SLURM_ARRAY_TASK_ID/COUNT; else 0/1; `pcsweep shard --help`)")
+    p.add_argument("--shards", type=int, help="N: the shards of a Kubernetes Indexed Job (the index comes from "
+                                              "JOB_COMPLETION_INDEX)")
     p.add_argument("--judges", help="comma list of oracle,reference,view,unwritten,protocol or all (default: "
                                     "pcsweep's, all; `pcsweep sweep --help` says what each checks)")
     p.add_argument("--max-states", type=int, help="stop after this many states (the summary says how many of the "
@@ -99,10 +103,12 @@ def validate_sweep_args(args, pcsweep):
         v = getattr(args, opt, None)
         if v is not None and v < 0:
             raise UsageError(f"--{opt.replace('_', '-')} must not be negative")
-    if args.shard:
-        m = re.fullmatch(r"(\d+)/(\d+)", args.shard)
-        if not m or int(m.group(2)) == 0 or int(m.group(1)) >= int(m.group(2)):
-            raise UsageError(f"--shard takes K/N with 0 <= K < N, not {args.shard!r}")
+    # --shard, else the launcher's environment: one rule, pcsweep's (exit 2
+    # on a bad value); the sweep is then run with the resolved shard.
+    sh = registry.shard(pcsweep, args.shard, getattr(args, "shards", None))
+    args.shard = sh["shard"]
+    args.shard_source = sh["source"]
+    args.shards = None
     models = set(registry.model_names(pcsweep)) | set(registry.model_groups(pcsweep))
     bad = [m for m in args.models.split(",") if m.strip() not in models]
     if bad or not args.models:
@@ -136,6 +142,8 @@ def print_summary(summary, out=None):
     for m, n in summary.get("models", {}).items():
         print(f"{m:10s} {n:>9d} {vpm.get(m, 0):>10d} {rates.get(m, 0):>9.0f}")
     cov = summary.get("coverage") or {}
+    if summary.get("shard") and summary.get("shard") != "0/1":
+        print(f"\nshard {summary['shard']} (from {summary.get('shard_source', '?')})")
     print(f"\ntotal: {summary['states']} states, {summary['violations']} violations, "
           f"{summary['states_per_sec']:.0f} states/s, {summary['wall_s']:.1f} s  ({summary['engine']})")
     print(f"coverage: {cov.get('text', '?')}" + ("" if summary.get("complete", True) else
@@ -241,8 +249,12 @@ def run_sweep(args, quiet_table=False):
         cmd = [pcsweep, "sweep"] + sweep_args(args)
     cmd += ["--json", sj, "--repro-dir", os.path.join(out, "repro")]
     cmd += list(getattr(args, "extra", []) or [])
+    say(f"sweep: shard {args.shard} (from {args.shard_source})")
     status, summary = run_summarized(cmd, "pcsweep", sj, ju, out,
                                      junit_of=lambda s: junit.sweep(s, args.seed, args.require_complete))
+    # pcsweep was given the resolved shard: the source is the driver's
+    summary["shard_source"] = args.shard_source
+    write_json(sj, summary)
     if summary.get("signatures"):
         minimize_signatures(pcsweep, summary, args.minimize_seconds, sj)
     lost = []
