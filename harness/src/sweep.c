@@ -619,7 +619,10 @@ int sweep_run(const struct trace *t, const struct sweep_config *c, struct sweep_
 {
     struct sweeper s;
     int rc = sweeper_init(&s, t, c, st);
-    if (rc == 0 && (c->judges & JUDGE_PROTOCOL) && !c->on_state)
+    /* The protocol judge looks at the whole trace, not at states: it is
+     * shard 0's work only, so that shards stay disjoint (their counts add
+     * up to the unsharded sweep's). */
+    if (rc == 0 && (c->judges & JUDGE_PROTOCOL) && !c->on_state && c->shard_k == 0)
         rc = check_protocol(&s);
     if (rc == 0)
         rc = walk(&s);

@@ -125,7 +125,8 @@ struct sweep_config {
                                * class that replays (default 4; 1 = all): it re-reads and re-checksums
                                * the headers the replay rewrote */
     uint64_t seed;            /* sampling seed */
-    uint32_t shard_k, shard_n; /* evaluate states with index % n == k */
+    uint32_t shard_k, shard_n; /* evaluate states with index % n == k; the protocol judge (the whole
+                                * trace, no state) runs in shard 0 only */
     uint32_t reorder_max;     /* exhaustive reorder up to this many pending ops (default 8) */
     uint32_t reorder_samples; /* sampled subsets above it (default 32) */
     uint32_t torn_grans;      /* bit 0: 512, bit 1: 4096 (default both) */
