@@ -64,10 +64,29 @@ and the raw results of every tool (sweep/, faults/, fuzz/, diff/).
 `powercut report DIR` rewrites junit.xml and index.html from
 DIR/summary.json.
 
+Several machines: --shard K/N (or the launcher's environment:
+TEST_SHARD_INDEX/TEST_TOTAL_SHARDS, JOB_COMPLETION_INDEX with --shards N,
+SLURM_ARRAY_TASK_ID/COUNT; `pcsweep shard --help`) runs machine K's part
+with the same --seed: job k sweeps shard K*jobs+k of N*jobs of the states
+and fault plans, random fault plans and fuzzing get seeds of their own, the
+diff compares input K of every N.  Give each machine its own --state (or
+--fresh) and join the reports with `powercut merge DIR... --out DIR`
+(docs/scale-out.md).
+
+History: each campaign appends one JSON line to --history (default
+history.jsonl beside the report directory): commit, build, seed, shard,
+counts, states/s and execs/s, coverage, failures by signature.  Every
+failure is classified new / known / flaky against the history and the
+regressions corpus, and the previous run's failures not seen now are listed
+as fixed (console, summary.json, index.html with the trends of the last
+runs).  sarif.json (SARIF 2.1.0) beside summary.json lists the failures for
+code-scanning views.  --fail-on new|any decides which failures make the exit
+status 1 (default new when the environment sets CI, any otherwise).
+
 The phases are one module each under scripts/pclib/phases/; this module
 parses the options, keeps the resume state and runs them in order.
 
-Exit status: 0 no failure found; 1 failures found (or, with
+Exit status: 0 no failure found (under --fail-on); 1 failures found (or, with
 --require-complete, a phase that did not do all its planned work); 2 usage
 or infrastructure error; 130 interrupted (the partial report is written).
 """
@@ -80,7 +99,7 @@ import signal
 import sys
 import time
 
-from . import build, fuzz, phases, registry, report, setup, triage
+from . import build, fuzz, history, phases, registry, report, setup, triage
 from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, STDOUT, UsageError, check_output_dir, fallback_path, popen,
                      say, tool, write_json)
 from .phases import coverage as coverage_phase
@@ -212,6 +231,14 @@ def add_campaign_args(p, default_time):
     p.add_argument("--state", default=STATE_FILE, help="resume state file (default: corpus/.state/campaign.json)")
     p.add_argument("--regressions", default=triage.REGRESSIONS,
                    help="where unique failures are stored (default: corpus/regressions)")
+    p.add_argument("--shard", help="K/N: run machine K's part of an N-machine campaign: the same seed, disjoint "
+                                   "work (sweep and fault-sweep states, random fault plans, fuzzing seeds, diff "
+                                   "inputs); default: from the launcher's environment (TEST_SHARD_INDEX/"
+                                   "TEST_TOTAL_SHARDS, JOB_COMPLETION_INDEX with --shards, SLURM_ARRAY_TASK_ID/"
+                                   "COUNT), else 0/1; `powercut merge` joins the parts")
+    p.add_argument("--shards", type=int, help="N: the shards of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
+    from .merge import add_history_args
+    add_history_args(p)
 
 
 def add_parser(sub):
@@ -289,6 +316,11 @@ class Campaign:
         self.tty = sys.stderr.isatty()
         self.final = {}  # what the final step did: merge, triage, coverage
         self.damaged = []  # inputs the campaign found damaged (exit status 2, after the report)
+        # the shard: resolved by pcsweep (one rule) once it is built, in prepare()
+        self.shard, self.shard_source, self.shard_k, self.shard_n = "0/1", "none", 0, 1
+        self.history = args.history or history.default_path(self.out)
+        history.check(self.history)  # a damaged history is an error before any work
+        self.fail_on = args.fail_on or history.default_fail_on()
 
     # ---- infrastructure -------------------------------------------------------------------
     def elapsed(self):
@@ -394,6 +426,13 @@ class Campaign:
             build.ensure_built("coverage", quiet=True)
         self.build_seconds = round(time.time() - t, 1)
         self.scenarios = registry.scenarios(tool("default", "pcsweep"))
+        sh = registry.shard(tool("default", "pcsweep"), self.args.shard, self.args.shards)
+        self.shard, self.shard_source, self.shard_k, self.shard_n = sh["shard"], sh["source"], sh["k"], sh["n"]
+
+    def job_shard(self, k):
+        """pcsweep/pcfaults --shard of job k: job k of campaign shard K/N
+        is shard K*jobs+k of N*jobs (disjoint across machines)."""
+        return f"{self.shard_k * self.jobs + k}/{self.shard_n * self.jobs}"
 
     # ---- phases ---------------------------------------------------------------------------
     def read_json(self, path, what):
@@ -416,7 +455,8 @@ class Campaign:
             done = [s for s, v in part["scenarios"].items() if v.get("done")]
             text = ", ".join(([f"{', '.join(done)} done"] if done else []) + open_)
             return f" ({text})" if text else ""
-        say(f"campaign: seed {self.seed}, budget {self.budget} s, {self.jobs} job(s), split "
+        say(f"campaign: shard {self.shard} (from {self.shard_source}), seed {self.seed}, budget {self.budget} s, "
+            f"{self.jobs} job(s), split "
             + ", ".join(f"{k} {v}%" for k, v in self.split.items()) +
             f"; resuming at workload seed {sw['workload_seed']} of the sweep{where(sw, 'epoch', 'next_epoch')}, "
             f"workload seed {fa['workload_seed']} of the fault sweep{where(fa, 'plan', 'next_plan')}; report in "
@@ -472,6 +512,13 @@ class Campaign:
             f.pop("report", None)
         report_phase.budget_notes(self)
         data = report_phase.data(self, started, unique, cov)
+        data["campaign"]["fail_on"] = self.fail_on
+        # new / known / fixed / flaky, the history record, sarif.json
+        try:
+            history.finish(self.out, data, self.history, self.args.regressions,
+                           registry.invariants(tool("default", "pcsweep")))
+        except OSError as e:
+            self.damaged.append(f"--history {self.history}: the record could not be written ({e.strerror or e})")
         lost = None
         try:
             path = report.write_report(self.out, data)
@@ -490,7 +537,8 @@ class Campaign:
         if self.interrupts:
             return 130
         incomplete = [m for m, v in self.methods.items() if not (v.get("coverage") or {}).get("complete", True)]
-        if unique or self.diff_failures or (self.args.require_complete and incomplete):
+        if history.fail_status(unique, self.fail_on) or self.diff_failures or \
+                (self.args.require_complete and incomplete):
             return EXIT_FAIL
         return EXIT_OK
 

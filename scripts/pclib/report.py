@@ -274,16 +274,40 @@ def render_html(data, images):
             h.append(f"<tr><td>{html.escape(t)}</td><td>{html.escape(_coverage_text(v))}</td></tr>")
         h.append("</tbody></table>")
 
-    h.append('<h2>Failures</h2><table id="failures"><thead><tr><th>id</th><th>method</th><th>target</th>'
-             "<th>what</th><th>seen</th><th>reproduce</th></tr></thead><tbody>")
+    h.append('<h2>Failures</h2><table id="failures"><thead><tr><th>id</th><th>triage</th><th>method</th>'
+             "<th>target</th><th>what</th><th>seen</th><th>reproduce</th></tr></thead><tbody>")
     for f in failures:
-        h.append(f"<tr><td><code>{html.escape(str(f.get('id')))}</code></td><td>{html.escape(str(f.get('method')))}"
+        tri = f.get("triage") or "&ndash;"
+        note = f.get("triage_note")
+        title = f' title="{html.escape(note)}"' if note else ""
+        h.append(f"<tr><td><code>{html.escape(str(f.get('id')))}</code></td>"
+                 f"<td{title}>{tri}</td>"
+                 f"<td>{html.escape(str(f.get('method')))}"
                  f"</td><td>{html.escape(str(f.get('target')))}</td><td>{html.escape(str(f.get('what')))}</td>"
                  f"<td class=\"n\">{_fmt(f.get('count', 1))}</td>"
                  f"<td><code>{html.escape(str(f.get('command')))}</code></td></tr>")
     if not failures:
-        h.append('<tr><td colspan="6">none</td></tr>')
+        h.append('<tr><td colspan="7">none</td></tr>')
     h.append("</tbody></table>")
+    fixed = data.get("fixed") or []
+    if fixed:
+        h.append('<h2>Fixed since the last run</h2><table id="fixed"><thead><tr><th>id</th><th>method</th>'
+                 "<th>what</th><th>last seen</th><th>note</th></tr></thead><tbody>")
+        for f in fixed:
+            h.append(f"<tr><td><code>{html.escape(str(f.get('id')))}</code></td><td>{html.escape(str(f.get('method')))}"
+                     f"</td><td>{html.escape(str(f.get('what')))}</td><td>{html.escape(str(f.get('last_seen')))}</td>"
+                     f"<td>{html.escape(str(f.get('note') or ''))}</td></tr>")
+        h.append("</tbody></table>")
+    shards = c.get("shards")
+    if shards:
+        h.append('<h2>Merged parts</h2><table id="shards"><thead><tr><th>shard</th><th>from</th><th>kind</th>'
+                 "<th>report</th></tr></thead><tbody>")
+        for p in shards:
+            h.append(f"<tr><td>{html.escape(str(p.get('shard')))}</td><td>{html.escape(str(p.get('source')))}</td>"
+                     f"<td>{html.escape(str(p.get('kind')))}</td><td><code>{html.escape(str(p.get('dir')))}</code>"
+                     f"</td></tr>")
+        h.append("</tbody></table>")
+    h += history_html(data.get("history") or [])
 
     dm = data.get("methods", {}).get("diff")
     if dm:
@@ -317,6 +341,52 @@ def render_html(data, images):
         h.append("<p>no time series (nothing ran long enough, or python3-matplotlib is missing)</p>")
     h.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(h) + "\n"
+
+
+TREND_COLUMNS = [("states/s", lambda r: (r.get("rates") or {}).get("states_per_s")),
+                 ("execs/s", lambda r: (r.get("rates") or {}).get("execs_per_s")),
+                 ("engine line coverage %", lambda r: r.get("coverage")),
+                 ("failures", lambda r: len(r.get("failures") or {}))]
+
+
+def sparkline(values, width=160, height=28):
+    """An inline SVG polyline of values (None: a gap); '' with fewer than
+    two numbers."""
+    nums = [v for v in values if isinstance(v, (int, float))]
+    if len(nums) < 2:
+        return ""
+    lo, hi = min(nums), max(nums)
+    span = (hi - lo) or 1.0
+    step = width / max(1, len(values) - 1)
+    pts = [f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}"
+           for i, v in enumerate(values) if isinstance(v, (int, float))]
+    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+            f'<polyline fill="none" stroke="#36c" stroke-width="1.5" points="{" ".join(pts)}"/></svg>')
+
+
+def history_html(records):
+    """The trends over the last runs of the history file: one sparkline per
+    measure and a table of the runs (newest last)."""
+    if not records:
+        return []
+    h = ['<h2>Over the last runs</h2><table id="trends"><thead><tr><th>measure</th><th>trend</th>'
+         '<th>this run</th></tr></thead><tbody>']
+    for label, get in TREND_COLUMNS:
+        vals = [get(r) for r in records]
+        h.append(f"<tr><td>{html.escape(label)}</td><td>{sparkline(vals)}</td><td class=\"n\">{_fmt(vals[-1])}</td>"
+                 f"</tr>")
+    h.append('</tbody></table><table id="history"><thead><tr><th>time</th><th>commit</th><th>seed</th>'
+             "<th>states/s</th><th>execs/s</th><th>coverage %</th><th>failures (new)</th></tr></thead><tbody>")
+    for r in records:
+        fails = r.get("failures") or {}
+        new = sum(1 for v in fails.values() if v.get("triage") == "new")
+        h.append(f"<tr><td>{html.escape(str(r.get('time')))}</td><td><code>{html.escape(str(r.get('commit'))[:12])}"
+                 f"</code></td><td>{_fmt(r.get('seed'))}</td>"
+                 f"<td class=\"n\">{_fmt((r.get('rates') or {}).get('states_per_s'))}</td>"
+                 f"<td class=\"n\">{_fmt((r.get('rates') or {}).get('execs_per_s'))}</td>"
+                 f"<td class=\"n\">{_fmt(r.get('coverage'))}</td><td class=\"n\">{len(fails)} ({new})</td></tr>")
+    h.append("</tbody></table>")
+    return h
 
 
 def summary_json(data):

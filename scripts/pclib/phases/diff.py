@@ -49,7 +49,7 @@ def run(camp, budget):
     out_json = os.path.join(d, "diff.json")
     cmd = [sys.executable, os.path.join(ROOT, "scripts", "powercut"), "diff", "--no-build", "--json", out_json,
            "--jobs", camp.jobs, "--max-seconds", f"{compare:.1f}", "--minimize-seconds", 5,
-           "--minimize-total", f"{minimize_total:.1f}"] + paths
+           "--minimize-total", f"{minimize_total:.1f}", "--shard", camp.shard] + paths
     p = camp.start(cmd, os.path.join(d, "diff.log"))
     camp.wait([p], t_start + budget, lambda: camp.progress("diff: our engine vs QEMU on the fuzz corpora"))
     m["seconds"] += time.time() - t_start

@@ -37,6 +37,7 @@ def run(camp, budget):
                 "state": triage.violation_state("faults", g["invariant"],
                                                 [f"{g['phase']}/{g['kind']}", g["scenario"], g["structure"]]),
                 "method": "faults", "target": g["kind"], "count": g["count"],
+                "invariant": g["invariant"], "structure": g["structure"],
                 "what": f"{g['invariant']} ({ex['plan']}, {g['phase']}): {ex['detail']}"[:300],
                 "seed": ex["seed"], "artifact": g.get("reproducer"), "kind": "fault"})
 
@@ -50,7 +51,7 @@ def run(camp, budget):
             # The first slice of a scenario also counts its plans when it
             # stops (a few tenths of a second): it stops a little earlier.
             run_for = secs if pos.get("plans") is not None else max(1.0, secs * 0.8)
-            cmd = [pcfaults, "sweep", "--quiet", "--scenario", x, "--seed", seed, "--shard", f"{k}/{camp.jobs}",
+            cmd = [pcfaults, "sweep", "--quiet", "--scenario", x, "--seed", seed, "--shard", camp.job_shard(k),
                    "--first-plan", first, "--max-seconds", f"{run_for:.1f}", "--json", j,
                    "--repro-dir", os.path.join(d, "repro")]
             if pos.get("plans") is not None:
@@ -86,20 +87,21 @@ def run(camp, budget):
         rem = deadline - time.time()
         cs = camp.state["fault_campaign_seed"]
         procs, outs = [], []
+        base = cs + camp.shard_k * camp.jobs  # campaign --shard K/N: seeds of its own
         for k in range(camp.jobs):
-            j = os.path.join(d, f"campaign-{cs + k}.json")
+            j = os.path.join(d, f"campaign-{base + k}.json")
             outs.append(j)
-            procs.append(camp.start([pcfaults, "campaign", "--quiet", "--campaign-seed", cs + k, "--runs", 100000,
+            procs.append(camp.start([pcfaults, "campaign", "--quiet", "--campaign-seed", base + k, "--runs", 100000,
                                      "--max-seconds", f"{min(rem, 60):.1f}", "--json", j,
                                      "--repro-dir", os.path.join(d, "repro")], j[:-5] + ".log"))
         camp.wait(procs, time.time() + min(rem, 60), lambda: camp.progress(
-            f"faults: campaign seeds {cs}..{cs + camp.jobs - 1}: {totals['faults']:,} faults injected"))
+            f"faults: campaign seeds {base}..{base + camp.jobs - 1}: {totals['faults']:,} faults injected"))
         for j in outs:
             s = camp.read_json(j, "pcfaults campaign") if os.path.exists(j) else None
             if s:
                 collect(s, "campaign")
-        m["campaign_seeds"] += list(range(cs, cs + camp.jobs))
-        camp.state["fault_campaign_seed"] = cs + camp.jobs
+        m["campaign_seeds"] += list(range(base, base + camp.jobs))
+        camp.state["fault_campaign_seed"] = cs + camp.jobs * camp.shard_n
         camp.sample(method="faults", target="all", execs=totals["faults"], violations=totals["violations"])
     m["seconds"] += time.time() - t_start
     m["faults"] = m.get("faults", 0) + totals["faults"]

@@ -58,7 +58,8 @@ def run(camp, budget):
         tv["budget_s"] += max(0.0, per_target)
         t_begin = time.time()
         t_deadline = t_begin + per_target
-        seed = (camp.seed + 7919 * i) % 4294967291
+        # a shard (campaign --shard K/N) fuzzes with seeds of its own
+        seed = (camp.seed + 7919 * i + 104729 * camp.shard_k) % 4294967291
         for turn in turns:
             if camp.interrupts:
                 break

@@ -3,7 +3,7 @@ junit.xml and index.html from it), the console table, and a note when the
 campaign ran over its budget."""
 import sys
 
-from .. import report
+from .. import report, triage
 from .. import common
 from ..common import tool
 
@@ -24,6 +24,9 @@ def budget_notes(camp):
 
 def data(camp, started, unique, cov):
     for u in unique:
+        if u.get("state"):
+            u["signature"] = triage.signature(u["state"])
+            u.setdefault("frames", u["state"][1])
         u.pop("state", None)
         u.pop("report", None)
     fuzz_m = camp.methods.get("fuzz")
@@ -43,6 +46,7 @@ def data(camp, started, unique, cov):
         "campaign": {"seed": camp.seed, "started": started, "elapsed_s": round(camp.elapsed(), 1),
                      "budget_s": camp.budget, "build_s": getattr(camp, "build_seconds", None),
                      "jobs": camp.jobs, "split": camp.split,
+                     "shard": camp.shard, "shard_source": camp.shard_source,
                      "partial": bool(camp.interrupts), "require_complete": bool(camp.args.require_complete),
                      "command": " ".join(sys.argv),
                      "engine": engine_id(), "state": camp.state, "final": camp.final,
@@ -80,8 +84,13 @@ def print_summary(camp, data):
     for n in camp.diff_failures:
         print(f"FAILURE {n}")
     for u in data["failures"]:
-        print(f"FAILURE [{u['id']}] {u['method']} {u['target']}: {u.get('what')} (seen {u['count']}x)\n"
-              f"  reproduce: {u.get('command')}")
+        print(f"FAILURE [{u['id']}] {u.get('triage') or ''} {u['method']} {u['target']}: {u.get('what')} "
+              f"(seen {u['count']}x)\n  reproduce: {u.get('command')}")
+    for f in data.get("fixed", []):
+        print(f"FIXED [{f['id']}] {f.get('what')}" + (f" ({f['note']})" if f.get("note") else ""))
+    c = data["campaign"]
+    if c.get("history_file"):
+        print(f"history: {c['history_file']}; --fail-on {c.get('fail_on')}")
 
 
 def fmt_num(v):

@@ -1,6 +1,7 @@
 """The sweep phase: pcsweep over every scenario of a workload seed under
-every crash model, sharded over the jobs, resumed at the epoch each
-scenario stopped in."""
+every crash model, sharded over the jobs (and, with campaign --shard K/N,
+over the machines: job k of shard K is pcsweep shard K*jobs+k of N*jobs),
+resumed at the epoch each scenario stopped in."""
 import os
 import time
 
@@ -27,7 +28,7 @@ def run(camp, budget):
             j = os.path.join(d, f"seed{seed}-{x}-e{first}-shard{k}.json")
             outs.append(j)
             procs.append(camp.start([pcsweep, "sweep", "--quiet", "--no-count", "--scenario", x, "--models", "all",
-                                     "--seed", seed, "--seeds", 1, "--shard", f"{k}/{camp.jobs}",
+                                     "--seed", seed, "--seeds", 1, "--shard", camp.job_shard(k),
                                      "--first-epoch", first, "--max-seconds", f"{secs:.1f}", "--json", j,
                                      "--repro-dir", os.path.join(d, "repro")], j[:-5] + ".log"))
         camp.wait(procs, time.time() + secs, lambda: camp.progress(
@@ -58,6 +59,7 @@ def run(camp, budget):
                     "state": triage.violation_state("sweep", g["invariant"],
                                                     [g["model_class"], g["scenario"], g["structure"]]),
                     "method": "sweep", "target": g["scenario"], "count": g["count"],
+                    "invariant": g["invariant"], "structure": g["structure"],
                     "what": f"{g['invariant']} ({g['structure']}): {g['examples'][0]['detail']}"[:300],
                     "seed": g["examples"][0]["seed"], "artifact": g.get("reproducer"), "kind": "pctrace"})
         pos["next_epoch"] = min(nexts) if nexts else first
