@@ -1,0 +1,172 @@
+"""`powercut merge`: N shards run as separate processes, merged, equal the
+unsharded run (states, failures by signature and their counts, working
+reproducers); a missing, doubled or damaged shard is named (exit status 2);
+the SARIF beside the summary has the structure code-scanning views read.
+
+The failures come from a recorded qemu-io trace (as in
+test_sweep_driver.py): our engine refuses the crash states QEMU's write
+order leaves, and the protocol judge flags the order itself, so the sweep
+finds violations without a planted bug."""
+import json
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pclib.common import PYTHON, ROOT
+
+POWERCUT = os.path.join(ROOT, "scripts", "powercut")
+needs_qemu = pytest.mark.skipif(not shutil.which("qemu-img") or not shutil.which("qemu-io"),
+                                reason="qemu-utils not installed")
+N = 4
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if k not in ("TEST_SHARD_INDEX", "TEST_TOTAL_SHARDS", "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID",
+                          "SLURM_ARRAY_TASK_COUNT", "CI")}
+
+
+def start(*args):
+    return subprocess.Popen([PYTHON, POWERCUT] + [str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=CLEAN_ENV)
+
+
+def powercut(*args):
+    p = start(*args)
+    out, err = p.communicate(timeout=900)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def run_shards(base, sweep_args):
+    """The unsharded sweep and N shards, each its own process, two at a time."""
+    runs = [("all", [])] + [(f"s{k}", ["--shard", f"{k}/{N}"]) for k in range(N)]
+    for i in range(0, len(runs), 2):
+        procs = [(name, start("sweep", *sweep_args, *extra, "--minimize-seconds", 0, "--out", base / name))
+                 for name, extra in runs[i:i + 2]]
+        for name, p in procs:
+            out, err = p.communicate(timeout=900)
+            assert p.returncode in (0, 1), err
+    return base / "all", [base / f"s{k}" for k in range(N)]
+
+
+@pytest.fixture(scope="module")
+def qtrace(tmp_path_factory, built):
+    if not shutil.which("qemu-img") or not shutil.which("qemu-io"):
+        pytest.skip("qemu-utils not installed")
+    from pclib.record import ensure_tools, record
+    t = ensure_tools("default", quiet=True)
+    d = tmp_path_factory.mktemp("qt")
+    img = d / "q.vhdx"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", str(img), "4M"],
+                   check=True)
+    trace = d / "q.pctrace"
+    status, _ = record(t, str(img), str(trace), ["qemu-io", "-f", "vhdx", "-c", "write -P 0x11 0 64k",
+                                                 "-c", "flush", "-c", "write -P 0x22 1M 4k", str(img)], quiet=True)
+    assert status == 0
+    return trace
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory, qtrace):
+    base = tmp_path_factory.mktemp("merge")
+    whole, shards = run_shards(base, ["--trace", qtrace])
+    return base, whole, shards
+
+
+def merged(out, *dirs, history=None):
+    cp = powercut("merge", *dirs, "--out", out, "--history", history or (out.parent / f"{out.name}.history"),
+                  "--fail-on", "any")
+    s = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
+    return cp, s
+
+
+def states(s):
+    return {t: v["states"] for m in s["methods"].values() for t, v in m["targets"].items()}
+
+
+def test_merge_of_shards_equals_the_unsharded_run(failing, built):
+    base, whole, shards = failing
+    cp1, one = merged(base / "m1", whole)
+    cpn, many = merged(base / "mN", *shards)
+    assert cp1.returncode == 1 and cpn.returncode == 1, cpn.stderr   # failures, --fail-on any
+    raw = json.loads((whole / "sweep.json").read_text())
+    assert states(many) == states(one) and sum(states(many).values()) == raw["states"]
+    assert sum(json.loads((s / "sweep.json").read_text())["states"] for s in shards) == raw["states"]
+    # the same failures by signature, counted the same
+    assert {f["id"]: f["count"] for f in many["failures"]} == {f["id"]: f["count"] for f in one["failures"]}
+    assert {f["id"]: f["count"] for f in one["failures"]} == \
+        {f["id"]: g["count"] for f, g in zip(one["failures"], raw["signatures"])}
+    assert len(many["failures"]) == 2            # open-refused and the protocol order
+    # every kept reproducer is in the merged report and reproduces its invariant
+    for f in many["failures"]:
+        assert f["reproducer"].startswith(str(base / "mN" / "repro"))
+        same = next(g for g in one["failures"] if g["id"] == f["id"])
+        # the smallest of the shards' reproducers: never larger than the unsharded run's first
+        assert os.path.getsize(f["reproducer"]) <= os.path.getsize(same["reproducer"])
+        assert f["reproducer_bytes"] == min(os.path.getsize(g["reproducer"]) for s in shards
+                                            for g in json.loads((s / "sweep.json").read_text())["signatures"]
+                                            if g["invariant"] == f["invariant"])
+        r = subprocess.run([built("pcsweep"), "repro", f["reproducer"]], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120)
+        assert r.returncode == 1 and f["invariant"] in r.stdout, r.stdout
+    assert [p["shard"] for p in many["campaign"]["shards"]] == [f"{k}/{N}" for k in range(N)]
+    assert {p["source"] for p in many["campaign"]["shards"]} == {"--shard"}
+    # junit.xml and index.html of the merged report
+    ju = ET.parse(base / "mN" / "junit.xml").getroot()
+    assert ju.tag == "testsuites"
+    page = (base / "mN" / "index.html").read_text()
+    assert "Merged parts" in page and all(f["id"] in page for f in many["failures"])
+
+
+def test_merge_of_workload_shards_adds_up(tmp_path, built):
+    whole, shards = run_shards(tmp_path, ["--scenario", "overwrite,discard", "--models", "prefix,drop,torn"])
+    cp1, one = merged(tmp_path / "m1", whole)
+    cpn, many = merged(tmp_path / "mN", *shards)
+    assert cp1.returncode == 0 and cpn.returncode == 0, cpn.stdout + cpn.stderr
+    assert states(many) == states(one) and set(states(one)) == {"overwrite", "discard"}
+    assert many["failures"] == [] and many["methods"]["sweep"]["coverage"]["complete"]
+
+
+def test_missing_doubled_and_damaged_shards_are_named(failing):
+    base, whole, shards = failing
+    cp, s = merged(base / "miss", shards[0], shards[1], shards[3])
+    assert cp.returncode == 2 and "shard(s) 2/4 missing" in cp.stderr
+    assert any("2/4 missing" in n for n in s["campaign"]["notes"])     # the report of the rest is written
+    cp, s = merged(base / "twice", *shards, shards[1])
+    assert cp.returncode == 2 and "shard 1/4 given 2 times" in cp.stderr
+    bad = base / "damaged"
+    bad.mkdir()
+    (bad / "sweep.json").write_text("{not json")
+    cp, s = merged(base / "dam", *shards, bad, base / "no-such-dir")
+    assert cp.returncode == 2 and f"{bad}/sweep.json: not JSON" in cp.stderr
+    assert "no-such-dir: no such report directory" in cp.stderr and "Traceback" not in cp.stderr
+    cp, s = merged(base / "none", base / "no-such-dir")
+    assert cp.returncode == 2 and "nothing to merge" in cp.stderr and s is None
+
+
+def test_sarif_structure(failing):
+    base, whole, shards = failing
+    merged(base / "sarif", *shards)
+    doc = json.loads((base / "sarif" / "sarif.json").read_text())
+    assert doc["version"] == "2.1.0" and "sarif-2.1.0" in doc["$schema"]
+    run = doc["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert run["tool"]["driver"]["name"] == "powercut"
+    ids = {r["id"] for r in rules}
+    assert ids == {"open-refused", "protocol:header-before-entry"}
+    inv = {i["name"]: i for i in json.loads(subprocess.run(
+        [os.path.join(ROOT, "build", "default", "harness", "pcsweep"), "invariants", "--json"],
+        stdout=subprocess.PIPE, text=True, check=True).stdout)}
+    assert all(r["shortDescription"]["text"] == inv[r["id"]]["about"] for r in rules)   # from the registry
+    assert len(run["results"]) == 2
+    for res in run["results"]:
+        assert res["ruleId"] in ids and res["level"] in ("error", "warning", "note")
+        assert res["message"]["text"]
+        assert rules[res["ruleIndex"]]["id"] == res["ruleId"]
+        loc = res["locations"][0]["physicalLocation"]
+        assert loc["artifactLocation"]["uri"]
+    refused = next(r for r in run["results"] if r["ruleId"] == "open-refused")
+    # the engine line that refuses the open: VHDX_E_LOG_NO_SEQUENCE on header.LogGuid
+    loc = refused["locations"][0]["physicalLocation"]
+    line = open(os.path.join(ROOT, loc["artifactLocation"]["uri"])).read().splitlines()[loc["region"]["startLine"] - 1]
+    assert loc["artifactLocation"]["uri"].startswith("engine/src/") and "VHDX_E_LOG_NO_SEQUENCE" in line
