@@ -26,6 +26,7 @@ PACKAGES = {
     "qemu-utils": "qemu-img / qemu-io, the peer implementation",
     "python3-pytest": "driver tests",
     "python3-matplotlib": "plots in campaign reports",
+    "python3-yaml": "the workflow and scale-out manifest tests",
     "chromium": "headless check of the HTML report",
     "zip": "seed-corpus archives for ClusterFuzzLite",
     "git": "reproducible builds of planted bugs",

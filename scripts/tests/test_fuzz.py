@@ -159,14 +159,16 @@ def test_seed_generator_is_deterministic(fuzzbin, tmp_path):
 
 
 def test_cflite_workflow_uses_every_mode():
+    # cflite.yml: code-change, prune, coverage; nightly.yml: batch, beside the shards it is merged with
     yaml = pytest.importorskip("yaml")
-    with open(os.path.join(ROOT, ".github", "workflows", "cflite.yml")) as f:
-        wf = yaml.safe_load(f)
     modes = set()
-    for job in wf["jobs"].values():
-        for step in job["steps"]:
-            if "run_fuzzers" in step.get("uses", ""):
-                modes.add(step["with"]["mode"])
+    for name in ("cflite.yml", "nightly.yml"):
+        with open(os.path.join(ROOT, ".github", "workflows", name)) as f:
+            wf = yaml.safe_load(f)
+        for job in wf["jobs"].values():
+            for step in job["steps"]:
+                if "run_fuzzers" in step.get("uses", ""):
+                    modes.add(step["with"]["mode"])
     assert modes == {"code-change", "batch", "prune", "coverage"}
     with open(os.path.join(ROOT, ".clusterfuzzlite", "project.yaml")) as f:
         assert yaml.safe_load(f)["language"] == "c"
