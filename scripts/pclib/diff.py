@@ -753,7 +753,8 @@ def cmd_diff(args):
         complete = len(results) >= planned
         stopped_by = None if complete else (f"--max-seconds {args.max_seconds:g}" if timed_out[0] else
                                             f"--max-images {args.max_images}" if args.max_images else "?")
-        report = {"shard": sh["shard"], "shard_source": sh["source"], "images": len(results), "planned": planned, "skipped": len(skipped), "skipped_examples": skipped[:20],
+        report = {"shard": sh["shard"], "shard_source": sh["source"], "images": len(results), "planned": planned,
+                  "skipped": len(skipped), "skipped_examples": skipped[:20],
                   "agree": sum(1 for r in results if r["status"] == "agree"),
                   "disagreements": dis, "errors": errors, "classes": out_classes,
                   "complete": complete, "stopped_by": stopped_by,

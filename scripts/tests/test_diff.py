@@ -208,3 +208,26 @@ def test_unwritable_json_is_refused_before_the_work(tmp_path):
     cp = powercut("diff", imgs, "--json", blocker / "d.json", "--preset", PRESET)
     assert cp.returncode == 2 and str(blocker) in cp.stderr and "Traceback" not in cp.stderr
     assert "images planned" not in cp.stderr
+
+
+def test_shards_compare_disjoint_inputs(tmp_path):
+    """--shard K/N (or the launcher's environment) compares input K of every N."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for n in "abc":
+        qemu_image(d / f"{n}.vhdx")
+    seen = []
+    for k, extra, env in ((0, ["--shard", "0/2"], {}), (1, [], {"SLURM_ARRAY_TASK_ID": "1",
+                                                                 "SLURM_ARRAY_TASK_COUNT": "2"})):
+        out = tmp_path / f"r{k}" / "diff.json"
+        cp = subprocess.run([PYTHON, POWERCUT, "diff", "--preset", PRESET, str(d), "--json", str(out)] + extra,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **env))
+        assert cp.returncode == 0, cp.stderr
+        r = report(out)
+        assert r["shard"] == f"{k}/2" and r["shard_source"] == ("--shard" if extra else "SLURM_ARRAY_TASK_ID")
+        assert r["planned"] == (2 if k == 0 else 1)        # a.vhdx, c.vhdx | b.vhdx
+        seen += r["compared_sources"]
+    assert sorted(seen) == ["a.vhdx", "b.vhdx", "c.vhdx"]
+    cp = powercut("diff", "--preset", PRESET, d, "--shard", "2/2")
+    assert cp.returncode == 2 and "--shard takes K/N" in cp.stderr
