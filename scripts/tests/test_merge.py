@@ -170,3 +170,25 @@ def test_sarif_structure(failing):
     loc = refused["locations"][0]["physicalLocation"]
     line = open(os.path.join(ROOT, loc["artifactLocation"]["uri"])).read().splitlines()[loc["region"]["startLine"] - 1]
     assert loc["artifactLocation"]["uri"].startswith("engine/src/") and "VHDX_E_LOG_NO_SEQUENCE" in line
+
+
+def test_campaign_shards_run_disjoint_parts_and_merge(tmp_path, built):
+    """campaign --shard K/2 with one job: its pcsweep runs are shard K of 2;
+    the same seed; the merge names both parts and adds their states."""
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"c{k}"
+        cp = powercut("campaign", "--shard", f"{k}/2", "--seed", 11, "--time", 8, "--split", "sweep=90",
+                      "--jobs", 1, "--no-coverage", "--fresh", "--state", tmp_path / f"st{k}.json",
+                      "--regressions", tmp_path / "reg", "--history", tmp_path / "h.jsonl", "--out", out)
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert f"campaign: shard {k}/2 (from --shard), seed 11" in cp.stderr
+        s = json.loads((out / "summary.json").read_text())
+        assert s["campaign"]["shard"] == f"{k}/2" and s["campaign"]["seed"] == 11
+        runs = [json.loads(p.read_text()) for p in (out / "sweep").glob("*.json")]
+        assert runs and {r["shard"] for r in runs} == {f"{k}/2"}
+        outs.append((out, s))
+    cp, m = merged(tmp_path / "m", *[o for o, _ in outs])
+    assert cp.returncode == 0, cp.stderr
+    assert [p["shard"] for p in m["campaign"]["shards"]] == ["0/2", "1/2"] and m["campaign"]["seed"] == 11
+    assert sum(states(m).values()) == sum(sum(states(s).values()) for _, s in outs)
