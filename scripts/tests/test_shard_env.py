@@ -107,3 +107,21 @@ def test_bad_environment_is_exit_2_before_any_work(built, tmp_path, cmd, env):
     assert cp.returncode == 2, cp.stdout + cp.stderr
     assert "Traceback" not in cp.stderr and ("expected 0 <=" in cp.stderr or "needs --shards" in cp.stderr)
     assert "pcsweep: engine" not in cp.stderr            # no sweep ran
+
+
+def test_pcfaults_uses_the_same_rule(tmp_path):
+    pcfaults = os.path.join(ROOT, "build", "fiu", "faults", "pcfaults")
+    if not os.path.exists(pcfaults):
+        pytest.skip("the fiu preset is not built (scripts/powercut build --preset fiu)")
+    j = tmp_path / "f.json"
+    cp = subprocess.run([pcfaults, "sweep", "--scenario", "overwrite", "--max-faults", "3", "--shards", "3",
+                         "--json", str(j)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        env=env_with(JOB_COMPLETION_INDEX=2), timeout=120)
+    assert cp.returncode in (0, 1), cp.stderr
+    assert "shard 2/3 (from JOB_COMPLETION_INDEX)" in cp.stderr
+    s = json.loads(j.read_text())
+    assert s["shard"] == "2/3" and s["shard_source"] == "JOB_COMPLETION_INDEX"
+    cp = subprocess.run([pcfaults, "sweep", "--scenario", "overwrite", "--max-faults", "3"], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, env=env_with(SLURM_ARRAY_TASK_ID=3,
+                                                                        SLURM_ARRAY_TASK_COUNT=3), timeout=120)
+    assert cp.returncode == 2 and "SLURM_ARRAY_TASK_COUNT=3" in cp.stderr
