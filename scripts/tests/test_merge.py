@@ -192,3 +192,31 @@ def test_campaign_shards_run_disjoint_parts_and_merge(tmp_path, built):
     assert cp.returncode == 0, cp.stderr
     assert [p["shard"] for p in m["campaign"]["shards"]] == ["0/2", "1/2"] and m["campaign"]["seed"] == 11
     assert sum(states(m).values()) == sum(sum(states(s).values()) for _, s in outs)
+
+
+def test_fault_sweep_shards_merge(tmp_path):
+    if not os.path.exists(os.path.join(ROOT, "build", "fiu", "faults", "pcfaults")):
+        pytest.skip("the fiu preset is not built (scripts/powercut build --preset fiu)")
+    parts = []
+    for k in range(2):
+        out = tmp_path / f"f{k}"
+        cp = powercut("faults", "--scenario", "overwrite", "--kinds", "eio", "--max-faults", 20, "--shard", f"{k}/2",
+                      "--out", out)
+        assert cp.returncode == 0, cp.stderr
+        parts.append(json.loads((out / "faults.json").read_text()))
+    cp, m = merged(tmp_path / "m", tmp_path / "f0", tmp_path / "f1")
+    assert cp.returncode == 0, cp.stderr
+    t = m["methods"]["faults"]["targets"]["eio"]
+    assert t["execs"] == sum(p["kinds"]["eio"]["injected"] for p in parts) == 40
+    assert t["states"] == sum(p["kinds"]["eio"]["states"] for p in parts)
+    assert not m["methods"]["faults"]["coverage"]["complete"]       # stopped by --max-faults: said, not hidden
+
+
+def test_external_checker_sweep_takes_the_shard_from_the_environment(qtrace, tmp_path):
+    env = dict(CLEAN_ENV, TEST_SHARD_INDEX="1", TEST_TOTAL_SHARDS="3")
+    cp = subprocess.run([PYTHON, POWERCUT, "sweep", "--trace", str(qtrace), "--checker", "vhdxtool",
+                         "--max-states", "5", "--no-compare", "--out", str(tmp_path / "x")],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=600)
+    assert cp.returncode in (0, 1), cp.stderr
+    s = json.loads((tmp_path / "x" / "extsweep.json").read_text())
+    assert s["shard"] == "1/3" and s["shard_source"] == "TEST_SHARD_INDEX"
