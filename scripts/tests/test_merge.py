@@ -220,3 +220,42 @@ def test_external_checker_sweep_takes_the_shard_from_the_environment(qtrace, tmp
     assert cp.returncode in (0, 1), cp.stderr
     s = json.loads((tmp_path / "x" / "extsweep.json").read_text())
     assert s["shard"] == "1/3" and s["shard_source"] == "TEST_SHARD_INDEX"
+
+
+def canned_campaign(d, shard, percent, failures):
+    from pclib import report
+    data = {"campaign": {"seed": 5, "started": "2026-12-06T02:00:00", "elapsed_s": 10, "budget_s": 10,
+                         "jobs": 2, "shard": shard, "shard_source": "--shard"},
+            "methods": {"fuzz": {"seconds": 10, "targets": {"fuzz_log_replay": {"states": None, "execs": 1000,
+                                                                                "coverage": percent}},
+                                 "coverage": {"complete": True, "text": "1 of 1"}}},
+            "coverage": {"lines": {"covered": int(percent * 10), "count": 1000, "percent": percent}},
+            "failures": failures, "series": [{"t": 1, "method": "fuzz", "target": "fuzz_log_replay", "execs": 5}]}
+    report.write_report(str(d), data)
+
+
+def test_campaign_parts_dedupe_keep_the_smallest_and_say_coverage_is_percentages(tmp_path):
+    arts = {}
+    for k, size in ((0, 300), (1, 100)):
+        arts[k] = tmp_path / f"crash-{k}"
+        arts[k].write_bytes(b"x" * size)
+    same = {"id": "0123456789ab", "signature": "heap-buffer-overflow READ 4 | f > g > h", "method": "fuzz",
+            "target": "fuzz_log_replay", "what": "heap-buffer-overflow READ 4"}
+    canned_campaign(tmp_path / "c0", "0/2", 41.5, [dict(same, count=2, artifact=str(arts[0]),
+                                                        command=f"scripts/powercut repro {arts[0]}")])
+    canned_campaign(tmp_path / "c1", "1/2", 44.0, [dict(same, count=3, artifact=str(arts[1]),
+                                                        command=f"scripts/powercut repro {arts[1]}")])
+    cp, m = merged(tmp_path / "m", tmp_path / "c0", tmp_path / "c1")
+    assert cp.returncode == 1, cp.stderr                           # a failure, --fail-on any
+    assert len(m["failures"]) == 1
+    f = m["failures"][0]
+    assert f["count"] == 5 and f["reproducer_bytes"] == 100 and f["artifact"] == str(arts[1])
+    assert m["coverage"]["lines"]["percent"] == 44.0 and "not a union" in m["coverage"]["merged"]
+    assert any("only percentages are available" in n for n in m["campaign"]["notes"])
+    assert m["methods"]["fuzz"]["targets"]["fuzz_log_replay"]["execs"] == 2000
+    assert {x["shard"] for x in m["series"]} == {"0/2", "1/2"}
+    sarif = json.loads((tmp_path / "m" / "sarif.json").read_text())
+    res = sarif["runs"][0]["results"][0]
+    assert res["ruleId"] == "crash: heap-buffer-overflow READ 4"
+    assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(
+        "0123456789ab-crash-1")                                    # no frame with a file: the reproducer
