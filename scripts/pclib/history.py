@@ -289,8 +289,9 @@ def sarif(data, invariants=()):
         results.append({
             "ruleId": rid, "ruleIndex": index[rid],
             "level": "note" if f.get("triage") == "flaky" else "error",
-            "message": {"text": f"{f.get('what') or rid} (seen {f.get('count', 1)}x; {f.get('triage') or 'unclassified'}"
-                                f"; reproduce: {f.get('command') or rep or 'no reproducer saved'})"},
+            "message": {"text": f"{f.get('what') or rid} (seen {f.get('count', 1)}x; "
+                                f"{f.get('triage') or 'unclassified'}; "
+                                f"reproduce: {f.get('command') or rep or 'no reproducer saved'})"},
             "locations": [loc],
             "partialFingerprints": {"powercutSignature/v1": f.get("id") or ""},
             "properties": {"method": f.get("method"), "target": f.get("target"), "triage": f.get("triage"),
