@@ -223,7 +223,12 @@ def campaign(data):
             if mine or tv.get("failures"):
                 nf += 1
                 msg = f"{len(mine) or tv.get('failures')} unique failure(s)"
-                body = "\n".join(f"[{f['id']}] {f.get('what')} (seen {f.get('count', 1)}x)\n"
+                tri = [f.get("triage") for f in mine if f.get("triage")]
+                if tri:  # new / known / flaky against the history (history.py)
+                    msg += " (" + ", ".join(f"{tri.count(k)} {k}" for k in ("new", "known", "flaky")
+                                            if tri.count(k)) + ")"
+                body = "\n".join(f"[{f['id']}]{' ' + f['triage'] if f.get('triage') else ''} {f.get('what')} "
+                                 f"(seen {f.get('count', 1)}x)\n"
                                  f"  reproduce: {f.get('command')}" for f in mine)
                 failure(case, msg, "failure", body)
             elif partial:

@@ -156,6 +156,7 @@ def test_a_bug_appears_stays_and_is_fixed(tmp_path, built):
     assert r1.returncode == 1 and "new 1" in r1.stdout, r1.stdout + r1.stderr
     r2 = powercut("merge", bad, "--out", tmp_path / "n2", "--history", h, env=ci)
     assert r2.returncode == 0 and "known 1" in r2.stdout and "--fail-on new" in r2.stdout, r2.stdout
+    assert 'message="1 unique failure(s) (1 known)"' in (tmp_path / "n2" / "junit.xml").read_text()
     r2any = powercut("merge", bad, "--out", tmp_path / "n2b", "--history", tmp_path / "other.jsonl",
                      "--fail-on", "any")
     assert r2any.returncode == 1
