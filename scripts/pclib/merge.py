@@ -32,8 +32,10 @@ kept reproducers, copied, so the merged report stands alone):
   and the exit status is 2.
 
 Then, as after a campaign (history.py): the failures are classified new /
-known / fixed / flaky against --history and the regressions corpus, this
-merge is appended to the history, and --fail-on decides the exit status.
+known / fixed against --history and the regressions corpus -- and flaky
+when --rerun ran the kept reproducer again (`powercut repro`) and it did not
+reproduce --, this merge is appended to the history, and --fail-on decides
+the exit status.
 
 Exit status: 0 no failure (under --fail-on); 1 failures; 2 usage error, a
 damaged or missing part (after writing the report of the others).
@@ -57,6 +59,10 @@ def add_parser(sub):
     p.add_argument("dirs", nargs="+", metavar="DIR", help="report directories (campaign, sweep or faults runs)")
     p.add_argument("--out", required=True, help="the merged report directory")
     add_history_args(p)
+    p.add_argument("--rerun", action="store_true",
+                   help="run every kept reproducer again (`powercut repro`, up to --rerun-timeout seconds each): "
+                        "a failure that does not reproduce is flaky")
+    p.add_argument("--rerun-timeout", type=float, default=300.0, help="seconds per rerun (default 300)")
     p.set_defaults(func=cmd_merge)
 
 
@@ -383,6 +389,29 @@ def merge(parts, out, damaged=()):
     }
 
 
+def rerun(failures, timeout):
+    """Runs each failure's kept reproducer again with `powercut repro`:
+    exit 1 (it reproduces) sets f["reproduced"] True, exit 0 (clean, does
+    not reproduce) False; anything else leaves it unset and returns a note."""
+    from .common import TimeoutExpired, run
+    notes = []
+    for f in failures:
+        rep = f.get("reproducer")
+        if not rep:
+            continue
+        try:
+            cp = run([sys.executable, os.path.join(ROOT, "scripts", "powercut"), "repro", rep], check=False,
+                     capture=True, timeout=timeout)
+        except TimeoutExpired:
+            notes.append(f"rerun of [{f['id']}] {rep}: no answer within {timeout:g} s")
+            continue
+        if cp.returncode in (0, 1):
+            f["reproduced"] = cp.returncode == 1
+        else:
+            notes.append(f"rerun of [{f['id']}] {rep}: powercut repro exited {cp.returncode}")
+    return notes
+
+
 def finish(out, data, args, regressions=triage.REGRESSIONS):
     """History, classification, SARIF and the report; returns whether the
     failures fail the run under --fail-on."""
@@ -394,6 +423,8 @@ def finish(out, data, args, regressions=triage.REGRESSIONS):
             invariants = registry.invariants(pcsweep)
         except Exception:  # noqa: BLE001 - the SARIF rules then carry their names only
             invariants = []
+    if getattr(args, "rerun", False):
+        data["campaign"]["notes"] += rerun(data.get("failures", []), args.rerun_timeout)
     hist = args.history or history.default_path(out)
     history.finish(out, data, hist, regressions, invariants)
     mode = args.fail_on or history.default_fail_on()

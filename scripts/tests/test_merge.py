@@ -259,3 +259,21 @@ def test_campaign_parts_dedupe_keep_the_smallest_and_say_coverage_is_percentages
     assert res["ruleId"] == "crash: heap-buffer-overflow READ 4"
     assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(
         "0123456789ab-crash-1")                                    # no frame with a file: the reproducer
+
+
+def test_rerun_marks_what_does_not_reproduce_flaky(failing, built, tmp_path):
+    base, whole, shards = failing
+    clean = tmp_path / "clean.vhdx"
+    subprocess.run([built("vhdxtool"), "create", str(clean), "8M"], check=True, stdout=subprocess.DEVNULL)
+    canned_campaign(tmp_path / "c", "0/1", 40.0, [{"id": "feedfacecafe", "signature": "sweep: open-refused | x",
+                                                  "method": "sweep", "target": "overwrite", "count": 1,
+                                                  "what": "open-refused (once)", "artifact": str(clean),
+                                                  "command": f"scripts/powercut repro {clean}"}])
+    cp = powercut("merge", tmp_path / "c", "--out", tmp_path / "m", "--history", tmp_path / "h.jsonl", "--rerun",
+                  "--fail-on", "new")
+    assert cp.returncode == 0 and "flaky 1" in cp.stdout, cp.stdout + cp.stderr   # only a flaky failure
+    sarif = json.loads((tmp_path / "m" / "sarif.json").read_text())
+    assert sarif["runs"][0]["results"][0]["level"] == "note"
+    cp = powercut("merge", whole, "--out", tmp_path / "w", "--history", tmp_path / "h2.jsonl", "--rerun")
+    s = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert cp.returncode == 1 and all(f["reproduced"] and f["triage"] == "new" for f in s["failures"]), cp.stdout
