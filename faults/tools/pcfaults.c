@@ -93,7 +93,7 @@ static const char usage[] =
     "  --no-live            skip the in-session read-back checks\n"
     "  --max-faults N --max-seconds S --max-violations N   limits (0 = none); a sweep\n"
     "                       stopped by one says how many of its planned plans it ran\n"
-    "  --shard K/N          run only plans with index %% N == K; without it (sweep) the\n"
+    "  --shard K/N          run only plans with index % N == K; without it (sweep) the\n"
     "                       launcher's environment decides: TEST_SHARD_INDEX/TEST_TOTAL_SHARDS,\n"
     "                       JOB_COMPLETION_INDEX with --shards N, SLURM_ARRAY_TASK_ID/COUNT\n"
     "                       (`pcsweep shard --help` has the rule)\n"

@@ -72,7 +72,7 @@ static const char usage[] =
     "sweep options:\n"
     "  --models LIST        a comma list of the crash models below, or all, power,\n"
     "                       corruption (default all)\n"
-    "  --shard K/N          judge only states with index %% N == K (split across jobs);\n"
+    "  --shard K/N          judge only states with index % N == K (split across jobs);\n"
     "                       without it the launcher's environment decides (see shard)\n"
     "  --shards N           shards of a Kubernetes Indexed Job (with JOB_COMPLETION_INDEX)\n"
     "  --sweep-seed N       seed of sampled choices (default 1)\n"
