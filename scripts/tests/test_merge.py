@@ -277,3 +277,35 @@ def test_rerun_marks_what_does_not_reproduce_flaky(failing, built, tmp_path):
     cp = powercut("merge", whole, "--out", tmp_path / "w", "--history", tmp_path / "h2.jsonl", "--rerun")
     s = json.loads((tmp_path / "w" / "summary.json").read_text())
     assert cp.returncode == 1 and all(f["reproduced"] and f["triage"] == "new" for f in s["failures"]), cp.stdout
+
+
+def test_coverage_profiles_of_the_parts_are_merged(tmp_path):
+    """Parts that kept their llvm profiles: one merged profile (counts of
+    both parts); without the coverage build here the report says it shows
+    the highest part's percentages."""
+    if not (shutil.which("clang-14") and shutil.which("llvm-profdata-14")):
+        pytest.skip("clang-14 / llvm-profdata-14 not installed")
+    from pclib import merge as merging
+    src = tmp_path / "p.c"
+    src.write_text("int main(int c, char **v) { (void)v; return c > 1 ? 1 : 0; }\n")
+    exe = tmp_path / "p"
+    subprocess.run(["clang-14", "-fprofile-instr-generate", "-fcoverage-mapping", "-o", str(exe), str(src)],
+                   check=True)
+    parts = []
+    for k, argv in ((0, []), (1, ["x"])):
+        d = tmp_path / f"c{k}"
+        prof = d / "coverage" / "prof"
+        prof.mkdir(parents=True)
+        subprocess.run([str(exe)] + argv, env=dict(os.environ, LLVM_PROFILE_FILE=str(prof / "r.profraw")))
+        subprocess.run(["llvm-profdata-14", "merge", "-o", str(prof / "all.profdata"), str(prof / "r.profraw")],
+                       check=True)
+        parts.append({"dir": str(d), "data": {"coverage": {"lines": {"covered": 1, "count": 2, "percent": 50.0 + k},
+                                                           "per_target": {"no_such_target": {}}}}})
+    out = tmp_path / "m"
+    cov, note = merging.merge_coverage(parts, str(out))
+    merged_pd = out / "coverage" / "prof" / "all.profdata"
+    assert merged_pd.exists()
+    shown = subprocess.run(["llvm-profdata-14", "show", "--all-functions", "--counts", str(merged_pd)],
+                           stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert "Function count: 2" in shown                  # main ran once in each part
+    assert "were merged into" in note and "not a union" in note and cov["lines"]["percent"] == 51.0
