@@ -59,6 +59,9 @@ from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutpu
                      sparse_copy, tool, work_tmpdir)
 
 CHECKERS = ("vhdxtool", "qemu", "both")
+CHECKER_HELP = ("vhdxtool, qemu, both, or any command with {image} in it (e.g. 'vhdiinfo {image}': exit status 0 = "
+                "opens, another status = refuses, a signal = crashes, past --timeout = hangs)")
+QEMU_MODES = ("session", "processes")
 PROBE_PATTERN = 0xA5
 PROBE_LEN = 64 * 1024
 SECTOR = 512
@@ -338,14 +341,68 @@ def parse_qemu_io_command(text):
 
 
 # ---- checkers ---------------------------------------------------------------------------------------
+class ReadPlan:
+    """How the qemu-io session reads the whole virtual disk back exactly,
+    without a hex dump of every byte: the disk is cut into segments of
+    sectors that share their candidate values (the base value when it is one
+    repeated byte, the pattern bytes of the writes that cover them, newest
+    first; the probe range on its own), at most 4 MiB each.  A segment is
+    read with `read -q -P BYTE OFF LEN` per candidate (silent when every byte
+    is BYTE); a segment no candidate fills is read with `read -v` and its dump
+    parsed.  So the bytes the judge sees are exactly those QEMU returns, as
+    with `qemu-img convert`."""
+
+    MAX = 4 << 20
+
+    def __init__(self, base, workload, probe_off):
+        nsec = len(base) // SECTOR
+        patterns = {}
+        if workload:
+            for i, (kind, off, ln, byte) in enumerate(workload.cmds):
+                if kind == "write" and ln:
+                    for s in range(off // SECTOR, min((off + ln + SECTOR - 1) // SECTOR, nsec)):
+                        patterns.setdefault(s, []).append(byte)
+                elif kind == "discard" and ln:
+                    for s in range(off // SECTOR, min((off + ln + SECTOR - 1) // SECTOR, nsec)):
+                        patterns.setdefault(s, []).append(0)
+        pr = (probe_off // SECTOR, (probe_off + PROBE_LEN) // SECTOR) if probe_off is not None else (0, 0)
+        self.segments = []      # (offset, length, candidates, in the probe range)
+        prev, start = None, 0
+        for s in range(nsec + 1):
+            key = None
+            if s < nsec:
+                sec = base[s * SECTOR:(s + 1) * SECTOR]
+                cands = []
+                for b in reversed(patterns.get(s, [])):
+                    if b is not None and b not in cands:
+                        cands.append(b)
+                if sec.count(sec[0]) == SECTOR and sec[0] not in cands:
+                    cands.append(sec[0])
+                key = (tuple(cands), pr[0] <= s < pr[1])
+            if key != prev or (s - start) * SECTOR >= self.MAX:
+                if prev is not None:
+                    self.segments.append((start * SECTOR, (s - start) * SECTOR, prev[0], prev[1]))
+                prev, start = key, s
+        self.size = len(base)
+
+
 class Checkers(OnceRunner):
-    def __init__(self, t, work, workload, probe_off, virtual_size, verbose=False):
+    def __init__(self, t, work, workload, probe_off, virtual_size, verbose=False, base_raw=None, qemu_mode="session",
+                 custom=None):
         super().__init__(verbose, 60.0)
+        import threading
         self.t = t
         self.work = work
         self.workload = workload
         self.probe_off = probe_off
         self.virtual_size = virtual_size
+        self.custom = custom            # argv with {image} of a --checker command
+        # The qemu-io sessions (one per thread) and how many states each path judged.
+        self.plan = ReadPlan(base_raw, workload, probe_off) if qemu_mode == "session" and base_raw else None
+        self.local = threading.local()
+        self.sessions = []
+        self.via = {"session": 0, "processes": 0}
+        self.fallback_why = {}
 
     def log_pending(self, img):
         """Does the image's current header name a log (vhdxtool layout)?"""
@@ -357,6 +414,184 @@ class Checkers(OnceRunner):
         with open(raw_path, "rb") as f:
             raw = f.read()
         return self.workload.judge(raw, st["acked"], st["terminal"])
+
+    def judge_bytes(self, raw, st):
+        if not self.workload:
+            return "unknown", "no read-back (" + (st.get("why_no_readback") or "unknown workload") + ")"
+        return self.workload.judge(raw, st["acked"], st["terminal"])
+
+    def check(self, checker, img, st, tag, pristine):
+        """One checker's result on a copy (img) of a state's image (pristine)."""
+        if checker == "vhdxtool":
+            return self.vhdxtool(img, st, tag)
+        if checker == "qemu":
+            if self.plan is None:
+                return self.qemu(img, st, tag)
+            return self.qemu_session(img, st, tag, pristine)
+        return self.command(img, st, tag)
+
+    # -- any command: --checker 'CMD {image}' --
+    def command(self, img, st, tag):
+        """Exit status 0: opened; another status: refused (the last line of
+        its output is the message); killed by a signal: crashed; past
+        --timeout: hang."""
+        argv = [a.replace("{image}", img) for a in self.custom]
+        cp = self.run(argv)
+        out = (cp.stdout + cp.stderr).decode(errors="replace")
+        lines = [x for x in out.strip().splitlines() if x.strip()]
+        last = (lines[-1].strip() if lines else "")[:300]
+        if cp.returncode == -9 and b"timed out after" in cp.stderr:
+            return {"open": "hang", "message": out.strip()[:300]}
+        if cp.returncode < 0:
+            import signal
+            try:
+                name = signal.Signals(-cp.returncode).name
+            except ValueError:
+                name = f"signal {-cp.returncode}"
+            return {"open": "crashed", "error": name, "message": last}
+        if cp.returncode == 0:
+            return {"open": "opened", "exit_status": 0}
+        return {"open": "refused", "error": f"exit {cp.returncode}", "exit_status": cp.returncode,
+                "message": last or f"status {cp.returncode}"}
+
+    # -- QEMU through a long-lived qemu-io --
+    def session(self):
+        from .qemuio import QemuIo
+        s = getattr(self.local, "qio", None)
+        if s is None or s.p is None:
+            with self.lock:
+                first = not self.sessions
+            s = QemuIo(announce=first or self.verbose)
+            self.local.qio = s
+            with self.lock:
+                self.sessions.append(s)
+        return s
+
+    def close_sessions(self):
+        for s in self.sessions:
+            s.close()
+
+    def qemu_session(self, img, st, tag, pristine):
+        """The same judgement as qemu() from one qemu-io process per thread:
+        open read-write (replays a pending log) and close, as `qemu-img check
+        -r all` opens; open read-only and read the disk back exactly, as
+        `qemu-img convert`; the probe: open, write, close, open read-only,
+        read back.  Whatever the session cannot decide exactly (an open or
+        read that prints anything, a timeout) is judged by qemu() on a fresh
+        copy: refusals, check errors and failed reads keep their exact
+        messages."""
+        from .qemuio import SessionError
+        try:
+            r, why = self._qemu_session(img, st)
+        except SessionError as e:
+            r, why = None, str(e)
+        with self.lock:
+            self.via["session" if r is not None else "processes"] += 1
+            if r is None:
+                self.fallback_why[why] = self.fallback_why.get(why, 0) + 1
+        if r is not None:
+            return r
+        sparse_copy(pristine, img)
+        return self.qemu(img, st, tag)
+
+    def _read_exact(self, s, img, segments):
+        """(the virtual disk's bytes as QEMU reads them, the byte that filled
+        each segment or None), or (None, why)."""
+        plan = self.plan
+        cmds = [f"open -r -o driver=vhdx {img}"]
+        which = []
+        for i, (off, ln, cands, _p) in enumerate(segments):
+            for c in cands:
+                cmds.append(f"read -q -P 0x{c:02x} {off} {ln}")
+                which.append((i, c))
+        cmds += [f"read -q {plan.size} {SECTOR}", "close"]
+        outs = s.run(cmds, self.timeout)
+        if outs[0].strip():
+            return None, "read-only open printed something"
+        if "read failed" not in outs[-2] or outs[-1].strip():
+            return None, "the virtual disk is not the base's size"
+        raw = bytearray(plan.size)
+        filled = [None] * len(segments)
+        for (i, c), o in zip(which, outs[1:-2]):
+            o = o.strip()
+            if not o:
+                if filled[i] is None:
+                    off, ln = segments[i][0], segments[i][1]
+                    raw[off:off + ln] = bytes([c]) * ln
+                    filled[i] = c
+            elif not o.startswith("Pattern verification failed"):
+                return None, "a read failed"
+        dump = [i for i, f in enumerate(filled) if f is None]
+        if dump:
+            from .qemuio import parse_dump
+            cmds = [f"open -r -o driver=vhdx {img}"] + [f"read -v {segments[i][0]} {segments[i][1]}" for i in dump] \
+                + ["close"]
+            outs = s.run(cmds, self.timeout)
+            if outs[0].strip() or outs[-1].strip():
+                return None, "read-only open printed something"
+            for i, o in zip(dump, outs[1:-1]):
+                off, ln = segments[i][0], segments[i][1]
+                b = parse_dump(o, off, ln)
+                if b is None:
+                    return None, "a read -v dump did not parse"
+                raw[off:off + ln] = b
+        return (bytes(raw), filled), None
+
+    def _qemu_session(self, img, st):
+        from .qemuio import QemuIo
+        img = os.path.abspath(img)
+        try:
+            QemuIo.check_path(img)
+        except ValueError as e:
+            return None, str(e)
+        s = self.session()
+        outs = s.run([f"open -o driver=vhdx {img}", "close"], self.timeout)
+        if outs[0].strip() or outs[1].strip():
+            return None, "the read-write open printed something (refusal, warning)"
+        was = st["log_pending"]
+        now = self.log_pending(img)
+        r = {"open": ("replayed" if was and not now else "opened-log-not-replayed" if was else "opened"),
+             "check_status": 0}
+        if r["open"] == "replayed":
+            # qemu-img check -r all counts a replay on open as one corruption fixed.
+            r["check_repaired"] = "log replayed on open"
+        segs = self.plan.segments
+        got, why = self._read_exact(s, img, segs)
+        if got is None:
+            return None, why
+        a, filled = got
+        r["data"], r["data_detail"] = self.judge_bytes(a, st)
+        if self.probe_off is None:
+            return r, None
+        po = self.probe_off
+        outs = s.run([f"open -o driver=vhdx {img}", f"write -q -P 0x{PROBE_PATTERN:02x} {po} {PROBE_LEN}", "close"],
+                     self.timeout)
+        text = "".join(outs)
+        if outs[0].strip() or outs[1].strip():
+            if "failed" in text or "can't open" in text:
+                m = re.search(r"(write failed: .*|can't open.*)", text)
+                r["probe"] = "cannot-allocate"
+                r["probe_detail"] = (m.group(1) if m else text.strip())[:300]
+                return r, None
+            return None, "the probe write printed something"
+        if outs[2].strip():
+            return None, "close after the probe printed something"
+        # Read back: the probe range must hold the pattern, everything else what it held.
+        segs2 = [(off, ln, (PROBE_PATTERN,) if inp else ((f,) if f is not None else ()), inp)
+                 for (off, ln, _c, inp), f in zip(segs, filled)]
+        got, why = self._read_exact(s, img, segs2)
+        if got is None:
+            return None, "after the probe: " + why
+        b = got[0]
+        probe_ok = b[po:po + PROBE_LEN] == bytes([PROBE_PATTERN]) * PROBE_LEN
+        rest_ok = a[:po] == b[:po] and a[po + PROBE_LEN:] == b[po + PROBE_LEN:]
+        if probe_ok and rest_ok:
+            r["probe"] = "ok"
+        else:
+            r["probe"] = "allocation-corrupts"
+            r["probe_detail"] = ("the probe did not read back" if not probe_ok else
+                                 "writing the probe changed other virtual data")
+        return r, None
 
     def vhdxtool(self, img, st, tag):
         t = self.t
@@ -475,6 +710,8 @@ def violations_of(r, cls, checker):
         v.append("checker-error")
     if r.get("open") == "hang":
         v.append("hang")
+    if r.get("open") == "crashed":
+        v.append("checker-crash")
     if r.get("open") == "refused" and not corruption:
         v.append("refused")
     if r.get("check_errors"):
@@ -495,6 +732,8 @@ def outcome_label(r):
     o = r.get("open", "?")
     if o == "hang":
         return "does not finish (timeout)"
+    if o == "crashed":
+        return f"crashes ({r.get('error', '?')})"
     if o == "refused":
         return "refuses" + (f" ({r['error']})" if r.get("error") else "")
     parts = [{"replayed": "replays", "opened": "opens", "opened-log-not-replayed":
@@ -518,7 +757,7 @@ def add_arguments(p, only_extra=False):
     sweep` does not have itself (its parser adds them to its --help)."""
     if not only_extra:
         p.add_argument("--trace", help="trace to sweep (from powercut record or pcsweep --save-trace)")
-        p.add_argument("--checker", choices=CHECKERS, help="external checker(s) for every crash state")
+        p.add_argument("--checker", help="external checker(s) for every crash state: " + CHECKER_HELP)
         p.add_argument("--models", default="all",
                        help="comma list of crash models, or all (default; recovery is not exportable)")
         p.add_argument("--max-states", type=int, default=0,
@@ -544,6 +783,10 @@ def add_arguments(p, only_extra=False):
                    help="external: copy up to N images of each violation signature into the report directory "
                         "(default 3)")
     p.add_argument("--no-probe", action="store_true", default=d(False), help="external: skip QEMU's allocation probe")
+    p.add_argument("--qemu-mode", choices=QEMU_MODES, default=d("session"),
+                   help="external: session = one long-lived qemu-io per job judges image after image (default); "
+                        "processes = qemu-img/qemu-io processes for every check of every state (slower; the "
+                        "same verdicts)")
     p.add_argument("--no-compare", action="store_true", default=d(False),
                    help="external: skip the in-process sweep used for the speed ratio")
     p.add_argument("--timeout", type=float, default=d(60.0),
@@ -669,14 +912,34 @@ def count_planned(t, trace, models, args):
     return ask.export_count(t("pcsweep"), trace, models, sweep_seed=args.sweep_seed, shard=args.shard)[0]
 
 
+def parse_checker(spec):
+    """--checker: (checker names, argv of a command checker or None).  A
+    command names its image as {image}; its checker name is cmd:PROGRAM."""
+    if spec in CHECKERS:
+        return (["vhdxtool", "qemu"] if spec == "both" else [spec]), None
+    if "{image}" not in (spec or ""):
+        raise UsageError(f"--checker {spec!r}: expected {CHECKER_HELP}")
+    try:
+        argv = shlex.split(spec)
+    except ValueError as e:
+        raise UsageError(f"--checker {spec!r}: cannot split it into arguments ({e})") from e
+    if not argv or "{image}" in argv[0]:
+        raise UsageError(f"--checker {spec!r}: the command must start with a program, then {{image}}")
+    prog = argv[0]
+    if not (shutil.which(prog) or (os.sep in prog and os.access(prog, os.X_OK))):
+        raise UsageError(f"--checker {spec!r}: {prog} is not installed or not executable")
+    return ["cmd:" + os.path.basename(prog)], argv
+
+
 def run_external_sweep(args):
     from .record import ensure_tools
     args = normalize_args(args)
     if not args.checker:
-        raise UsageError("the external sweep needs --trace FILE and --checker vhdxtool|qemu|both")
+        raise UsageError("the external sweep needs --trace FILE and --checker vhdxtool|qemu|both|'CMD {image}'")
+    checkers, custom = parse_checker(args.checker)
     check_trace_arg(args.trace)
-    if args.checker in ("qemu", "both") and not shutil.which("qemu-img"):
-        raise InfraError("qemu-img is not installed (powercut setup installs qemu-utils)")
+    if "qemu" in checkers and not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        raise InfraError("qemu-img / qemu-io are not installed (powercut setup installs qemu-utils)")
     if args.jobs < 1 or args.batch < 1:
         raise UsageError("--jobs and --batch must be at least 1")
     if args.max_states < 0 or args.keep_failures < 0:
@@ -698,19 +961,19 @@ def run_external_sweep(args):
     n_pending_last = tr["epochs"][-1]["pending"]
     report_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(report_dir, exist_ok=True)
-    checkers = ["vhdxtool", "qemu"] if args.checker == "both" else [args.checker]
     planned = count_planned(t, args.trace, models, args)
     say(f"sweep: external checker(s) {', '.join(checkers)} on {args.trace}: {len(ops)} operations, "
         f"{len(starts)} epochs, {planned if planned is not None else '?'} crash states planned; models "
         f"{','.join(models)}; sweep seed {args.sweep_seed} (sampling)")
     work = tempfile.mkdtemp(prefix="powercut-extsweep-", dir=work_tmpdir())
+    chk = None
     try:
         # The base image (state 0 of the drop model = the durable image of epoch 0).
         base_dir = os.path.join(work, "base")
         rows = _export_batch(t, args.trace, base_dir, ["drop"], [0], argparse.Namespace(
             sweep_seed=args.sweep_seed, shard="0/1"))
         base_img = rows[0]["image"]
-        workload, why, probe, vsize = None, None, None, 0
+        workload, why, probe, vsize, base_raw = None, None, None, 0, None
         info = run([t("vhdxtool"), "info", base_img, "--json"], check=False, capture=True)
         try:
             geo = json.loads(info.stdout.decode()) if info.returncode == 0 else None
@@ -741,7 +1004,8 @@ def run_external_sweep(args):
             why = "the base image does not open with vhdxtool: " + info.stderr.decode(errors="replace").strip()[:200]
         say(f"sweep: read-back {'on: ' + str(sum(1 for c in workload.cmds if c[0] == 'write')) + ' qemu-io writes' if workload else 'off (' + (why or '?') + ')'}"
             f"; allocation probe {'at virtual offset ' + str(probe) if probe is not None else 'off'}")
-        chk = Checkers(t, work, workload, probe, vsize, verbose=args.verbose)
+        chk = Checkers(t, work, workload, probe, vsize, verbose=args.verbose, base_raw=base_raw,
+                       qemu_mode=args.qemu_mode, custom=custom)
         chk.timeout = args.timeout
         results = []
         kept = {}
@@ -775,9 +1039,9 @@ def run_external_sweep(args):
                 st["log_pending"] = chk.log_pending(row["image"])
                 st["why_no_readback"] = why
                 for c in checkers:
-                    copy = os.path.join(bdir, f"{row['index']}.{c}.vhdx")
+                    copy = os.path.join(bdir, f"{row['index']}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', c)}.vhdx")
                     sparse_copy(row["image"], copy)
-                    st[c] = getattr(chk, c)(copy, st, f"{row['index']}")
+                    st[c] = chk.check(c, copy, st, f"{row['index']}", row["image"])
                     st[c]["violations"] = violations_of(st[c], classes[row["model"]], c)
                     if st[c]["violations"]:
                         key = signature_of(c, st[c], classes[row["model"]], st[c]["violations"][0])[0]
@@ -825,6 +1089,7 @@ def run_external_sweep(args):
                                  f"{len(results) / el:.1f}/s   ")
                 sys.stderr.flush()
         wall = time.time() - t0
+        chk.close_sessions()
         if sys.stderr.isatty():
             sys.stderr.write("\n")
         # The in-process sweep over the same models, for the speed ratio.
@@ -845,12 +1110,19 @@ def run_external_sweep(args):
                 except ValueError:
                     inproc = None
     finally:
+        if chk is not None:
+            chk.close_sessions()
         shutil.rmtree(work, ignore_errors=True)
     results.sort(key=lambda st: st["index"])
+    paths = None
+    if "qemu" in checkers:
+        paths = {"mode": args.qemu_mode if chk.plan is not None else "processes",
+                 "session_states": chk.via["session"], "process_states": chk.via["processes"],
+                 "fallbacks": dict(sorted(chk.fallback_why.items(), key=lambda kv: -kv[1]))}
     if stopped_by is None and planned is not None and len(results) < planned:
         stopped_by = "the export ended early"
     return _report(args, results, checkers, models, classes, wall, unique, inproc, out_json, workload, why, probe,
-                   tr, starts, describe_epochs(ops, starts, layout), planned, stopped_by)
+                   tr, starts, describe_epochs(ops, starts, layout), planned, stopped_by, paths)
 
 
 def signatures(results, checkers, classes, cap_states=50):
@@ -878,7 +1150,7 @@ def signatures(results, checkers, classes, cap_states=50):
 
 
 def _report(args, results, checkers, models, classes, wall, unique, inproc, out_json, workload, why, probe, tr,
-            starts, epoch_ops, planned=None, stopped_by=None):
+            starts, epoch_ops, planned=None, stopped_by=None, qemu_paths=None):
     n = len(results)
     rate = n / wall if wall > 0 else 0.0
     complete = planned is not None and n >= planned
@@ -893,6 +1165,8 @@ def _report(args, results, checkers, models, classes, wall, unique, inproc, out_
                "readback": "qemu-io commands" if workload else f"off ({why})",
                "probe_offset": probe, "epochs": len(starts), "trace_ops": len(tr["ops"]),
                "record_command": tr["meta"].get("record.command")}
+    if qemu_paths:
+        summary["qemu_mode"] = qemu_paths
     if inproc:
         ip_rate = inproc.get("states_per_sec", 0.0)
         summary["inprocess"] = {"states": inproc.get("states"), "wall_s": inproc.get("wall_s"),
@@ -942,6 +1216,10 @@ def _report(args, results, checkers, models, classes, wall, unique, inproc, out_
     say(f"sweep: {n} of {planned if planned is not None else '?'} crash states checked in {wall:.1f} s "
         f"({rate:.1f}/s with {'+'.join(checkers)}, {args.jobs} jobs; {unique} distinct images checked, "
         f"{unique / wall if wall > 0 else 0:.1f}/s)")
+    if qemu_paths:
+        fb = "; ".join(f"{n}x {w}" for w, n in qemu_paths["fallbacks"].items())
+        say(f"sweep: qemu {qemu_paths['mode']}: {qemu_paths['session_states']} distinct images judged by long-lived "
+            f"qemu-io, {qemu_paths['process_states']} by qemu-img/qemu-io processes" + (f" ({fb})" if fb else ""))
     if not complete:
         say(f"sweep: INCOMPLETE: {n} of {planned if planned is not None else '?'} states checked (stopped by "
             f"{stopped_by or '?'}); the states not checked may hold violations")
