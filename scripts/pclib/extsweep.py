@@ -55,7 +55,7 @@ import time
 
 from . import ask, registry
 from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, OnceRunner, UsageError,
-                     check_output_dir, check_output_file, fallback_path, file_sha256, run, save_json, say,
+                     check_output_dir, check_output_file, content_digest, fallback_path, run, save_json, say,
                      sparse_copy, tool, work_tmpdir)
 
 CHECKERS = ("vhdxtool", "qemu", "both")
@@ -496,46 +496,49 @@ class Checkers(OnceRunner):
 
     def _read_exact(self, s, img, segments):
         """(the virtual disk's bytes as QEMU reads them, the byte that filled
-        each segment or None), or (None, why)."""
+        each segment or None), or (None, why).  The image stays open while
+        round k tries each unresolved segment's k-th candidate; segments no
+        candidate fills are dumped."""
+        from .qemuio import parse_dump
         plan = self.plan
-        cmds = [f"open -r -o driver=vhdx {img}"]
-        which = []
-        for i, (off, ln, cands, _p) in enumerate(segments):
-            for c in cands:
-                cmds.append(f"read -q -P 0x{c:02x} {off} {ln}")
-                which.append((i, c))
-        cmds += [f"read -q {plan.size} {SECTOR}", "close"]
-        outs = s.run(cmds, self.timeout)
+        outs = s.run([f"open -r -o driver=vhdx {img}", f"read -q {plan.size} {SECTOR}"], self.timeout)
         if outs[0].strip():
             return None, "read-only open printed something"
-        if "read failed" not in outs[-2] or outs[-1].strip():
-            return None, "the virtual disk is not the base's size"
+        if "read failed" not in outs[1]:
+            s.run(["close"], self.timeout)
+            return None, "the virtual disk is larger than the base"
         raw = bytearray(plan.size)
         filled = [None] * len(segments)
-        for (i, c), o in zip(which, outs[1:-2]):
-            o = o.strip()
-            if not o:
-                if filled[i] is None:
-                    off, ln = segments[i][0], segments[i][1]
-                    raw[off:off + ln] = bytes([c]) * ln
-                    filled[i] = c
-            elif not o.startswith("Pattern verification failed"):
-                return None, "a read failed"
+        todo = [i for i, seg in enumerate(segments) if seg[2]]
+        k = 0
+        while todo:
+            outs = s.run([f"read -q -P 0x{segments[i][2][k]:02x} {segments[i][0]} {segments[i][1]}" for i in todo],
+                         self.timeout)
+            left = []
+            for i, o in zip(todo, outs):
+                o = o.strip()
+                off, ln, cands, _p = segments[i]
+                if not o:
+                    raw[off:off + ln] = bytes([cands[k]]) * ln
+                    filled[i] = cands[k]
+                elif not o.startswith("Pattern verification failed"):
+                    s.run(["close"], self.timeout)
+                    return None, "a read failed"
+                elif k + 1 < len(cands):
+                    left.append(i)
+            todo = left
+            k += 1
         dump = [i for i, f in enumerate(filled) if f is None]
-        if dump:
-            from .qemuio import parse_dump
-            cmds = [f"open -r -o driver=vhdx {img}"] + [f"read -v {segments[i][0]} {segments[i][1]}" for i in dump] \
-                + ["close"]
-            outs = s.run(cmds, self.timeout)
-            if outs[0].strip() or outs[-1].strip():
-                return None, "read-only open printed something"
-            for i, o in zip(dump, outs[1:-1]):
-                off, ln = segments[i][0], segments[i][1]
-                b = parse_dump(o, off, ln)
-                if b is None:
-                    return None, "a read -v dump did not parse"
-                raw[off:off + ln] = b
-        return (bytes(raw), filled), None
+        outs = s.run([f"read -v {segments[i][0]} {segments[i][1]}" for i in dump] + ["close"], self.timeout)
+        if outs[-1].strip():
+            return None, "close printed something"
+        for i, o in zip(dump, outs):
+            off, ln = segments[i][0], segments[i][1]
+            b = parse_dump(o, off, ln)
+            if b is None:
+                return None, "a read -v dump did not parse"
+            raw[off:off + ln] = b
+        return (raw, filled), None
 
     def _qemu_session(self, img, st):
         from .qemuio import QemuIo
@@ -549,7 +552,7 @@ class Checkers(OnceRunner):
         if outs[0].strip() or outs[1].strip():
             return None, "the read-write open printed something (refusal, warning)"
         was = st["log_pending"]
-        now = self.log_pending(img)
+        now = was and self.log_pending(img)   # without a pending log before, the open is "opened" either way
         r = {"open": ("replayed" if was and not now else "opened-log-not-replayed" if was else "opened"),
              "check_status": 0}
         if r["open"] == "replayed":
@@ -1006,6 +1009,9 @@ def run_external_sweep(args):
             f"; allocation probe {'at virtual offset ' + str(probe) if probe is not None else 'off'}")
         chk = Checkers(t, work, workload, probe, vsize, verbose=args.verbose, base_raw=base_raw,
                        qemu_mode=args.qemu_mode, custom=custom)
+        if chk.plan is not None and "qemu" in checkers:
+            from .qemuio import keep_heap
+            keep_heap()
         chk.timeout = args.timeout
         results = []
         kept = {}
@@ -1062,7 +1068,7 @@ def run_external_sweep(args):
             todo, dup = [], []
             for row in rows:
                 meta = _state_meta(row, ops, starts, n_pending_last, workload)
-                key = (file_sha256(row["image"]), meta["acked"], meta["terminal"])
+                key = (content_digest(row["image"]), meta["acked"], meta["terminal"])
                 if key in cache or key in [k for k, _ in todo]:
                     dup.append((key, row))
                 else:
