@@ -494,18 +494,20 @@ class Checkers(OnceRunner):
         sparse_copy(pristine, img)
         return self.qemu(img, st, tag)
 
-    def _read_exact(self, s, img, segments):
+    def _read_exact(self, s, segments, opened):
         """(the virtual disk's bytes as QEMU reads them, the byte that filled
-        each segment or None), or (None, why).  The image stays open while
-        round k tries each unresolved segment's k-th candidate; segments no
-        candidate fills are dumped."""
+        each segment or None), or (None, why).  opened: what `open -r IMG`
+        and `read -q SIZE 512` (one sector past the end) printed.  The image
+        stays open while round k tries each unresolved segment's k-th
+        candidate; segments no candidate fills are dumped; then it is
+        closed."""
         from .qemuio import parse_dump
         plan = self.plan
-        outs = s.run([f"open -r -o driver=vhdx {img}", f"read -q {plan.size} {SECTOR}"], self.timeout)
-        if outs[0].strip():
+        if opened[0].strip():
+            s.run(["close"], self.timeout, mark=False)
             return None, "read-only open printed something"
-        if "read failed" not in outs[1]:
-            s.run(["close"], self.timeout)
+        if "read failed" not in opened[1]:
+            s.run(["close"], self.timeout, mark=False)
             return None, "the virtual disk is larger than the base"
         raw = bytearray(plan.size)
         filled = [None] * len(segments)
@@ -513,7 +515,7 @@ class Checkers(OnceRunner):
         k = 0
         while todo:
             outs = s.run([f"read -q -P 0x{segments[i][2][k]:02x} {segments[i][0]} {segments[i][1]}" for i in todo],
-                         self.timeout)
+                         self.timeout, mark=False)
             left = []
             for i, o in zip(todo, outs):
                 o = o.strip()
@@ -522,14 +524,15 @@ class Checkers(OnceRunner):
                     raw[off:off + ln] = bytes([cands[k]]) * ln
                     filled[i] = cands[k]
                 elif not o.startswith("Pattern verification failed"):
-                    s.run(["close"], self.timeout)
+                    s.run(["close"], self.timeout, mark=False)
                     return None, "a read failed"
                 elif k + 1 < len(cands):
                     left.append(i)
             todo = left
             k += 1
         dump = [i for i, f in enumerate(filled) if f is None]
-        outs = s.run([f"read -v {segments[i][0]} {segments[i][1]}" for i in dump] + ["close"], self.timeout)
+        outs = s.run([f"read -v {segments[i][0]} {segments[i][1]}" for i in dump] + ["close"], self.timeout,
+                     mark=False)
         if outs[-1].strip():
             return None, "close printed something"
         for i, o in zip(dump, outs):
@@ -548,8 +551,11 @@ class Checkers(OnceRunner):
         except ValueError as e:
             return None, str(e)
         s = self.session()
-        outs = s.run([f"open -o driver=vhdx {img}", "close"], self.timeout)
+        size = self.plan.size
+        reopen = [f"open -r -o driver=vhdx {img}", f"read -q {size} {SECTOR}"]
+        outs = s.run([f"open -o driver=vhdx {img}", "close"] + reopen, self.timeout, mark=False)
         if outs[0].strip() or outs[1].strip():
+            s.run(["close"], self.timeout)
             return None, "the read-write open printed something (refusal, warning)"
         was = st["log_pending"]
         now = was and self.log_pending(img)   # without a pending log before, the open is "opened" either way
@@ -559,18 +565,20 @@ class Checkers(OnceRunner):
             # qemu-img check -r all counts a replay on open as one corruption fixed.
             r["check_repaired"] = "log replayed on open"
         segs = self.plan.segments
-        got, why = self._read_exact(s, img, segs)
+        got, why = self._read_exact(s, segs, outs[2:4])
         if got is None:
             return None, why
         a, filled = got
         r["data"], r["data_detail"] = self.judge_bytes(a, st)
         if self.probe_off is None:
+            s.run([], self.timeout)
             return r, None
         po = self.probe_off
-        outs = s.run([f"open -o driver=vhdx {img}", f"write -q -P 0x{PROBE_PATTERN:02x} {po} {PROBE_LEN}", "close"],
-                     self.timeout)
-        text = "".join(outs)
+        outs = s.run([f"open -o driver=vhdx {img}", f"write -q -P 0x{PROBE_PATTERN:02x} {po} {PROBE_LEN}", "close"]
+                     + reopen, self.timeout, mark=False)
+        text = "".join(outs[:3])
         if outs[0].strip() or outs[1].strip():
+            s.run(["close"], self.timeout)
             if "failed" in text or "can't open" in text:
                 m = re.search(r"(write failed: .*|can't open.*)", text)
                 r["probe"] = "cannot-allocate"
@@ -578,11 +586,20 @@ class Checkers(OnceRunner):
                 return r, None
             return None, "the probe write printed something"
         if outs[2].strip():
+            s.run(["close"], self.timeout)
             return None, "close after the probe printed something"
-        # Read back: the probe range must hold the pattern, everything else what it held.
-        segs2 = [(off, ln, (PROBE_PATTERN,) if inp else ((f,) if f is not None else ()), inp)
-                 for (off, ln, _c, inp), f in zip(segs, filled)]
-        got, why = self._read_exact(s, img, segs2)
+        # Read back: the probe range must hold the pattern, everything else what it held
+        # (neighbouring segments that held one byte are read as one).
+        segs2 = []
+        for (off, ln, _c, inp), f in zip(segs, filled):
+            cands = (PROBE_PATTERN,) if inp else ((f,) if f is not None else ())
+            last = segs2[-1] if segs2 else None
+            if last and cands and last[2] == cands and not inp and not last[3] and last[1] + ln <= ReadPlan.MAX:
+                segs2[-1] = (last[0], last[1] + ln, cands, False)
+            else:
+                segs2.append((off, ln, cands, inp))
+        got, why = self._read_exact(s, segs2, outs[3:5])
+        s.run([], self.timeout)
         if got is None:
             return None, "after the probe: " + why
         b = got[0]
@@ -595,47 +612,6 @@ class Checkers(OnceRunner):
             r["probe_detail"] = ("the probe did not read back" if not probe_ok else
                                  "writing the probe changed other virtual data")
         return r, None
-
-    def vhdxtool(self, img, st, tag):
-        t = self.t
-        r = {}
-        cp = self.run([t("vhdxtool"), "replay", img])
-        out = cp.stdout.decode(errors="replace") + cp.stderr.decode(errors="replace")
-        if cp.returncode == -9:
-            r["open"] = "hang"
-            r["message"] = out.strip()
-            return r
-        if cp.returncode == 0:
-            r["open"] = "replayed" if "replayed" in cp.stdout.decode(errors="replace") else "opened"
-        elif cp.returncode == 1:
-            m = re.search(r"\[(VHDX_E_\w+|E\w+)\]", out)
-            r["open"] = "refused"
-            r["error"] = m.group(1) if m else "?"
-            r["message"] = out.strip().splitlines()[0][:300] if out.strip() else ""
-        else:
-            r["open"] = "error"
-            r["message"] = out.strip()[:300]
-            return r
-        if r["open"] == "refused":
-            return r
-        cp = self.run([t("vhdxtool"), "check", img, "--json"])
-        try:
-            rep = json.loads(cp.stdout.decode(errors="replace"))
-            r["check_errors"] = rep.get("errors", 0)
-            if rep.get("errors"):
-                first = [p for p in rep.get("problems", []) if p.get("severity") == "error"][:1]
-                r["check_first"] = (first[0]["field"] + ": " + first[0]["message"])[:300] if first else ""
-        except ValueError:
-            r["check_errors"] = -1
-        raw = os.path.join(self.work, f"{tag}.v.raw")
-        cp = self.run([t("vhdxtool"), "export", img, raw])
-        if cp.returncode != 0:
-            r["data"] = "export-failed"
-            r["data_detail"] = cp.stderr.decode(errors="replace").strip()[:300]
-        else:
-            r["data"], r["data_detail"] = self.judge_raw(raw, st)
-            os.unlink(raw)
-        return r
 
     def qemu(self, img, st, tag):
         r = {}

@@ -9,9 +9,9 @@ pipe readable, so a second line that arrived in the same read() waits until
 more input comes: commands are therefore sent one at a time, each after the
 prompt that follows the previous one.  stdout and stderr share one pipe,
 so what a command printed is everything between its line and the next
-prompt.  Each batch of commands ends with an unknown command,
-`powercut-mark-N`, whose message (`command "powercut-mark-N" not found`)
-must come back exactly: a session out of step is closed (SessionError).
+prompt.  An exchange ends with an unknown command, `powercut-mark-N`, whose message
+(`command "powercut-mark-N" not found`) must come back exactly: a session
+out of step is closed (SessionError).
 The caller decides what counts as success (for `open`, `close`, `read -q`,
 `write -q`: printing nothing).
 
@@ -75,20 +75,22 @@ class QemuIo:
         out, self.buf = self.buf[:-len(PROMPT)], b""
         return out.decode(errors="replace")
 
-    def run(self, cmds, timeout=60.0):
+    def run(self, cmds, timeout=60.0, mark=True):
         """Runs the commands in order; returns what each printed (str).
         SessionError past the timeout (the process is killed), when
-        qemu-io has ended or is out of step."""
+        qemu-io has ended or (mark: the marker's answer checked at the end)
+        is out of step.  A caller that leaves the marker out of some runs
+        must end its exchange with one (run([]) does)."""
         if self.p is None:
             raise SessionError("the session is closed")
         deadline = time.monotonic() + timeout
         if not self.started:
             self._answer(deadline, timeout)
             self.started = True
-        mark = f"powercut-mark-{self.n}"
+        mark = f"powercut-mark-{self.n}" if mark else None
         self.n += 1
         outs = []
-        for c in list(cmds) + [mark]:
+        for c in list(cmds) + ([mark] if mark else []):
             if "\n" in c:
                 raise ValueError(f"qemu-io command {c!r} spans lines")
             try:
@@ -97,7 +99,7 @@ class QemuIo:
                 self.close(kill=True)
                 raise SessionError("qemu-io ended") from None
             outs.append(self._answer(deadline, timeout))
-        if outs.pop() != f'command "{mark}" not found\n':
+        if mark and outs.pop() != f'command "{mark}" not found\n':
             self.close(kill=True)
             raise SessionError("qemu-io is out of step")
         self.commands += len(cmds)
