@@ -613,6 +613,47 @@ class Checkers(OnceRunner):
                                  "writing the probe changed other virtual data")
         return r, None
 
+    def vhdxtool(self, img, st, tag):
+        t = self.t
+        r = {}
+        cp = self.run([t("vhdxtool"), "replay", img])
+        out = cp.stdout.decode(errors="replace") + cp.stderr.decode(errors="replace")
+        if cp.returncode == -9:
+            r["open"] = "hang"
+            r["message"] = out.strip()
+            return r
+        if cp.returncode == 0:
+            r["open"] = "replayed" if "replayed" in cp.stdout.decode(errors="replace") else "opened"
+        elif cp.returncode == 1:
+            m = re.search(r"\[(VHDX_E_\w+|E\w+)\]", out)
+            r["open"] = "refused"
+            r["error"] = m.group(1) if m else "?"
+            r["message"] = out.strip().splitlines()[0][:300] if out.strip() else ""
+        else:
+            r["open"] = "error"
+            r["message"] = out.strip()[:300]
+            return r
+        if r["open"] == "refused":
+            return r
+        cp = self.run([t("vhdxtool"), "check", img, "--json"])
+        try:
+            rep = json.loads(cp.stdout.decode(errors="replace"))
+            r["check_errors"] = rep.get("errors", 0)
+            if rep.get("errors"):
+                first = [p for p in rep.get("problems", []) if p.get("severity") == "error"][:1]
+                r["check_first"] = (first[0]["field"] + ": " + first[0]["message"])[:300] if first else ""
+        except ValueError:
+            r["check_errors"] = -1
+        raw = os.path.join(self.work, f"{tag}.v.raw")
+        cp = self.run([t("vhdxtool"), "export", img, raw])
+        if cp.returncode != 0:
+            r["data"] = "export-failed"
+            r["data_detail"] = cp.stderr.decode(errors="replace").strip()[:300]
+        else:
+            r["data"], r["data_detail"] = self.judge_raw(raw, st)
+            os.unlink(raw)
+        return r
+
     def qemu(self, img, st, tag):
         r = {}
         cp = self.run(["qemu-img", "check", "-r", "all", "-f", "vhdx", img])
