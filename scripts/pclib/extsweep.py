@@ -1,4 +1,4 @@
-"""External-checker sweep: `powercut sweep --trace T --checker vhdxtool|qemu|both`.
+"""External-checker sweep: `powercut sweep --trace T --checker vhdxtool|qemu|both|'CMD {image}'`.
 
 Every crash state of the trace, under every exportable model (all but
 `recovery`, which needs the checker's own replay), comes from the harness's
@@ -13,6 +13,13 @@ to the checkers, each on its own copy:
             probe: `qemu-io -c 'write -P 0xa5 PROBE 64k'` into a block the
             workload never touched, `qemu-img check` and a second convert:
             the probe must read back and nothing else may change
+            (--qemu-mode processes); by default (session) one long-lived
+            qemu-io per job does the same opens, reads and probe for image
+            after image (open/close, open -r with exact pattern reads, the
+            probe write, open -r again) and anything it cannot decide
+            exactly goes to those processes (docs/external.md)
+  'CMD {image}'  any command: exit status 0 opens, another refuses, a signal
+            crashes, past --timeout hangs (named cmd:CMD in the report)
 
 Read-back ("where known"): when the recorded command is qemu-io, its -c
 commands say what the virtual disk should hold.  Judging (docs/external.md):
@@ -35,6 +42,9 @@ an invariant (refused a power-loss state, check errors, lost or garbage
 data, a failed or corrupting allocation) or, with --require-complete, when
 not every planned state was checked; 0 otherwise; 2 on usage or
 infrastructure errors (checked before any work).
+
+States with the same content (content_digest) and expectation are judged
+once; --jobs N judge in parallel.
 
 Hook (for scripts/pclib/sweep.py): call add_arguments(parser) on the sweep
 parser (or only the options it lacks) and dispatch to
