@@ -276,6 +276,6 @@ def cmd_sweep(args):
     used = [o for o in EXTERNAL_ONLY if hasattr(args, o)]
     if used:
         raise UsageError(f"--{used[0].replace('_', '-')} belongs to the external-checker sweep "
-                         f"(--trace FILE --checker vhdxtool|qemu|both)")
+                         f"(--trace FILE --checker vhdxtool|qemu|both|'CMD {{image}}')")
     status, _, _ = run_sweep(args)
     return status
