@@ -457,6 +457,8 @@ class Checkers(OnceRunner):
             return self.vhdxtool(img, st, tag)
         if checker == "qemu":
             if self.plan is None:
+                with self.lock:
+                    self.via["processes"] += 1
                 return self.qemu(img, st, tag)
             return self.qemu_session(img, st, tag, pristine)
         return self.command(img, st, tag)
