@@ -400,17 +400,18 @@ class Checkers(OnceRunner):
     def __init__(self, t, work, workload, probe_off, virtual_size, verbose=False, base_raw=None, qemu_mode="session",
                  custom=None):
         super().__init__(verbose, 60.0)
-        import threading
         self.t = t
         self.work = work
         self.workload = workload
         self.probe_off = probe_off
         self.virtual_size = virtual_size
         self.custom = custom            # argv with {image} of a --checker command
-        # The qemu-io sessions (one per thread) and how many states each path judged.
+        # The qemu-io sessions (idle ones wait in a pool: at most one per job is
+        # ever started) and how many states each path judged.
         self.plan = ReadPlan(base_raw, workload, probe_off) if qemu_mode == "session" and base_raw else None
-        self.local = threading.local()
         self.sessions = []
+        self.idle = []
+        self.started = 0
         self.via = {"session": 0, "processes": 0}
         self.pending_cache = {}
         self.fallback_why = {}
@@ -489,20 +490,31 @@ class Checkers(OnceRunner):
 
     # -- QEMU through a long-lived qemu-io --
     def session(self):
+        """An idle qemu-io session, or a new one (give it back with release())."""
         from .qemuio import QemuIo
-        s = getattr(self.local, "qio", None)
-        if s is None or s.p is None:
-            with self.lock:
-                first = not self.sessions
-            s = QemuIo(announce=first or self.verbose)
-            self.local.qio = s
-            with self.lock:
-                self.sessions.append(s)
+        with self.lock:
+            while self.idle:
+                s = self.idle.pop()
+                if s.p is not None:
+                    return s
+            first = not self.sessions
+        s = QemuIo(announce=first or self.verbose)
+        with self.lock:
+            self.sessions.append(s)
+            self.started += 1
         return s
+
+    def release(self, s):
+        with self.lock:
+            if s.p is not None:
+                self.idle.append(s)
+            else:
+                self.sessions.remove(s)
 
     def close_sessions(self):
         for s in self.sessions:
             s.close()
+        self.sessions, self.idle = [], []
 
     def qemu_session(self, img, st, tag, pristine):
         """The same judgement as qemu() from one qemu-io process per thread:
@@ -513,10 +525,16 @@ class Checkers(OnceRunner):
         read that prints anything, a timeout) is judged by qemu() on a fresh
         copy: refusals, check errors and failed reads keep their exact
         messages."""
-        from .qemuio import SessionError
+        from .qemuio import QemuIo, SessionError
+        img = os.path.abspath(img)
         try:
-            r, why = self._qemu_session(img, st)
-        except SessionError as e:
+            QemuIo.check_path(img)
+            s = self.session()
+            try:
+                r, why = self._qemu_session(s, img, st)
+            finally:
+                self.release(s)
+        except (SessionError, ValueError) as e:
             r, why = None, str(e)
         with self.lock:
             self.via["session" if r is not None else "processes"] += 1
@@ -576,14 +594,7 @@ class Checkers(OnceRunner):
             raw[off:off + ln] = b
         return (raw, filled), None
 
-    def _qemu_session(self, img, st):
-        from .qemuio import QemuIo
-        img = os.path.abspath(img)
-        try:
-            QemuIo.check_path(img)
-        except ValueError as e:
-            return None, str(e)
-        s = self.session()
+    def _qemu_session(self, s, img, st):
         size = self.plan.size
         reopen = [f"open -r -o driver=vhdx {img}", f"read -q {size} {SECTOR}"]
         outs = s.run([f"open -o driver=vhdx {img}", "close"] + reopen, self.timeout, mark=False)
@@ -1174,6 +1185,7 @@ def run_external_sweep(args):
     if "qemu" in checkers:
         paths = {"mode": args.qemu_mode if chk.plan is not None else "processes",
                  "session_states": chk.via["session"], "process_states": chk.via["processes"],
+                 "sessions_started": chk.started,
                  "fallbacks": dict(sorted(chk.fallback_why.items(), key=lambda kv: -kv[1]))}
     if stopped_by is None and planned is not None and len(results) < planned:
         stopped_by = "the export ended early"

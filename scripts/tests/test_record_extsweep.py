@@ -223,13 +223,14 @@ def test_session_and_processes_give_the_same_verdicts(tmp_path):
     for mode in ("processes", "session"):
         out = tmp_path / f"{mode}.json"
         cp = ext("--trace", TRACE, "--checker", "qemu", "--qemu-mode", mode, "--models", "prefix,bitflip",
-                 "--no-compare", "--json", str(out), "--keep-failures", "0")
+                 "--no-compare", "--json", str(out), "--keep-failures", "0", "--batch", "16")
         assert cp.returncode in (0, 1), cp.stderr
         reps[mode] = json.loads(out.read_text())
     a, b = reps["processes"], reps["session"]
     assert a["states"] == b["states"] == a["states_planned"] > 50
     assert b["qemu_mode"]["mode"] == "session" and b["qemu_mode"]["session_states"] > 0
     assert b["qemu_mode"]["process_states"] > 0          # the refusals
+    assert 1 <= b["qemu_mode"]["sessions_started"] <= 2  # one per job (default 2), reused from batch to batch
     assert a["qemu_mode"]["session_states"] == 0
     for x, y in zip(a["states_detail"], b["states_detail"]):
         assert x["index"] == y["index"]
