@@ -356,7 +356,7 @@ class ReadPlan:
     without a hex dump of every byte: the disk is cut into segments of
     sectors that share their candidate values (the base value when it is one
     repeated byte, the pattern bytes of the writes that cover them, newest
-    first; the probe range on its own), at most 4 MiB each.  A segment is
+    first; the probe range on its own), about 4 MiB at most.  A segment is
     read with `read -q -P BYTE OFF LEN` per candidate (silent when every byte
     is BYTE); a segment no candidate fills is read with `read -v` and its dump
     parsed.  So the bytes the judge sees are exactly those QEMU returns, as
@@ -377,10 +377,25 @@ class ReadPlan:
                         patterns.setdefault(s, []).append(0)
         pr = (probe_off // SECTOR, (probe_off + PROBE_LEN) // SECTOR) if probe_off is not None else (0, 0)
         self.segments = []      # (offset, length, candidates, in the probe range)
+        unit = 128              # sectors (64 KiB) taken at once where nothing was written and the base is one byte
+        touched_units = {x // unit for x in patterns}
         prev, start = None, 0
-        for s in range(nsec + 1):
-            key = None
-            if s < nsec:
+
+        def close_at(s):
+            if prev is not None:
+                self.segments.append((start * SECTOR, (s - start) * SECTOR, prev[0], prev[1]))
+
+        s = 0
+        while s <= nsec:
+            if s == nsec:
+                close_at(s)
+                break
+            e = min(s + unit, nsec)
+            first = base[s * SECTOR:s * SECTOR + 1]
+            if (s % unit == 0 and s // unit not in touched_units and not (s < pr[0] < e or s < pr[1] < e)
+                    and base.count(first, s * SECTOR, e * SECTOR) == (e - s) * SECTOR):
+                keys, step = [((first[0],), pr[0] <= s < pr[1])], e - s
+            else:
                 sec = base[s * SECTOR:(s + 1) * SECTOR]
                 cands = []
                 for b in reversed(patterns.get(s, [])):
@@ -388,11 +403,12 @@ class ReadPlan:
                         cands.append(b)
                 if sec.count(sec[0]) == SECTOR and sec[0] not in cands:
                     cands.append(sec[0])
-                key = (tuple(cands), pr[0] <= s < pr[1])
+                keys, step = [(tuple(cands), pr[0] <= s < pr[1])], 1
+            key = keys[0]
             if key != prev or (s - start) * SECTOR >= self.MAX:
-                if prev is not None:
-                    self.segments.append((start * SECTOR, (s - start) * SECTOR, prev[0], prev[1]))
+                close_at(s)
                 prev, start = key, s
+            s += step
         self.size = len(base)
 
 
