@@ -299,3 +299,31 @@ def test_vhdiinfo_as_checker(tmp_path):
     assert any(s["log_pending"] for s in det if s["model"] == "prefix")
     refused = [s for s in det if s["cmd:vhdiinfo"]["open"] == "refused"]
     assert refused and all(s["model"] == "bitflip" for s in refused)
+
+
+def test_content_digest_and_sparse_copy(tmp_path):
+    """Equal contents give equal digests whatever their holes; a copy keeps
+    the content and leaves zero chunks as holes."""
+    from pclib.common import content_digest, data_extents, sparse_copy
+    dense, sparse, other = tmp_path / "dense", tmp_path / "sparse", tmp_path / "other"
+    body = bytearray(3 << 20)
+    body[100:104] = b"vhdx"
+    body[(2 << 20) + 5] = 7
+    dense.write_bytes(bytes(body))
+    with open(sparse, "wb") as f:
+        f.seek(100)
+        f.write(b"vhdx")
+        f.seek((2 << 20) + 5)
+        f.write(b"\x07")
+        f.truncate(3 << 20)
+    body[(2 << 20) + 5] = 8
+    other.write_bytes(bytes(body))
+    assert content_digest(dense) == content_digest(sparse) != content_digest(other)
+    (tmp_path / "longer").write_bytes(dense.read_bytes() + bytes(512))
+    assert content_digest(tmp_path / "longer") != content_digest(dense)    # the size counts
+    cp = tmp_path / "copy"
+    sparse_copy(dense, cp)
+    assert cp.read_bytes() == dense.read_bytes()
+    with open(cp, "rb") as f:
+        ext = data_extents(f, 3 << 20)
+    assert sum(ln for _o, ln in ext) < (3 << 20)        # zero chunks became holes (tmpfs, ext4: SEEK_DATA)
