@@ -327,3 +327,22 @@ def test_content_digest_and_sparse_copy(tmp_path):
     with open(cp, "rb") as f:
         ext = data_extents(f, 3 << 20)
     assert sum(ln for _o, ln in ext) < (3 << 20)        # zero chunks became holes (tmpfs, ext4: SEEK_DATA)
+
+
+def test_qemu_io_session_timeout_and_out_of_step(tmp_path):
+    """A session that never prompts times out and is killed; one that
+    prompts but does not answer the marker is out of step: both raise
+    SessionError (the sweep then judges the state by processes)."""
+    from pclib.qemuio import QemuIo, SessionError
+    s = QemuIo(program="cat", announce=False)            # echoes, never prompts
+    with pytest.raises(SessionError, match="did not answer"):
+        s.run(["open x"], timeout=0.5)
+    assert s.p is None
+    prog = tmp_path / "prompts-only.sh"
+    prog.write_text("#!/bin/sh\nprintf 'qemu-io> '\nwhile read l; do printf 'qemu-io> '; done\n")
+    prog.chmod(0o755)
+    s = QemuIo(program=str(prog), announce=False)
+    assert s.run(["open x"], mark=False, timeout=5) == [""]
+    with pytest.raises(SessionError, match="out of step"):
+        s.run(["close"], timeout=5)
+    assert s.p is None
