@@ -533,7 +533,7 @@ class Checkers(OnceRunner):
         self.sessions, self.idle = [], []
 
     def qemu_session(self, img, st, tag, pristine):
-        """The same judgement as qemu() from one qemu-io process per thread:
+        """The same judgement as qemu() from a long-lived qemu-io (one per job):
         open read-write (replays a pending log) and close, as `qemu-img check
         -r all` opens; open read-only and read the disk back exactly, as
         `qemu-img convert`; the probe: open, write, close, open read-only,
