@@ -20,6 +20,12 @@ sweepcov what the default crash sweep itself executes of the engine: the
          same sweep's states/s and wall time with the measured preset's
          (uninstrumented) pcsweep.  The fuzz corpora's coverage is the
          campaign's (powercut campaign); this is the sweep's own.
+extsweep the external-checker sweep with QEMU as checker on the committed
+         trace record/traces/qemu-io-4cmd.pctrace (every exportable state):
+         states/s with one qemu-img/qemu-io process per check
+         (--qemu-mode processes, 2 jobs) and with long-lived qemu-io
+         sessions (--qemu-mode session, 1 job and 2 jobs), distinct images
+         judged, and whether all three give the same outcomes.
 Figures go to a JSON file (default reports/runs/bench-<time>/bench.json) and
 a table on stdout.  --only picks sections; --quick shortens every one.
 """
@@ -31,9 +37,10 @@ import tempfile
 import time
 
 from . import build, setup
-from .common import BUILD, DEVNULL, ROOT, InfraError, UsageError, run, say, tool, write_json
+from .common import BUILD, DEVNULL, PYTHON, ROOT, InfraError, UsageError, run, say, tool, write_json
 
-SECTIONS = ["engine", "sweep", "rss", "scaling", "naive", "sweepcov"]
+SECTIONS = ["engine", "sweep", "rss", "scaling", "naive", "sweepcov", "extsweep"]
+EXT_TRACE = os.path.join("record", "traces", "qemu-io-4cmd.pctrace")
 COV_KINDS = ("lines", "branches", "regions", "functions")
 SMALL = ["--virtual-size", "64M", "--block-size", "1M", "--log-size", "1M"]
 
@@ -219,6 +226,35 @@ def bench_sweepcov(pcsweep, outdir, quick):
     return fig
 
 
+def bench_extsweep(preset, quick):
+    """The external sweep with QEMU, per-process path vs session path (module doc)."""
+    out = {"trace": EXT_TRACE, "runs": []}
+    outcomes = []
+    for mode, jobs in (("processes", 2), ("session", 1), ("session", 2)):
+        args = ["--trace", EXT_TRACE, "--checker", "qemu", "--qemu-mode", mode, "--jobs", str(jobs),
+                "--no-compare", "--keep-failures", "0", "--preset", preset] + (["--max-states", "40"] if quick else [])
+        with tempfile.TemporaryDirectory() as d:
+            j = os.path.join(d, "extsweep.json")
+            cp = run([PYTHON, os.path.join(ROOT, "scripts", "powercut"), "sweep"] + args + ["--json", j], cwd=ROOT,
+                     check=False, capture=True)
+            if cp.returncode not in (0, 1) or not os.path.exists(j):
+                raise InfraError(f"the external sweep failed (status {cp.returncode}): "
+                                 f"{cp.stderr.decode(errors='replace')[-400:]}")
+            with open(j) as f:
+                r = json.load(f)
+        outcomes.append(r["outcomes"])
+        out["runs"].append({"mode": mode, "jobs": jobs, "states": r["states"], "wall_s": r["wall_s"],
+                            "states_per_sec": r["states_per_sec"], "unique_images_checked": r["unique_images_checked"],
+                            "unique_images_per_sec": r["unique_images_per_sec"],
+                            "violating_states": r["violating_states"]["qemu"], "qemu_mode": r.get("qemu_mode"),
+                            "command": "scripts/powercut sweep " + " ".join(args)})
+    base = out["runs"][0]["states_per_sec"]
+    out["speedup"] = {f"{r['mode']}-{r['jobs']}j": round(r["states_per_sec"] / base, 1) if base else None
+                      for r in out["runs"][1:]}
+    out["same_outcomes"] = all(o == outcomes[0] for o in outcomes)
+    return out
+
+
 def cmd_bench(args):
     sections = args.only.split(",") if args.only else SECTIONS
     unknown = [s for s in sections if s not in SECTIONS]
@@ -259,6 +295,10 @@ def cmd_bench(args):
         res["naive"] = bench_naive(pcsweep, tool(args.preset, "vhdxtool"), workdir, args.quick)
         say(f"naive: {res['naive']['naive_states_per_sec']} states/s with processes vs "
             f"{res['naive']['inprocess_states_per_sec']} in process: speed-up {res['naive']['speedup']}x")
+    if "extsweep" in sections:
+        res["extsweep"] = e = bench_extsweep(args.preset, args.quick)
+        say("extsweep (qemu): " + ", ".join(f"{r['mode']} {r['jobs']} job(s) {r['states_per_sec']} states/s"
+                                            for r in e["runs"]) + f"; same outcomes: {e['same_outcomes']}")
     write_json(out, res)
     say(f"bench: figures written to {out}")
     return 0

@@ -159,22 +159,69 @@ def file_sha256(path):
 
 
 # ---- scratch files ----------------------------------------------------------------------
-def sparse_copy(src, dst):
-    """Copies a file leaving zero MiB chunks as holes (no process needed)."""
-    chunk = 1 << 20
+def data_extents(f, size):
+    """(offset, length) of the parts of an open file that may hold data
+    (SEEK_DATA / SEEK_HOLE); the whole file where the file system cannot
+    tell.  Holes read as zeros."""
+    import errno
+    fd = f.fileno()
+    out = []
+    pos = 0
+    try:
+        while pos < size:
+            try:
+                d = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:
+                    break
+                raise
+            h = min(os.lseek(fd, d, os.SEEK_HOLE), size)
+            out.append((d, h - d))
+            pos = h
+    except (OSError, AttributeError):
+        return [(0, size)]
+    return out
+
+
+def _chunks(f, size, chunk):
+    """(offset, bytes) of every chunk-aligned piece of the file that holds
+    a nonzero byte, in order; holes and zero chunks are left out."""
     zero = bytes(chunk)
+    last = -1
+    for off, ln in data_extents(f, size):
+        first = max(off - off % chunk, last + chunk if last >= 0 else 0)
+        for c in range(first, off + ln, chunk):
+            f.seek(c)
+            b = f.read(min(chunk, size - c))
+            last = c
+            if b != zero[:len(b)]:
+                yield c, b
+
+
+def sparse_copy(src, dst):
+    """Copies a file leaving zero 64 KiB chunks as holes (no process needed;
+    holes of the source are not read)."""
     with open(src, "rb") as fi, open(dst, "wb") as fo:
-        size = 0
-        while True:
-            b = fi.read(chunk)
-            if not b:
-                break
-            if b == zero[:len(b)]:
-                fo.seek(len(b), os.SEEK_CUR)
-            else:
-                fo.write(b)
-            size += len(b)
+        size = os.fstat(fi.fileno()).st_size
+        for off, b in _chunks(fi, size, 64 << 10):
+            fo.seek(off)
+            fo.write(b)
         fo.truncate(size)
+
+
+def content_digest(path):
+    """SHA-256 of a file's content as (size, every nonzero 64 KiB-aligned
+    chunk with its offset): equal for equal contents whatever their holes,
+    and holes are not read."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        for off, b in _chunks(f, size, 64 << 10):
+            h.update(off.to_bytes(8, "little"))
+            h.update(b)
+    return h.hexdigest()
 
 
 def work_tmpdir():

@@ -1,4 +1,4 @@
-"""External-checker sweep: `powercut sweep --trace T --checker vhdxtool|qemu|both`.
+"""External-checker sweep: `powercut sweep --trace T --checker vhdxtool|qemu|both|'CMD {image}'`.
 
 Every crash state of the trace, under every exportable model (all but
 `recovery`, which needs the checker's own replay), comes from the harness's
@@ -13,6 +13,13 @@ to the checkers, each on its own copy:
             probe: `qemu-io -c 'write -P 0xa5 PROBE 64k'` into a block the
             workload never touched, `qemu-img check` and a second convert:
             the probe must read back and nothing else may change
+            (--qemu-mode processes); by default (session) one long-lived
+            qemu-io per job does the same opens, reads and probe for image
+            after image (open/close, open -r with exact pattern reads, the
+            probe write, open -r again) and anything it cannot decide
+            exactly goes to those processes (docs/external.md)
+  'CMD {image}'  any command: exit status 0 opens, another refuses, a signal
+            crashes, past --timeout hangs (named cmd:CMD in the report)
 
 Read-back ("where known"): when the recorded command is qemu-io, its -c
 commands say what the virtual disk should hold.  Judging (docs/external.md):
@@ -36,6 +43,9 @@ data, a failed or corrupting allocation) or, with --require-complete, when
 not every planned state was checked; 0 otherwise; 2 on usage or
 infrastructure errors (checked before any work).
 
+States with the same content (content_digest) and expectation are judged
+once; --jobs N judge in parallel.
+
 Hook (for scripts/pclib/sweep.py): call add_arguments(parser) on the sweep
 parser (or only the options it lacks) and dispatch to
 run_external_sweep(args) when args.trace and args.checker are set.
@@ -55,10 +65,13 @@ import time
 
 from . import ask, registry
 from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, OnceRunner, UsageError,
-                     check_output_dir, check_output_file, fallback_path, file_sha256, run, save_json, say,
+                     check_output_dir, check_output_file, content_digest, fallback_path, run, save_json, say,
                      sparse_copy, tool, work_tmpdir)
 
 CHECKERS = ("vhdxtool", "qemu", "both")
+CHECKER_HELP = ("vhdxtool, qemu, both, or any command with {image} in it (e.g. 'vhdiinfo {image}': exit status 0 = "
+                "opens, another status = refuses, a signal = crashes, past --timeout = hangs)")
+QEMU_MODES = ("session", "processes")
 PROBE_PATTERN = 0xA5
 PROBE_LEN = 64 * 1024
 SECTOR = 512
@@ -338,18 +351,110 @@ def parse_qemu_io_command(text):
 
 
 # ---- checkers ---------------------------------------------------------------------------------------
+class ReadPlan:
+    """How the qemu-io session reads the whole virtual disk back exactly,
+    without a hex dump of every byte: the disk is cut into segments of
+    sectors that share their candidate values (the base value when it is one
+    repeated byte, the pattern bytes of the writes that cover them, newest
+    first; the probe range on its own), about 4 MiB at most.  A segment is
+    read with `read -q -P BYTE OFF LEN` per candidate (silent when every byte
+    is BYTE); a segment no candidate fills is read with `read -v` and its dump
+    parsed.  So the bytes the judge sees are exactly those QEMU returns, as
+    with `qemu-img convert`."""
+
+    MAX = 4 << 20
+
+    def __init__(self, base, workload, probe_off):
+        nsec = len(base) // SECTOR
+        patterns = {}
+        if workload:
+            for i, (kind, off, ln, byte) in enumerate(workload.cmds):
+                if kind == "write" and ln:
+                    for s in range(off // SECTOR, min((off + ln + SECTOR - 1) // SECTOR, nsec)):
+                        patterns.setdefault(s, []).append(byte)
+                elif kind == "discard" and ln:
+                    for s in range(off // SECTOR, min((off + ln + SECTOR - 1) // SECTOR, nsec)):
+                        patterns.setdefault(s, []).append(0)
+        pr = (probe_off // SECTOR, (probe_off + PROBE_LEN) // SECTOR) if probe_off is not None else (0, 0)
+        self.segments = []      # (offset, length, candidates, in the probe range)
+        unit = 128              # sectors (64 KiB) taken at once where nothing was written and the base is one byte
+        touched_units = {x // unit for x in patterns}
+        prev, start = None, 0
+
+        def close_at(s):
+            if prev is not None:
+                self.segments.append((start * SECTOR, (s - start) * SECTOR, prev[0], prev[1]))
+
+        s = 0
+        while s <= nsec:
+            if s == nsec:
+                close_at(s)
+                break
+            e = min(s + unit, nsec)
+            first = base[s * SECTOR:s * SECTOR + 1]
+            if (s % unit == 0 and s // unit not in touched_units and not (s < pr[0] < e or s < pr[1] < e)
+                    and base.count(first, s * SECTOR, e * SECTOR) == (e - s) * SECTOR):
+                keys, step = [((first[0],), pr[0] <= s < pr[1])], e - s
+            else:
+                sec = base[s * SECTOR:(s + 1) * SECTOR]
+                cands = []
+                for b in reversed(patterns.get(s, [])):
+                    if b is not None and b not in cands:
+                        cands.append(b)
+                if sec.count(sec[0]) == SECTOR and sec[0] not in cands:
+                    cands.append(sec[0])
+                keys, step = [(tuple(cands), pr[0] <= s < pr[1])], 1
+            key = keys[0]
+            if key != prev or (s - start) * SECTOR >= self.MAX:
+                close_at(s)
+                prev, start = key, s
+            s += step
+        self.size = len(base)
+
+
 class Checkers(OnceRunner):
-    def __init__(self, t, work, workload, probe_off, virtual_size, verbose=False):
+    def __init__(self, t, work, workload, probe_off, virtual_size, verbose=False, base_raw=None, qemu_mode="session",
+                 custom=None):
         super().__init__(verbose, 60.0)
         self.t = t
         self.work = work
         self.workload = workload
         self.probe_off = probe_off
         self.virtual_size = virtual_size
+        self.custom = custom            # argv with {image} of a --checker command
+        # The qemu-io sessions (idle ones wait in a pool: at most one per job is
+        # ever started) and how many states each path judged.
+        self.plan = ReadPlan(base_raw, workload, probe_off) if qemu_mode == "session" and base_raw else None
+        self.sessions = []
+        self.idle = []
+        self.started = 0
+        self.via = {"session": 0, "processes": 0}
+        self.pending_cache = {}
+        self.fallback_why = {}
+
+    # The two 4 KiB headers: the only bytes `vhdxtool layout` reads to say whether a log is pending.
+    HEADERS = ((64 << 10, 4096), (128 << 10, 4096))
 
     def log_pending(self, img):
-        """Does the image's current header name a log (vhdxtool layout)?"""
-        return ask.log_pending(ask.layout(self.t("vhdxtool"), img, runner=self))
+        """Does the image's current header name a log (vhdxtool layout)?
+        Answers are kept by the bytes of the two headers they depend on, so
+        states that share their headers cost one layout call."""
+        key = None
+        with open(img, "rb") as f:
+            parts = []
+            for off, ln in self.HEADERS:
+                f.seek(off)
+                parts.append(f.read(ln))
+            if all(len(p) == ln for p, (_o, ln) in zip(parts, self.HEADERS)):
+                key = b"".join(parts)
+        with self.lock:
+            if key is not None and key in self.pending_cache:
+                return self.pending_cache[key]
+        v = ask.log_pending(ask.layout(self.t("vhdxtool"), img, runner=self))
+        if key is not None:
+            with self.lock:
+                self.pending_cache[key] = v
+        return v
 
     def judge_raw(self, raw_path, st):
         if not self.workload:
@@ -357,6 +462,216 @@ class Checkers(OnceRunner):
         with open(raw_path, "rb") as f:
             raw = f.read()
         return self.workload.judge(raw, st["acked"], st["terminal"])
+
+    def judge_bytes(self, raw, st):
+        if not self.workload:
+            return "unknown", "no read-back (" + (st.get("why_no_readback") or "unknown workload") + ")"
+        return self.workload.judge(raw, st["acked"], st["terminal"])
+
+    def check(self, checker, img, st, tag, pristine):
+        """One checker's result on a copy (img) of a state's image (pristine)."""
+        if checker == "vhdxtool":
+            return self.vhdxtool(img, st, tag)
+        if checker == "qemu":
+            if self.plan is None:
+                with self.lock:
+                    self.via["processes"] += 1
+                return self.qemu(img, st, tag)
+            return self.qemu_session(img, st, tag, pristine)
+        return self.command(img, st, tag)
+
+    # -- any command: --checker 'CMD {image}' --
+    def command(self, img, st, tag):
+        """Exit status 0: opened; another status: refused (the last line of
+        its output is the message); killed by a signal: crashed; past
+        --timeout: hang."""
+        argv = [a.replace("{image}", img) for a in self.custom]
+        cp = self.run(argv)
+        out = (cp.stdout + cp.stderr).decode(errors="replace")
+        lines = [x for x in out.strip().splitlines() if x.strip()]
+        last = (lines[-1].strip() if lines else "")[:300]
+        if cp.returncode == -9 and b"timed out after" in cp.stderr:
+            return {"open": "hang", "message": out.strip()[:300]}
+        if cp.returncode < 0:
+            import signal
+            try:
+                name = signal.Signals(-cp.returncode).name
+            except ValueError:
+                name = f"signal {-cp.returncode}"
+            return {"open": "crashed", "error": name, "message": last}
+        if cp.returncode == 0:
+            return {"open": "opened", "exit_status": 0}
+        return {"open": "refused", "error": f"exit {cp.returncode}", "exit_status": cp.returncode,
+                "message": last or f"status {cp.returncode}"}
+
+    # -- QEMU through a long-lived qemu-io --
+    def session(self):
+        """An idle qemu-io session, or a new one (give it back with release())."""
+        from .qemuio import QemuIo
+        with self.lock:
+            while self.idle:
+                s = self.idle.pop()
+                if s.p is not None:
+                    return s
+            first = not self.sessions
+        s = QemuIo(announce=first or self.verbose)
+        with self.lock:
+            self.sessions.append(s)
+            self.started += 1
+        return s
+
+    def release(self, s):
+        with self.lock:
+            if s.p is not None:
+                self.idle.append(s)
+            else:
+                self.sessions.remove(s)
+
+    def close_sessions(self):
+        for s in self.sessions:
+            s.close()
+        self.sessions, self.idle = [], []
+
+    def qemu_session(self, img, st, tag, pristine):
+        """The same judgement as qemu() from a long-lived qemu-io (one per job):
+        open read-write (replays a pending log) and close, as `qemu-img check
+        -r all` opens; open read-only and read the disk back exactly, as
+        `qemu-img convert`; the probe: open, write, close, open read-only,
+        read back.  Whatever the session cannot decide exactly (an open or
+        read that prints anything, a timeout) is judged by qemu() on a fresh
+        copy: refusals, check errors and failed reads keep their exact
+        messages."""
+        from .qemuio import QemuIo, SessionError
+        img = os.path.abspath(img)
+        try:
+            QemuIo.check_path(img)
+            s = self.session()
+            try:
+                r, why = self._qemu_session(s, img, st)
+            finally:
+                self.release(s)
+        except (SessionError, ValueError) as e:
+            r, why = None, str(e)
+        with self.lock:
+            self.via["session" if r is not None else "processes"] += 1
+            if r is None:
+                self.fallback_why[why] = self.fallback_why.get(why, 0) + 1
+        if r is not None:
+            return r
+        sparse_copy(pristine, img)
+        return self.qemu(img, st, tag)
+
+    def _read_exact(self, s, segments, opened):
+        """(the virtual disk's bytes as QEMU reads them, the byte that filled
+        each segment or None), or (None, why).  opened: what `open -r IMG`
+        and `read -q SIZE 512` (one sector past the end) printed.  The image
+        stays open while round k tries each unresolved segment's k-th
+        candidate; segments no candidate fills are dumped; then it is
+        closed."""
+        from .qemuio import parse_dump
+        plan = self.plan
+        if opened[0].strip():
+            s.run(["close"], self.timeout, mark=False)
+            return None, "read-only open printed something"
+        if "read failed" not in opened[1]:
+            s.run(["close"], self.timeout, mark=False)
+            return None, "the virtual disk is larger than the base"
+        raw = bytearray(plan.size)
+        filled = [None] * len(segments)
+        todo = [i for i, seg in enumerate(segments) if seg[2]]
+        k = 0
+        while todo:
+            outs = s.run([f"read -q -P 0x{segments[i][2][k]:02x} {segments[i][0]} {segments[i][1]}" for i in todo],
+                         self.timeout, mark=False)
+            left = []
+            for i, o in zip(todo, outs):
+                o = o.strip()
+                off, ln, cands, _p = segments[i]
+                if not o:
+                    raw[off:off + ln] = bytes([cands[k]]) * ln
+                    filled[i] = cands[k]
+                elif not o.startswith("Pattern verification failed"):
+                    s.run(["close"], self.timeout, mark=False)
+                    return None, "a read failed"
+                elif k + 1 < len(cands):
+                    left.append(i)
+            todo = left
+            k += 1
+        dump = [i for i, f in enumerate(filled) if f is None]
+        outs = s.run([f"read -v {segments[i][0]} {segments[i][1]}" for i in dump] + ["close"], self.timeout,
+                     mark=False)
+        if outs[-1].strip():
+            return None, "close printed something"
+        for i, o in zip(dump, outs):
+            off, ln = segments[i][0], segments[i][1]
+            b = parse_dump(o, off, ln)
+            if b is None:
+                return None, "a read -v dump did not parse"
+            raw[off:off + ln] = b
+        return (raw, filled), None
+
+    def _qemu_session(self, s, img, st):
+        size = self.plan.size
+        reopen = [f"open -r -o driver=vhdx {img}", f"read -q {size} {SECTOR}"]
+        outs = s.run([f"open -o driver=vhdx {img}", "close"] + reopen, self.timeout, mark=False)
+        if outs[0].strip() or outs[1].strip():
+            s.run(["close"], self.timeout)
+            return None, "the read-write open printed something (refusal, warning)"
+        was = st["log_pending"]
+        now = was and self.log_pending(img)   # without a pending log before, the open is "opened" either way
+        r = {"open": ("replayed" if was and not now else "opened-log-not-replayed" if was else "opened"),
+             "check_status": 0}
+        if r["open"] == "replayed":
+            # qemu-img check -r all counts a replay on open as one corruption fixed.
+            r["check_repaired"] = "log replayed on open"
+        segs = self.plan.segments
+        got, why = self._read_exact(s, segs, outs[2:4])
+        if got is None:
+            return None, why
+        a, filled = got
+        r["data"], r["data_detail"] = self.judge_bytes(a, st)
+        if self.probe_off is None:
+            s.run([], self.timeout)
+            return r, None
+        po = self.probe_off
+        outs = s.run([f"open -o driver=vhdx {img}", f"write -q -P 0x{PROBE_PATTERN:02x} {po} {PROBE_LEN}", "close"]
+                     + reopen, self.timeout, mark=False)
+        text = "".join(outs[:3])
+        if outs[0].strip() or outs[1].strip():
+            s.run(["close"], self.timeout)
+            if "failed" in text or "can't open" in text:
+                m = re.search(r"(write failed: .*|can't open.*)", text)
+                r["probe"] = "cannot-allocate"
+                r["probe_detail"] = (m.group(1) if m else text.strip())[:300]
+                return r, None
+            return None, "the probe write printed something"
+        if outs[2].strip():
+            s.run(["close"], self.timeout)
+            return None, "close after the probe printed something"
+        # Read back: the probe range must hold the pattern, everything else what it held
+        # (neighbouring segments that held one byte are read as one).
+        segs2 = []
+        for (off, ln, _c, inp), f in zip(segs, filled):
+            cands = (PROBE_PATTERN,) if inp else ((f,) if f is not None else ())
+            last = segs2[-1] if segs2 else None
+            if last and cands and last[2] == cands and not inp and not last[3] and last[1] + ln <= ReadPlan.MAX:
+                segs2[-1] = (last[0], last[1] + ln, cands, False)
+            else:
+                segs2.append((off, ln, cands, inp))
+        got, why = self._read_exact(s, segs2, outs[3:5])
+        s.run([], self.timeout)
+        if got is None:
+            return None, "after the probe: " + why
+        b = got[0]
+        probe_ok = b[po:po + PROBE_LEN] == bytes([PROBE_PATTERN]) * PROBE_LEN
+        rest_ok = a[:po] == b[:po] and a[po + PROBE_LEN:] == b[po + PROBE_LEN:]
+        if probe_ok and rest_ok:
+            r["probe"] = "ok"
+        else:
+            r["probe"] = "allocation-corrupts"
+            r["probe_detail"] = ("the probe did not read back" if not probe_ok else
+                                 "writing the probe changed other virtual data")
+        return r, None
 
     def vhdxtool(self, img, st, tag):
         t = self.t
@@ -475,6 +790,8 @@ def violations_of(r, cls, checker):
         v.append("checker-error")
     if r.get("open") == "hang":
         v.append("hang")
+    if r.get("open") == "crashed":
+        v.append("checker-crash")
     if r.get("open") == "refused" and not corruption:
         v.append("refused")
     if r.get("check_errors"):
@@ -495,6 +812,8 @@ def outcome_label(r):
     o = r.get("open", "?")
     if o == "hang":
         return "does not finish (timeout)"
+    if o == "crashed":
+        return f"crashes ({r.get('error', '?')})"
     if o == "refused":
         return "refuses" + (f" ({r['error']})" if r.get("error") else "")
     parts = [{"replayed": "replays", "opened": "opens", "opened-log-not-replayed":
@@ -518,7 +837,7 @@ def add_arguments(p, only_extra=False):
     sweep` does not have itself (its parser adds them to its --help)."""
     if not only_extra:
         p.add_argument("--trace", help="trace to sweep (from powercut record or pcsweep --save-trace)")
-        p.add_argument("--checker", choices=CHECKERS, help="external checker(s) for every crash state")
+        p.add_argument("--checker", help="external checker(s) for every crash state: " + CHECKER_HELP)
         p.add_argument("--models", default="all",
                        help="comma list of crash models, or all (default; recovery is not exportable)")
         p.add_argument("--max-states", type=int, default=0,
@@ -546,6 +865,10 @@ def add_arguments(p, only_extra=False):
                    help="external: copy up to N images of each violation signature into the report directory "
                         "(default 3)")
     p.add_argument("--no-probe", action="store_true", default=d(False), help="external: skip QEMU's allocation probe")
+    p.add_argument("--qemu-mode", choices=QEMU_MODES, default=d("session"),
+                   help="external: session = one long-lived qemu-io per job judges image after image (default); "
+                        "processes = qemu-img/qemu-io processes for every check of every state (slower; the "
+                        "same verdicts)")
     p.add_argument("--no-compare", action="store_true", default=d(False),
                    help="external: skip the in-process sweep used for the speed ratio")
     p.add_argument("--timeout", type=float, default=d(60.0),
@@ -670,14 +993,34 @@ def count_planned(t, trace, models, args):
     return ask.export_count(t("pcsweep"), trace, models, sweep_seed=args.sweep_seed, shard=args.shard)[0]
 
 
+def parse_checker(spec):
+    """--checker: (checker names, argv of a command checker or None).  A
+    command names its image as {image}; its checker name is cmd:PROGRAM."""
+    if spec in CHECKERS:
+        return (["vhdxtool", "qemu"] if spec == "both" else [spec]), None
+    if "{image}" not in (spec or ""):
+        raise UsageError(f"--checker {spec!r}: expected {CHECKER_HELP}")
+    try:
+        argv = shlex.split(spec)
+    except ValueError as e:
+        raise UsageError(f"--checker {spec!r}: cannot split it into arguments ({e})") from e
+    if not argv or "{image}" in argv[0]:
+        raise UsageError(f"--checker {spec!r}: the command must start with a program, then {{image}}")
+    prog = argv[0]
+    if not (shutil.which(prog) or (os.sep in prog and os.access(prog, os.X_OK))):
+        raise UsageError(f"--checker {spec!r}: {prog} is not installed or not executable")
+    return ["cmd:" + os.path.basename(prog)], argv
+
+
 def run_external_sweep(args):
     from .record import ensure_tools
     args = normalize_args(args)
     if not args.checker:
-        raise UsageError("the external sweep needs --trace FILE and --checker vhdxtool|qemu|both")
+        raise UsageError("the external sweep needs --trace FILE and --checker vhdxtool|qemu|both|'CMD {image}'")
+    checkers, custom = parse_checker(args.checker)
     check_trace_arg(args.trace)
-    if args.checker in ("qemu", "both") and not shutil.which("qemu-img"):
-        raise InfraError("qemu-img is not installed (powercut setup installs qemu-utils)")
+    if "qemu" in checkers and not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        raise InfraError("qemu-img / qemu-io are not installed (powercut setup installs qemu-utils)")
     if args.jobs < 1 or args.batch < 1:
         raise UsageError("--jobs and --batch must be at least 1")
     if args.max_states < 0 or args.keep_failures < 0:
@@ -703,19 +1046,19 @@ def run_external_sweep(args):
     n_pending_last = tr["epochs"][-1]["pending"]
     report_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(report_dir, exist_ok=True)
-    checkers = ["vhdxtool", "qemu"] if args.checker == "both" else [args.checker]
     planned = count_planned(t, args.trace, models, args)
     say(f"sweep: external checker(s) {', '.join(checkers)} on {args.trace}: {len(ops)} operations, "
         f"{len(starts)} epochs, {planned if planned is not None else '?'} crash states planned; models "
         f"{','.join(models)}; sweep seed {args.sweep_seed} (sampling)")
     work = tempfile.mkdtemp(prefix="powercut-extsweep-", dir=work_tmpdir())
+    chk = None
     try:
         # The base image (state 0 of the drop model = the durable image of epoch 0).
         base_dir = os.path.join(work, "base")
         rows = _export_batch(t, args.trace, base_dir, ["drop"], [0], argparse.Namespace(
             sweep_seed=args.sweep_seed, shard="0/1"))
         base_img = rows[0]["image"]
-        workload, why, probe, vsize = None, None, None, 0
+        workload, why, probe, vsize, base_raw = None, None, None, 0, None
         info = run([t("vhdxtool"), "info", base_img, "--json"], check=False, capture=True)
         try:
             geo = json.loads(info.stdout.decode()) if info.returncode == 0 else None
@@ -746,7 +1089,11 @@ def run_external_sweep(args):
             why = "the base image does not open with vhdxtool: " + info.stderr.decode(errors="replace").strip()[:200]
         say(f"sweep: read-back {'on: ' + str(sum(1 for c in workload.cmds if c[0] == 'write')) + ' qemu-io writes' if workload else 'off (' + (why or '?') + ')'}"
             f"; allocation probe {'at virtual offset ' + str(probe) if probe is not None else 'off'}")
-        chk = Checkers(t, work, workload, probe, vsize, verbose=args.verbose)
+        chk = Checkers(t, work, workload, probe, vsize, verbose=args.verbose, base_raw=base_raw,
+                       qemu_mode=args.qemu_mode, custom=custom)
+        if chk.plan is not None and "qemu" in checkers:
+            from .qemuio import keep_heap
+            keep_heap()
         chk.timeout = args.timeout
         results = []
         kept = {}
@@ -780,9 +1127,9 @@ def run_external_sweep(args):
                 st["log_pending"] = chk.log_pending(row["image"])
                 st["why_no_readback"] = why
                 for c in checkers:
-                    copy = os.path.join(bdir, f"{row['index']}.{c}.vhdx")
+                    copy = os.path.join(bdir, f"{row['index']}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', c)}.vhdx")
                     sparse_copy(row["image"], copy)
-                    st[c] = getattr(chk, c)(copy, st, f"{row['index']}")
+                    st[c] = chk.check(c, copy, st, f"{row['index']}", row["image"])
                     st[c]["violations"] = violations_of(st[c], classes[row["model"]], c)
                     if st[c]["violations"]:
                         key = signature_of(c, st[c], classes[row["model"]], st[c]["violations"][0])[0]
@@ -803,7 +1150,7 @@ def run_external_sweep(args):
             todo, dup = [], []
             for row in rows:
                 meta = _state_meta(row, ops, starts, n_pending_last, workload)
-                key = (file_sha256(row["image"]), meta["acked"], meta["terminal"])
+                key = (content_digest(row["image"]), meta["acked"], meta["terminal"])
                 if key in cache or key in [k for k, _ in todo]:
                     dup.append((key, row))
                 else:
@@ -830,6 +1177,7 @@ def run_external_sweep(args):
                                  f"{len(results) / el:.1f}/s   ")
                 sys.stderr.flush()
         wall = time.time() - t0
+        chk.close_sessions()
         if sys.stderr.isatty():
             sys.stderr.write("\n")
         # The in-process sweep over the same models, for the speed ratio.
@@ -850,12 +1198,20 @@ def run_external_sweep(args):
                 except ValueError:
                     inproc = None
     finally:
+        if chk is not None:
+            chk.close_sessions()
         shutil.rmtree(work, ignore_errors=True)
     results.sort(key=lambda st: st["index"])
+    paths = None
+    if "qemu" in checkers:
+        paths = {"mode": args.qemu_mode if chk.plan is not None else "processes",
+                 "session_states": chk.via["session"], "process_states": chk.via["processes"],
+                 "sessions_started": chk.started,
+                 "fallbacks": dict(sorted(chk.fallback_why.items(), key=lambda kv: -kv[1]))}
     if stopped_by is None and planned is not None and len(results) < planned:
         stopped_by = "the export ended early"
     return _report(args, results, checkers, models, classes, wall, unique, inproc, out_json, workload, why, probe,
-                   tr, starts, describe_epochs(ops, starts, layout), planned, stopped_by)
+                   tr, starts, describe_epochs(ops, starts, layout), planned, stopped_by, paths)
 
 
 def signatures(results, checkers, classes, cap_states=50):
@@ -883,7 +1239,7 @@ def signatures(results, checkers, classes, cap_states=50):
 
 
 def _report(args, results, checkers, models, classes, wall, unique, inproc, out_json, workload, why, probe, tr,
-            starts, epoch_ops, planned=None, stopped_by=None):
+            starts, epoch_ops, planned=None, stopped_by=None, qemu_paths=None):
     n = len(results)
     rate = n / wall if wall > 0 else 0.0
     complete = planned is not None and n >= planned
@@ -899,6 +1255,8 @@ def _report(args, results, checkers, models, classes, wall, unique, inproc, out_
                "readback": "qemu-io commands" if workload else f"off ({why})",
                "probe_offset": probe, "epochs": len(starts), "trace_ops": len(tr["ops"]),
                "record_command": tr["meta"].get("record.command")}
+    if qemu_paths:
+        summary["qemu_mode"] = qemu_paths
     if inproc:
         ip_rate = inproc.get("states_per_sec", 0.0)
         summary["inprocess"] = {"states": inproc.get("states"), "wall_s": inproc.get("wall_s"),
@@ -948,6 +1306,10 @@ def _report(args, results, checkers, models, classes, wall, unique, inproc, out_
     say(f"sweep: {n} of {planned if planned is not None else '?'} crash states checked in {wall:.1f} s "
         f"({rate:.1f}/s with {'+'.join(checkers)}, {args.jobs} jobs; {unique} distinct images checked, "
         f"{unique / wall if wall > 0 else 0:.1f}/s)")
+    if qemu_paths:
+        fb = "; ".join(f"{n}x {w}" for w, n in qemu_paths["fallbacks"].items())
+        say(f"sweep: qemu {qemu_paths['mode']}: {qemu_paths['session_states']} distinct images judged by long-lived "
+            f"qemu-io, {qemu_paths['process_states']} by qemu-img/qemu-io processes" + (f" ({fb})" if fb else ""))
     if not complete:
         say(f"sweep: INCOMPLETE: {n} of {planned if planned is not None else '?'} states checked (stopped by "
             f"{stopped_by or '?'}); the states not checked may hold violations")

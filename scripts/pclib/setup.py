@@ -24,6 +24,7 @@ PACKAGES = {
     "libfiu-dev": "fault-injection points (fiu preset)",
     "fiu-utils": "fiu-run / POSIX preload for external programs",
     "qemu-utils": "qemu-img / qemu-io, the peer implementation",
+    "libvhdi-utils": "vhdiinfo, libvhdi's VHDX reader: a third external checker (sweep --checker 'vhdiinfo {image}')",
     "python3-pytest": "driver tests",
     "python3-matplotlib": "plots in campaign reports",
     "python3-yaml": "the workflow and scale-out manifest tests",

@@ -12,8 +12,8 @@ finish, failed with --require-complete -- and one failed case per
 signature), repro/, and a summary table on stdout.  Arguments and outputs
 are checked before anything runs or is created.  Options not listed here
 are passed to pcsweep unchanged (see `pcsweep --help`).  With --trace and
---checker vhdxtool|qemu|both the crash states of a recorded trace go to
-external checkers instead (docs/external.md; the options of the group
+--checker vhdxtool|qemu|both|'CMD {image}' the crash states of a recorded
+trace go to external checkers instead (docs/external.md; the options of the group
 "external checkers").
 
 Its reproducers are re-run by `powercut repro` (repro.py).
@@ -68,12 +68,13 @@ def add_sweep_args(p):
                    help="time to shrink the reproducer of each violation signature (`pcsweep repro --minimize`; "
                         "workload sweeps only; default 20, 0 = keep the first state's reproducer as it is)")
     p.add_argument("--trace", help="sweep a saved trace instead of running workloads")
-    p.add_argument("--checker", choices=["inprocess", "vhdxtool", "qemu", "both"], default="inprocess",
-                   help="with --trace: judge states in-process (default) or with external checkers")
-    p.add_argument("--preset", default="default", help="build preset of pcsweep (default: default)")
-    g = p.add_argument_group("external checkers (with --trace and --checker vhdxtool|qemu|both; "
-                             "docs/external.md)")
     from . import extsweep
+    p.add_argument("--checker", default="inprocess",
+                   help="with --trace: judge states in-process (inprocess, the default) or with external checkers: "
+                        + extsweep.CHECKER_HELP)
+    p.add_argument("--preset", default="default", help="build preset of pcsweep (default: default)")
+    g = p.add_argument_group("external checkers (with --trace and --checker vhdxtool|qemu|both|'CMD {image}'; "
+                             "docs/external.md)")
     extsweep.add_arguments(g, only_extra=True)
 
 
@@ -213,7 +214,8 @@ def sweep_args(args):
     return a
 
 
-EXTERNAL_ONLY = ("jobs", "batch", "markdown", "keep_failures", "no_probe", "no_compare", "timeout", "verbose")
+EXTERNAL_ONLY = ("jobs", "batch", "markdown", "keep_failures", "no_probe", "no_compare", "timeout", "verbose",
+                 "qemu_mode")
 
 
 def run_sweep(args, quiet_table=False):
@@ -275,6 +277,8 @@ def run_sweep(args, quiet_table=False):
 
 def cmd_sweep(args):
     if args.checker != "inprocess":
+        from . import extsweep
+        extsweep.parse_checker(args.checker)   # a bad --checker is a usage error before anything else
         if not args.trace:
             raise UsageError(f"--checker {args.checker} judges the crash states of a recorded trace: give --trace FILE "
                              f"(from `powercut record` or `pcsweep --save-trace`); without --trace the sweep runs "
@@ -284,6 +288,6 @@ def cmd_sweep(args):
     used = [o for o in EXTERNAL_ONLY if hasattr(args, o)]
     if used:
         raise UsageError(f"--{used[0].replace('_', '-')} belongs to the external-checker sweep "
-                         f"(--trace FILE --checker vhdxtool|qemu|both)")
+                         f"(--trace FILE --checker vhdxtool|qemu|both|'CMD {{image}}')")
     status, _, _ = run_sweep(args)
     return status

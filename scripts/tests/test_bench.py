@@ -46,3 +46,17 @@ def test_sweepcov_section_writes_coverage_and_speed(tmp_path, built):
     w = c["files"]["engine/src/log_write.c"]
     assert 0 < w["lines"]["covered"] <= w["lines"]["count"]
     assert c["speed"]["states"] > 0 and c["speed"]["states_per_sec"] > 0
+
+
+@pytest.mark.skipif(not shutil.which("qemu-io"), reason="qemu-utils not installed")
+def test_extsweep_section_compares_the_qemu_paths(tmp_path, built):
+    out = tmp_path / "bench.json"
+    cp = subprocess.run([PYTHON, POWERCUT, "bench", "--only", "extsweep", "--quick", "--json", str(out)],
+                        capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    e = json.loads(out.read_text())["extsweep"]
+    assert [(r["mode"], r["jobs"]) for r in e["runs"]] == [("processes", 2), ("session", 1), ("session", 2)]
+    assert all(r["states"] == 40 and r["states_per_sec"] > 0 for r in e["runs"])
+    assert e["runs"][1]["qemu_mode"]["session_states"] > 0 and e["runs"][0]["qemu_mode"]["session_states"] == 0
+    assert e["same_outcomes"] is True and set(e["speedup"]) == {"session-1j", "session-2j"}
+    assert "--qemu-mode processes" in e["runs"][0]["command"]

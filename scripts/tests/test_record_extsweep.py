@@ -159,3 +159,190 @@ def test_external_sweep_usage_errors(tmp_path):
     cp = run("--trace", str(tmp_path / "bad.pctrace"), "--checker", "vhdxtool", "--preset", PRESET)
     assert cp.returncode == 2 and "not a powercut trace" in cp.stderr
     assert run("--trace", str(tmp_path / "bad.pctrace"), "--checker", "nope").returncode == 2
+
+
+# ---- the qemu-io session path and command checkers -----------------------------------------------
+TRACE = os.path.join(ROOT, "record", "traces", "qemu-io-4cmd.pctrace")
+VERDICT_KEYS = ("open", "error", "check_errors", "data", "data_detail", "probe", "probe_detail", "violations")
+
+
+def test_parse_dump():
+    from pclib.qemuio import parse_dump
+    text = ("00010000:  11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11  ................\n"
+            "00010010:  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  ................\n"
+            "read 32/32 bytes at offset 65536\n")
+    assert parse_dump(text, 65536, 32) == b"\x11" * 16 + bytes(range(16))
+    assert parse_dump(text, 65536, 48) is None       # a dump that does not cover the range
+    assert parse_dump(text, 65552, 32) is None       # nor one that starts before it
+
+
+def test_read_plan_segments():
+    # Base: sectors 0-7 zero, 8-15 0xEE; writes of 0x11 over sectors 2-3 and 0x22 over 3-4.
+    base = bytes(8 * S) + bytes([0xEE]) * (8 * S)
+    w = extsweep.Workload([("write", 2 * S, 2 * S, 0x11), ("write", 3 * S, 2 * S, 0x22)], base)
+    p = extsweep.ReadPlan(base, w, None)
+    assert [(o // S, ln // S, c) for o, ln, c, _ in p.segments] == [
+        (0, 2, (0,)), (2, 1, (0x11, 0)), (3, 1, (0x22, 0x11, 0)), (4, 1, (0x22, 0)), (5, 3, (0,)), (8, 8, (0xEE,))]
+    # The probe range is a segment of its own.
+    p = extsweep.ReadPlan(bytes(512 * S), None, 128 * S)
+    assert [(o // S, ln // S, inp) for o, ln, _c, inp in p.segments] == [(0, 128, False), (128, 128, True),
+                                                                          (256, 256, False)]
+
+
+@needs_qemu
+def test_qemu_io_session(tmp_path):
+    from pclib.qemuio import QemuIo
+    img = tmp_path / "s.vhdx"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(img), "4M"], check=True)
+    s = QemuIo(announce=False)
+    try:
+        outs = s.run([f"open -o driver=vhdx {img}", "write -q -P 0x5a 0 4k", "read -q -P 0x5a 0 4k",
+                      "read -q -P 0x5b 0 4k", "read -v 0 16", "close", f"open -o driver=vhdx {tmp_path}/none"])
+        assert outs[:3] == ["", "", ""]
+        assert outs[3].startswith("Pattern verification failed at offset 0")
+        assert outs[4].startswith("00000000:  5a 5a")
+        assert outs[5] == "" and "can't open device" in outs[6]
+        assert s.run(["close"]) == ["no file open, try 'help open'\n"]   # still in step after a failure
+        assert s.commands == 8
+    finally:
+        s.close()
+
+
+def ext(*args, cwd=None):
+    return subprocess.run([PYTHON, "-m", "pclib.extsweep", "--preset", PRESET] + list(args),
+                          cwd=os.path.join(ROOT, "scripts"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@needs_qemu
+def test_session_and_processes_give_the_same_verdicts(tmp_path):
+    """The long-lived qemu-io path and one process per check judge every
+    state of the committed qemu-io trace alike (power-loss states with and
+    without a pending log, and bitflip states QEMU refuses: those go to the
+    process path from the session, by design)."""
+    reps = {}
+    for mode in ("processes", "session"):
+        out = tmp_path / f"{mode}.json"
+        cp = ext("--trace", TRACE, "--checker", "qemu", "--qemu-mode", mode, "--models", "prefix,bitflip",
+                 "--no-compare", "--json", str(out), "--keep-failures", "0", "--batch", "16")
+        assert cp.returncode in (0, 1), cp.stderr
+        reps[mode] = json.loads(out.read_text())
+    a, b = reps["processes"], reps["session"]
+    assert a["states"] == b["states"] == a["states_planned"] > 50
+    assert b["qemu_mode"]["mode"] == "session" and b["qemu_mode"]["session_states"] > 0
+    assert b["qemu_mode"]["process_states"] > 0          # the refusals
+    assert 1 <= b["qemu_mode"]["sessions_started"] <= 2  # one per job (default 2), reused from batch to batch
+    assert a["qemu_mode"]["session_states"] == 0
+    for x, y in zip(a["states_detail"], b["states_detail"]):
+        assert x["index"] == y["index"]
+        for k in VERDICT_KEYS:
+            vx, vy = x["qemu"].get(k), y["qemu"].get(k)
+            if k in ("probe_detail", "message") and vx and vy:   # they name each run's scratch copy
+                vx, vy = re_path(vx), re_path(vy)
+            assert vx == vy, (x["index"], k, vx, vy)
+        assert ("check_repaired" in x["qemu"]) == ("check_repaired" in y["qemu"]), x["index"]
+    assert [(g["signature"], g["count"]) for g in a["signatures"]] == \
+        [(g["signature"], g["count"]) for g in b["signatures"]]
+    assert a["outcomes"] == b["outcomes"]
+    opens = {st["qemu"]["open"] for st in b["states_detail"]}
+    assert {"opened", "replayed", "refused"} <= opens
+
+
+def re_path(s):
+    import re
+    return re.sub(r"/\S+", "PATH", s)
+
+
+def test_command_checker_verdicts(tmp_path):
+    """--checker 'CMD {image}': exit 0 opens, another status refuses (a
+    violation on a power-loss state), a signal is a crash, past --timeout a
+    hang; the image given is a copy of the state."""
+    def sweep_with(cmd, *extra):
+        out = tmp_path / "c.json"
+        cp = ext("--trace", TRACE, "--checker", cmd, "--models", "prefix", "--max-states", "3", "--no-compare",
+                 "--json", str(out), "--keep-failures", "0", *extra)
+        return cp, json.loads(out.read_text())
+    cp, rep = sweep_with("sh -c 'head -c 8 \"$0\" | grep -q vhdxfile' {image}")
+    assert cp.returncode == 0, cp.stderr
+    assert rep["checkers"] == ["cmd:sh"] and {s["cmd:sh"]["open"] for s in rep["states_detail"]} == {"opened"}
+    cp, rep = sweep_with("sh -c 'echo no such thing >&2; exit 3' {image}")
+    assert cp.returncode == 1
+    r = rep["states_detail"][0]["cmd:sh"]
+    assert r["open"] == "refused" and r["error"] == "exit 3" and r["message"] == "no such thing"
+    assert rep["signatures"][0]["signature"] == "cmd:sh|refused|power|no such thing"
+    cp, rep = sweep_with("sh -c 'kill -SEGV $$' {image}")
+    assert cp.returncode == 1
+    assert rep["states_detail"][0]["cmd:sh"]["open"] == "crashed"
+    assert rep["states_detail"][0]["cmd:sh"]["violations"] == ["checker-crash"]
+    cp, rep = sweep_with("sh -c 'sleep 5' {image}", "--timeout", "0.5")
+    assert cp.returncode == 1 and rep["states_detail"][0]["cmd:sh"]["violations"] == ["hang"]
+
+
+def test_command_checker_usage_errors():
+    for bad, why in (("vhdiinfo", "{image}"), ("no-such-program-xyz {image}", "not installed"),
+                     ("'unbalanced {image}", "cannot split")):
+        cp = ext("--trace", TRACE, "--checker", bad)
+        assert cp.returncode == 2 and why in cp.stderr, cp.stderr
+
+
+@pytest.mark.skipif(not shutil.which("vhdiinfo"), reason="vhdiinfo not installed (libvhdi-utils; powercut setup "
+                                                          "installs it)")
+def test_vhdiinfo_as_checker(tmp_path):
+    """libvhdi's reader opens every power-loss state (it does not replay the
+    log and says nothing of a pending one) and refuses some bit flips."""
+    out = tmp_path / "v.json"
+    cp = ext("--trace", TRACE, "--checker", "vhdiinfo {image}", "--models", "prefix,bitflip", "--no-compare",
+             "--json", str(out))
+    assert cp.returncode == 0, cp.stderr
+    rep = json.loads(out.read_text())
+    det = rep["states_detail"]
+    assert all(s["cmd:vhdiinfo"]["open"] == "opened" for s in det if s["model"] == "prefix")
+    assert any(s["log_pending"] for s in det if s["model"] == "prefix")
+    refused = [s for s in det if s["cmd:vhdiinfo"]["open"] == "refused"]
+    assert refused and all(s["model"] == "bitflip" for s in refused)
+
+
+def test_content_digest_and_sparse_copy(tmp_path):
+    """Equal contents give equal digests whatever their holes; a copy keeps
+    the content and leaves zero chunks as holes."""
+    from pclib.common import content_digest, data_extents, sparse_copy
+    dense, sparse, other = tmp_path / "dense", tmp_path / "sparse", tmp_path / "other"
+    body = bytearray(3 << 20)
+    body[100:104] = b"vhdx"
+    body[(2 << 20) + 5] = 7
+    dense.write_bytes(bytes(body))
+    with open(sparse, "wb") as f:
+        f.seek(100)
+        f.write(b"vhdx")
+        f.seek((2 << 20) + 5)
+        f.write(b"\x07")
+        f.truncate(3 << 20)
+    body[(2 << 20) + 5] = 8
+    other.write_bytes(bytes(body))
+    assert content_digest(dense) == content_digest(sparse) != content_digest(other)
+    (tmp_path / "longer").write_bytes(dense.read_bytes() + bytes(512))
+    assert content_digest(tmp_path / "longer") != content_digest(dense)    # the size counts
+    cp = tmp_path / "copy"
+    sparse_copy(dense, cp)
+    assert cp.read_bytes() == dense.read_bytes()
+    with open(cp, "rb") as f:
+        ext = data_extents(f, 3 << 20)
+    assert sum(ln for _o, ln in ext) < (3 << 20)        # zero chunks became holes (tmpfs, ext4: SEEK_DATA)
+
+
+def test_qemu_io_session_timeout_and_out_of_step(tmp_path):
+    """A session that never prompts times out and is killed; one that
+    prompts but does not answer the marker is out of step: both raise
+    SessionError (the sweep then judges the state by processes)."""
+    from pclib.qemuio import QemuIo, SessionError
+    s = QemuIo(program="cat", announce=False)            # echoes, never prompts
+    with pytest.raises(SessionError, match="did not answer"):
+        s.run(["open x"], timeout=0.5)
+    assert s.p is None
+    prog = tmp_path / "prompts-only.sh"
+    prog.write_text("#!/bin/sh\nprintf 'qemu-io> '\nwhile read l; do printf 'qemu-io> '; done\n")
+    prog.chmod(0o755)
+    s = QemuIo(program=str(prog), announce=False)
+    assert s.run(["open x"], mark=False, timeout=5) == [""]
+    with pytest.raises(SessionError, match="out of step"):
+        s.run(["close"], timeout=5)
+    assert s.p is None
