@@ -325,8 +325,13 @@ void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t c
     struct subject_info in;
     memset(&in, 0, sizeof in);
     const int format_refusal = rc != 0 && subject_is_refusal(rc);
+    /* A power-loss state the reference finds broken before any open is the
+     * writer's making (ref:invalid-crash-state, reported by refjudge_open):
+     * a reader that refuses it as a format error does what the text asks,
+     * and the verdict names the writer, not the reader (sweep.h, the rule). */
+    const int writer_broke = (judges & JUDGE_REF) && !corruption && refjudge_crash_state_invalid(&rj);
     if (rc != 0) {
-        if (!(corruption && format_refusal) && (judges & JUDGE_ORACLE))
+        if (!(corruption && format_refusal) && !(writer_broke && format_refusal) && (judges & JUDGE_ORACLE))
             vfail(v, "open-refused", "the crash image did not open: %s", s->subj->last_error(NULL));
     } else {
         s->subj->info(h, &in);
@@ -339,7 +344,13 @@ void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t c
             judge_check(s, v);
     }
     if (judges & JUDGE_REF) {
+        const int was_ok = v->ok;
         refjudge_open(&rj, rc, format_refusal, rc == 0 ? &in : NULL, !corruption, v);
+        if (was_ok && writer_broke && format_refusal && !v->ok) {
+            size_t n = strlen(v->detail);
+            snprintf(v->detail + n, sizeof v->detail - n, "; %s refused it: %s", s->subj->name,
+                     s->subj->last_error(NULL));
+        }
         if (rc == 0 && in.replayed) {
             const struct ref_src after = refjudge_src_now(&s->cd, s->memo);
             const int reread = s->c->replayed_every && (hash >> 13) % s->c->replayed_every == 0;

@@ -53,7 +53,7 @@ struct sweeper {
     struct verdict sh_v;      /* its structural verdict */
     struct subject_handle *sh_ro; /* its read-only handle (JUDGE_VIEW; NULL if refused or off) */
     uint64_t sh_rng, sh_ro_rng; /* the GUID streams of its handles (live as long as they do) */
-    const struct subject_ops *subj; /* the implementation under test */
+    const struct subject_ops *subj; /* the reader: opens and judges every state (sweep_reader) */
     struct refjudge sh_ref;   /* its reference reading (JUDGE_REF) */
     uint64_t epoch_start;     /* trace index of the current epoch's first op */
     struct ref_memo *memo;    /* the reference's checksum memo for this trace (JUDGE_REF) */
