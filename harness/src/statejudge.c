@@ -246,6 +246,68 @@ static void judge_check(struct sweeper *s, struct verdict *v)
 }
 
 
+/* ---- the reader's reading of a verdict ----------------------------------------- */
+/* The crash image as built (before any open wrote to it), read-only. */
+struct built_dev {
+    struct bdev base;
+    struct crashdisk *cd;
+    uint64_t size;
+};
+
+static int built_dev_read(struct bdev *d, void *buf, size_t len, uint64_t off)
+{
+    struct built_dev *b = (struct built_dev *)d;
+    if (off > b->size || len > b->size - off)
+        return -EIO;
+    return crashdisk_read_built(b->cd, buf, len, off);
+}
+
+static int built_dev_write(struct bdev *d, const void *buf, size_t len, uint64_t off)
+{
+    (void)d, (void)buf, (void)len, (void)off;
+    return -EROFS;
+}
+
+static int built_dev_flush(struct bdev *d)
+{
+    (void)d;
+    return 0;
+}
+
+static int built_dev_size(struct bdev *d, uint64_t *size)
+{
+    *size = ((struct built_dev *)d)->size;
+    return 0;
+}
+
+static int built_dev_truncate(struct bdev *d, uint64_t size)
+{
+    (void)d, (void)size;
+    return -EROFS;
+}
+
+static const struct bdev_ops built_dev_ops = {built_dev_read, built_dev_write, built_dev_flush, built_dev_size,
+                                              built_dev_truncate, NULL, NULL, NULL};
+
+void sw_explain(struct sweeper *s, struct verdict *v)
+{
+    if (v->ok || !s->subj->explain)
+        return;
+    /* the size the state was built with: an open that grew or shrank the
+     * file does not change it (crashdisk_read_built) */
+    struct built_dev b = {{&built_dev_ops}, &s->cd, s->built_size};
+    char why[240] = "";
+    s->subj->explain(&b.base, why, sizeof why);
+    if (!why[0])
+        return;
+    char tail[300];
+    int need = snprintf(tail, sizeof tail, " [%s explains: %s]", s->subj->name, why);
+    size_t n = strlen(v->detail);
+    if (need > 0 && n + (size_t)need >= sizeof v->detail)
+        n = sizeof v->detail - 1 - (size_t)need; /* room for the explanation: filters match it */
+    snprintf(v->detail + n, sizeof v->detail - n, "%s", tail);
+}
+
 /* The read-only handle and the reference reading of a class (or of one
  * unshared state) end with it. */
 static void class_end(struct sweeper *s, struct subject_handle **ro, struct refjudge *rj)
@@ -274,7 +336,9 @@ void sw_shared_close(struct sweeper *s)
         vfail(&v, "close-failed", rc ? "closing the replayed image failed: %s"
                                       : "closing an unmodified session wrote to the image (%s)",
               rc ? s->subj->last_error(NULL) : "no error returned");
+        s->no_explain = 1; /* the disk may hold a later state than the class's first */
         sw_record(s, &s->sh_first, &v);
+        s->no_explain = 0;
     }
 }
 
@@ -293,6 +357,7 @@ void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t c
     const uint64_t hash = sw_choice_hash(s, ch);
     const int share = s->share && allow_share;
     const uint64_t sig = share ? crashdisk_signature(&s->cd) ^ (uint64_t)mode : 0;
+    s->built_size = s->cd.size;
     if (share && s->sh_active && s->sh_sig == sig) {
         *v = s->sh_v;
         v->cut = cut;

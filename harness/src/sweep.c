@@ -403,6 +403,13 @@ void sw_record(struct sweeper *s, const struct crash_choice *c, const struct ver
     struct verdict *v = &vv;
     int writers;
     int known = known_of(s, v, &writers);
+    /* A reader's verdict not set apart yet: the reader's own reading of the
+     * image (subject_ops.explain) joins the detail (a reproducer shows it
+     * too), and may name a filed departure. */
+    if (!v->ok && !writers && known < 0 && s->subj->explain && !s->no_explain) {
+        sw_explain(s, v);
+        known = known_of(s, v, &writers);
+    }
     if (s->want) {
         *s->want_verdict = *v;
         s->want_found = 1;

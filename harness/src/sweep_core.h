@@ -70,6 +70,8 @@ struct sweeper {
     double t0, last_progress;
     int stop;
     int tty;
+    int no_explain;           /* sw_record: the crash disk holds another state than the verdict's */
+    uint64_t built_size;      /* size of the state's image as built (set when it is judged) */
     /* target single-choice evaluation (repro) */
     const struct crash_choice *want;
     struct verdict *want_verdict;
@@ -117,6 +119,9 @@ void sw_eval_simple(struct sweeper *s, const struct crash_choice *c, uint64_t cu
 void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t cut, struct verdict *v,
                     int allow_share);
 void sw_judge(struct sweeper *s, const struct crash_choice *ch, uint64_t cut, struct verdict *v);
+/* Appends the reader's reading of the image as built (subject_ops.explain)
+ * to a failed verdict's detail. */
+void sw_explain(struct sweeper *s, struct verdict *v);
 /* Closes the open structural class (and reports a close that wrote). */
 void sw_shared_close(struct sweeper *s);
 /* Does [off, off+len) lie inside the log (the base image's current header's)? */

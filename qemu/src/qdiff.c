@@ -200,6 +200,33 @@ const struct qdiff_class *qdiff_replay(struct bdev *before, uint64_t ours_size, 
     return &classes[QD_REPLAY_DIFFERS];
 }
 
+int qdiff_explain(struct bdev *before, char *buf, size_t len)
+{
+    const struct qdiff_class *found[6];
+    int n = 0;
+    struct log_facts f;
+    if (log_facts(before, &f) == 0) {
+        if (f.head && (f.top > f.head || f.before_tail))
+            found[n++] = &classes[QD_TAIL_OUTSIDE];
+        if (f.skipped)
+            found[n++] = &classes[QD_SEARCH_SKIPS];
+        if (f.gap)
+            found[n++] = &classes[QD_SEQ_GAP];
+        if (f.wraps)
+            found[n++] = &classes[QD_WRAP_PARTIAL];
+    }
+    size_t used = 0;
+    if (len)
+        buf[0] = 0;
+    for (int i = 0; i < n && used + 1 < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s %s", i ? "; " : "", found[i]->finding, found[i]->name);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return n;
+}
+
 const struct qdiff_class *qdiff_read(unsigned bat_state)
 {
     switch (bat_state) {

@@ -169,6 +169,15 @@ void qdiff_note(const struct qdiff_class *c);
 uint64_t qdiff_count(enum qdiff_id id);
 void qdiff_summary(char *buf, size_t len);
 
+/* QEMU's reading of an image it opened (subject_qemu's explain): every
+ * documented departure whose precondition the image shows, before QEMU
+ * touched it, as "Q6 <class>; ..." (empty when none):
+ *   Q6   the log facts of qdiff_replay (an entry past the head or right
+ *        before its tail, a skipped position, a sequence gap, a wrap):
+ *        QEMU may replay other entries than the active sequence.
+ * Returns the number of classes written. */
+int qdiff_explain(struct bdev *before, char *buf, size_t len);
+
 /* Scans the log ring of an image QEMU wrote for entries whose descriptor
  * sectors hold runs of the shim's allocation pattern after the last
  * descriptor (Q2).  Returns the number of such bytes. */

@@ -98,6 +98,15 @@ struct subject_ops {
      * counts states that break only such an invariant as known departures,
      * not violations, unless asked to be strict (pcsweep --strict). */
     const struct subject_departure *known;
+    /* The subject's own reading of a failed verdict on a crash image it
+     * opened (NULL when it has none): the filed departures whose
+     * precondition the image, as it was before the subject opened it
+     * (`before`, read-only), shows, as one short line into why (empty when
+     * none), e.g. "Q6 qemu-replays-entry-whose-tail-is-outside-its-sequence".
+     * The sweep appends it to the verdict's detail, where a known entry's
+     * detail filter can name it: a verdict is set apart only when its
+     * invariant is listed with the departure the image explains. */
+    void (*explain)(struct bdev *before, char *why, size_t len);
 };
 
 struct subject_departure {
