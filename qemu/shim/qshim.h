@@ -103,6 +103,9 @@ int qshim_read_limit_hit(void);
  * a time, whatever its length: docs/qemu-findings.md Q4). */
 void qshim_set_write_limit(uint64_t bytes);
 int qshim_write_limit_hit(void);
+/* The limits set now (0: none). */
+uint64_t qshim_get_read_limit(void);
+uint64_t qshim_get_write_limit(void);
 
 /* ---- images ------------------------------------------------------------- */
 struct qshim_image; /* one open image (format node + file node) */

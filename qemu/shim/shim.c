@@ -94,6 +94,16 @@ int qshim_read_limit_hit(void)
     return read_limit_hit;
 }
 
+uint64_t qshim_get_read_limit(void)
+{
+    return read_limit;
+}
+
+uint64_t qshim_get_write_limit(void)
+{
+    return write_limit;
+}
+
 static void read_budget_reset(void)
 {
     read_in_call = 0;

@@ -47,6 +47,7 @@
 
 #include "harness/subject.h"
 #include "qdiff.h"
+#include "vhdx/format.h"
 #include "qshim.h"
 
 struct subject_handle {
@@ -103,8 +104,84 @@ static uint64_t draw_seed(uint64_t *rng_state)
     return z ^ (z >> 31);
 }
 
+static int q_open_bounded(struct bdev *dev, unsigned flags, uint64_t *rng_state, uint32_t apply_every,
+                          struct subject_handle **out);
+
+/* ---- the watchdog ----------------------------------------------------------- */
+/* QEMU 7.2's log search can loop forever (Q9: an entry it rejects that
+ * spans the ring, or a valid run that wraps back to where it began) and its
+ * replay can write without bound (Q4).  Unless the caller set bounds of its
+ * own (qshim_set_read_limit/_write_limit: the fuzz targets do), one open or
+ * check may read and write at most 16 log rings (the larger LogLength of
+ * the two header copies, 1 MiB when neither says) plus the regions the
+ * region tables name (BAT, metadata: QEMU reads the BAT whole) plus 16 MiB,
+ * each capped by the file's size.  An open that searches and replays a log
+ * reads it a few times; past the bound the call fails with -ETIMEDOUT and
+ * the message names the departure the watchdog stopped. */
+static uint64_t watchdog_arm(struct bdev *dev)
+{
+    if (qshim_get_read_limit() || qshim_get_write_limit())
+        return 0;
+    uint64_t size = 0, ring = 0, regions = 0;
+    if (dev->ops->size(dev, &size) != 0)
+        size = 0;
+    uint8_t *buf = malloc(VHDX_REGION_TABLE_SIZE);
+    struct vhdx_region_table *rt = malloc(sizeof *rt);
+    for (int i = 0; buf && rt && i < 2; i++) {
+        struct vhdx_header hd;
+        if (dev->ops->read(dev, buf, VHDX_HEADER_SIZE, i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET) == 0 &&
+            vhdx_header_decode(buf, &hd) == 0 && hd.log_length > ring)
+            ring = hd.log_length;
+        if (dev->ops->read(dev, buf, VHDX_REGION_TABLE_SIZE, i ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET) == 0 &&
+            vhdx_region_table_decode(buf, rt) == 0) {
+            uint64_t sum = 0;
+            for (uint32_t e = 0; e < rt->entry_count && e < VHDX_REGION_MAX_ENTRIES; e++)
+                sum += rt->entries[e].length;
+            regions = sum > regions ? sum : regions;
+        }
+    }
+    free(buf);
+    free(rt);
+    if (!ring)
+        ring = UINT64_C(1) << 20;
+    ring = ring < size ? ring : size;
+    regions = regions < size ? regions : size;
+    const uint64_t limit = 16 * ring + regions + (UINT64_C(16) << 20);
+    qshim_set_read_limit(limit);
+    qshim_set_write_limit(limit);
+    return limit;
+}
+
+/* Disarms it; when it fired, the message says so and rc becomes -ETIMEDOUT. */
+static int watchdog_end(uint64_t limit, int rc, char *why, size_t len)
+{
+    if (!limit)
+        return rc;
+    const int reads = qshim_read_limit_hit(), writes = qshim_write_limit_hit();
+    qshim_set_read_limit(0);
+    qshim_set_write_limit(0);
+    if (rc == 0 || (!reads && !writes))
+        return rc;
+    char was[512];
+    snprintf(was, sizeof was, "%s", why);
+    snprintf(why, len, "the call %s more than %llu bytes and was stopped by the subject's watchdog: %s; then %s",
+             reads ? "read" : "wrote", (unsigned long long)limit,
+             reads ? "the log search does not end (qemu-log-search-does-not-terminate, docs/qemu-findings.md Q9)"
+                   : "the replay writes without bound (qemu-replay-writes-without-bound, docs/qemu-findings.md Q4)",
+             was);
+    return -ETIMEDOUT;
+}
+
 static int q_open(struct bdev *dev, unsigned flags, uint64_t *rng_state, uint32_t apply_every,
                   struct subject_handle **out)
+{
+    const uint64_t limit = watchdog_arm(dev);
+    int rc = q_open_bounded(dev, flags, rng_state, apply_every, out);
+    return watchdog_end(limit, rc, last_open_error, sizeof last_open_error);
+}
+
+static int q_open_bounded(struct bdev *dev, unsigned flags, uint64_t *rng_state, uint32_t apply_every,
+                          struct subject_handle **out)
 {
     (void)apply_every;
     const uint64_t seed = draw_seed(rng_state);
@@ -224,7 +301,21 @@ static void q_abandon(struct subject_handle *s)
     free(s);
 }
 
+static int q_check_bounded(struct bdev *dev, char *why, size_t whylen);
+
 static int q_check(struct bdev *dev, char *why, size_t whylen)
+{
+    const uint64_t limit = watchdog_arm(dev);
+    int rc = q_check_bounded(dev, why, whylen);
+    /* a check stopped by the watchdog cannot say whether the image is clean */
+    if (limit && (qshim_read_limit_hit() || qshim_write_limit_hit()))
+        rc = watchdog_end(limit, rc ? rc : -EIO, why, whylen);
+    else
+        watchdog_end(limit, 0, why, whylen);
+    return rc;
+}
+
+static int q_check_bounded(struct bdev *dev, char *why, size_t whylen)
 {
     char msg[512];
     struct qshim_image *im = NULL;
@@ -300,6 +391,10 @@ static const struct subject_departure qemu_known[] = {
      * (entries before its tail, past its head); only where the image shows
      * that precondition (q_explain) */
     {"ref:replayed-bytes", "Q6 qemu-", "Q6 (docs/qemu-findings.md): entries outside the active sequence replayed"},
+    /* Q9: the log search never ends (here on valid logs: a run that wraps
+     * around the ring back to where it began); the subject's watchdog
+     * stops the open and names the class */
+    {"open-refused", "qemu-log-search-does-not-terminate", "Q9 (docs/qemu-findings.md): the open never ends"},
     {NULL, NULL, NULL},
 };
 
