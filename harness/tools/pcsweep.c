@@ -1476,7 +1476,10 @@ static void print_verdict(const struct crash_choice *ch, const struct verdict *v
     char c[200];
     crash_choice_format(ch, c, sizeof c);
     printf("state:     %s\n", c);
-    printf("subjects:  written by %s, opened and judged by %s\n", sweep_writer(sc)->name, sweep_reader(sc)->name);
+    /* a recorded trace names no subject: its writer is the program recorded */
+    const int external = !sc->subject && !trace_get_meta(t, "subject") && (t->flags & TRACE_F_EXTERNAL);
+    printf("subjects:  written by %s, opened and judged by %s\n",
+           external ? "an external program (a recorded trace)" : sweep_writer(sc)->name, sweep_reader(sc)->name);
     printf("workload:  %s, seed %" PRIu64 ", cut after trace operation %" PRIu64 " of %zu\n",
            trace_get_meta(t, "workload") ? trace_get_meta(t, "workload") : "external", t->seed, v->cut, t->n_ops);
     printf("open:      %s%s\n", v->open_rc ? vhdx_strerror(v->open_rc) : "ok",

@@ -200,6 +200,20 @@ const struct qdiff_class *qdiff_replay(struct bdev *before, uint64_t ours_size, 
     return &classes[QD_REPLAY_DIFFERS];
 }
 
+/* Both header copies valid and different in a field QEMU's header update
+ * takes from the non-current one (Q12). */
+static int headers_differ(struct bdev *dev)
+{
+    uint8_t h[2][4096];
+    struct vhdx_header hd[2];
+    if (dev->ops->read(dev, h[0], 4096, 64 * 1024) || dev->ops->read(dev, h[1], 4096, 128 * 1024) ||
+        vhdx_header_decode(h[0], &hd[0]) != 0 || vhdx_header_decode(h[1], &hd[1]) != 0)
+        return 0;
+    return memcmp(&hd[0].log_guid, &hd[1].log_guid, sizeof hd[0].log_guid) != 0 ||
+           hd[0].log_offset != hd[1].log_offset || hd[0].log_length != hd[1].log_length ||
+           hd[0].log_version != hd[1].log_version || hd[0].version != hd[1].version;
+}
+
 int qdiff_explain(struct bdev *before, char *buf, size_t len)
 {
     const struct qdiff_class *found[6];
@@ -215,6 +229,8 @@ int qdiff_explain(struct bdev *before, char *buf, size_t len)
         if (f.wraps)
             found[n++] = &classes[QD_WRAP_PARTIAL];
     }
+    if (headers_differ(before))
+        found[n++] = &classes[QD_HEADER_STALE];
     size_t used = 0;
     if (len)
         buf[0] = 0;

@@ -128,7 +128,11 @@
       "a descriptor may not target the header section nor past LastFileOffset (QEMU replays a zero descriptor of "  \
       "any length, 4 KiB and a flush at a time); seen as an open that writes more than 64 rings", "qemu", 1, "Q4")  \
     X(QD_BOTH_VS_REF, "both-disagree-with-reference", "-",                                                          \
-      "QEMU and libvhdx agree and the reference disagrees (an engine or reference matter)", "undetermined", 0, NULL)
+      "QEMU and libvhdx agree and the reference disagrees (an engine or reference matter)", "undetermined", 0, NULL) \
+    X(QD_HEADER_STALE, "qemu-builds-header-update-from-non-current-copy", "2.2.2.1",                                \
+      "a header update sets the new header's fields to the current header's values (QEMU starts from the "         \
+      "non-current copy: its LogGuid, LogOffset, LogLength and versions become current); seen when the two valid "  \
+      "copies differ in those fields", "qemu", 1, "Q12")
 
 enum qdiff_id {
 #define X(id, name, section, rule, departs, known, finding) id,
@@ -171,10 +175,14 @@ void qdiff_summary(char *buf, size_t len);
 
 /* QEMU's reading of an image it opened (subject_qemu's explain): every
  * documented departure whose precondition the image shows, before QEMU
- * touched it, as "Q6 <class>; ..." (empty when none):
+ * touched it, as "Q6 <class>; Q12 <class>" (empty when none):
  *   Q6   the log facts of qdiff_replay (an entry past the head or right
  *        before its tail, a skipped position, a sequence gap, a wrap):
- *        QEMU may replay other entries than the active sequence.
+ *        QEMU may replay other entries than the active sequence;
+ *   Q12  two valid header copies that differ in LogGuid, LogOffset,
+ *        LogLength, LogVersion or Version: QEMU's next header update
+ *        (the replay's first write, the first guest write, a log start)
+ *        makes the non-current copy's values current.
  * Returns the number of classes written. */
 int qdiff_explain(struct bdev *before, char *buf, size_t len);
 

@@ -395,6 +395,16 @@ static const struct subject_departure qemu_known[] = {
      * around the ring back to where it began); the subject's watchdog
      * stops the open and names the class */
     {"open-refused", "qemu-log-search-does-not-terminate", "Q9 (docs/qemu-findings.md): the open never ends"},
+    /* Q6 on a ring full of valid entries: the run from the newest takes the
+     * oldest as its second entry (no sequence check), goes round the ring
+     * and the replay stops with EINVAL: the open is refused */
+    {"open-refused", "Q6 qemu-accepts-sequence-gap-after-first-entry",
+     "Q6 (docs/qemu-findings.md): a ring full of valid entries is refused"},
+    /* Q12: a header update starts from the non-current copy; a cut inside
+     * the replay after its first header write leaves a current header that
+     * names no log (or a stale one): the rest of the log is never replayed */
+    {"replay-not-idempotent", "Q12 qemu-builds-header-update-from-non-current-copy",
+     "Q12 (docs/qemu-findings.md): a cut inside the replay loses the log"},
     {NULL, NULL, NULL},
 };
 
