@@ -132,7 +132,11 @@
     X(QD_HEADER_STALE, "qemu-builds-header-update-from-non-current-copy", "2.2.2.1",                                \
       "a header update sets the new header's fields to the current header's values (QEMU starts from the "         \
       "non-current copy: its LogGuid, LogOffset, LogLength and versions become current); seen when the two valid "  \
-      "copies differ in those fields", "qemu", 1, "Q12")
+      "copies differ in those fields", "qemu", 1, "Q12")                                                          \
+    X(QD_DESC_ABORT, "qemu-log-search-fails-on-an-invalid-descriptor", "2.3.3",                                     \
+      "an entry that fails validation belongs to no sequence and the search goes on (QEMU's search stops with an " \
+      "error when an entry's descriptor fails its checks, before the checksum: the open is refused)", "qemu", 1,   \
+      "Q13")
 
 enum qdiff_id {
 #define X(id, name, section, rule, departs, known, finding) id,
@@ -182,7 +186,14 @@ void qdiff_summary(char *buf, size_t len);
  *   Q12  two valid header copies that differ in LogGuid, LogOffset,
  *        LogLength, LogVersion or Version: QEMU's next header update
  *        (the replay's first write, the first guest write, a log start)
- *        makes the non-current copy's values current.
+ *        makes the non-current copy's values current;
+ *   Q13  an entry whose header QEMU accepts (signature, length, sequence
+ *        number, LogGuid, descriptor count) with a descriptor in its first
+ *        sector that QEMU rejects (sequence number, signature, offset): a
+ *        torn or damaged entry anywhere in the ring; QEMU's search stops
+ *        with an error when it meets one.
+ * Q6's Tail fact also holds when the text finds no sequence at all but a
+ * valid entry exists (QEMU replays it, Tail unread).
  * Returns the number of classes written. */
 int qdiff_explain(struct bdev *before, char *buf, size_t len);
 

@@ -400,6 +400,16 @@ static const struct subject_departure qemu_known[] = {
      * and the replay stops with EINVAL: the open is refused */
     {"open-refused", "Q6 qemu-accepts-sequence-gap-after-first-entry",
      "Q6 (docs/qemu-findings.md): a ring full of valid entries is refused"},
+    /* Q6 (c): Tail unread, so an entry whose Tail points at a damaged one
+     * is replayed although no valid sequence exists (a corrupt file opened) */
+    {"ref:accepted-invalid", "Q6 qemu-replays-entry-whose-tail-is-outside-its-sequence",
+     "Q6 (docs/qemu-findings.md): a sequence without its tail replayed"},
+    /* Q13: one entry whose descriptor fails QEMU's checks, anywhere in the
+     * ring, stops the log search with an error: a recoverable file refused */
+    {"ref:refused-recoverable", "Q13 qemu-log-search-fails-on-an-invalid-descriptor",
+     "Q13 (docs/qemu-findings.md): the search stops at a damaged entry"},
+    {"open-refused", "Q13 qemu-log-search-fails-on-an-invalid-descriptor",
+     "Q13 (docs/qemu-findings.md): the search stops at a damaged entry"},
     /* Q12: a header update starts from the non-current copy; a cut inside
      * the replay after its first header write leaves a current header that
      * names no log (or a stale one): the rest of the log is never replayed */

@@ -164,6 +164,17 @@ def cases():
     out.append(("qemu-q9-log-search-never-ends", "fuzz_qemu_log_replay", prefix() + whole_ring_entry(),
                 "one entry header at ring offset 0: EntryLength 1 MiB (the ring), sequence 1, no descriptors, "
                 "a wrong checksum", "qemu-log-search-does-not-terminate"))
+    # Q13: one damaged entry (its header fine, its descriptor's sequence
+    # number not its own, as a torn or stale sector leaves it) after a valid
+    # one: QEMU's search stops with EINVAL at the descriptor instead of
+    # rejecting the entry.
+    e1d = entry(1, 0, [("data", BLOCK0, page(0x11))])
+    e2d = bytearray(entry(2, 0, [("data", BLOCK0, page(0x22))]))
+    struct.pack_into("<Q", e2d, 64 + 24, 1)
+    out.append(("qemu-q13-damaged-entry-stops-search", "fuzz_qemu_log_replay",
+                prefix() + ring([(0, e1d), (0x2000, bytes(e2d))]),
+                "entry seq 1 at 0 (Tail itself, writes 0x11 to block 0's first page), then at 8 KiB an entry whose "
+                "header says seq 2 and whose descriptor says seq 1", "qemu-cannot-replay-a-valid-log"))
     # Q10: VirtualDiskSize 4 PiB + 4 MiB on the clean 4 MiB image: QEMU counts
     # BAT entries in 32 bits (4 + 0), so the open passes its BAT-size check
     # and any I/O past 128 GiB indexes past its 1 MiB BAT array.
@@ -370,6 +381,8 @@ QEMU_IO = {
                                          "IMG at once: the active sequence is the head, seq 354)",
     "qemu-q6-full-ring-run-circles-refused": "qemu-io -f vhdx -c quit IMG (Could not open 'IMG': Invalid argument; "
                                              "vhdxtool replay IMG replays the head, seq 354)",
+    "qemu-q13-damaged-entry-stops-search": "qemu-io -f vhdx -c quit IMG (Could not open 'IMG': Invalid argument; "
+                                           "vhdxtool replay IMG replays seq 1: 11 11 ... at virtual 0)",
     "qemu-q10-virtual-size-beyond-bat": "qemu-io -f vhdx -c 'read 128G 4k' IMG (Segmentation fault; under ASan: "
                                         "heap-buffer-overflow READ of size 8 in vhdx_block_translate, 0 bytes to "
                                         "the right of the 1048576-byte BAT); qemu-io -f vhdx -c 'write -P 0x41 "
