@@ -247,57 +247,18 @@ static void judge_check(struct sweeper *s, struct verdict *v)
 
 
 /* ---- the reader's reading of a verdict ----------------------------------------- */
-/* The crash image as built (before any open wrote to it), read-only. */
-struct built_dev {
-    struct bdev base;
-    struct crashdisk *cd;
-    uint64_t size;
-};
-
-static int built_dev_read(struct bdev *d, void *buf, size_t len, uint64_t off)
-{
-    struct built_dev *b = (struct built_dev *)d;
-    if (off > b->size || len > b->size - off)
-        return -EIO;
-    return crashdisk_read_built(b->cd, buf, len, off);
-}
-
-static int built_dev_write(struct bdev *d, const void *buf, size_t len, uint64_t off)
-{
-    (void)d, (void)buf, (void)len, (void)off;
-    return -EROFS;
-}
-
-static int built_dev_flush(struct bdev *d)
-{
-    (void)d;
-    return 0;
-}
-
-static int built_dev_size(struct bdev *d, uint64_t *size)
-{
-    *size = ((struct built_dev *)d)->size;
-    return 0;
-}
-
-static int built_dev_truncate(struct bdev *d, uint64_t size)
-{
-    (void)d, (void)size;
-    return -EROFS;
-}
-
-static const struct bdev_ops built_dev_ops = {built_dev_read, built_dev_write, built_dev_flush, built_dev_size,
-                                              built_dev_truncate, NULL, NULL, NULL};
-
 void sw_explain(struct sweeper *s, struct verdict *v)
 {
     if (v->ok || !s->subj->explain)
         return;
-    /* the size the state was built with: an open that grew or shrank the
-     * file does not change it (crashdisk_read_built) */
-    struct built_dev b = {{&built_dev_ops}, &s->cd, s->built_size};
+    /* the image as built, before the subject's open wrote to it (the explainer only reads) */
     char why[240] = "";
-    s->subj->explain(&b.base, why, sizeof why);
+    const uint64_t size = s->cd.size;
+    s->cd.size = s->built_size; /* an open that grew or shrank the file does not change the built image */
+    s->cd.read_built = 1;
+    s->subj->explain(crashdisk_bdev(&s->cd), why, sizeof why);
+    s->cd.read_built = 0;
+    s->cd.size = size;
     if (!why[0])
         return;
     char tail[300];
