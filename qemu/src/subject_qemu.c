@@ -400,6 +400,8 @@ static const struct subject_departure qemu_known[] = {
      * and the replay stops with EINVAL: the open is refused */
     {"open-refused", "Q6 qemu-accepts-sequence-gap-after-first-entry",
      "Q6 (docs/qemu-findings.md): a ring full of valid entries is refused"},
+    {"ref:refused-recoverable", "Q6 qemu-accepts-sequence-gap-after-first-entry",
+     "Q6 (docs/qemu-findings.md): a ring full of valid entries is refused (a corruption elsewhere)"},
     /* Q6 (c): Tail unread, so an entry whose Tail points at a damaged one
      * is replayed although no valid sequence exists (a corrupt file opened) */
     {"ref:accepted-invalid", "Q6 qemu-replays-entry-whose-tail-is-outside-its-sequence",
