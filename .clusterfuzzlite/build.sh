@@ -1,73 +1,48 @@
 #!/bin/bash -eu
 # .clusterfuzzlite/build.sh - builds every powercut fuzz target the OSS-Fuzz
-# way: compiles libvhdx, the harness and the fuzz support code with $CC and
-# $CFLAGS (whatever sanitizer and coverage flags the build asks for), plus
-# the faults library (schedules only: no libfiu there), links
-# each fuzz/fuzz_<name>.c with $LIB_FUZZING_ENGINE through $CXX, and puts in
-# $OUT, for every target: the binary, <name>.dict, <name>.options and
-# <name>_seed_corpus.zip (the committed corpus/<name>/ seeds).
+# way, through CMake: the same CMakeLists.txt as every other build, so the
+# targets, include paths, libraries and the code left out of coverage
+# feedback are those of fuzz/CMakeLists.txt and never a copy of them.
 #
-# Inputs: $CC $CXX $CFLAGS $CXXFLAGS $LIB_FUZZING_ENGINE $OUT $SRC $WORK
-# (set by ClusterFuzzLite/OSS-Fuzz, or by hand: scripts/tests/test_fuzz_cflite.py
-# runs this script with them).  The tree is $SRC/powercut when that exists,
-# otherwise the directory above this script.  Exit status: 0 when every
-# target is in $OUT; non-zero (set -e) on the first failure.
-for v in CC CXX CFLAGS LIB_FUZZING_ENGINE OUT SRC WORK; do
+#   1. configure with the preset oss-fuzz (CMakePresets.json): $CC $CXX
+#      $CFLAGS $CXXFLAGS as they come (sanitizers, coverage, the engine's
+#      instrumentation), POWERCUT_FUZZ_ENGINE=external with
+#      POWERCUT_FUZZ_ENGINE_LINK=$LIB_FUZZING_ENGINE (targets link through
+#      $CXX, as OSS-Fuzz asks), warnings not errors (the builder's clang is
+#      not ours), build tree $WORK/powercut-build;
+#   2. build the target fuzz_targets: every fuzz target of fuzz/ (the
+#      fuzz_qemu_* ones too when the QEMU subject is built, i.e. its fetched
+#      source is in build/qemu-src) and their seed-corpus zips;
+#   3. `cmake --install --component fuzz` into $OUT: for every target the
+#      binary, <target>.options, <target>.dict (where fuzz/ has one) and
+#      <target>_seed_corpus.zip (corpus/<target>/).
+#
+# Inputs: $CC $CFLAGS $LIB_FUZZING_ENGINE $OUT $SRC $WORK (set by
+# ClusterFuzzLite/OSS-Fuzz; by hand, scripts/tests/test_fuzz_cflite.py and
+# docs/fuzzing.md show how).  $CXX defaults to $CC's clang++ (clang-14 ->
+# clang++-14), $CXXFLAGS to $CFLAGS.  Needs CMake >= 3.25 and Ninja
+# (the Dockerfile installs both).  The tree is $SRC/powercut when that
+# exists, otherwise the directory above this script.  Exit status: 0 when
+# every target is in $OUT; 2 when a variable is missing; otherwise the
+# failing step's status (set -e).
+set -eu  # also when run as `bash build.sh` (the test's way), which ignores the options above
+for v in CC CFLAGS LIB_FUZZING_ENGINE OUT SRC WORK; do
     if [ -z "${!v+x}" ]; then
         echo "build.sh: \$$v is not set (OSS-Fuzz/ClusterFuzzLite sets it)" >&2
         exit 2
     fi
 done
-CXXFLAGS="${CXXFLAGS-$CFLAGS}"
+export CXX="${CXX:-${CC/clang/clang++}}" CXXFLAGS="${CXXFLAGS-$CFLAGS}"
 if [ -d "$SRC/powercut/fuzz" ]; then
     ROOT="$SRC/powercut"
 else
     ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fi
-OBJ="$WORK/powercut-obj"
-rm -rf "$OBJ"
-mkdir -p "$OBJ" "$OUT"
-INC="-I$ROOT/engine/include -I$ROOT/engine/src -I$ROOT/harness/include -I$ROOT/harness/ref/include -I$ROOT/faults/include -I$ROOT/fuzz"
-DEFS="-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVHDX_BUILD_FLAVOR=\"cflite\" -DVHDX_VERSION_STRING=\"1.0.0\""
-# Code that every input runs the same way is left out of coverage feedback
-# (the same choices as fuzz/CMakeLists.txt), when the compiler has coverage on.
-NOCOV=""
-case "$CFLAGS" in
-    *fuzzer-no-link*|*sanitize-coverage*) NOCOV="-fno-sanitize-coverage=trace-cmp,inline-8bit-counters,pc-table,indirect-calls" ;;
-esac
-
-compile() { # source object [extra flags...]
-    local src="$1" obj="$2"
-    shift 2
-    # shellcheck disable=SC2086
-    $CC $CFLAGS -std=c11 -pthread $DEFS $INC "$@" -c "$src" -o "$obj"
-}
-
-lib_objs=()
-for f in "$ROOT"/engine/src/*.c "$ROOT"/harness/src/*.c "$ROOT"/faults/src/*.c "$ROOT"/fuzz/fuzz_common.c "$ROOT"/harness/ref/*.c "$ROOT"/fuzz/mutator.c; do
-    o="$OBJ/$(basename "$(dirname "$(dirname "$f")")")_$(basename "${f%.c}").o"
-    case "$f" in
-        */engine/src/crc32c.c|*/faults/src/*.c|*/fuzz/mutator.c|*/fuzz/fuzz_common.c) compile "$f" "$o" $NOCOV & ;;
-        *) compile "$f" "$o" & ;;
-    esac
-    lib_objs+=("$o")
-    # at most $(nproc) compilers at once
-    while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n; done
-done
-wait
-ar rcs "$OBJ/libpowercut_fuzz.a" "${lib_objs[@]}"
-
-for src in "$ROOT"/fuzz/fuzz_*.c; do
-    name="$(basename "${src%.c}")"
-    case "$name" in fuzz_common|fuzz_target) continue ;; esac
-    compile "$src" "$OBJ/$name.o" -DFUZZ_LIBFUZZER
-    # shellcheck disable=SC2086
-    $CXX $CXXFLAGS "$OBJ/$name.o" "$OBJ/libpowercut_fuzz.a" $LIB_FUZZING_ENGINE -pthread -o "$OUT/$name"
-    cp "$ROOT/fuzz/$name.dict" "$OUT/$name.dict"
-    cp "$ROOT/fuzz/$name.options" "$OUT/$name.options"
-    rm -f "$OUT/${name}_seed_corpus.zip"
-    if [ -d "$ROOT/corpus/$name" ]; then
-        (cd "$ROOT/corpus/$name" && find . -maxdepth 1 -type f ! -name '.*' -print0 | xargs -0 -r zip -q -j "$OUT/${name}_seed_corpus.zip")
-    fi
-    echo "build.sh: $OUT/$name"
-done
+BUILD="$WORK/powercut-build"
+rm -rf "$BUILD"
+mkdir -p "$OUT"
+set -x
+cd "$ROOT"
+cmake --preset oss-fuzz -B "$BUILD"
+cmake --build "$BUILD" --target fuzz_targets -j "$(nproc)"
+cmake --install "$BUILD" --component fuzz --prefix "$OUT"

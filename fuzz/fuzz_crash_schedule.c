@@ -29,7 +29,8 @@
  *   0     bits 0-2 engine batching: apply_every = 1 + (b & 7);
  *         bit 7: a fault schedule (FAULT_SCHEDULE_BYTES = 4) follows the header
  *   1     bits 0-1 virtual size 4 MiB/16 MiB/1 GiB/4 GiB; bit 2 logical sector 4096
- *   2     crash model: prefix, drop, reorder, torn, stale, recovery (b % 6)
+ *   2     crash model: b % CHOICE_MODELS, an index in CRASH_MODEL_LIST
+ *         (harness/models.h): the power-loss models prefix to recovery
  *   3     bits 0-2 torn pattern (0-6), bit 3 torn granularity 4096 (else 512),
  *         bit 4 recovery from the durable state (else from durable + pending),
  *         bits 5-6 the same choice in 1-4 consecutive epochs
@@ -37,8 +38,8 @@
  *   6-7   index selector (prefix length, torn write, stale length, recovery cut)
  *   8-15  reorder subset bits (LE, up to 12 pending writes) and the sweep seed
  *   16-19 (only with byte 0 bit 7) the fault schedule (fault_schedule_decode):
- *         16    bits 0-2 kind: 0 eio, 1 enospc, 2 short, 3 flush, 4 flush-lose,
- *               5 enomem, 6-7 no fault; bit 3 persistent (else transient)
+ *         16    bits 0-2 kind: its index in FAULT_KIND_LIST (faults/plan.h),
+ *               FK_COUNT and above no fault; bit 3 persistent (else transient)
  *         17-18 nth - 1 (LE), reduced modulo the number of calls of the
  *               kind's points that the workload makes without faults (a
  *               counting run), so every schedule fires
@@ -57,15 +58,15 @@
  * the replay's writes is skipped.  Inputs without byte 0 bit 7 run exactly
  * as before the schedule existed.
  *
- * After a fault fired, epochs are counted as the sweep counts them (a
- * flush-lose drop empties the epoch's pending list), the chosen states are
- * handed over by sweep_eval_choice's export path (on_state) and judged with
- * fault_judge_image on a copy-on-write device over the crash disk; the
- * recovery model, which only the sweep's own judge can run, is judged that
- * way for eio, enospc, flush and enomem, and falls back to the prefix model
- * for short and flush-lose (the harness judge does not know a failed
- * discard's torn zero fill).  The final image (everything the run wrote) is
- * judged too.
+ * After a fault fired, epochs are counted as the sweep counts them
+ * (harness/epochs.h: a flush-lose drop empties the epoch's pending list),
+ * the chosen states are handed over by sweep_eval_choice's export path
+ * (on_state) and judged with fault_judge_image on a copy-on-write device
+ * over the crash disk; the recovery model, which only the sweep's own judge
+ * can run, is judged that way for eio, enospc, flush and enomem, and falls
+ * back to the prefix model for short and flush-lose (the harness judge does
+ * not know a failed discard's torn zero fill).  The final image (everything
+ * the run wrote) is judged too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -79,6 +80,7 @@
 #include "faults/schedule.h"
 #include "fuzz_common.h"
 #include "fuzz_target.h"
+#include "harness/epochs.h"
 #include "harness/sweep.h"
 #include "harness/workload.h"
 #include "vhdx/vhdx.h"
@@ -89,6 +91,10 @@
 #define BURST_MAX 64u /* allocate+discard pairs of one burst record */
 #define REORDER_MAX 12u
 #define WIDE_SECTORS 1024u    /* wide data sample of a state judged with the fault oracle */
+/* The crash models header byte 2 chooses from: CRASH_MODEL_LIST up to
+ * recovery, the ones make_choice builds; a model added to the list later
+ * leaves the inputs' meaning alone. */
+#define CHOICE_MODELS (M_RECOVERY + 1)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -96,86 +102,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Pending writes/truncates of epoch e (ops between flush e-1 and flush e;
- * after a flush-lose drop in the epoch, only those after the drop, as the
- * sweep counts them). */
-struct epoch_view {
-    uint32_t n_epochs;  /* flushes + 1 */
-    size_t first, end;  /* trace op range of the chosen epoch's pending list */
-    uint32_t n_pending; /* W and T ops in it */
-};
-
-static void find_epoch(const struct trace *t, uint32_t sel, struct epoch_view *ev)
-{
-    const int drop = trace_find_name(t, "fault.drop_pending"); /* -1 without faults */
-    uint32_t flushes = 0;
-    for (size_t i = 0; i < t->n_ops; i++)
-        flushes += t->ops[i].kind == TR_FLUSH;
-    ev->n_epochs = flushes + 1;
-    uint32_t want = sel % ev->n_epochs, e = 0;
-    ev->first = 0;
-    ev->end = t->n_ops;
-    for (size_t i = 0; i < t->n_ops; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop && e == want) {
-            ev->first = i + 1; /* a failed flush dropped what was pending */
-            continue;
-        }
-        if (op->kind != TR_FLUSH)
-            continue;
-        if (e == want) {
-            ev->end = i;
-            break;
-        }
-        e++;
-        ev->first = i + 1;
-    }
-    ev->n_pending = 0;
-    for (size_t i = ev->first; i < ev->end; i++)
-        ev->n_pending += t->ops[i].kind == TR_WRITE || t->ops[i].kind == TR_TRUNCATE;
-}
-
-static const struct trace_op *pending_op(const struct trace *t, const struct epoch_view *ev, uint32_t k)
-{
-    for (size_t i = ev->first; i < ev->end; i++) {
-        if (t->ops[i].kind != TR_WRITE && t->ops[i].kind != TR_TRUNCATE)
-            continue;
-        if (k-- == 0)
-            return &t->ops[i];
-    }
-    return NULL;
-}
-
-/* The file size the durable image has at the start of the epoch's pending
- * list (what the sweep's advance() made of the flushed epochs; writes a
- * flush-lose drop took never count). */
-static uint64_t durable_size_at(const struct trace *t, size_t first)
-{
-    const int drop = trace_find_name(t, "fault.drop_pending");
-    uint64_t durable = t->base_size, cur = durable;
-    for (size_t i = 0; i < first; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind == TR_TRUNCATE)
-            cur = op->off;
-        else if (op->kind == TR_WRITE && op->off + op->len > cur)
-            cur = op->off + op->len;
-        else if (op->kind == TR_FLUSH)
-            durable = cur;
-        else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
-            cur = durable;
-    }
-    /* Without drops first is just past a flush (or 0), so cur == durable. */
-    return drop >= 0 ? durable : cur;
-}
-
 /* Turns the header bytes into a choice the sweep generates for this epoch. */
-static void make_choice(const uint8_t *hd, const struct trace *t, const struct epoch_view *ev, uint32_t epoch,
+static void make_choice(const uint8_t *hd, const struct trace *t, const struct trace_epoch *ev, uint32_t epoch,
                         struct crash_choice *c)
 {
     memset(c, 0, sizeof *c);
     c->epoch = epoch;
-    uint32_t n = ev->n_pending, idx = vhdx_get16(hd + 6);
-    enum crash_model m = (enum crash_model)(hd[2] % 6);
+    uint32_t n = ev->pending, idx = vhdx_get16(hd + 6);
+    enum crash_model m = (enum crash_model)(hd[2] % CHOICE_MODELS);
     if (m == M_REORDER) {
         uint64_t mask = vhdx_get64(hd + 8);
         if (n >= 2 && n <= REORDER_MAX) {
@@ -197,7 +131,7 @@ static void make_choice(const uint8_t *hd, const struct trace *t, const struct e
         uint32_t gran = (hd[3] & 8) ? 4096 : 512;
         for (uint32_t k = 0; k < n; k++) {
             uint32_t w = (idx + k) % n;
-            const struct trace_op *op = pending_op(t, ev, w);
+            const struct trace_op *op = trace_epoch_pending_op(t, ev, w);
             if (op && op->kind == TR_WRITE && (op->len + gran - 1) / gran >= 2) {
                 c->model = M_TORN;
                 c->index = w;
@@ -211,9 +145,9 @@ static void make_choice(const uint8_t *hd, const struct trace *t, const struct e
     if (m == M_STALE) {
         /* Valid indexes: after the first truncate that grows the file. */
         uint32_t first = UINT32_MAX, k = 0;
-        uint64_t size = durable_size_at(t, ev->first);
+        uint64_t size = ev->size; /* the durable size the pending list starts from */
         for (k = 0; k < n; k++) {
-            const struct trace_op *op = pending_op(t, ev, k);
+            const struct trace_op *op = trace_epoch_pending_op(t, ev, k);
             if (op->kind == TR_TRUNCATE) {
                 if (op->off > size && first == UINT32_MAX)
                     first = k;
@@ -424,6 +358,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(fault_note, sizeof fault_note, "fault plan %s (of %" PRIu64 " calls; first fired in op %ld), ",
                  plan_text, calls, r.fired_op);
 
+    struct trace_epochs ep; /* as the sweep counts them (harness/epochs.h) */
+    FUZZ_CHECK(trace_epochs_build(&t, &ep) == 0, "out of memory indexing the trace's epochs");
     struct sweep_config cfg;
     sweep_config_defaults(&cfg);
     cfg.seed = vhdx_get64(hd + 8);
@@ -440,12 +376,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fired) {
         FUZZ_CHECK(oracle_build(&f.oracle, &t) == 0, "cannot build the oracle of the fault trace");
         f.salt = cfg.seed;
-        struct epoch_view ev;
-        find_epoch(&t, 0, &ev);
-        find_epoch(&t, ev.n_epochs - 1, &ev);
-        final_c.epoch = ev.n_epochs - 1;
-        final_c.model = ev.n_pending ? M_PREFIX : M_DROP;
-        final_c.index = ev.n_pending;
+        const struct trace_epoch *last = &ep.e[ep.n - 1];
+        final_c.epoch = ep.n - 1;
+        final_c.model = last->pending ? M_PREFIX : M_DROP;
+        final_c.index = last->pending;
         int rc = judge_fault_state(&t, &cfg, &f, &final_c);
         FUZZ_CHECK(rc == 0, "the sweep did not hand over the final state (does sweep_eval_choice still call on_state?)");
         if (fuzz_verbose())
@@ -461,17 +395,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * a workload costs more to record than one state costs to judge. */
     const uint32_t span = 1u + ((hd[3] >> 5) & 3);
     for (uint32_t k = 0; k < span; k++) {
-        struct epoch_view ev;
         uint32_t sel = (uint32_t)vhdx_get16(hd + 4) + k;
-        find_epoch(&t, sel, &ev);
-        if (k > 0 && sel % ev.n_epochs == (uint32_t)vhdx_get16(hd + 4) % ev.n_epochs)
+        if (k > 0 && sel % ep.n == (uint32_t)vhdx_get16(hd + 4) % ep.n)
             break; /* wrapped around: every epoch done */
+        const struct trace_epoch *ev = &ep.e[sel % ep.n];
         struct crash_choice c;
-        make_choice(hd, &t, &ev, sel % ev.n_epochs, &c);
+        make_choice(hd, &t, ev, sel % ep.n, &c);
         if (fired && c.model == M_RECOVERY && (plan.kind == FK_SHORT || plan.kind == FK_FLUSH_LOSE)) {
             /* Only the sweep's own judge runs the recovery model, and its
              * oracle does not know every effect of these kinds. */
-            uint32_t np = ev.n_pending;
+            uint32_t np = ev->pending;
             c.model = np ? M_PREFIX : M_DROP;
             c.index = np ? 1 + vhdx_get16(hd + 6) % np : 0;
             c.pattern = 0;
@@ -498,7 +431,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char desc[256];
             crash_choice_format(&c, desc, sizeof desc);
             fprintf(stderr, "fuzz_crash_schedule: %s%zu ops, %zu trace ops, %u epochs, %u pending; %s (%s): %s\n",
-                    fault_note, n, t.n_ops, ev.n_epochs, ev.n_pending, desc,
+                    fault_note, n, t.n_ops, ep.n, ev->pending, desc,
                     fault_judged ? "fault oracle" : "harness oracle",
                     rc == -ENOENT ? "not generated (skipped)" : rc ? "harness error" : v.ok ? "ok" : v.invariant);
         }
@@ -515,6 +448,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (fired)
         oracle_free(&f.oracle);
+    trace_epochs_free(&ep);
     trace_free(&t);
     return 0;
 }

@@ -2,9 +2,10 @@
  * test_trace.c - the trace format: every record kind, metadata, choice and
  * base survive save/load; damaged files (flipped byte, truncation, bad
  * magic, other version, absurd counts) are refused with a message, never
- * a crash.
+ * a crash; the epoch index (epochs.h) of a trace with a drop mark.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "harness/epochs.h"
 #include "harness/trace.h"
 #include "testutil.h"
 #include <unistd.h>
@@ -133,10 +134,60 @@ static void test_file(void)
     trace_free(&t);
 }
 
+/* The trace drawn in epochs.h: a drop mark empties epoch 0's pending list,
+ * whose writes then never count for the durable size. */
+static void test_epochs(void)
+{
+    struct trace t;
+    trace_init(&t);
+    uint8_t base[8192], data[1024];
+    memset(base, 0, sizeof base);
+    test_fill(data, sizeof data, 9);
+    CHECK_OK(trace_set_base_bytes(&t, base, sizeof base));
+    CHECK_OK(trace_add_write(&t, 8192, data, 512, NULL));  /* 0, dropped */
+    CHECK_OK(trace_add_write(&t, 0, data, 512, NULL));     /* 1, dropped */
+    CHECK_OK(trace_add_mark(&t, "fault.drop_pending", 0)); /* 2 */
+    CHECK_OK(trace_add_write(&t, 8192, data, 1024, NULL)); /* 3: 9216 bytes */
+    CHECK_OK(trace_add_truncate(&t, 4096));                /* 4: 4096 */
+    CHECK_OK(trace_add_flush(&t));                         /* 5 */
+    CHECK_OK(trace_add_write(&t, 4096, data, 512, NULL));  /* 6: 4608 */
+    CHECK_OK(trace_add_flush(&t));                         /* 7 */
+    CHECK_OK(trace_add_write(&t, 0, data, 512, NULL));     /* 8 */
+    CHECK_OK(trace_add_write(&t, 16384, data, 512, NULL)); /* 9 */
+    struct trace_epochs ep;
+    CHECK_OK(trace_epochs_build(&t, &ep));
+    CHECK(ep.n == 3);
+    static const struct trace_epoch want[3] = {{0, 5, 3, 2, 8192}, {6, 7, 6, 1, 4096}, {8, 10, 8, 2, 4608}};
+    for (uint32_t e = 0; e < 3 && ep.n == 3; e++)
+        CHECK(ep.e[e].start == want[e].start && ep.e[e].end == want[e].end && ep.e[e].first == want[e].first &&
+              ep.e[e].pending == want[e].pending && ep.e[e].size == want[e].size);
+    CHECK(trace_epoch_pending_op(&t, &ep.e[0], 0) == &t.ops[3]);
+    CHECK(trace_epoch_pending_op(&t, &ep.e[0], 1) == &t.ops[4]);
+    CHECK(trace_epoch_pending_op(&t, &ep.e[0], 2) == NULL);
+    CHECK(trace_epoch_pending_op(&t, &ep.e[2], 1) == &t.ops[9]);
+    /* where the ops before each position end (pos 11 and 99: the end) */
+    static const uint32_t at[12][2] = {{0, 0}, {0, 1}, {0, 2}, {0, 0}, {0, 1}, {0, 2},
+                                       {1, 0}, {1, 1}, {2, 0}, {2, 1}, {2, 2}, {2, 2}};
+    for (uint64_t pos = 0; pos < 12; pos++) {
+        uint32_t e, i;
+        trace_epochs_locate(&t, &ep, pos == 11 ? 99 : pos, &e, &i);
+        CHECK(e == at[pos][0] && i == at[pos][1]);
+    }
+    trace_epochs_free(&ep);
+    trace_free(&t);
+    /* no operations: one empty epoch */
+    trace_init(&t);
+    CHECK_OK(trace_epochs_build(&t, &ep));
+    CHECK(ep.n == 1 && ep.e[0].start == 0 && ep.e[0].end == 0 && ep.e[0].pending == 0);
+    trace_epochs_free(&ep);
+    trace_free(&t);
+}
+
 int main(void)
 {
     test_roundtrip();
     test_damage();
     test_file();
+    test_epochs();
     return test_summary("test_trace");
 }

@@ -4,6 +4,7 @@
  *   vhdxtool create IMG SIZE [--block-size N] [--log-size N]
  *                   [--logical-sector 512|4096] [--physical-sector 512|4096]
  *   vhdxtool info IMG [--json]
+ *   vhdxtool layout IMG [--bat-at VOFF]        (JSON)
  *   vhdxtool check IMG [--repair] [--strict] [--json]
  *   vhdxtool replay IMG
  *   vhdxtool dump-log IMG [--json] [--guid GUID] [--descriptors [--value-at OFF]]
@@ -16,14 +17,13 @@
  * Exit status: 0 success; 1 the image is invalid or refused, or check found
  * errors; 2 usage or I/O error.  Messages go to stderr and name what is wrong
  * and where.  Commands that only look (info, check, dump-log, read, export)
- * open the image read-only and replay a pending log in memory; a refused
- * image is never modified.
+ * open the image read-only and replay a pending log in memory; layout reads
+ * the structures without opening; a refused image is never modified.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +34,8 @@
 #include "vhdx/crc32c.h"
 #include "vhdx/log.h"
 #include "vhdx/vhdx.h"
+
+#include "toolbase.h" /* tool_die_usage, tool_json_str: shared with the harness tools */
 
 enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
 
@@ -51,6 +53,11 @@ static const char usage_text[] =
     "                          replayed in memory, the file is not touched); with\n"
     "                          --json an image the engine refuses still gets what its\n"
     "                          structures say as far as they decode, and the error\n"
+    "  layout IMG [--bat-at VOFF]\n"
+    "                          the structures as JSON without opening the image (file\n"
+    "                          identifier, both headers and the current one, both region\n"
+    "                          tables, BAT and metadata regions); --bat-at adds the BAT\n"
+    "                          entry that maps virtual offset VOFF\n"
     "  check IMG [--repair] [--strict] [--json]\n"
     "                          consistency check; --repair fixes what is safe to fix\n"
     "                          (LogGuid without a sequence, pending replay, damaged\n"
@@ -75,18 +82,6 @@ static const char usage_text[] =
     "                --apply-every N   apply the log after every N entries (default 1)\n"
     "exit status: 0 success; 1 image invalid, refused, or check found errors;\n"
     "             2 usage or I/O error.\n";
-
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(run '%s --help' for usage)\n", prog);
-    va_end(ap);
-    exit(EXIT_USAGE);
-}
 
 /* Maps an engine error to the exit status. */
 static int exit_for(int rc)
@@ -158,15 +153,17 @@ struct opts {
     const char *guid;
     int have_value_at;   /* dump-log --value-at OFF */
     uint64_t value_at;
+    int have_bat_at;     /* layout --bat-at VOFF */
+    uint64_t bat_at;
 };
 
 static uint64_t need_value(int argc, char **argv, int *i, const char *name, int suffix)
 {
     if (*i + 1 >= argc)
-        die_usage("%s needs a value", name);
+        tool_die_usage("%s needs a value", name);
     uint64_t v;
     if (parse_u64(argv[*i + 1], &v, suffix) != 0)
-        die_usage("%s: '%s' is not a valid number", name, argv[*i + 1]);
+        tool_die_usage("%s: '%s' is not a valid number", name, argv[*i + 1]);
     (*i)++;
     return v;
 }
@@ -190,7 +187,7 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
             const char *name = a + 2;
             int ok = *name && (has_word(allowed, name) || !strcmp(name, "seed") || !strcmp(name, "apply-every"));
             if (!ok)
-                die_usage("%s: unknown option '%s'", argv[1], a);
+                tool_die_usage("%s: unknown option '%s'", argv[1], a);
             if (!strcmp(name, "json"))
                 o->json = 1;
             else if (!strcmp(name, "descriptors"))
@@ -216,23 +213,26 @@ static void parse_opts(int argc, char **argv, struct opts *o, int maxpos, const 
                 o->value_at = need_value(argc, argv, &i, a, 1);
                 o->have_value_at = 1;
                 if (o->value_at % 8)
-                    die_usage("--value-at: %s is not a multiple of 8 (a BAT entry's offset)", argv[i]);
+                    tool_die_usage("--value-at: %s is not a multiple of 8 (a BAT entry's offset)", argv[i]);
+            } else if (!strcmp(name, "bat-at")) {
+                o->bat_at = need_value(argc, argv, &i, a, 1);
+                o->have_bat_at = 1;
             } else if (!strcmp(name, "guid")) {
                 if (i + 1 >= argc)
-                    die_usage("--guid needs a value");
+                    tool_die_usage("--guid needs a value");
                 o->guid = argv[++i];
             } else
-                die_usage("%s: unknown option '%s'", argv[1], a);
+                tool_die_usage("%s: unknown option '%s'", argv[1], a);
             continue;
         }
         if (o->npos >= maxpos)
-            die_usage("%s: unexpected argument '%s'", argv[1], a);
+            tool_die_usage("%s: unexpected argument '%s'", argv[1], a);
         o->pos[o->npos++] = a;
     }
     if (o->npos < maxpos)
-        die_usage("%s: missing arguments", argv[1]);
+        tool_die_usage("%s: missing arguments", argv[1]);
     if (o->apply_every > UINT32_MAX)
-        die_usage("--apply-every is too large");
+        tool_die_usage("--apply-every is too large");
 }
 
 static struct vhdx_rng_seeded seed_state;
@@ -259,22 +259,6 @@ static int open_dev(const char *path, unsigned flags, struct bdev **dev)
     return rc;
 }
 
-/* ---- JSON helpers ----------------------------------------------------------- */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static const char *gstr(const struct vhdx_guid *g, char buf[VHDX_GUID_STRLEN])
 {
     vhdx_guid_format(g, buf);
@@ -297,7 +281,7 @@ static void human_size(uint64_t v, char *buf, size_t n)
 static int create_image(const char *path, uint64_t size, const struct opts *o)
 {
     if (o->block_size > UINT32_MAX || o->log_size > UINT32_MAX)
-        die_usage("block or log size too large");
+        tool_die_usage("block or log size too large");
     struct vhdx_create_params p = {size, (uint32_t)o->block_size, (uint32_t)o->log_size, (uint32_t)o->logical,
                                    (uint32_t)o->physical};
     struct vhdx_options vo;
@@ -325,7 +309,7 @@ static int cmd_create(int argc, char **argv)
     parse_opts(argc, argv, &o, 2, "block-size log-size logical-sector physical-sector");
     uint64_t size;
     if (parse_u64(o.pos[1], &size, 1) != 0)
-        die_usage("create: SIZE '%s' is not a size", o.pos[1]);
+        tool_die_usage("create: SIZE '%s' is not a size", o.pos[1]);
     return create_image(o.pos[0], size, &o);
 }
 
@@ -344,23 +328,71 @@ static void json_opt_u64(const char *key, int have, uint64_t v)
  * tables, the metadata items), and the error -- a damaged image is when
  * one wants to see what could be parsed.  Reads only; every length comes
  * from the format's fixed sizes or is checked against the file. */
+static void structures_json(struct bdev *dev, int have_size, uint64_t size, const struct opts *o);
+
 static void info_refused_json(struct bdev *dev, const char *path, int rc, const struct vhdx_diag *d)
 {
     uint64_t size = 0;
     int have_size = dev->ops->size(dev, &size) == 0;
     printf("{\"image\": ");
-    json_str(stdout, path);
+    tool_json_str(stdout, path);
     printf(", \"opened\": false, \"error\": {\"code\": \"%s\", \"message\": ", vhdx_errname(rc));
-    json_str(stdout, d->message[0] ? d->message : vhdx_strerror(rc));
+    tool_json_str(stdout, d->message[0] ? d->message : vhdx_strerror(rc));
     printf(", \"field\": ");
     if (d->field[0])
-        json_str(stdout, d->field);
+        tool_json_str(stdout, d->field);
     else
         printf("null");
     json_opt_u64("offset", d->offset != UINT64_MAX, d->offset);
     printf("}");
     json_opt_u64("file_size", have_size, size);
+    structures_json(dev, have_size, size, NULL);
+    printf("}\n");
+}
 
+static const char *bat_state_name(unsigned state)
+{
+    switch (state) {
+    case VHDX_BAT_NOT_PRESENT:
+        return "NOT_PRESENT";
+    case VHDX_BAT_UNDEFINED:
+        return "UNDEFINED";
+    case VHDX_BAT_ZERO:
+        return "ZERO";
+    case VHDX_BAT_UNMAPPED:
+        return "UNMAPPED";
+    case VHDX_BAT_FULLY_PRESENT:
+        return "FULLY_PRESENT";
+    case VHDX_BAT_PARTIALLY_PRESENT:
+        return "PARTIALLY_PRESENT";
+    default:
+        return NULL;
+    }
+}
+
+/* A BAT entry as JSON: its state by name ("state-N" for the reserved
+ * values) and FileOffsetMB. */
+static void bat_entry_json(uint64_t e)
+{
+    const char *name = bat_state_name(vhdx_bat_state(e));
+    printf("{\"entry\": %" PRIu64 ", \"state\": ", e);
+    if (name)
+        printf("\"%s\"", name);
+    else
+        printf("\"state-%u\"", vhdx_bat_state(e));
+    printf(", \"offset_mb\": %" PRIu64 "}", vhdx_bat_offset_mb(e));
+}
+
+/* The structures as far as they decode: file identifier, both headers and
+ * the current one, both region tables, the BAT and metadata regions of the
+ * first valid table with the metadata items; with o->have_bat_at also the
+ * BAT entry that maps virtual offset o->bat_at ("bat_at", null when the
+ * geometry or the entry cannot be read). */
+static void structures_json(struct bdev *dev, int have_size, uint64_t size, const struct opts *o)
+{
+    uint32_t geo_block = 0, geo_lss = 0; /* from the metadata items, for --bat-at */
+    uint64_t bat_offset = 0;
+    int have_bat = 0;
     static uint8_t buf[VHDX_REGION_TABLE_SIZE];
     char g[VHDX_GUID_STRLEN];
     /* file type identifier */
@@ -371,7 +403,7 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
     if (frc)
         printf("null");
     else
-        json_str(stdout, fid.creator);
+        tool_json_str(stdout, fid.creator);
     printf("}");
     /* headers: both copies, then the current one by the spec's rule */
     struct vhdx_header h[2];
@@ -450,6 +482,10 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
                 continue;
             printf(", \"%s\": {\"offset\": %" PRIu64 ", \"length\": %u", bat ? "bat" : "metadata", e->file_offset,
                    e->length);
+            if (bat) {
+                bat_offset = e->file_offset;
+                have_bat = 1;
+            }
             if (!bat) {
                 static struct vhdx_metadata_table mt;
                 int mrc = e->length < VHDX_METADATA_TABLE_SIZE || (have_size && e->file_offset + e->length > size)
@@ -471,12 +507,15 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
                     if (!want || me->length < want || me->offset > e->length - want ||
                         dev->ops->read(dev, item, want, e->file_offset + me->offset) != 0)
                         continue;
-                    if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS))
-                        printf(", \"block_size\": %u", vhdx_get32(item));
-                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE))
+                    if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_FILE_PARAMETERS)) {
+                        geo_block = vhdx_get32(item);
+                        printf(", \"block_size\": %u", geo_block);
+                    } else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_VIRTUAL_DISK_SIZE))
                         printf(", \"virtual_size\": %" PRIu64, vhdx_get64(item));
-                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE))
-                        printf(", \"logical_sector\": %u", vhdx_get32(item));
+                    else if (vhdx_guid_equal(&me->item_id, &VHDX_GUID_ITEM_LOGICAL_SECTOR_SIZE)) {
+                        geo_lss = vhdx_get32(item);
+                        printf(", \"logical_sector\": %u", geo_lss);
+                    }
                     else
                         printf(", \"physical_sector\": %u", vhdx_get32(item));
                 }
@@ -484,7 +523,52 @@ static void info_refused_json(struct bdev *dev, const char *path, int rc, const 
             printf("}");
         }
     }
+    if (!o || !o->have_bat_at)
+        return;
+    /* The payload block's BAT entry: chunk ratio (2^23 * logical sector) /
+     * block size, one sector-bitmap entry after every chunk ratio of them. */
+    uint64_t ratio = geo_block ? ((uint64_t)1 << 23) * geo_lss / geo_block : 0;
+    printf(", \"bat_at\": ");
+    if (!have_bat || !ratio) {
+        printf("null");
+        return;
+    }
+    uint64_t block = o->bat_at / geo_block;
+    uint64_t index = block + block / ratio;
+    uint64_t at = bat_offset + 8 * index;
+    uint8_t e[8];
+    if (index > (UINT64_MAX - bat_offset) / 8 || (have_size && at + 8 > size) || dev->ops->read(dev, e, 8, at) != 0) {
+        printf("null");
+        return;
+    }
+    printf("{\"virtual_offset\": %" PRIu64 ", \"block\": %" PRIu64 ", \"index\": %" PRIu64
+           ", \"file_offset\": %" PRIu64 ", \"value\": ",
+           o->bat_at, block, index, at);
+    bat_entry_json(vhdx_get64(e));
+    printf("}");
+}
+
+/* `layout IMG [--bat-at VOFF]`: the structures of any image as JSON, without
+ * opening it (no replay, nothing validated beyond each structure's own
+ * decoder): what `info --json` says of a refused image, for images the
+ * engine opens too.  The driver asks this instead of decoding headers,
+ * region tables and BAT entries itself. */
+static int cmd_layout(int argc, char **argv)
+{
+    struct opts o;
+    parse_opts(argc, argv, &o, 1, "bat-at");
+    struct bdev *dev;
+    if (open_dev(o.pos[0], BDEV_RDONLY, &dev) != 0)
+        return EXIT_USAGE;
+    uint64_t size = 0;
+    int have_size = dev->ops->size(dev, &size) == 0;
+    printf("{\"image\": ");
+    tool_json_str(stdout, o.pos[0]);
+    json_opt_u64("file_size", have_size, size);
+    structures_json(dev, have_size, size, &o);
     printf("}\n");
+    bdev_destroy(dev);
+    return EXIT_OK;
 }
 
 static int cmd_info(int argc, char **argv)
@@ -510,7 +594,7 @@ static int cmd_info(int argc, char **argv)
     char g1[VHDX_GUID_STRLEN], g2[VHDX_GUID_STRLEN], g3[VHDX_GUID_STRLEN], g4[VHDX_GUID_STRLEN];
     if (o.json) {
         printf("{\"image\": ");
-        json_str(stdout, o.pos[0]);
+        tool_json_str(stdout, o.pos[0]);
         printf(", \"opened\": true, \"virtual_size\": %" PRIu64 ", \"block_size\": %u, \"logical_sector\": %u, "
                "\"physical_sector\": %u, \"chunk_ratio\": %" PRIu64 ", \"data_blocks\": %" PRIu64
                ", \"bat_entries\": %" PRIu64 ", \"blocks_allocated\": %" PRIu64 ", \"blocks_zero\": %" PRIu64
@@ -578,7 +662,7 @@ static int cmd_check(int argc, char **argv)
     int failed = r.errors > 0 || (o.strict && r.warnings > 0);
     if (o.json) {
         printf("{\"image\": ");
-        json_str(stdout, o.pos[0]);
+        tool_json_str(stdout, o.pos[0]);
         printf(", \"ok\": %s, \"errors\": %zu, \"warnings\": %zu, \"repaired\": %zu, \"log_pending\": %s, "
                "\"log_entries\": %u, \"problems\": [",
                failed ? "false" : "true", r.errors, r.warnings, r.repaired, r.log_pending ? "true" : "false",
@@ -587,11 +671,11 @@ static int cmd_check(int argc, char **argv)
             const struct vhdx_problem *p = &r.problems[i];
             printf("%s{\"severity\": \"%s\", \"code\": \"%s\", \"field\": ", i ? ", " : "",
                    vhdx_severity_name(p->severity), vhdx_errname(p->code));
-            json_str(stdout, p->field);
+            tool_json_str(stdout, p->field);
             if (p->offset != UINT64_MAX)
                 printf(", \"offset\": %" PRIu64, p->offset);
             printf(", \"repair\": \"%s\", \"message\": ", vhdx_repair_name(p->repair));
-            json_str(stdout, p->message);
+            tool_json_str(stdout, p->message);
             printf("}");
         }
         printf("]}\n");
@@ -758,8 +842,10 @@ static void print_descriptors(struct bdev *dev, uint64_t log_offset, uint32_t lo
         if (json) {
             printf("%s{\"kind\": \"%s\", \"file_offset\": %" PRIu64 ", \"length\": %" PRIu64, i ? ", " : "",
                    d.kind == VHDX_DESC_ZERO ? "zero" : "data", d.file_offset, n);
-            if (covers && vok)
-                printf(", \"value_at\": %" PRIu64, val);
+            if (covers && vok) {
+                printf(", \"value_at\": %" PRIu64 ", \"value_at_bat\": ", val);
+                bat_entry_json(val);
+            }
             printf("}");
         } else {
             printf("             %-4s file offset 0x%010" PRIx64 " length %" PRIu64, d.kind == VHDX_DESC_ZERO ? "zero" : "data",
@@ -809,7 +895,7 @@ static int cmd_dump_log(int argc, char **argv)
     memset(views, 0, sizeof views);
     views[0].guid = hd.log_guid;
     if (o.guid && vhdx_guid_parse(o.guid, &views[0].guid) != 0)
-        die_usage("--guid: '%s' is not a GUID", o.guid);
+        tool_die_usage("--guid: '%s' is not a GUID", o.guid);
     struct vhdx_log_ring ring = {dev, hd.log_offset, hd.log_length, views[0].guid};
     rc = vhdx_log_search(&ring, &views[0].seq, &views[0].items, &views[0].n);
     if (rc != 0 && rc != VHDX_E_LOG_AMBIGUOUS) {
@@ -841,7 +927,7 @@ static int cmd_dump_log(int argc, char **argv)
     gstr(&hd.log_guid, hg);
     if (o.json) {
         printf("{\"image\": ");
-        json_str(stdout, o.pos[0]);
+        tool_json_str(stdout, o.pos[0]);
         printf(", \"log_offset\": %" PRIu64 ", \"log_length\": %u, \"header_log_guid\": \"%s\", \"pending\": %s"
                ", \"judged_by\": \"%s\", \"entries\": [",
                hd.log_offset, hd.log_length, hg, vhdx_guid_is_zero(&hd.log_guid) ? "false" : "true",
@@ -1017,9 +1103,9 @@ static int cmd_read(int argc, char **argv)
     parse_opts(argc, argv, &o, 4, "");
     uint64_t off, len;
     if (parse_u64(o.pos[1], &off, 1) != 0)
-        die_usage("read: OFFSET '%s' is not a number", o.pos[1]);
+        tool_die_usage("read: OFFSET '%s' is not a number", o.pos[1]);
     if (parse_u64(o.pos[2], &len, 1) != 0)
-        die_usage("read: LENGTH '%s' is not a number", o.pos[2]);
+        tool_die_usage("read: LENGTH '%s' is not a number", o.pos[2]);
     struct bdev *dev;
     struct vhdx *h;
     int st = open_image(o.pos[0], 1, &o, &dev, &h);
@@ -1105,7 +1191,7 @@ static int cmd_write(int argc, char **argv)
     parse_opts(argc, argv, &o, 3, "");
     uint64_t off;
     if (parse_u64(o.pos[1], &off, 1) != 0)
-        die_usage("write: OFFSET '%s' is not a number", o.pos[1]);
+        tool_die_usage("write: OFFSET '%s' is not a number", o.pos[1]);
     int fd = !strcmp(o.pos[2], "-") ? STDIN_FILENO : open(o.pos[2], O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fprintf(stderr, "%s: %s: cannot open: %s\n", prog, o.pos[2], strerror(errno));
@@ -1192,6 +1278,7 @@ static int cmd_import(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    tool_set_name(prog);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
@@ -1211,10 +1298,10 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"create", cmd_create}, {"info", cmd_info},     {"check", cmd_check},   {"replay", cmd_replay},
         {"dump-log", cmd_dump_log}, {"read", cmd_read}, {"write", cmd_write},   {"export", cmd_export},
-        {"import", cmd_import},
+        {"import", cmd_import}, {"layout", cmd_layout},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name))
             return cmds[i].fn(argc, argv);
-    die_usage("unknown command '%s'", argv[1]);
+    tool_die_usage("unknown command '%s'", argv[1]);
 }

@@ -24,13 +24,24 @@
 #endif
 
 /* The failinfo encoding of engine/src/io.h (kept in step by test_plan's
- * end-to-end checks of the short and lose kinds). */
+ * end-to-end checks of the short and lose kinds): the effect column of
+ * FAULT_KIND_LIST. */
+#define FAILINFO_NONE UINT32_C(0)
 #define FAILINFO_SHORT (UINT32_C(1) << 16)
 #define FAILINFO_LOSE (UINT32_C(1) << 17)
 
 const char *const fault_point_names[FP_COUNT] = {"vhdx/io/read", "vhdx/io/write", "vhdx/io/flush",
                                                  "vhdx/io/size", "vhdx/io/truncate", "vhdx/alloc"};
-const char *const fault_kind_names[FK_COUNT] = {"eio", "enospc", "short", "flush", "flush-lose", "enomem"};
+const char *const fault_kind_names[FK_COUNT] = {
+#define X(id, name, points, err, effect, about) name,
+    FAULT_KIND_LIST(X)
+#undef X
+};
+const char *const fault_kind_about[FK_COUNT] = {
+#define X(id, name, points, err, effect, about) about,
+    FAULT_KIND_LIST(X)
+#undef X
+};
 const char *const fault_mode_names[FM_COUNT] = {"transient", "persistent", "random"};
 
 int fault_point_index(const char *name)
@@ -41,39 +52,35 @@ int fault_point_index(const char *name)
     return -1;
 }
 
+static const struct {
+    unsigned points;  /* (1 << FP_*) */
+    uintptr_t err;    /* errno of the failing call */
+    uintptr_t effect; /* FAILINFO_* on the kind's points */
+} kinds[FK_COUNT] = {
+#define X(id, name, points, err, effect, about) {points, err, FAILINFO_##effect},
+    FAULT_KIND_LIST(X)
+#undef X
+};
+
 unsigned fault_kind_points(enum fault_kind k)
 {
-    switch (k) {
-    case FK_EIO:
-        return 1u << FP_READ | 1u << FP_WRITE | 1u << FP_FLUSH | 1u << FP_SIZE | 1u << FP_TRUNCATE;
-    case FK_ENOSPC:
-        return 1u << FP_WRITE | 1u << FP_TRUNCATE | 1u << FP_FLUSH;
-    case FK_SHORT:
-        return 1u << FP_WRITE;
-    case FK_FLUSH:
-    case FK_FLUSH_LOSE:
-        return 1u << FP_FLUSH;
-    case FK_ENOMEM:
-        return 1u << FP_ALLOC;
-    default:
-        return 0;
-    }
+    return (unsigned)k < FK_COUNT ? kinds[k].points : 0;
 }
 
 uintptr_t fault_kind_failinfo(enum fault_kind k, enum fault_point p)
 {
-    switch (k) {
-    case FK_ENOSPC:
-        return ENOSPC;
-    case FK_SHORT:
-        return p == FP_WRITE ? (EIO | FAILINFO_SHORT) : EIO;
-    case FK_FLUSH_LOSE:
-        return p == FP_FLUSH ? (EIO | FAILINFO_LOSE) : EIO;
-    case FK_ENOMEM:
-        return ENOMEM;
-    default:
+    if ((unsigned)k >= FK_COUNT)
         return EIO;
-    }
+    return kinds[k].err | ((unsigned)p < FP_COUNT && (kinds[k].points & (1u << p)) ? kinds[k].effect : 0);
+}
+
+void fault_kinds_join(const char *sep, char *buf, size_t len)
+{
+    size_t n = 0;
+    if (len)
+        buf[0] = '\0';
+    for (int k = 0; k < FK_COUNT && n < len; k++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", k ? sep : "", fault_kind_names[k]);
 }
 
 static int list_parse(const char *s, const char *const *names, int n, unsigned all, unsigned *mask)
@@ -163,8 +170,9 @@ int fault_plan_parse(const char *s, struct fault_plan *p, char *err, size_t errl
                     found = 1;
                 }
             if (!found) {
-                snprintf(err, errlen, "fault plan: unknown kind '%s' (eio, enospc, short, flush, flush-lose, enomem)",
-                         val);
+                char names[128];
+                fault_kinds_join(", ", names, sizeof names);
+                snprintf(err, errlen, "fault plan: unknown kind '%s' (%s)", val, names);
                 return -1;
             }
             have_kind = 1;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness/epochs.h"
 #include "harness/refjudge.h"
 #include "sweep_core.h"
 #include "harness/sdata.h"
@@ -352,10 +353,10 @@ static void progress(struct sweeper *s, int final)
         return;
     s->last_progress = t;
     double el = t - s->t0;
-    double frac = s->total_flushes ? (double)s->epoch / (double)(s->total_flushes + 1) : 0;
+    double frac = s->ep.n > 1 ? (double)s->epoch / (double)s->ep.n : 0;
     double eta = frac > 0.01 ? el / frac - el : 0;
-    fprintf(stderr, "\r[sweep] epoch %u/%" PRIu64 "  states %" PRIu64 " (%.0f/s)  violations %" PRIu64 "  ETA %.0fs   %s",
-            s->epoch, s->total_flushes + 1, s->st->states, el > 0 ? (double)s->st->states / el : 0.0,
+    fprintf(stderr, "\r[sweep] epoch %u/%u  states %" PRIu64 " (%.0f/s)  violations %" PRIu64 "  ETA %.0fs   %s",
+            s->epoch, s->ep.n, s->st->states, el > 0 ? (double)s->st->states / el : 0.0,
             s->st->violations, eta, final ? "\n" : "");
     fflush(stderr);
 }
@@ -534,9 +535,9 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
             return rc;
         s->have_oracle = 1;
     }
-    for (size_t i = 0; i < t->n_ops; i++)
-        s->total_flushes += t->ops[i].kind == TR_FLUSH;
-    st->total_epochs = (uint32_t)s->total_flushes + 1;
+    if ((rc = trace_epochs_build(t, &s->ep)) != 0)
+        return rc;
+    st->total_epochs = s->ep.n;
     /* The base image's layout, as the reference reads it: the log's place
      * (for the corruption models) and the structural limit.  Structural
      * sharing: for workload traces, everything a subject reads at open and
@@ -575,42 +576,50 @@ static void sweeper_free(struct sweeper *s)
         oracle_free(&s->oracle);
     free(s->pending);
     free(s->undo);
+    trace_epochs_free(&s->ep);
 }
 
+/* Fills s->pending with the trace indices of epoch x's pending list. */
+static int load_pending(struct sweeper *s, const struct trace_epoch *x)
+{
+    if (x->pending > s->cap_pending) {
+        uint32_t *n = realloc(s->pending, x->pending * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        s->pending = n;
+        s->cap_pending = x->pending;
+    }
+    s->n_pending = 0;
+    for (size_t i = x->first; i < x->end; i++)
+        if (trace_op_pending(&s->t->ops[i]))
+            s->pending[s->n_pending++] = (uint32_t)i;
+    return 0;
+}
+
+/* Every epoch in order (epochs.h): its states, cut at its flush (the last
+ * one's at the end of the trace), then the flush makes its pending list
+ * durable. */
 static int walk(struct sweeper *s)
 {
-    const struct trace *t = s->t;
-    int drop_name = trace_find_name(t, "fault.drop_pending");
-    for (size_t i = 0; i < t->n_ops && !s->stop; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE) {
-            if (s->n_pending == s->cap_pending) {
-                size_t ncap = s->cap_pending ? s->cap_pending * 2 : 256;
-                uint32_t *n = realloc(s->pending, ncap * sizeof *n);
-                if (!n)
-                    return -ENOMEM;
-                s->pending = n;
-                s->cap_pending = ncap;
-            }
-            s->pending[s->n_pending++] = (uint32_t)i;
-        } else if (op->kind == TR_FLUSH) {
-            if ((!s->want || s->want->epoch == s->epoch) && s->epoch >= s->c->first_epoch)
-                eval_epoch(s, i);
-            if (!s->stop)
-                s->st->next_epoch = s->epoch + 1;
-            int rc = advance(s);
-            if (rc)
-                return rc;
+    for (s->epoch = 0; s->epoch < s->ep.n; s->epoch++) {
+        const struct trace_epoch *x = &s->ep.e[s->epoch];
+        s->epoch_start = x->start;
+        int rc = load_pending(s, x);
+        if (rc)
+            return rc;
+        if ((!s->want || s->want->epoch == s->epoch) && s->epoch >= s->c->first_epoch)
+            eval_epoch(s, x->end);
+        if (!s->stop)
+            s->st->next_epoch = s->epoch + 1;
+        if (s->epoch + 1 == s->ep.n)
+            break; /* no flush ends the last epoch */
+        if ((rc = advance(s)) != 0)
+            return rc;
+        if (s->stop) {
             s->epoch++;
-            s->epoch_start = i + 1;
-        } else if (op->kind == TR_MARK && drop_name >= 0 && op->name == (uint16_t)drop_name) {
-            s->n_pending = 0; /* a failed flush dropped them */
+            break;
         }
     }
-    if (!s->stop && (!s->want || s->want->epoch == s->epoch) && s->epoch >= s->c->first_epoch)
-        eval_epoch(s, t->n_ops);
-    if (!s->stop)
-        s->st->next_epoch = s->epoch + 1;
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "harness/epochs.h"
 #include "harness/oracle.h"
 #include "harness/refjudge.h"
 #include "harness/sdata.h"
@@ -66,7 +67,7 @@ struct sweeper {
     uint64_t log_offset;      /* from the base image's current header */
     uint32_t log_length;
     uint64_t state_index;     /* global, for sharding */
-    uint64_t total_flushes;
+    struct trace_epochs ep;   /* the trace's epochs (epochs.h) */
     double t0, last_progress;
     int stop;
     int tty;

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,24 +16,6 @@
 
 #include "harness/sweep.h"
 #include "harness/workload.h"
-
-static const char *tool_name = "powercut";
-
-void tool_set_name(const char *name)
-{
-    tool_name = name;
-}
-
-void tool_die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", tool_name);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(run '%s --help' for usage)\n", tool_name);
-    va_end(ap);
-    exit(TOOL_EXIT_BAD_USAGE);
-}
 
 uint64_t tool_parse_num(const char *opt, const char *s)
 {
@@ -180,34 +161,19 @@ void tool_output_end(FILE *mem, const char *path, const char *opt, int *lost)
         const char *tmp = getenv("TMPDIR");
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         char alt[4096];
-        snprintf(alt, sizeof alt, "%s/%s-%ld-%s", tmp && *tmp ? tmp : "/tmp", tool_name, (long)getpid(),
+        snprintf(alt, sizeof alt, "%s/%s-%ld-%s", tmp && *tmp ? tmp : "/tmp", tool_get_name(), (long)getpid(),
                  *base ? base : "output");
         int arc = write_all(alt, out_buf, out_len);
         if (arc == 0)
-            fprintf(stderr, "%s: %s %s: cannot be written (%s); the results were saved to %s\n", tool_name, opt, path,
+            fprintf(stderr, "%s: %s %s: cannot be written (%s); the results were saved to %s\n", tool_get_name(), opt, path,
                     strerror(-rc), alt);
         else
-            fprintf(stderr, "%s: %s %s: cannot be written (%s), nor %s (%s)\n", tool_name, opt, path,
+            fprintf(stderr, "%s: %s %s: cannot be written (%s), nor %s (%s)\n", tool_get_name(), opt, path,
                     strerror(-rc), alt, strerror(-arc));
         *lost = 1;
     }
     free(out_buf);
     out_buf = NULL;
-}
-
-void tool_json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 void tool_xml_str(FILE *f, const char *s)
@@ -300,6 +266,17 @@ void tool_signature_id(const char *key, char out[13])
         h *= UINT64_C(0x100000001b3);
     }
     snprintf(out, 13, "%012" PRIx64, h & UINT64_C(0xFFFFFFFFFFFF));
+}
+
+uint64_t tool_file_bytes(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n > 0 ? (uint64_t)n : 0;
 }
 
 double tool_now(void)

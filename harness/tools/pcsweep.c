@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "harness/epochs.h"
 #include "harness/protocol.h"
 #include "harness/subject.h"
 #include "harness/refgen.h"
@@ -37,7 +38,8 @@ static const char usage[] =
     "  repro FILE   re-run the crash state saved in a reproducer; print verdict and diff\n"
     "  record OUT   run one workload and save its trace (no sweep)\n"
     "  export       write crash states of a trace as image files for external checkers\n"
-    "  info TRACE   print a trace's metadata and operation counts\n"
+    "  info TRACE [--json [--ops]]   print a trace's metadata and operation counts; with\n"
+    "               --json also its epochs (and with --ops every operation, without data)\n"
     "  scenarios    the scenario registry as JSON (name, about)\n"
     "  subjects     the implementations this build can test, as JSON (name, about, creates)\n"
     "  protocol     check the log's ordering rules on workload traces (or --trace FILE)\n"
@@ -394,17 +396,6 @@ static void sig_id(const struct sig *g, char out[13])
     tool_signature_id(g->key, out);
 }
 
-static uint64_t file_bytes(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fclose(f);
-    return n > 0 ? (uint64_t)n : 0;
-}
-
 /* Saves the reproducer of a new signature, within the disk cap. */
 static void sig_save_repro(struct collector *col, struct sig *g, const struct crash_choice *c,
                            const struct verdict *v, const char *repro_dir)
@@ -435,7 +426,7 @@ static void sig_save_repro(struct collector *col, struct sig *g, const struct cr
         return;
     }
     snprintf(g->repro, sizeof g->repro, "%s", path);
-    g->repro_bytes = file_bytes(path);
+    g->repro_bytes = tool_file_bytes(path);
     col->repro_bytes += g->repro_bytes;
 }
 
@@ -1288,8 +1279,130 @@ static int cmd_record(int argc, char **argv)
     return rc ? EXIT_BAD_USAGE : EXIT_PASS;
 }
 
+/* `pcsweep info TRACE --json [--ops]`: what a trace holds, for the driver
+ * (scripts/pclib asks this instead of parsing traces itself): the header,
+ * counts, metadata, crash choice, and the epochs as the sweep counts them
+ * (an epoch ends at each flush; its pending writes and truncates are those
+ * since the previous flush, cleared by a fault.drop_pending mark, as in
+ * sweep.c's walk).  With --ops every operation too, without its data: a
+ * write gives the byte it is uniformly filled with, or null. */
+/* `info TRACE --json [--ops]`.  The epochs are harness/epochs.h's index (the
+ * sweep's own count).  0, or -ENOMEM before anything is printed. */
+static int info_json(const struct trace *t, const char *path, int with_ops)
+{
+    struct trace_epochs ep;
+    if (trace_epochs_build(t, &ep) != 0)
+        return -ENOMEM;
+    size_t counts[256] = {0};
+    for (size_t i = 0; i < t->n_ops; i++)
+        counts[t->ops[i].kind]++;
+    printf("{\"trace\": ");
+    tool_json_str(stdout, path);
+    printf(", \"version\": %u, \"flags\": %u, \"workload\": %s, \"external\": %s, \"reproducer\": %s"
+           ", \"seed\": %" PRIu64 ", \"base_size\": %" PRIu64 ", \"base_sectors\": %zu, \"ops\": %zu"
+           ", \"writes\": %zu, \"bytes_written\": %" PRIu64 ", \"flushes\": %zu, \"truncates\": %zu"
+           ", \"marks\": %zu, \"workload_ops\": %zu",
+           TRACE_VERSION, t->flags, t->flags & TRACE_F_WORKLOAD ? "true" : "false",
+           t->flags & TRACE_F_EXTERNAL ? "true" : "false", t->flags & TRACE_F_CHOICE ? "true" : "false", t->seed,
+           t->base_size, t->base.count, t->n_ops, counts[TR_WRITE], t->bytes_written, counts[TR_FLUSH],
+           counts[TR_TRUNCATE], counts[TR_MARK], counts[TR_VBEGIN]);
+    const struct trace_kv *kv[2] = {t->meta, t->choice};
+    const size_t nkv[2] = {t->n_meta, t->n_choice};
+    for (int k = 0; k < 2; k++) {
+        printf(", \"%s\": {", k ? "choice" : "meta");
+        for (size_t i = 0; i < nkv[k]; i++) {
+            printf("%s", i ? ", " : "");
+            tool_json_str(stdout, kv[k][i].key);
+            printf(": ");
+            tool_json_str(stdout, kv[k][i].value);
+        }
+        printf("}");
+    }
+    /* each epoch: its first op, the flush that ends it (null: the trace's
+     * end), its pending writes and truncates (after a drop mark's reset) */
+    printf(", \"epochs\": [");
+    for (uint32_t e = 0; e < ep.n; e++) {
+        const struct trace_epoch *x = &ep.e[e];
+        printf("%s\n  {\"epoch\": %u, \"start\": %zu, \"flush\": ", e ? "," : "", e, x->start);
+        if (x->end < t->n_ops)
+            printf("%zu", x->end);
+        else
+            printf("null");
+        printf(", \"pending\": %u}", x->pending);
+    }
+    printf("]");
+    trace_epochs_free(&ep);
+    if (with_ops) {
+        printf(", \"operations\": [");
+        for (size_t i = 0; i < t->n_ops; i++) {
+            const struct trace_op *op = &t->ops[i];
+            printf("%s\n  {\"kind\": \"%c\"", i ? "," : "", op->kind);
+            if (op->kind == TR_WRITE) {
+                int uniform = op->len > 0;
+                for (uint32_t b = 1; uniform && b < op->len; b++)
+                    uniform = op->data[b] == op->data[0];
+                printf(", \"offset\": %" PRIu64 ", \"length\": %u, \"fill\": ", op->off, op->len);
+                if (uniform)
+                    printf("%u", op->data[0]);
+                else
+                    printf("null");
+            } else if (op->kind == TR_TRUNCATE) {
+                printf(", \"size\": %" PRIu64, op->off);
+            } else if (op->kind == TR_MARK) {
+                printf(", \"name\": ");
+                tool_json_str(stdout, op->name < t->n_names ? t->names[op->name] : "?");
+                printf(", \"arg\": %" PRIu64, op->off);
+            } else if (op->kind == TR_VBEGIN) {
+                printf(", \"vop\": %u, \"vkind\": %u, \"voffset\": %" PRIu64 ", \"vlength\": %" PRIu64
+                       ", \"vid\": %u",
+                       op->vop, op->vkind, op->off, op->vlen, op->vid);
+            } else if (op->kind == TR_VEND) {
+                printf(", \"vop\": %u, \"rc\": %d", op->vop, op->rc);
+            }
+            printf("}");
+        }
+        printf("]");
+    }
+    printf("}\n");
+    return 0;
+}
+
 static int cmd_info(int argc, char **argv)
 {
+    /* --json and --ops are flags of info only (elsewhere --json takes a path). */
+    int json = 0, with_ops = 0, n = 0;
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av)
+        return EXIT_BAD_USAGE;
+    for (int i = 0; i < argc; i++) {
+        if (i >= 2 && !strcmp(argv[i], "--json"))
+            json = 1;
+        else if (i >= 2 && !strcmp(argv[i], "--ops"))
+            with_ops = 1;
+        else
+            av[n++] = argv[i];
+    }
+    if (with_ops && !json)
+        tool_die_usage("info: --ops goes with --json");
+    if (json) {
+        struct opts o;
+        parse(n, av, &o, 1);
+        struct trace t;
+        char err[512];
+        int rc = trace_load(&t, o.pos[0], err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "pcsweep: %s\n", err);
+            free(av);
+            return EXIT_BAD_USAGE;
+        }
+        rc = info_json(&t, o.pos[0], with_ops);
+        if (rc != 0)
+            fprintf(stderr, "pcsweep: %s: %s\n", o.pos[0], strerror(-rc));
+        trace_free(&t);
+        free(av);
+        return rc ? EXIT_BAD_USAGE : EXIT_PASS; /* as the tool's other harness failures */
+    }
+    free(av);
     struct opts o;
     parse(argc, argv, &o, 1);
     struct trace t;
@@ -1306,6 +1419,11 @@ static int cmd_info(int argc, char **argv)
     printf("operations: %zu (writes %zu, %" PRIu64 " bytes; flushes %zu; truncates %zu; marks %zu; workload ops %zu)\n",
            t.n_ops, counts[TR_WRITE], t.bytes_written, counts[TR_FLUSH], counts[TR_TRUNCATE], counts[TR_MARK],
            counts[TR_VBEGIN]);
+    struct trace_epochs ep;
+    if (trace_epochs_build(&t, &ep) == 0)
+        printf("epochs: %u as the sweep counts them (the last has %u pending writes and truncates)\n", ep.n,
+               ep.e[ep.n - 1].pending);
+    trace_epochs_free(&ep);
     for (size_t i = 0; i < t.n_meta; i++)
         printf("meta %s = %s\n", t.meta[i].key, t.meta[i].value);
     for (size_t i = 0; i < t.n_choice; i++)
@@ -1545,28 +1663,6 @@ static int write_verdict_json(const char *path, const struct sweep_config *sc, c
     return lost;
 }
 
-/* Pending writes and truncates of epoch e (what a prefix state of it can
- * persist at most). */
-static uint32_t epoch_pending(const struct trace *t, uint32_t e)
-{
-    int drop = trace_find_name(t, "fault.drop_pending");
-    uint32_t epoch = 0, pending = 0;
-    for (size_t i = 0; i < t->n_ops; i++) {
-        const struct trace_op *op = &t->ops[i];
-        if (op->kind == TR_WRITE || op->kind == TR_TRUNCATE)
-            pending++;
-        else if (op->kind == TR_MARK && drop >= 0 && op->name == (uint16_t)drop)
-            pending = 0;
-        else if (op->kind == TR_FLUSH) {
-            if (epoch == e)
-                return pending;
-            epoch++;
-            pending = 0;
-        }
-    }
-    return pending;
-}
-
 /* Writes the image at the end of ch's epoch (every pending write of it
  * persisted): the state the workload meant to reach at that flush. */
 static int save_final_image(const struct trace *t, const struct sweep_config *base, const struct crash_choice *ch,
@@ -1575,13 +1671,18 @@ static int save_final_image(const struct trace *t, const struct sweep_config *ba
     struct crash_choice end;
     memset(&end, 0, sizeof end);
     end.epoch = ch->epoch;
-    end.index = epoch_pending(t, ch->epoch);
-    end.model = end.index ? M_PREFIX : M_DROP;
-    struct sweep_config sc = *base;
-    sc.save_image = path;
-    sc.on_violation = NULL;
-    struct verdict v;
-    int rc = sweep_eval_choice(t, &sc, &end, &v);
+    struct trace_epochs ep;
+    int rc = trace_epochs_build(t, &ep);
+    if (rc == 0) {
+        end.index = ep.e[ch->epoch < ep.n ? ch->epoch : ep.n - 1].pending; /* a prefix persists them all */
+        end.model = end.index ? M_PREFIX : M_DROP;
+        trace_epochs_free(&ep);
+        struct sweep_config sc = *base;
+        sc.save_image = path;
+        sc.on_violation = NULL;
+        struct verdict v;
+        rc = sweep_eval_choice(t, &sc, &end, &v);
+    }
     if (rc != 0)
         fprintf(stderr, "pcsweep: --save-final-image: the state at the end of epoch %u could not be rebuilt: %s\n",
                 ch->epoch, strerror(-rc));

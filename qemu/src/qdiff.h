@@ -29,7 +29,7 @@
       "qemu", 1, "Q1")                                                                                              \
     X(QD_TRUNCATED, "qemu-opens-file-shorter-than-flushed-file-offset", "2.3.3",                                    \
       "if the file is shorter than the head's FlushedFileOffset, the implementation MUST fail to open it", "qemu", \
-      0, NULL)                                                                                                      \
+      1, "Q14")                                                                                                     \
     X(QD_HEADER_AMBIGUOUS, "qemu-opens-no-current-header-equal-sequence-numbers", "2.2.2",                          \
       "if there is no current header, the VHDX file is corrupt", "qemu", 0, NULL)                                   \
     X(QD_NO_HEADER, "qemu-opens-no-valid-header", "2.2.2", "if there is no current header, the file is corrupt",    \

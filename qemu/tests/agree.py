@@ -406,7 +406,9 @@ def record(build, img, out, cmd):
         os.environ.update(saved)
     if status != 0 or info["pack_status"] != 0:
         raise Infra(f"recording {cmd} failed: {info}")
-    return [(k, o, n) if k != "F" else ("F", 0, 0) for k, o, n, _ in read_trace(out)["ops"] if k in "WFT"]
+    # the trace as the build under test reads it (`pcsweep info --json --ops`)
+    ops = read_trace(out, pcsweep=os.path.join(build, "harness", "pcsweep"))["ops"]
+    return [(k, o, n) if k != "F" else ("F", 0, 0) for k, o, n, _ in ops if k in "WFT"]
 
 
 def record_qemu_session(build, work):

@@ -24,6 +24,7 @@ Usage: make_reproducers.py [--out corpus/regressions] [--check BUILD] [--build B
                  crash state judged by the QEMU subject (sweep_cases)
 """
 import argparse
+import datetime
 import json
 import os
 import struct
@@ -31,8 +32,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from pclib.extsweep import crc32c  # noqa: E402  (bytewise CRC-32C)
+sys.path.insert(0, os.path.join(ROOT, "scripts", "tests"))
+from forge import crc32c  # noqa: E402  (bytewise CRC-32C, the tests' forger)
 
 MiB = 1 << 20
 LRF_GUID = 1
@@ -346,6 +347,11 @@ def whole_ring_entry():
     return bytes(h)
 
 
+# What POWERCUT_FUZZ_STRICT=1 makes both QEMU targets report on any known
+# class: one crash state for every finding (so a case is named after its
+# finding, not after the campaign's failure id of that state).
+STRICT_CHECK = "check failed: QEMU agrees with libvhdx and the reference"
+
 # What each case shows with the real tools, for meta.json (the full
 # reports: docs/qemu-findings.md).
 QEMU_IO = {
@@ -453,7 +459,15 @@ def main(argv):
             with open(meta_path) as f:
                 meta = json.load(f)
         finding = "Q" + cid.split("-")[1][1:]
-        meta.update({"id": cid, "target": target, "status": meta.get("status", "open"), "method": "fuzz",
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        rel = f"{os.path.relpath(d, ROOT)}/{name}"
+        # every field of a stored regression (docs/campaign.md); sightings 0: built by hand, never a campaign's
+        meta.update({"id": cid, "what": f"QEMU departs from MS-VHDX ({finding}): {cls}",
+                     "crash_type": STRICT_CHECK, "frames": [], "where": target, "seed": None,
+                     "command": f"POWERCUT_FUZZ_STRICT=1 build/default/fuzz/{target} {rel}",
+                     "first_seen": meta.get("first_seen", now), "last_seen": meta.get("last_seen", now),
+                     "sightings": meta.get("sightings", 0),
+                     "target": target, "status": meta.get("status", "open"), "method": "fuzz",
                      "file": name, "class": cls, "finding": f"docs/qemu-findings.md {finding}", "input": what,
                      "qemu": "QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18), block/vhdx*.c",
                      "reproduce": f"build/default/fuzz/{target} {os.path.relpath(d, ROOT)}/{name} "

@@ -1,8 +1,11 @@
 """Shared helpers: project paths, printing and running external commands,
 exit statuses, JSON output.
 
-Every external command goes through run() or popen(), which print it (as a
-shell-quoted line on stderr, prefixed with '+') before it runs.
+Every external command goes through run() (waits) or popen() (a process
+left running), which print it (as a shell-quoted line on stderr, prefixed
+with '+') before it runs.  quiet=True is for queries repeated many times
+(registries, per-state checker commands after the first); POWERCUT_VERBOSE=1
+prints those too.  Nothing else in the driver calls subprocess.
 """
 import json
 import os
@@ -17,6 +20,10 @@ PYTHON = "/usr/bin/python3"  # Debian's, which sees python3-pytest and python3-m
 EXIT_OK = 0          # success / no violation
 EXIT_FAIL = 1        # violations found, image invalid, tests failed
 EXIT_USAGE = 2       # usage or infrastructure error
+
+TimeoutExpired = subprocess.TimeoutExpired  # what run(..., timeout=) raises
+DEVNULL = subprocess.DEVNULL
+VERBOSE = os.environ.get("POWERCUT_VERBOSE", "") not in ("", "0")
 
 
 class UsageError(Exception):
@@ -39,15 +46,18 @@ def show_cmd(cmd, cwd=None):
     print(f"+ {line}", file=sys.stderr, flush=True)
 
 
-def run(cmd, cwd=None, check=True, capture=False, env=None, quiet=False, timeout=None, input=None):
+def run(cmd, cwd=None, check=True, capture=False, env=None, quiet=False, timeout=None, input=None, stdout=None,
+        stderr=None, text=False):
     """Runs cmd after printing it.  Returns CompletedProcess.  With check,
-    a nonzero status raises InfraError naming the command."""
-    if not quiet:
+    a nonzero status raises InfraError naming the command.  capture keeps
+    stdout and stderr (stdout= / stderr= choose otherwise: a file, DEVNULL,
+    subprocess.STDOUT); past timeout, TimeoutExpired."""
+    if not quiet or VERBOSE:
         show_cmd(cmd, cwd)
     try:
-        cp = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, timeout=timeout, input=input,
-                            stdout=subprocess.PIPE if capture else None,
-                            stderr=subprocess.PIPE if capture else None)
+        cp = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, timeout=timeout, input=input, text=text,
+                            stdout=subprocess.PIPE if capture and stdout is None else stdout,
+                            stderr=subprocess.PIPE if capture and stderr is None else stderr)
     except FileNotFoundError as e:
         raise InfraError(f"cannot run {cmd[0]}: {e}") from e
     if check and cp.returncode != 0:
@@ -56,6 +66,22 @@ def run(cmd, cwd=None, check=True, capture=False, env=None, quiet=False, timeout
             detail = ": " + cp.stderr.decode(errors="replace").strip()[-2000:]
         raise InfraError(f"command failed with status {cp.returncode}: {' '.join(map(str, cmd))}{detail}")
     return cp
+
+
+def popen(cmd, cwd=None, env=None, stdout=None, stderr=None, new_session=False, quiet=False):
+    """Starts cmd after printing it and returns the Popen (the caller waits).
+    new_session: the process gets its own session, so a terminal's Ctrl-C
+    reaches only the driver (which forwards it)."""
+    if not quiet or VERBOSE:
+        show_cmd(cmd, cwd)
+    try:
+        return subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=stdout, stderr=stderr,
+                                start_new_session=new_session)
+    except FileNotFoundError as e:
+        raise InfraError(f"cannot run {cmd[0]}: {e}") from e
+
+
+STDOUT = subprocess.STDOUT
 
 
 def build_dir(preset):
@@ -71,12 +97,13 @@ def tool(preset, name):
     return os.path.join(build_dir(preset), "engine", name)
 
 
-def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None, junit_copy=None):
-    """Runs a C tool (pcsweep, pcfaults) that writes a JSON summary and a
-    JUnit file into run_dir and exits 0 (clean) or 1 (violations).  The
-    summary gains "run_dir" and is copied to json_copy, the JUnit file to
-    junit_copy (when given).  Returns (status, summary); any other status,
-    or no summary, is an InfraError."""
+def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None, junit_copy=None, junit_of=None):
+    """Runs a C tool (pcsweep, pcfaults) that writes a JSON summary into
+    run_dir and exits 0 (clean) or 1 (violations).  The summary gains
+    "run_dir"; junit_of(summary) gives the JUnit document written to
+    junit_path (junit.py: the one JUnit writer); the summary is copied to
+    json_copy, the JUnit file to junit_copy (when given).  Returns (status,
+    summary); any other status, or no summary, is an InfraError."""
     cp = run(cmd, check=False)
     if cp.returncode not in (0, 1) or not os.path.exists(summary_path):
         raise InfraError(f"{name} failed (status {cp.returncode}); see the messages above")
@@ -87,6 +114,9 @@ def run_summarized(cmd, name, summary_path, junit_path, run_dir, json_copy=None,
         raise InfraError(f"{name} wrote an unreadable summary {summary_path}: {e}") from e
     summary["run_dir"] = run_dir
     write_json(summary_path, summary)
+    if junit_of:
+        with open(junit_path, "w") as f:
+            f.write(junit_of(summary))
     lost = []
     for src, dst, what in ((summary_path, json_copy, "--json"), (junit_path, junit_copy, "--junit")):
         if dst:
@@ -128,6 +158,42 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+# ---- scratch files ----------------------------------------------------------------------
+def sparse_copy(src, dst):
+    """Copies a file leaving zero MiB chunks as holes (no process needed)."""
+    chunk = 1 << 20
+    zero = bytes(chunk)
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        size = 0
+        while True:
+            b = fi.read(chunk)
+            if not b:
+                break
+            if b == zero[:len(b)]:
+                fo.seek(len(b), os.SEEK_CUR)
+            else:
+                fo.write(b)
+            size += len(b)
+        fo.truncate(size)
+
+
+def work_tmpdir():
+    """Where checkers' scratch copies go: $POWERCUT_TMPDIR, else /dev/shm
+    when it is a writable tmpfs with room (the checkers' own fsyncs cost
+    nothing there: QEMU's replay syncs every 4 KiB it writes), else the
+    default temporary directory."""
+    d = os.environ.get("POWERCUT_TMPDIR")
+    if d:
+        return d
+    try:
+        st = os.statvfs("/dev/shm")
+        if os.access("/dev/shm", os.W_OK) and st.f_bavail * st.f_frsize >= (4 << 30):
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
 class OnceRunner:
     """Runs many checker commands through run(), from several threads: each
     distinct program (and sub-command) is printed the first time, every
@@ -149,7 +215,7 @@ class OnceRunner:
             self.shown.add(key)
         try:
             return run(cmd, check=False, capture=True, quiet=quiet, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except TimeoutExpired:
             return subprocess.CompletedProcess(cmd, -9, b"", f"timed out after {timeout} s".encode())
 
 

@@ -35,20 +35,16 @@ import json
 import os
 import re
 import shutil
-import struct
-import subprocess
 import tempfile
 import threading
 import time
 
+from . import ask, registry
 from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, LostOutput, OnceRunner, UsageError, check_output_file,
-                     is_pctrace, is_vhdx, run, save_json, say, tool)
-from .extsweep import EXPORTABLE, crc32c, current_header, sparse_copy, work_tmpdir
+                     is_pctrace, is_vhdx, run, save_json, say, sparse_copy, tool, work_tmpdir)
 
 REPLAY_FROM = 192 * 1024
 PAGE = 4096
-REGION_BAT = bytes.fromhex("6677c22d23f600429d64115e9bfd4a08")
-REGION_META = bytes.fromhex("06a27c8b90479a4bb8fe575f050f886e")
 
 # MS-VHDX text quoted by the classes (section, sentence), from the
 # specification as published (awakecoding/openspecs MS-VHDX/MS-VHDX.md).
@@ -146,54 +142,21 @@ OURS_REFUSES = {
 }
 
 
-# ---- image facts (pure Python, used to classify) ----------------------------------------
-def region_tables(path):
-    """[valid1, valid2] and the BAT/metadata (offset, length) of the first valid copy."""
-    out = {"valid": [], "bat": None, "metadata": None}
-    with open(path, "rb") as f:
-        for off in (192 * 1024, 256 * 1024):
-            f.seek(off)
-            t = f.read(65536)
-            ok = len(t) == 65536 and t[:4] == b"regi" and \
-                crc32c(t[:4] + b"\0\0\0\0" + t[8:]) == struct.unpack_from("<I", t, 4)[0]
-            out["valid"].append(ok)
-            if ok and out["bat"] is None:
-                n = min(struct.unpack_from("<I", t, 8)[0], 2047)
-                for i in range(n):
-                    e = t[16 + 32 * i:48 + 32 * i]
-                    fo, ln = struct.unpack_from("<QI", e, 16)
-                    if e[:16] == REGION_BAT:
-                        out["bat"] = (fo, ln)
-                    elif e[:16] == REGION_META:
-                        out["metadata"] = (fo, ln)
-    return out
-
-
-def header_log(path):
-    """(log offset, log length) of the current header, or None."""
-    h = current_header(path)
-    if not h:
-        return None
-    with open(path, "rb") as f:
-        f.seek(64 * 1024 if h["slot"] == 1 else 128 * 1024)
-        b = f.read(80)
-    return struct.unpack_from("<Q", b, 72)[0], struct.unpack_from("<I", b, 68)[0]
-
-
-def region_of(path, off):
-    """Which structure a file offset lies in (for naming a difference)."""
+# ---- image facts (vhdxtool layout), used to classify ------------------------------------
+def region_of(lay, off):
+    """Which structure a file offset lies in (for naming a difference),
+    from the image's layout (`vhdxtool layout`)."""
     if off < 256 * 1024:
         return "region-table-1"
     if off < 320 * 1024:
         return "region-table-2"
     if off < 1024 * 1024:
         return "header-section"
-    lg = header_log(path)
+    lg = ask.log_range(lay)
     if lg and lg[0] <= off < lg[0] + lg[1]:
         return "log"
-    rt = region_tables(path)
     for name in ("bat", "metadata"):
-        r = rt[name]
+        r = ask.region_range(lay, name)
         if r and r[0] <= off < r[0] + r[1]:
             return name
     return "payload"
@@ -368,7 +331,8 @@ def compare(runner, img, work):
             rec["aspect"] = "replayed-bytes"
             rec["first_diff"] = d
             rec["sizes"] = [sa, sb]
-            rec["region"] = region_of(o["path"], d) if d < min(sa, sb) else "file-size"
+            rec["region"] = (region_of(ask.layout(runner.t("vhdxtool"), o["path"], runner=runner), d)
+                             if d < min(sa, sb) else "file-size")
         elif not o.get("raw") or not q.get("raw"):
             rec["status"] = "disagree"
             rec["aspect"] = "virtual-read"
@@ -384,47 +348,13 @@ def compare(runner, img, work):
                 rec["status"] = "agree"
     if rec["status"] == "disagree":
         rec["log"] = log_facts(runner, img)
-        classify(rec, img, o, q)
+        classify(runner, rec, img, o, q)
     return rec
 
 
-def bat_state_at(img, voff):
-    """State of the payload BAT entry that maps virtual offset voff (read
-    from the replayed image's region table and metadata), or None."""
-    try:
-        rt = region_tables(img)
-        if not rt["bat"] or not rt["metadata"]:
-            return None
-        with open(img, "rb") as f:
-            mo = rt["metadata"][0]
-            f.seek(mo)
-            tab = f.read(65536)
-            n = min(struct.unpack_from("<H", tab, 10)[0], 2047)
-            bs = lss = None
-            for i in range(n):
-                e = tab[32 + 32 * i:64 + 32 * i]
-                item_off = struct.unpack_from("<I", e, 16)[0]
-                f.seek(mo + item_off)
-                v = f.read(8)
-                if e[:16] == bytes.fromhex("3767a1cafa36434db3b633f0aa44e76b"):
-                    bs = struct.unpack_from("<I", v, 0)[0]
-                elif e[:16] == bytes.fromhex("1dbf41810fa90947ba47f233a8faab5f"):
-                    lss = struct.unpack_from("<I", v, 0)[0]
-            if not bs or not lss:
-                return None
-            chunk_ratio = (1 << 23) * lss // bs
-            blk = voff // bs
-            idx = blk + blk // chunk_ratio
-            f.seek(rt["bat"][0] + 8 * idx)
-            ent = struct.unpack("<Q", f.read(8))[0]
-            return {0: "NOT_PRESENT", 1: "UNDEFINED", 2: "ZERO", 3: "UNMAPPED", 6: "FULLY_PRESENT",
-                    7: "PARTIALLY_PRESENT"}.get(ent & 7, f"state-{ent & 7}")
-    except (OSError, struct.error):
-        return None
-
-
-def classify(rec, img, o, q):
-    """Sets rec['class'], ['rule_key'], ['departs'] from what differs."""
+def classify(runner, rec, img, o, q):
+    """Sets rec['class'], ['rule_key'], ['departs'] from what differs (the
+    structures involved from `vhdxtool layout`)."""
     ov, qv = o["verdict"], q["verdict"]
     name, rule, departs = None, "none", "undetermined"
     if rec["aspect"] == "verdict" and "hang" in (ov, qv):
@@ -443,8 +373,7 @@ def classify(rec, img, o, q):
         else:
             name = "ours-refuses-" + code.lower().replace("vhdx_e_", "").replace("_", "-") + "-qemu-opens"
     elif rec["aspect"] == "verdict":
-        rt = region_tables(img)
-        if rt["valid"] == [False, True]:
+        if ask.region_tables_valid(ask.layout(runner.t("vhdxtool"), img, runner=runner)) == [False, True]:
             name, rule, departs = ("qemu-refuses-damaged-region-table-1", "region-copies",
                                    "neither by the letter (the text keeps two copies but does not say a reader "
                                    "falls back to the second); QEMU reads only copy 1")
@@ -475,7 +404,7 @@ def classify(rec, img, o, q):
                 rule = "active-sequence"
                 departs = "undetermined (compare `vhdxtool dump-log` with the bytes QEMU wrote)"
     elif rec["aspect"] == "virtual-contents":
-        state = bat_state_at(o["path"], rec["first_diff"])
+        state = ask.bat_state_at(ask.layout(runner.t("vhdxtool"), o["path"], bat_at=rec["first_diff"], runner=runner))
         rec["bat_state"] = state
         if state in ("NOT_PRESENT", "UNDEFINED", "UNMAPPED"):
             name, rule, departs = (f"virtual-read-differs-in-{state.lower().replace('_', '-')}-block",
@@ -581,15 +510,9 @@ def trace_plan(t, path, limit, tmp):
     or an even sample of about `limit` (every N-th: --shard 0/N).  A file
     that looks like a trace (its signature) but does not load is a
     UsageError: an input that cannot be read is not a skipped file."""
-    cp = run([t("pcsweep"), "export", "--trace", path, "--models", ",".join(EXPORTABLE), "--count"],
-             check=False, capture=True)
-    try:
-        total = int(json.loads(cp.stdout.decode(errors="replace"))["states"]) if cp.returncode == 0 else None
-    except (ValueError, KeyError, TypeError):
-        total = None
+    total, why = ask.export_count(t("pcsweep"), path, registry.exportable_models(t("pcsweep")), quiet=False)
     if total is None:
-        why = cp.stderr.decode(errors="replace").strip()[-1000:] or f"pcsweep export --count exited {cp.returncode}"
-        raise UsageError(f"{path}: a trace that cannot be read: {why}")
+        raise UsageError(f"{path}: a trace that cannot be read: {why[-1000:]}")
     n = max(1, -(-total // limit)) if limit else 1
     take = -(-total // n)
     say(f"diff: {path}: {take} of its {total} crash states" + (f" (every {n}th)" if n > 1 else ""))
@@ -598,15 +521,10 @@ def trace_plan(t, path, limit, tmp):
 
 def export_batch(t, path, shard_n, first, count, out):
     """Exports states first..first+count-1 of the sample; returns their images."""
-    cmd = [t("pcsweep"), "export", "--trace", path, "--out", out, "--models", ",".join(EXPORTABLE),
-           "--only", ",".join(str(i) for i in range(first, first + count))]
-    if shard_n > 1:
-        cmd += ["--shard", f"0/{shard_n}"]
-    cp = run(cmd, check=False, capture=True, quiet=first != 0)
-    if cp.returncode != 0:
-        raise InfraError(f"{path}: cannot export its crash states: {cp.stderr.decode(errors='replace').strip()[-300:]}")
-    with open(os.path.join(out, "manifest.jsonl")) as mf:
-        return [json.loads(line)["image"] for line in mf if line.strip()]
+    rows = ask.export_states(t("pcsweep"), path, out, registry.exportable_models(t("pcsweep")),
+                             range(first, first + count), shard=f"0/{shard_n}", quiet=first != 0,
+                             failed=f"{path}: cannot export its crash states: ", keep=300)
+    return [r["image"] for r in rows]
 
 
 # Fuzz targets whose inputs describe a whole image (fuzz_common.h,
@@ -634,10 +552,10 @@ def fuzz_image_target(path):
     return None
 
 
-def export_fuzz_image(t, target, path, out):
+def export_fuzz_image(t, target, path, out, quiet=True):
     """Writes the image a fuzz input builds to out; True when it did."""
-    cp = subprocess.run([t(target), "--quiet", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                        env=dict(os.environ, POWERCUT_FUZZ_EXPORT=out), timeout=60)
+    cp = run([t(target), "--quiet", path], check=False, capture=True, quiet=quiet,
+             env=dict(os.environ, POWERCUT_FUZZ_EXPORT=out), timeout=60)
     return cp.returncode == 0 and is_vhdx(out)
 
 
@@ -773,7 +691,7 @@ def cmd_diff(args):
             items = []
             for i, (target, path) in enumerate(fuzz_inputs[first:first + BATCH]):
                 img = os.path.join(bdir, f"{i}.vhdx")
-                if export_fuzz_image(t, target, path, img):
+                if export_fuzz_image(t, target, path, img, quiet=first + i != 0):
                     items.append((img, f"{os.path.abspath(path)} ({target} input)"))
                 else:
                     skipped.append(path)
@@ -832,6 +750,9 @@ def cmd_diff(args):
                                "text": f"{len(results)} of {planned} images"},
                   "wall_s": round(wall, 3), "images_per_sec": round(len(results) / wall, 2) if wall > 0 else 0,
                   "paths": [os.path.abspath(p) for p in args.paths],
+                  # what was compared, by the name evaluate and triage match disagreements on
+                  "compared_sources": sorted({os.path.basename(str(r.get("source") or r.get("image") or ""))
+                                              for r in results}),
                   "compared": "verdict (opened/refused), file bytes from 192 KiB on after replay, virtual contents",
                   "qemu": _qemu_version()}
         for r in dis + errors:

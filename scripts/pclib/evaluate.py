@@ -292,6 +292,7 @@ class Context:
         self._help = {}
         self._diff_inputs = None
         self.diff_known = None   # set of (source, class) of the clean engine; None = no baseline
+        self.diff_compared = None  # sources the clean engine's diff compared; None = unknown
 
     def help_text(self, binary, args):
         key = (os.path.basename(binary), tuple(args))
@@ -508,6 +509,22 @@ def _diff_signature(report):
                    for r in report.get("disagreements", [])})
 
 
+def _diff_new(ctx, s):
+    """Is disagreement s = (source, class) the mutant's own?  Not when the
+    clean engine disagreed the same way on the same source; and, for a
+    source the clean engine's run never reached (a time budget compares a
+    different number of images each run), not when the clean engine showed
+    the class at all."""
+    if ctx.diff_known is None:
+        return True
+    if s in ctx.diff_known:
+        return False
+    src, cls = s
+    if ctx.diff_compared is not None and src not in ctx.diff_compared:
+        return cls not in {c for _, c in ctx.diff_known}
+    return True
+
+
 def method_diff(ctx, bdir, budget, work):
     dirs, notes = ctx.diff_inputs(bdir)
     if not dirs:
@@ -518,9 +535,13 @@ def method_diff(ctx, bdir, budget, work):
     log = out + ".log"
     if os.path.exists(out):
         os.remove(out)
+    # The clean engine's run compares what it can in the budget; every
+    # mutant's run then compares exactly those images (--max-images, same
+    # order), so a disagreement is the mutant's and not the luck of the clock.
+    limit = ["--max-images", str(len(ctx.diff_compared))] if ctx.diff_compared else ["--max-seconds", budget]
     cmd = [PYTHON, os.path.join(ctx.src, "scripts", "powercut"), "diff"] + dirs + \
-        ["--json", out, "--max-seconds", budget, "--minimize-seconds", "0", "--jobs", "1", "--preset", "default"]
-    secs, _, rcs = _run_until([cmd], budget, lambda i: True, [log], grace=120)
+        ["--json", out] + limit + ["--minimize-seconds", "0", "--jobs", "1", "--preset", "default"]
+    secs, _, rcs = _run_until([cmd], budget * 3 if ctx.diff_compared else budget, lambda i: True, [log], grace=120)
     rc = rcs[0]
     if rc not in (0, 1):
         return error(f"powercut diff exited with status {rc}: {_tail(log)}")
@@ -530,7 +551,7 @@ def method_diff(ctx, bdir, budget, work):
     except (OSError, ValueError) as e:
         return error(f"powercut diff wrote no report: {e}")
     sig = _diff_signature(report)
-    new = [s for s in sig if ctx.diff_known is None or tuple(s) not in ctx.diff_known]
+    new = [s for s in sig if _diff_new(ctx, tuple(s))]
     if new:
         src, cls = new[0]
         return killed(secs, f"{len(new)} new disagreement(s) with QEMU, first: {cls} on {src}")
@@ -670,10 +691,13 @@ def _evaluate(args):
         if "diff" in res and res["diff"]["result"] in ("killed", "survived"):
             try:
                 with open(os.path.join(work_root, "clean", "diff.json")) as f:
-                    known = _diff_signature(json.load(f))
+                    clean = json.load(f)
+                known = _diff_signature(clean)
+                compared = clean.get("compared_sources")
             except (OSError, ValueError):
-                known = []
+                known, compared = [], None
             ctx.diff_known = {tuple(s) for s in known}
+            ctx.diff_compared = set(compared) if compared is not None else None
             baseline["diff_known_disagreements"] = known
             res["diff"] = dict(survived(f"{len(known)} disagreement(s) of the clean engine with QEMU, "
                                         "subtracted from every mutant's" if known else ""),

@@ -49,107 +49,22 @@ import os
 import re
 import shlex
 import shutil
-import struct
 import sys
 import tempfile
 import time
 
+from . import ask, registry
 from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, OnceRunner, UsageError,
-                     check_output_dir, check_output_file, fallback_path, file_sha256, run, save_json, say)
+                     check_output_dir, check_output_file, fallback_path, file_sha256, run, save_json, say,
+                     sparse_copy, tool, work_tmpdir)
 
 CHECKERS = ("vhdxtool", "qemu", "both")
-EXPORTABLE = ["prefix", "drop", "reorder", "torn", "stale", "misdirect", "lost", "bitflip"]
-CORRUPTION = {"misdirect", "lost", "bitflip"}
 PROBE_PATTERN = 0xA5
 PROBE_LEN = 64 * 1024
 SECTOR = 512
-HEADER_OFFSETS = (64 * 1024, 128 * 1024)
 
 
 # ---- small helpers ------------------------------------------------------------------
-def _crc32c_table():
-    tab = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        tab.append(c)
-    return tab
-
-
-_CRC_TAB = _crc32c_table()
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    tab = _CRC_TAB
-    for b in data:
-        crc = tab[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def current_header(path):
-    """The current VHDX header of an image as a dict (sequence, log_guid
-    as hex, slot 1/2), or None when neither copy is valid."""
-    best = None
-    try:
-        with open(path, "rb") as f:
-            for slot, off in enumerate(HEADER_OFFSETS, 1):
-                f.seek(off)
-                h = f.read(4096)
-                if len(h) < 4096 or h[:4] != b"head":
-                    continue
-                want = struct.unpack_from("<I", h, 4)[0]
-                if crc32c(h[:4] + b"\0\0\0\0" + h[8:]) != want:
-                    continue
-                seq = struct.unpack_from("<Q", h, 8)[0]
-                if best is None or seq > best["sequence"]:
-                    best = {"slot": slot, "sequence": seq, "log_guid": h[48:64].hex()}
-    except OSError:
-        return None
-    return best
-
-
-def log_pending(path):
-    h = current_header(path)
-    return h is not None and h["log_guid"] != "00" * 16
-
-
-def sparse_copy(src, dst):
-    """Copies a file leaving zero MiB chunks as holes (no process needed)."""
-    chunk = 1 << 20
-    zero = bytes(chunk)
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        size = 0
-        while True:
-            b = fi.read(chunk)
-            if not b:
-                break
-            if b == zero[:len(b)]:
-                fo.seek(len(b), os.SEEK_CUR)
-            else:
-                fo.write(b)
-            size += len(b)
-        fo.truncate(size)
-
-
-def work_tmpdir():
-    """Where checkers' scratch copies go: $POWERCUT_TMPDIR, else /dev/shm
-    when it is a writable tmpfs with room (the checkers' own fsyncs cost
-    nothing there: QEMU's replay syncs every 4 KiB it writes), else the
-    default temporary directory."""
-    d = os.environ.get("POWERCUT_TMPDIR")
-    if d:
-        return d
-    try:
-        st = os.statvfs("/dev/shm")
-        if os.access("/dev/shm", os.W_OK) and st.f_bavail * st.f_frsize >= (4 << 30):
-            return "/dev/shm"
-    except OSError:
-        pass
-    return None
-
-
 def parse_size(s):
     """qemu-io style numbers: 4096, 64k, 1M, 0x1000, 1.5M is not accepted."""
     m = re.fullmatch(r"(0x[0-9a-fA-F]+|\d+)([kKmMgGtTpPeEbB]?)", s.strip())
@@ -160,96 +75,17 @@ def parse_size(s):
     return v * mul[m.group(2).lower()]
 
 
-# ---- the trace file (read-only view: kinds, offsets, lengths) -----------------------------
-def read_trace(path):
-    """Operations and metadata of a PCTRACE1 file (format: harness/include/
-    harness/trace.h).  Write data is not kept; for each write the byte it is
-    uniformly filled with (or None) is.  The caller has checked the file with
-    `pcsweep info` first (CRC, bounds); anything this reader still cannot
-    follow is a UsageError naming the file, never a traceback."""
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot be read: {e.strerror or e}") from e
-    try:
-        return _read_trace(path, buf)
-    except (struct.error, IndexError, ValueError, OverflowError) as e:
-        raise UsageError(f"{path}: a damaged trace (its structure ends or breaks early: {e})") from e
-
-
-def _read_trace(path, buf):
-    if buf[:8] != b"PCTRACE1" or len(buf) < 84:
-        raise UsageError(f"{path}: not a powercut trace")
-    version, flags, seed, base_size, n_ops = struct.unpack_from("<IIQQQ", buf, 8)
-    pos = 64
-
-    def u16():
-        nonlocal pos
-        v = struct.unpack_from("<H", buf, pos)[0]
-        pos += 2
-        return v
-
-    def s():
-        nonlocal pos
-        n = u16()
-        v = buf[pos:pos + n].decode("utf-8", "replace")
-        pos += n
-        return v
-
-    def kv():
-        d = {}
-        while True:
-            k = s()
-            if not k:
-                return d
-            d[k] = s()
-
-    meta = kv()
-    extents = struct.unpack_from("<I", buf, pos)[0]
-    pos += 4
-    for _ in range(extents):
-        _, ln = struct.unpack_from("<QI", buf, pos)
-        pos += 12 + ln
-    ops = []
-    for _ in range(n_ops):
-        kind = chr(buf[pos])
-        pos += 1
-        if kind == "W":
-            off, ln = struct.unpack_from("<QI", buf, pos)
-            pos += 12
-            data = buf[pos:pos + ln]
-            pos += ln
-            uni = data[0] if ln and data.count(data[:1]) == ln else None
-            ops.append(("W", off, ln, uni))
-        elif kind == "T":
-            ops.append(("T", struct.unpack_from("<Q", buf, pos)[0], 0, None))
-            pos += 8
-        elif kind == "F":
-            ops.append(("F", 0, 0, None))
-        elif kind == "M":
-            name = s()
-            pos += 8
-            ops.append(("M", 0, 0, name))
-        elif kind == "B":
-            pos += 4 + 1 + 8 + 8 + 4
-            ops.append(("B", 0, 0, None))
-        elif kind == "E":
-            pos += 8
-            ops.append(("E", 0, 0, None))
-        else:
-            raise UsageError(f"{path}: unknown operation kind {kind!r}")
-    return {"flags": flags, "seed": seed, "base_size": base_size, "meta": meta, "ops": ops}
-
-
-def epoch_starts(ops):
-    """starts[e] = trace index of the flush that begins epoch e (0 for e=0:
-    every op before it is durable in epoch e's states)."""
-    starts = [0]
-    for i, op in enumerate(ops):
-        if op[0] == "F":
-            starts.append(i)
-    return starts
+# ---- the trace (pcsweep info --json --ops) ---------------------------------------------
+def read_trace(path, pcsweep=None):
+    """Operations, metadata and epochs of a trace, as `pcsweep info --json
+    --ops` gives them (the harness's reader: CRC, bounds, the sweep's epoch
+    rule): {"flags", "seed", "base_size", "meta", "ops", "epochs"} with ops
+    as tuples (kind, offset or size, length, fill byte or mark name;
+    ask.trace_ops).  A trace that does not load is a UsageError naming the
+    file."""
+    info = ask.trace_info(pcsweep or tool("default", "pcsweep"), path, ops=True)
+    return {"flags": info["flags"], "seed": info["seed"], "base_size": info["base_size"], "meta": info["meta"],
+            "ops": ask.trace_ops(info), "epochs": info["epochs"], "starts": ask.epoch_starts(info)}
 
 
 def region_name(off, layout):
@@ -511,6 +347,10 @@ class Checkers(OnceRunner):
         self.probe_off = probe_off
         self.virtual_size = virtual_size
 
+    def log_pending(self, img):
+        """Does the image's current header name a log (vhdxtool layout)?"""
+        return ask.log_pending(ask.layout(self.t("vhdxtool"), img, runner=self))
+
     def judge_raw(self, raw_path, st):
         if not self.workload:
             return "unknown", "no read-back (" + (st.get("why_no_readback") or "unknown workload") + ")"
@@ -572,7 +412,7 @@ class Checkers(OnceRunner):
             r["message"] = out.strip().splitlines()[-1][:300] if out.strip() else f"status {cp.returncode}"
             return r
         was = st["log_pending"]
-        now = log_pending(img)
+        now = self.log_pending(img)
         r["open"] = ("replayed" if was and not now else "opened-log-not-replayed" if was else "opened")
         r["check_status"] = cp.returncode
         if "repaired" in out or "Repairing" in out:
@@ -626,10 +466,11 @@ class Checkers(OnceRunner):
         return r
 
 
-def violations_of(r, model, checker):
-    """Invariant failures of one checker's result (empty list = fine)."""
+def violations_of(r, cls, checker):
+    """Invariant failures of one checker's result on a state of a model of
+    class cls (power, corruption; empty list = fine)."""
     v = []
-    corruption = model in CORRUPTION
+    corruption = cls == "corruption"
     if r.get("open") == "error":
         v.append("checker-error")
     if r.get("open") == "hang":
@@ -712,19 +553,8 @@ def add_arguments(p, only_extra=False):
 
 
 def _export_batch(t, trace, out, models, indices, args):
-    cmd = [t("pcsweep"), "export", "--trace", trace, "--out", out, "--models", ",".join(models),
-           "--only", ",".join(map(str, indices)), "--sweep-seed", str(args.sweep_seed)]
-    if args.shard != "0/1":
-        cmd += ["--shard", args.shard]
-    cp = run(cmd, check=False, capture=True, quiet=indices[0] != 0)
-    if cp.returncode != 0:
-        raise InfraError("pcsweep export failed: " + cp.stderr.decode(errors="replace").strip()[-1000:])
-    rows = []
-    with open(os.path.join(out, "manifest.jsonl")) as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line))
-    return rows
+    return ask.export_states(t("pcsweep"), trace, out, models, indices, sweep_seed=args.sweep_seed,
+                             shard=args.shard, quiet=indices[0] != 0, failed="pcsweep export failed: ")
 
 
 def _state_meta(row, ops, starts, n_pending_last, workload):
@@ -782,25 +612,27 @@ def check_trace_arg(trace):
         raise UsageError(f"--trace {trace}: not a regular file")
 
 
-def select_models(spec):
-    """The exportable models `--models` names (recovery is left out, with a word)."""
+def select_models(spec, pcsweep):
+    """The exportable models `--models` names, from pcsweep's registry: a
+    model, all, or a class (power, corruption); models that cannot be
+    exported (recovery) are left out, with a word when named."""
+    exportable = registry.exportable_models(pcsweep)
+    names = registry.model_names(pcsweep)
+    groups = registry.model_groups(pcsweep)
     models = []
     for m in spec.split(","):
         m = m.strip()
         if m == "all":
-            models += EXPORTABLE
-        elif m == "power":
-            models += ["prefix", "drop", "reorder", "torn", "stale"]
-        elif m == "corruption":
-            models += sorted(CORRUPTION)
-        elif m == "recovery":
-            say("sweep: the recovery model needs the checker's own replay and is not exportable; skipped")
-        elif m in EXPORTABLE:
+            models += exportable
+        elif m in groups:
+            models += registry.models_of_class(pcsweep, m)
+        elif m in exportable:
             models.append(m)
+        elif m in names:
+            say(f"sweep: the {m} model needs the checker's own replay and is not exportable; skipped")
         else:
-            raise UsageError(f"--models: unknown model {m!r} ({', '.join(EXPORTABLE + ['recovery'])}, all, power, "
-                             f"corruption)")
-    models = [m for m in EXPORTABLE if m in models]
+            raise UsageError(f"--models: unknown model {m!r} ({', '.join(names)}, {', '.join(groups)})")
+    models = [m for m in exportable if m in models]
     if not models:
         raise UsageError("--models selects no exportable model")
     return models
@@ -827,23 +659,14 @@ def violation_structure(checker, r, violation):
     return "-"
 
 
-def signature_of(checker, r, model, violation):
-    cls = "corruption" if model in CORRUPTION else "power"
+def signature_of(checker, r, cls, violation):
     structure = violation_structure(checker, r, violation)
     return f"{checker}|{violation}|{cls}|{structure}", cls, structure
 
 
 def count_planned(t, trace, models, args):
     """States the sweep plans (`pcsweep export --count`), or None."""
-    cmd = [t("pcsweep"), "export", "--trace", trace, "--models", ",".join(models), "--count",
-           "--sweep-seed", str(args.sweep_seed)]
-    if args.shard != "0/1":
-        cmd += ["--shard", args.shard]
-    cp = run(cmd, check=False, capture=True, quiet=True)
-    try:
-        return int(json.loads(cp.stdout.decode())["states"]) if cp.returncode == 0 else None
-    except (ValueError, KeyError, TypeError):
-        return None
+    return ask.export_count(t("pcsweep"), trace, models, sweep_seed=args.sweep_seed, shard=args.shard)[0]
 
 
 def run_external_sweep(args):
@@ -854,7 +677,6 @@ def run_external_sweep(args):
     check_trace_arg(args.trace)
     if args.checker in ("qemu", "both") and not shutil.which("qemu-img"):
         raise InfraError("qemu-img is not installed (powercut setup installs qemu-utils)")
-    models = select_models(args.models)
     if args.jobs < 1 or args.batch < 1:
         raise UsageError("--jobs and --batch must be at least 1")
     if args.max_states < 0 or args.keep_failures < 0:
@@ -868,14 +690,12 @@ def run_external_sweep(args):
     check_output_file(out_json, "--json")
     check_output_file(args.markdown, "--markdown")
     t = ensure_tools(args.preset)
-    cp = run([t("pcsweep"), "info", args.trace], check=False, capture=True)
-    if cp.returncode != 0:
-        raise UsageError(cp.stderr.decode(errors="replace").strip() or f"{args.trace}: pcsweep info failed")
-    tr = read_trace(args.trace)
+    models = select_models(args.models, t("pcsweep"))
+    classes = {m: registry.model_class(t("pcsweep"), m) for m in models}
+    tr = read_trace(args.trace, t("pcsweep"))
     ops = tr["ops"]
-    starts = epoch_starts(ops)
-    last_f = starts[-1] if len(starts) > 1 else -1
-    n_pending_last = sum(1 for op in ops[last_f + 1:] if op[0] in ("W", "T"))
+    starts = tr["starts"]
+    n_pending_last = tr["epochs"][-1]["pending"]
     report_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(report_dir, exist_ok=True)
     checkers = ["vhdxtool", "qemu"] if args.checker == "both" else [args.checker]
@@ -952,15 +772,15 @@ def run_external_sweep(args):
                 st = {"index": row["index"], "model": row["model"], "epoch": row["epoch"], "cut": row["cut"],
                       "choice": row["choice"], "size": row["size"]}
                 st.update(_state_meta(row, ops, starts, n_pending_last, workload))
-                st["log_pending"] = log_pending(row["image"])
+                st["log_pending"] = chk.log_pending(row["image"])
                 st["why_no_readback"] = why
                 for c in checkers:
                     copy = os.path.join(bdir, f"{row['index']}.{c}.vhdx")
                     sparse_copy(row["image"], copy)
                     st[c] = getattr(chk, c)(copy, st, f"{row['index']}")
-                    st[c]["violations"] = violations_of(st[c], row["model"], c)
+                    st[c]["violations"] = violations_of(st[c], classes[row["model"]], c)
                     if st[c]["violations"]:
-                        key = signature_of(c, st[c], row["model"], st[c]["violations"][0])[0]
+                        key = signature_of(c, st[c], classes[row["model"]], st[c]["violations"][0])[0]
                         with chk.lock:
                             n = kept.get(key, 0)
                             kept[key] = n + 1
@@ -995,7 +815,7 @@ def run_external_sweep(args):
                     st[k] = first[k]
                 for c in checkers:
                     st[c] = dict(first[c])
-                    st[c]["violations"] = violations_of(st[c], row["model"], c)
+                    st[c]["violations"] = violations_of(st[c], classes[row["model"]], c)
                 results.append(st)
             unique += len(todo)
             shutil.rmtree(bdir, ignore_errors=True)
@@ -1029,11 +849,11 @@ def run_external_sweep(args):
     results.sort(key=lambda st: st["index"])
     if stopped_by is None and planned is not None and len(results) < planned:
         stopped_by = "the export ended early"
-    return _report(args, results, checkers, models, wall, unique, inproc, out_json, workload, why, probe, tr,
-                   starts, describe_epochs(ops, starts, layout), planned, stopped_by)
+    return _report(args, results, checkers, models, classes, wall, unique, inproc, out_json, workload, why, probe,
+                   tr, starts, describe_epochs(ops, starts, layout), planned, stopped_by)
 
 
-def signatures(results, checkers, cap_states=50):
+def signatures(results, checkers, classes, cap_states=50):
     """Violations grouped by signature (checker, violation, model class,
     structure): count, the states (index and choice; the first cap_states),
     the kept images."""
@@ -1041,7 +861,7 @@ def signatures(results, checkers, cap_states=50):
     for st in results:
         for c in checkers:
             for v in st[c]["violations"]:
-                key, cls, structure = signature_of(c, st[c], st["model"], v)
+                key, cls, structure = signature_of(c, st[c], classes[st["model"]], v)
                 g = out.setdefault(key, {"signature": key, "checker": c, "violation": v, "model_class": cls,
                                          "structure": structure, "count": 0, "states": [], "images": [],
                                          "example": None})
@@ -1057,8 +877,8 @@ def signatures(results, checkers, cap_states=50):
     return sorted(out.values(), key=lambda g: (-g["count"], g["signature"]))
 
 
-def _report(args, results, checkers, models, wall, unique, inproc, out_json, workload, why, probe, tr, starts,
-            epoch_ops, planned=None, stopped_by=None):
+def _report(args, results, checkers, models, classes, wall, unique, inproc, out_json, workload, why, probe, tr,
+            starts, epoch_ops, planned=None, stopped_by=None):
     n = len(results)
     rate = n / wall if wall > 0 else 0.0
     complete = planned is not None and n >= planned
@@ -1092,7 +912,7 @@ def _report(args, results, checkers, models, wall, unique, inproc, out_json, wor
     summary["outcomes"] = per
     summary["violations"] = viol
     summary["violating_states"] = {c: sum(1 for st in results if st[c]["violations"]) for c in checkers}
-    sigs = signatures(results, checkers)
+    sigs = signatures(results, checkers, classes)
     summary["signatures"] = sigs
     # Per crash point (epoch): the distinct outcomes.
     points = {}

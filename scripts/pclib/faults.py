@@ -30,16 +30,14 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import time
 
-from . import build, setup
-from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, UsageError, check_output_dir,
-                     check_output_file, run, run_summarized, save_copy, save_json, say, tool, write_json)
+from . import ask, build, junit, setup
+from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, InfraError, LostOutput, TimeoutExpired, UsageError,
+                     check_output_dir, check_output_file, is_pctrace, run, run_summarized, save_copy, save_json, say,
+                     tool, write_json)
 
 FIU_LIB = "/usr/lib/fiu"
-KINDS = ["eio", "enospc", "short", "flush", "flush-lose", "enomem"]
-PHASES = ["run", "replay", "create"]
 
 # External (--exec) kinds: libfiu POSIX points and the errno they fail with.
 # read()/write() are left out on purpose: programs use them on pipes and
@@ -67,10 +65,10 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=1, help="first workload seed")
     p.add_argument("--seeds", type=int, default=1, help="seeds per scenario")
     p.add_argument("--ops", type=int, help="workload operations (pcfaults default: 12)")
-    p.add_argument("--kinds", help="fault kinds: " + ",".join(KINDS) + " (--exec: " + ",".join(EXEC_KINDS) +
-                   ") or all (default all)")
+    p.add_argument("--kinds", help="fault kinds (the registry: `pcfaults kinds --json`; --exec: " +
+                   ",".join(EXEC_KINDS) + ") or all (default all)")
     p.add_argument("--modes", default="all", help="transient,persistent or all (default all)")
-    p.add_argument("--phases", help="run,replay,create or all (default all)")
+    p.add_argument("--phases", help="phases (the registry: `pcfaults kinds --json`) or all (default all)")
     p.add_argument("--max-faults", type=int, help="stop after this many fault plans")
     p.add_argument("--max-seconds", type=int, help="stop after this long")
     p.add_argument("--shard", help="K/N: run only this shard of the plans")
@@ -219,8 +217,9 @@ def run_pcfaults(args):
             cmd += ["--phases", args.phases]
     if args.require_complete:
         cmd.append("--require-complete")
-    cmd += ["--json", fj, "--junit", ju, "--repro-dir", os.path.join(out, "repro")] + list(args.extra or [])
-    status, summary = run_summarized(cmd, "pcfaults", fj, ju, out, args.json, args.junit)
+    cmd += ["--json", fj, "--repro-dir", os.path.join(out, "repro")] + list(args.extra or [])
+    status, summary = run_summarized(cmd, "pcfaults", fj, ju, out, args.json, args.junit,
+                                     junit_of=lambda s: junit.faults(s, args.require_complete))
     print_summary(summary, fj)
     print(f"\nrun directory: {out}")
     for m in summary.get("lost_outputs", []):
@@ -317,7 +316,7 @@ def exec_once(t, cmd, image, base, points, mode, nth, err, workdir, verify, time
     try:
         cp = run(full, check=False, capture=True, quiet=quiet, timeout=timeout)
         status, out, errout = cp.returncode, cp.stdout, cp.stderr
-    except subprocess.TimeoutExpired:
+    except TimeoutExpired:
         status, out, errout = "timeout", b"", b""
     calls, injected = parse_log(log)
     res = {"plan": {"points": points, "mode": mode, "nth": nth, "errno": err} if not fiu_cmd else
@@ -471,8 +470,8 @@ def run_exec(args):
                             for f in failures if f.get("reproducer")]}
     ej = os.path.join(out, "faults.json")
     write_json(ej, summary)
-    write_exec_junit(os.path.join(out, "junit.xml"), per_kind, signatures, wall, stop,
-                     getattr(args, "require_complete", False))
+    junit.write(os.path.join(out, "junit.xml"), junit.faults_exec(per_kind, signatures, wall, stop,
+                                                                  getattr(args, "require_complete", False)))
     lost = []
     for src, dst, what in ((ej, args.json, "--json"), (os.path.join(out, "junit.xml"), args.junit, "--junit")):
         if dst:
@@ -518,38 +517,6 @@ def exec_signature(kind, res):
     return f"{res.get('invariant')}|{kind}|{structure}"
 
 
-def write_exec_junit(path, per_kind, signatures, wall, stopped=False, require_complete=False):
-    """One test case per kind (skipped -- failed with --require-complete --
-    when the run stopped at a limit), one failed test case per signature."""
-    from xml.sax.saxutils import escape, quoteattr
-    inc = 1 if stopped else 0
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuites name="powercut-faults-exec" tests="{len(per_kind) + len(signatures)}" '
-             f'failures="{len(signatures) + (inc if require_complete else 0)}" time="{wall:.3f}">',
-             f'  <testsuite name="faults-exec" tests="{len(per_kind)}" failures="{inc if require_complete else 0}">']
-    for kind, k in per_kind.items():
-        lines.append(f'    <testcase classname="faults.exec" name={quoteattr(kind)}>')
-        if stopped:
-            tag = "failure" if require_complete else "skipped"
-            lines.append(f'      <{tag} message="incomplete: the run stopped at --max-faults/--max-seconds"/>')
-        lines.append(f'      <system-out>plans {k["plans"]}, injected {k["injected"]}, unreported '
-                     f'{k["unreported"]}, violations {k["violations"]}</system-out>')
-        lines.append('    </testcase>')
-    lines.append("  </testsuite>")
-    lines.append(f'  <testsuite name="faults-exec.violations" tests="{len(signatures)}" failures="{len(signatures)}">')
-    for g in signatures:
-        body = "\n".join(f"{e['plan']}: {e['detail']}" for e in g["examples"])
-        if g.get("reproducer"):
-            body += f"\nreproducer: {g['reproducer']}"
-        lines.append(f'    <testcase classname="faults.exec.{escape(g["kind"])}" name={quoteattr(g["signature"])}>')
-        lines.append(f'      <failure type={quoteattr(str(g["invariant"]))} '
-                     f'message={quoteattr(str(g["count"]) + " run(s) with this signature")}>{escape(body)}</failure>')
-        lines.append('    </testcase>')
-    lines += ["  </testsuite>", "</testsuites>"]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-
-
 def split_program(args):
     """args.extra = [pcfaults options...] [-- CMD...]: sets args.cmd, keeps the options in args.extra."""
     extra = list(getattr(args, "extra", None) or [])
@@ -574,31 +541,16 @@ def cmd_faults(args):
 
 
 # ---- reproducers: `powercut repro FILE` ---------------------------------------------------
-def pctrace_meta(path):
-    """The metadata of a .pctrace file (header + key/values), or None."""
-    if not os.path.isfile(path):
-        return None
-    with open(path, "rb") as f:
-        head = f.read(64)
-        if len(head) < 64 or head[:8] != b"PCTRACE1":
-            return None
-        meta = {}
-        for _ in range(256):
-            b = f.read(2)
-            if len(b) < 2:
-                return None
-            kl = int.from_bytes(b, "little")
-            if kl == 0:
-                return meta
-            k = f.read(kl)
-            vl = int.from_bytes(f.read(2), "little")
-            v = f.read(vl)
-            meta[k.decode(errors="replace")] = v.decode(errors="replace")
-    return meta
-
-
-def is_fault_repro(path):
-    meta = pctrace_meta(path)
+def is_fault_repro(path, pcsweep=None):
+    """A .pctrace whose metadata names a fault plan (`pcsweep info --json`)."""
+    if not is_pctrace(path):
+        return False
+    if pcsweep is None:
+        pcsweep = next((p for p in (tool(pr, "pcsweep") for pr in ("default", "fiu", "fiu-asan", "asan"))
+                        if os.path.exists(p)), None)
+        if pcsweep is None:
+            raise InfraError("pcsweep is not built (scripts/powercut build): cannot read the reproducer")
+    meta = ask.trace_meta(pcsweep, path)
     return bool(meta and "fault.plan" in meta)
 
 
@@ -648,20 +600,3 @@ def repro_exec(args):
     if getattr(args, "json", None):
         save_json(args.json, res)
     return EXIT_OK if res["ok"] else EXIT_FAIL
-
-
-def _register_repro():
-    """Fault reproducers go to pcfaults, external plans are re-run here."""
-    try:
-        from . import sweep
-    except ImportError:
-        return
-    handlers = getattr(sweep, "REPRO_HANDLERS", None)
-    if handlers is None:
-        return
-    for pair in ((is_exec_repro, repro_exec), (is_fault_repro, repro_fault)):
-        if all(h[1] is not pair[1] for h in handlers):
-            handlers.insert(0, pair)
-
-
-_register_repro()

@@ -25,13 +25,12 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 
 from . import build, setup
-from .common import (EXIT_FAIL, EXIT_OK, ROOT, InfraError, UsageError, build_dir, check_output_file, run,
-                     save_json, say, show_cmd, write_json)
+from .common import (DEVNULL, EXIT_FAIL, EXIT_OK, ROOT, STDOUT, InfraError, TimeoutExpired, UsageError, build_dir,
+                     check_output_file, popen, run, save_json, say, write_json)
 
 # The single registry of fuzz targets: name -> properties.
 TARGETS = {
@@ -154,13 +153,12 @@ def run_libfuzzer(binary, target, seconds, jobs, outdir, extra, log_path, work_r
     os.makedirs(crashes, exist_ok=True)
     before = count_files(work)
     cmd = libfuzzer_command(binary, target, seconds, jobs, work, crashes, extra)
-    show_cmd(cmd)
     t0 = time.time()
     with open(log_path, "w") as log:
-        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=outdir)
+        p = popen(cmd, stdout=log, stderr=STDOUT, cwd=outdir)
         try:
             p.wait(timeout=seconds * 3 + 120)
-        except subprocess.TimeoutExpired:
+        except TimeoutExpired:
             p.kill()
             p.wait()
     elapsed = time.time() - t0
@@ -223,13 +221,12 @@ def run_afl(target, seconds, jobs, outdir, extra, log_path, work_root=None):
         if j == 0 and os.path.exists(cmplog):
             cmd += ["-c", cmplog]
         cmd += list(extra) + ["--", binary]
-        show_cmd(cmd)
         log = open(log_path if j == 0 else f"{log_path}.{j}", "w")
-        procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, cmd))
+        procs.append((popen(cmd, stdout=log, stderr=STDOUT, env=env), log, cmd))
     for p, log, _ in procs:
         try:
             p.wait(timeout=seconds * 3 + 120)
-        except subprocess.TimeoutExpired:
+        except TimeoutExpired:
             p.kill()
             p.wait()
         log.close()
@@ -458,16 +455,15 @@ def start_run(binary, target, seed, cap, workdir, extra):
     cmd = [binary] + read_options(target) + [f"-seed={seed}", f"-max_total_time={cap}",
                                              f"-artifact_prefix={work}/"] + list(extra) + \
         [work, os.path.join(CORPUS, target)]
-    show_cmd(cmd)
     err = open(os.path.join(work, "log"), "w+")
-    return {"p": subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err), "err": err, "work": work,
+    return {"p": popen(cmd, stdout=DEVNULL, stderr=err), "err": err, "work": work,
             "t0": time.time(), "seed": seed}
 
 
 def finish_run(r, cap):
     try:
         r["p"].wait(timeout=cap * 3 + 120)
-    except subprocess.TimeoutExpired:
+    except TimeoutExpired:
         r["p"].kill()
         r["p"].wait()
     dt = time.time() - r["t0"]

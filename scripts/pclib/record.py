@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -95,10 +94,9 @@ def record(t, img, out, cmd, allow_fail=False, keep=False, meta=(), quiet=False)
         if not quiet:
             show_cmd(["LD_PRELOAD=" + so, "POWERCUT_RECORD_FILE=" + img, "POWERCUT_RECORD_SPOOL=" + spool] + cmd)
         try:
-            cp = subprocess.run(cmd, env=env, stdout=subprocess.PIPE if quiet else None,
-                                stderr=subprocess.PIPE if quiet else None)
-        except FileNotFoundError as e:
-            raise UsageError(f"cannot run {cmd[0]}: {e}") from e
+            cp = run(cmd, env=env, check=False, capture=quiet, quiet=True)  # printed above, with its environment
+        except InfraError as e:
+            raise UsageError(str(e)) from e
         status = cp.returncode
         if status != 0:
             say(f"record: the command exited with status {status}", quiet and allow_fail)

@@ -1,4 +1,4 @@
-"""Campaign reports: summary.json, junit.xml and index.html from one dict.
+"""Campaign reports: summary.json, junit.xml (junit.py) and index.html from one dict.
 
 write_report(out_dir, data) is a pure function of `data` (what a campaign
 collected, see campaign.py; tests pass canned data), so a report can be
@@ -22,8 +22,8 @@ import base64
 import html
 import io
 import os
-import xml.etree.ElementTree as ET
 
+from . import junit
 from .common import write_json
 
 METHOD_ORDER = ["sweep", "faults", "fuzz", "diff"]
@@ -141,72 +141,6 @@ def plots(series):
             out[title] = _png(fig)
             plt.close(fig)
     return out
-
-
-# ---- JUnit --------------------------------------------------------------------------------
-def junit(data):
-    """One suite per method: a test case per target (failed when it has
-    unique failures) and one "planned work" case, skipped when the phase did
-    not do all its planned work (failed with --require-complete).  A
-    partial (interrupted) campaign says so in the suites' names and
-    properties, and its test cases are skipped, not passed."""
-    c = data.get("campaign", {})
-    partial = bool(c.get("partial"))
-    strict = bool(c.get("require_complete"))
-    root = ET.Element("testsuites", name="powercut campaign" + (" (PARTIAL: interrupted)" if partial else ""))
-    fails_by = {}
-    for f in data.get("failures", []):
-        fails_by.setdefault((f.get("method"), f.get("target")), []).append(f)
-    total_tests = total_fail = total_skip = 0
-    for m, mv in sorted(data.get("methods", {}).items()):
-        targets = mv.get("targets", {})
-        cov = mv.get("coverage")
-        suite = ET.SubElement(root, "testsuite", name=f"campaign.{m}" + (" (partial)" if partial else ""),
-                              time=f"{mv.get('seconds', 0) or 0:.1f}")
-        props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="partial", value="true" if partial else "false")
-        if cov:
-            ET.SubElement(props, "property", name="planned_work", value=str(cov.get("text", "")))
-        nf = ns = 0
-        for t, tv in sorted(targets.items()):
-            case = ET.SubElement(suite, "testcase", classname=f"campaign.{m}", name=t,
-                                 time=f"{tv.get('seconds', 0) or 0:.1f}")
-            mine = fails_by.get((m, t), [])
-            if mine or tv.get("failures"):
-                nf += 1
-                msg = f"{len(mine) or tv.get('failures')} unique failure(s)"
-                body = "\n".join(f"[{f['id']}] {f.get('what')} (seen {f.get('count', 1)}x)\n"
-                                 f"  reproduce: {f.get('command')}" for f in mine)
-                ET.SubElement(case, "failure", message=msg, type="failure").text = body
-            elif partial:
-                ns += 1
-                ET.SubElement(case, "skipped", message="the campaign was interrupted: partial result")
-            elif not tv.get("complete", True):
-                ns += 1
-                ET.SubElement(case, "skipped", message=f"did not finish its planned work: {target_done(tv)}")
-        if cov:
-            case = ET.SubElement(suite, "testcase", classname=f"campaign.{m}", name="planned work")
-            if not cov.get("complete", True) or partial:
-                why = ("interrupted: " if partial else "") + f"incomplete: {cov.get('text', '?')}"
-                if strict:
-                    nf += 1
-                    ET.SubElement(case, "failure", message=why, type="incomplete")
-                else:
-                    ns += 1
-                    ET.SubElement(case, "skipped", message=why)
-            ET.SubElement(case, "system-out").text = str(cov.get("text", ""))
-        n = len(targets) + (1 if cov else 0)
-        suite.set("tests", str(n))
-        suite.set("failures", str(nf))
-        suite.set("skipped", str(ns))
-        total_tests += n
-        total_fail += nf
-        total_skip += ns
-    root.set("tests", str(total_tests))
-    root.set("failures", str(total_fail))
-    root.set("skipped", str(total_skip))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 # ---- HTML ---------------------------------------------------------------------------------
@@ -397,9 +331,7 @@ def write_report(out_dir, data):
     index.html."""
     os.makedirs(out_dir, exist_ok=True)
     write_json(os.path.join(out_dir, "summary.json"), summary_json(data))
-    
-    with open(os.path.join(out_dir, "junit.xml"), "w") as f:
-        f.write(junit(data))
+    junit.write(os.path.join(out_dir, "junit.xml"), junit.campaign(data))
     page = render_html(data, plots(data.get("series", [])))
     path = os.path.join(out_dir, "index.html")
     with open(path + ".tmp", "w") as f:

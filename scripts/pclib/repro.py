@@ -1,5 +1,14 @@
-"""`powercut repro` for the artifacts the sweep does not own: VHDX images
-attached to bug reports, fuzz crashes, and stored regressions.
+"""`powercut repro PATH`: re-run any saved artifact and print its verdict.
+
+One table, ARTIFACTS, lists every artifact kind this command knows, how it
+is recognised and its handler; the first whose test accepts the path runs
+(the order matters where kinds overlap: a fault reproducer is a .pctrace
+too, an input of fuzz_image_open may be a VHDX image).  The handlers of the
+fault tools live in faults.py; the others are here:
+
+A sweep reproducer (.pctrace with a crash choice) runs in `pcsweep repro`;
+when it still fails, its crash image is examined like an image (below),
+and for a lost or wrong sector the cause is named.
 
 A plain VHDX image (`powercut repro bug.vhdx`) is never touched: a copy is
 examined with the asan build of vhdxtool -- `info`, the log as `dump-log
@@ -25,30 +34,106 @@ meta.json names.
 Exit status: 0 clean / recovered / does not reproduce; 1 refused,
 inconsistent, engine bug or the crash reproduces; 2 usage error.
 """
+import argparse
 import filecmp
 import glob
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
-from . import build, setup, sweep, triage
-from .common import (EXIT_FAIL, EXIT_OK, UsageError, build_dir, check_output_file, file_sha256, is_vhdx, save_json,
-                     tool)
+from . import build, faults, setup, sweep, triage
+from .common import (EXIT_FAIL, EXIT_OK, TimeoutExpired, UsageError, build_dir, check_output_file, file_sha256,
+                     is_pctrace, is_vhdx, run, save_json, tool, write_json)
 
 SECTOR = 4096
 SAN_ENV = {"ASAN_OPTIONS": "handle_abort=1:detect_leaks=1:abort_on_error=0:symbolize=1",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
 
 
+DOC = """\
+Re-runs a saved artifact with this build and prints the verdict and an
+explanation.  What runs depends on the artifact:
+
+  sweep reproducer   .pctrace with a crash choice (a run's repro/): the crash
+                     state is rebuilt and judged by the oracle; --minimize
+                     shrinks it, --rerun re-runs its workload with this build,
+                     --save-image writes the crash image
+  fault reproducer   .pctrace with a fault plan: pcfaults repro (fiu preset)
+  external plan      JSON from `faults --exec`: the program under the same plan
+  fuzz crash         crash-*, leak-*, timeout-*, oom-*, AFL++ id:* under a path
+                     naming a fuzz target (or any file with --target): the
+                     asan preset's standalone target; the crash state
+  VHDX image         examined on a copy with the asan vhdxtool: info, the log
+                     (dump-log --descriptors), check, replay, the sectors the
+                     replay changed and the entries that wrote them, check;
+                     CLEAN, RECOVERED, REFUSED, INCONSISTENT or ENGINE BUG
+  regression         corpus/regressions/<id>/: each input, by the tool its
+                     meta.json names
+
+Exit status: 0 passes (clean, recovered, does not reproduce); 1 the failure is
+there (violation, crash, refused or inconsistent image); 2 usage error.
+"""
+
+
+
+def add_parser(sub):
+    r = sub.add_parser("repro", help="re-run any saved artifact (sweep or fault reproducer, fuzz crash, VHDX image, "
+                                     "stored regression) and print its verdict", description=DOC,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("file", help="a sweep or fault reproducer (.pctrace), a fuzz crash, a VHDX image, "
+                                "or a stored regression (corpus/regressions/<id>/)")
+    r.add_argument("--target", help="the fuzz target of an input whose path does not name one")
+    r.add_argument("--minimize", nargs="?", const="", metavar="OUT",
+                   help="shrink the workload and crash choice; save to OUT (default: next to FILE)")
+    r.add_argument("--rerun", action="store_true", help="re-run the recorded workload with this build")
+    r.add_argument("--save-image", help="write the crash image (before replay) here")
+    r.add_argument("--json", help="write the verdict here")
+    r.add_argument("--preset", default="default", help="build preset to run with (default: default)")
+    r.set_defaults(func=cmd_repro, passthrough=True)
+
+
+# ---- sweep reproducers ------------------------------------------------------------------------
+def repro_pctrace(args):
+    check_output_file(args.json, "--json")
+    check_output_file(args.save_image, "--save-image")
+    cmd = [sweep.pcsweep_path(args.preset), "repro", args.file]
+    outp = None
+    if args.minimize is not None:
+        outp = args.minimize or os.path.splitext(args.file)[0] + ".min.pctrace"
+        check_output_file(outp, "--minimize")
+        cmd += ["--minimize", outp]
+    if args.rerun:
+        cmd.append("--rerun")
+    if args.save_image:
+        cmd += ["--save-image", args.save_image]
+    if args.json:
+        cmd += ["--json", args.json]
+    cmd += list(args.extra or [])
+    rc = run(cmd, check=False).returncode
+    if rc == 1 and not args.rerun:
+        # The log entries, the replay's sector diff, why a sector was lost.
+        # After --minimize the explanation is the minimized reproducer's:
+        # that is the state the user goes on with.
+        target = outp if outp and os.path.exists(outp) else args.file
+        cause = explain_pctrace(args, cmd[0], target)
+        if cause and args.json and os.path.exists(args.json):
+            try:
+                with open(args.json) as f:
+                    v = json.load(f)
+                (v.setdefault("minimized", {}) if target == outp else v)["cause"] = cause
+                write_json(args.json, v)
+            except (OSError, ValueError):
+                pass
+    return rc
+
+
 def run_tool(cmd, timeout=300):
     env = dict(os.environ, **SAN_ENV)
     try:
-        cp = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            timeout=timeout)
+        cp = run(cmd, check=False, capture=True, env=env, timeout=timeout)
         return cp.returncode, cp.stdout.decode(errors="replace"), cp.stderr.decode(errors="replace")
-    except subprocess.TimeoutExpired as e:
+    except TimeoutExpired as e:
         return 124, (e.stdout or b"").decode(errors="replace"), "timeout after %d s" % timeout
 
 
@@ -303,10 +388,6 @@ def explain_pctrace(args, pcsweep, path=None):
 
 
 # ---- why a sector was lost ------------------------------------------------------------------
-BAT_STATES = {0: "NOT_PRESENT", 1: "UNDEFINED", 2: "ZERO", 3: "UNMAPPED", 6: "FULLY_PRESENT",
-              7: "PARTIALLY_PRESENT"}
-
-
 def read_at(path, off, n):
     with open(path, "rb") as f:
         f.seek(off)
@@ -314,8 +395,20 @@ def read_at(path, off, n):
     return b + bytes(n - len(b))
 
 
-def bat_entry(path, off):
-    return decode_bat(int.from_bytes(read_at(path, off, 8), "little"))
+def bat_of(value):
+    """A BAT entry as vhdxtool decodes it (layout's bat_at value, dump-log's
+    value_at_bat): {"state", "offset_mb"}."""
+    return {"state": value["state"], "offset_mb": value["offset_mb"]}
+
+
+def bat_at(vt, img, voff):
+    """The BAT entry mapping virtual offset voff in img (`vhdxtool layout
+    --bat-at`): {"block", "index", "file_offset", "value"}, or None."""
+    rc, out, _ = run_tool([vt, "layout", img, "--bat-at", str(voff)])
+    try:
+        return json.loads(out).get("bat_at") if rc == 0 else None
+    except ValueError:
+        return None
 
 
 def log_of(vt, img, value_at=None):
@@ -335,10 +428,6 @@ def covering(entries, off):
                                              for u in e.get("updates", []))), key=lambda e: e["sequence"])
 
 
-def decode_bat(v):
-    return {"state": BAT_STATES.get(v & 7, f"state-{v & 7}"), "offset_mb": v >> 20}
-
-
 def lost_sector_cause(vt, crash, final, sector, info, tmp):
     """Why virtual `sector` does not hold its acknowledged value in the
     crash image `crash`, found by comparing it with `final` (the image at
@@ -351,20 +440,20 @@ def lost_sector_cause(vt, crash, final, sector, info, tmp):
     payload write that did not persist.  A dict: 'cause' (one sentence),
     'why' (a keyword) and the facts."""
     out = {"sector": sector}
-    bs, cr, bat = info.get("block_size"), info.get("chunk_ratio"), (info.get("bat") or {}).get("offset")
-    if not bs or not cr or bat is None:
+    voff = sector * 512
+    bs = info.get("block_size")
+    at = bat_at(vt, crash, voff)
+    if not bs or at is None:
         out.update(why="unknown", cause="unknown: the crash image's geometry could not be read")
         return out
-    voff = sector * 512
-    block = voff // bs
-    index = block + block // cr
-    eoff = bat + 8 * index
+    block, index, eoff = at["block"], at["index"], at["file_offset"]
     page = eoff // SECTOR * SECTOR
     out.update(block=block, bat_index=index, bat_entry_offset=eoff, bat_page=page)
     crash_r = os.path.join(tmp, "crash-replayed.vhdx")
     shutil.copyfile(crash, crash_r)
     run_tool([vt, "replay", crash_r])
-    got = bat_entry(crash_r, eoff)
+    replayed = bat_at(vt, crash_r, voff)
+    got = bat_of(replayed["value"]) if replayed else None
     crash_log, final_log = log_of(vt, crash, eoff), log_of(vt, final, eoff)
     for lg in (crash_log, final_log):
         if "error" in lg and "entries" not in lg:
@@ -375,14 +464,18 @@ def lost_sector_cause(vt, crash, final, sector, info, tmp):
     guid = final_log.get("header_log_guid") if final_log.get("pending") else None
     carriers = []
     for e in covering(final_log.get("entries", []), eoff):
-        vals = [u["value_at"] for u in e.get("updates", []) if "value_at" in u]
+        vals = [u["value_at_bat"] for u in e.get("updates", []) if "value_at_bat" in u]
         if e.get("valid") and vals and (guid is None or e.get("log_guid") == guid):
             carriers.append((e, vals[-1]))
     if guid and carriers:
         carrier, value = carriers[-1]
-        want = decode_bat(value)
+        want = bat_of(value)
     else:
-        carrier, want = None, bat_entry(final, eoff)
+        meant = bat_at(vt, final, voff)
+        carrier, want = None, bat_of(meant["value"]) if meant else None
+    if got is None or want is None:
+        out.update(why="unknown", cause="unknown: a BAT entry could not be read")
+        return out
     out.update(bat_after_replay=got, bat_intended=want)
     if got != want:
         head = f"BAT entry {index} (block {block}) reads {got['state']} after the replay; the writer made it " \
@@ -592,21 +685,40 @@ def repro_regression(args):
     return worst
 
 
+# ---- the artifacts ---------------------------------------------------------------------------
+def is_fuzz_file(path):
+    return os.path.isfile(path) and is_fuzz_input(path)
+
+
+# Every artifact kind `powercut repro` knows: (what, test, handler).  The
+# first whose test accepts the path runs.
+ARTIFACTS = [
+    ("VHDX image", is_vhdx, repro_image),
+    ("stored regression", is_regression_dir, repro_regression),
+    ("fault reproducer", faults.is_fault_repro, faults.repro_fault),
+    ("external fault plan", faults.is_exec_repro, faults.repro_exec),
+    ("sweep reproducer", is_pctrace, repro_pctrace),
+    ("fuzz input", is_fuzz_file, repro_fuzz),
+]
+
+
 def dispatch(args):
-    for accepts, handler in sweep.REPRO_HANDLERS:
-        if accepts(args.file):
+    """Runs the handler of the first artifact kind that accepts args.file."""
+    for _what, accepts, handler in ARTIFACTS:
+        try:
+            ok = accepts(args.file)
+        except OSError as e:
+            raise UsageError(f"{args.file}: {e}") from e
+        if ok:
             return handler(args)
-    raise UsageError(f"{args.file}: not an artifact this build knows (pctrace, fault reproducer, VHDX image, "
-                     f"fuzz input with --target, regression directory)")
+    raise UsageError(f"{args.file}: not an artifact this build knows (a .pctrace reproducer, a fault reproducer, "
+                     f"a VHDX image, a fuzz crash -- give --target when its path names no fuzz target -- or a "
+                     f"regression directory with meta.json)")
 
 
-def _register():
-    handlers = sweep.REPRO_HANDLERS
-    for pair in ((is_regression_dir, repro_regression), (is_vhdx, repro_image)):
-        if all(h[1] is not pair[1] for h in handlers):
-            handlers.insert(0, pair)
-    if all(h[1] is not repro_fuzz for h in handlers):
-        handlers.append((lambda p: os.path.isfile(p) and is_fuzz_input(p), repro_fuzz))
-
-
-_register()
+def cmd_repro(args):
+    if not os.path.exists(args.file):
+        raise UsageError(f"{args.file}: no such file")
+    if getattr(args, "target", None):
+        return repro_fuzz(args)  # any file is an input of the named fuzz target
+    return dispatch(args)

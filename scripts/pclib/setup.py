@@ -10,9 +10,8 @@ the subject is left out.
 """
 import os
 import shutil
-import subprocess
 
-from .common import InfraError, run, say
+from .common import DEVNULL, InfraError, run, say
 
 # package -> why powercut needs it
 PACKAGES = {
@@ -37,8 +36,8 @@ PACKAGES = {
 
 def missing_packages(names=None):
     names = list(names or PACKAGES)
-    cp = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n"] + names,
-                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    cp = run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n"] + names, check=False, capture=True,
+             stderr=DEVNULL, text=True, quiet=True)  # a query on every command: printed with POWERCUT_VERBOSE=1
     installed = {line.split()[0] for line in cp.stdout.splitlines() if line.endswith(" installed")}
     return [n for n in names if n not in installed]
 

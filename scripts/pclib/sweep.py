@@ -1,4 +1,4 @@
-"""`powercut sweep` and `powercut repro`: the crash-point sweep and its reproducers.
+"""`powercut sweep`: the crash-point sweep.
 
 sweep runs the C program pcsweep: deterministic workloads on a simulated
 disk, the power cut at every point under every crash model, each state
@@ -16,30 +16,18 @@ are passed to pcsweep unchanged (see `pcsweep --help`).  With --trace and
 external checkers instead (docs/external.md; the options of the group
 "external checkers").
 
-repro re-runs a saved artifact and prints the verdict (REPRO_DOC): sweep
-reproducers are handled here; other artifact kinds (fault reproducers,
-fuzz crashes, images, regressions) register themselves in REPRO_HANDLERS
-(faults.py, repro.py).
+Its reproducers are re-run by `powercut repro` (repro.py).
 
-Exit status: 0 no violation; 1 violations (or the reproducer still fails,
-or an incomplete sweep with --require-complete); 2 usage or infrastructure
-error.
+Exit status: 0 no violation; 1 violations (or an incomplete sweep with
+--require-complete); 2 usage or infrastructure error.
 """
-import argparse
-import json
 import os
 import re
-import subprocess
 import time
 
-from . import build, setup
-from .common import (EXIT_USAGE, ROOT, InfraError, LostOutput, UsageError, check_output_dir, check_output_file,
-                     is_pctrace, run, run_summarized, say, tool, write_json)
-
-# For --help only: the registry is pcsweep's (`pcsweep models`), which
-# validate_sweep_args() asks.
-MODELS = ["prefix", "drop", "reorder", "torn", "stale", "recovery", "misdirect", "lost", "bitflip"]
-MODEL_GROUPS = ("all", "power", "corruption")
+from . import build, junit, registry, setup
+from .common import (EXIT_USAGE, ROOT, LostOutput, TimeoutExpired, UsageError, check_output_dir, check_output_file,
+                     run, run_summarized, say, tool, write_json)
 
 
 def new_run_dir(prefix, seed=None):
@@ -58,7 +46,8 @@ def add_sweep_args(p):
     p.add_argument("--scenario", default="all", help="comma list of scenarios (the registry: `pcsweep scenarios`) or all")
     p.add_argument("--seed", type=int, default=1, help="first workload seed (default 1)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
-    p.add_argument("--models", default="all", help="comma list of " + ",".join(MODELS) + ", all, power, corruption")
+    p.add_argument("--models", default="all", help="comma list of crash models (the registry: `pcsweep models`), "
+                                                   "all, or a class: power, corruption (default all)")
     p.add_argument("--shard", help="K/N: judge only this shard of the states")
     p.add_argument("--judges", help="comma list of oracle,reference,view,unwritten,protocol or all (default: "
                                     "pcsweep's, all; `pcsweep sweep --help` says what each checks)")
@@ -84,49 +73,11 @@ def add_sweep_args(p):
     extsweep.add_arguments(g, only_extra=True)
 
 
-REPRO_DOC = """\
-Re-runs a saved artifact with this build and prints the verdict and an
-explanation.  What runs depends on the artifact:
-
-  sweep reproducer   .pctrace with a crash choice (a run's repro/): the crash
-                     state is rebuilt and judged by the oracle; --minimize
-                     shrinks it, --rerun re-runs its workload with this build,
-                     --save-image writes the crash image
-  fault reproducer   .pctrace with a fault plan: pcfaults repro (fiu preset)
-  external plan      JSON from `faults --exec`: the program under the same plan
-  fuzz crash         crash-*, leak-*, timeout-*, oom-*, AFL++ id:* under a path
-                     naming a fuzz target (or any file with --target): the
-                     asan preset's standalone target; the crash state
-  VHDX image         examined on a copy with the asan vhdxtool: info, the log
-                     (dump-log --descriptors), check, replay, the sectors the
-                     replay changed and the entries that wrote them, check;
-                     CLEAN, RECOVERED, REFUSED, INCONSISTENT or ENGINE BUG
-  regression         corpus/regressions/<id>/: each input, by the tool its
-                     meta.json names
-
-Exit status: 0 passes (clean, recovered, does not reproduce); 1 the failure is
-there (violation, crash, refused or inconsistent image); 2 usage error.
-"""
-
-
 def add_parser(sub):
     p = sub.add_parser("sweep", help="cut the power at every point of workloads and judge each crash state",
                        description=__doc__)
     add_sweep_args(p)
     p.set_defaults(func=cmd_sweep, passthrough=True)
-    r = sub.add_parser("repro", help="re-run any saved artifact (sweep or fault reproducer, fuzz crash, VHDX image, "
-                                     "stored regression) and print its verdict", description=REPRO_DOC,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("file", help="a sweep or fault reproducer (.pctrace), a fuzz crash, a VHDX image, "
-                                "or a stored regression (corpus/regressions/<id>/)")
-    r.add_argument("--target", help="the fuzz target of an input whose path does not name one")
-    r.add_argument("--minimize", nargs="?", const="", metavar="OUT",
-                   help="shrink the workload and crash choice; save to OUT (default: next to FILE)")
-    r.add_argument("--rerun", action="store_true", help="re-run the recorded workload with this build")
-    r.add_argument("--save-image", help="write the crash image (before replay) here")
-    r.add_argument("--json", help="write the verdict here")
-    r.add_argument("--preset", default="default", help="build preset to run with (default: default)")
-    r.set_defaults(func=cmd_repro, passthrough=True)
 
 
 def pcsweep_path(preset):
@@ -136,15 +87,6 @@ def pcsweep_path(preset):
     if not os.path.exists(path):
         raise UsageError(f"pcsweep was not built in preset {preset}")
     return path
-
-
-def registry(pcsweep, what):
-    """A registry of pcsweep as JSON (`pcsweep scenarios`, `pcsweep models`)."""
-    cp = run([pcsweep, what], check=False, capture=True, quiet=True)
-    try:
-        return json.loads(cp.stdout.decode())
-    except ValueError as e:
-        raise InfraError(f"`pcsweep {what}` printed no registry (status {cp.returncode})") from e
 
 
 def validate_sweep_args(args, pcsweep):
@@ -161,13 +103,13 @@ def validate_sweep_args(args, pcsweep):
         m = re.fullmatch(r"(\d+)/(\d+)", args.shard)
         if not m or int(m.group(2)) == 0 or int(m.group(1)) >= int(m.group(2)):
             raise UsageError(f"--shard takes K/N with 0 <= K < N, not {args.shard!r}")
-    models = {m["name"] for m in registry(pcsweep, "models")} | set(MODEL_GROUPS)
+    models = set(registry.model_names(pcsweep)) | set(registry.model_groups(pcsweep))
     bad = [m for m in args.models.split(",") if m.strip() not in models]
     if bad or not args.models:
         raise UsageError(f"--models: unknown model(s) {', '.join(bad) or repr(args.models)} "
                          f"(known: {', '.join(sorted(models))})")
     if not args.trace:
-        scen = [x["name"] for x in registry(pcsweep, "scenarios")]
+        scen = registry.scenarios(pcsweep)
         names = [x.strip() for x in args.scenario.split(",")]
         bad = [x for x in names if x not in scen and x != "all"]
         if bad or not names:
@@ -231,7 +173,7 @@ def minimize_signatures(pcsweep, summary, seconds, summary_path):
         cmd = [pcsweep, "repro", rep, "--minimize", dest, "--minimize-seconds", str(int(max(1, seconds)))]
         try:
             cp = run(cmd, check=False, capture=True, timeout=seconds + 120)
-        except subprocess.TimeoutExpired:
+        except TimeoutExpired:
             continue
         out = cp.stdout.decode(errors="replace")
         if cp.returncode == 1 and os.path.exists(dest):
@@ -297,9 +239,10 @@ def run_sweep(args, quiet_table=False):
             cmd.append("--require-complete")
     else:
         cmd = [pcsweep, "sweep"] + sweep_args(args)
-    cmd += ["--json", sj, "--junit", ju, "--repro-dir", os.path.join(out, "repro")]
+    cmd += ["--json", sj, "--repro-dir", os.path.join(out, "repro")]
     cmd += list(getattr(args, "extra", []) or [])
-    status, summary = run_summarized(cmd, "pcsweep", sj, ju, out)
+    status, summary = run_summarized(cmd, "pcsweep", sj, ju, out,
+                                     junit_of=lambda s: junit.sweep(s, args.seed, args.require_complete))
     if summary.get("signatures"):
         minimize_signatures(pcsweep, summary, args.minimize_seconds, sj)
     lost = []
@@ -332,60 +275,3 @@ def cmd_sweep(args):
                          f"(--trace FILE --checker vhdxtool|qemu|both)")
     status, _, _ = run_sweep(args)
     return status
-
-
-# ---- repro ---------------------------------------------------------------------
-def repro_pctrace(args):
-    check_output_file(args.json, "--json")
-    check_output_file(args.save_image, "--save-image")
-    cmd = [pcsweep_path(args.preset), "repro", args.file]
-    outp = None
-    if args.minimize is not None:
-        outp = args.minimize or os.path.splitext(args.file)[0] + ".min.pctrace"
-        check_output_file(outp, "--minimize")
-        cmd += ["--minimize", outp]
-    if args.rerun:
-        cmd.append("--rerun")
-    if args.save_image:
-        cmd += ["--save-image", args.save_image]
-    if args.json:
-        cmd += ["--json", args.json]
-    cmd += list(args.extra or [])
-    rc = run(cmd, check=False).returncode
-    if rc == 1 and not args.rerun:
-        from . import repro  # the log entries, the replay's sector diff, why a sector was lost
-        # After --minimize the explanation is the minimized reproducer's:
-        # that is the state the user goes on with.
-        target = outp if outp and os.path.exists(outp) else args.file
-        cause = repro.explain_pctrace(args, cmd[0], target)
-        if cause and args.json and os.path.exists(args.json):
-            try:
-                with open(args.json) as f:
-                    v = json.load(f)
-                (v.setdefault("minimized", {}) if target == outp else v)["cause"] = cause
-                write_json(args.json, v)
-            except (OSError, ValueError):
-                pass
-    return rc
-
-
-# (predicate, handler) pairs; the first whose predicate accepts the file runs.
-REPRO_HANDLERS = [(is_pctrace, repro_pctrace)]
-
-
-def cmd_repro(args):
-    if not os.path.exists(args.file):
-        raise UsageError(f"{args.file}: no such file")
-    if getattr(args, "target", None):
-        from . import repro  # any file is an input of the named fuzz target
-        return repro.repro_fuzz(args)
-    for accepts, handler in REPRO_HANDLERS:
-        try:
-            ok = accepts(args.file)
-        except OSError as e:
-            raise UsageError(f"{args.file}: {e}") from e
-        if ok:
-            return handler(args)
-    raise UsageError(f"{args.file}: not an artifact this build knows (a .pctrace reproducer, a fault reproducer, "
-                     f"a VHDX image, a fuzz crash -- give --target when its path names no fuzz target -- or a "
-                     f"regression directory with meta.json)")

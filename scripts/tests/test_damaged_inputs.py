@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from pclib.common import PYTHON, ROOT
-from pclib.extsweep import crc32c
+from forge import crc32c
 
 POWERCUT = os.path.join(ROOT, "scripts", "powercut")
 needs_qemu = pytest.mark.skipif(not shutil.which("qemu-img") or not shutil.which("qemu-io"),

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from pclib.common import PYTHON, ROOT
-from pclib.extsweep import crc32c
+from forge import crc32c
 
 PRESET = os.environ.get("POWERCUT_TEST_PRESET", "default")
 POWERCUT = os.path.join(ROOT, "scripts", "powercut")

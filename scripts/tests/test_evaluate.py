@@ -342,6 +342,22 @@ def test_diff_method_kills_only_on_disagreements_the_clean_engine_lacks(fake_too
         ["--out", os.path.join(ctx.work_root, "diff-images", "refgen"), "--count", str(evaluate.REFGEN_COUNT)]
 
 
+def test_diff_new_weighs_sources_the_clean_run_never_reached():
+    """A budgeted diff compares a different number of images each run: a
+    known class on an image the clean run did not reach is not the
+    mutant's; a new class anywhere is, and so is a known class on an image
+    the clean run compared without disagreeing."""
+    ctx = evaluate.Context("/nonexistent", "/nonexistent")
+    ctx.diff_known = {("a.vhdx", "qemu-cannot-replay-a-valid-log")}
+    ctx.diff_compared = {"a.vhdx", "b.vhdx"}
+    assert not evaluate._diff_new(ctx, ("a.vhdx", "qemu-cannot-replay-a-valid-log"))
+    assert not evaluate._diff_new(ctx, ("z.vhdx", "qemu-cannot-replay-a-valid-log"))   # not reached before
+    assert evaluate._diff_new(ctx, ("b.vhdx", "qemu-cannot-replay-a-valid-log"))       # agreed before
+    assert evaluate._diff_new(ctx, ("z.vhdx", "no-sequence"))                          # a new class
+    ctx.diff_compared = None                                                           # an older report
+    assert evaluate._diff_new(ctx, ("z.vhdx", "qemu-cannot-replay-a-valid-log"))
+
+
 def test_a_crashing_judge_counts_as_a_kill_and_status_2_as_an_error(tmp_path):
     log = str(tmp_path / "log")
     with open(log, "w") as f:

@@ -20,7 +20,8 @@ S = 512
 
 
 def test_crc32c_reference():
-    assert extsweep.crc32c(b"123456789") == 0xE3069283
+    from forge import crc32c  # the tests' own, to forge damaged inputs
+    assert crc32c(b"123456789") == 0xE3069283
 
 
 def test_parse_qemu_io_commands():

@@ -159,7 +159,11 @@ def test_stored_regressions_follow_the_documented_schema():
     """docs/campaign.md: each corpus/regressions/<id>/ holds the input and a
     meta.json with every documented field, and <id> is the campaign's
     failure id of the crash state (so a campaign that finds the bug again
-    counts a sighting instead of storing a second copy)."""
+    counts a sighting instead of storing a second copy).  A reproducer of a
+    documented finding (meta "finding": the document and its section, e.g.
+    docs/qemu-findings.md Q1) is named after the finding instead: the QEMU
+    targets' strict check is one crash state for every class they tell
+    apart, so those cases share a failure id."""
     from pclib import repro, triage
     base = os.path.join(ROOT, "corpus", "regressions")
     dirs = sorted(d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d)))
@@ -168,7 +172,12 @@ def test_stored_regressions_follow_the_documented_schema():
         d = os.path.join(base, name)
         meta = json.load(open(os.path.join(d, "meta.json")))
         assert repro.meta_problems(d, meta) == [], (name, repro.meta_problems(d, meta))
-        assert name == triage.failure_id((meta["crash_type"], meta["frames"])), name
+        if "finding" in meta:
+            doc, section = meta["finding"].split()
+            assert f"| {section} |" in open(os.path.join(ROOT, doc)).read(), (name, meta["finding"])
+            assert meta["class"] and meta["class"] in meta["what"], name
+        else:
+            assert name == triage.failure_id((meta["crash_type"], meta["frames"])), name
 
 
 def test_damaged_regression_meta_is_a_usage_error(tmp_path):

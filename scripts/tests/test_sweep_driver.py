@@ -101,7 +101,11 @@ def test_unwritable_output_is_refused_before_the_work(built, qtrace, tmp_path, o
 def test_violations_are_grouped_by_signature(qtrace, tmp_path):
     trace, _ = qtrace
     out = tmp_path / "run"
-    cp = powercut("sweep", "--trace", trace, "--out", out, "--junit", tmp_path / "j.xml")
+    # The protocol judge's finding on the trace itself (QEMU writes its header's LogGuid
+    # before the first entry: protocol:header-before-entry, a known departure) is a signature
+    # of its own; this test is about the crash states' violations, so that judge stays out.
+    cp = powercut("sweep", "--trace", trace, "--out", out, "--junit", tmp_path / "j.xml",
+                  "--judges", "oracle,reference,view,unwritten")
     assert cp.returncode == 1, cp.stdout + cp.stderr
     s = json.loads((out / "sweep.json").read_text())
     assert s["violations"] > 10                         # many states trip the same bug

@@ -5,17 +5,8 @@
  * The engine's fault points (catalogue: faults/points.md) live in the I/O
  * funnel engine/src/io.h and exist only in a build with -DFIU_ENABLE (the
  * `fiu` and `fiu-asan` presets).  A plan names a fault KIND, which fixes the
- * set of points it hits and what they do, and a MODE:
- *
- *   kind        points                          effect when it fires
- *   eio         vhdx/io/{read,write,flush,size,truncate}   -EIO
- *   enospc      vhdx/io/{write,truncate,flush}  -ENOSPC
- *   short       vhdx/io/write                   first half written, then -EIO
- *   flush       vhdx/io/flush                   -EIO, pending writes kept
- *   flush-lose  vhdx/io/flush                   -EIO, the device drops every
- *                                               pending write (Linux after a
- *                                               failed fsync)
- *   enomem      vhdx/alloc                      the allocation returns NULL
+ * set of points it hits and what they do (FAULT_KIND_LIST below: the one
+ * list of kinds), and a MODE:
  *
  *   mode        transient   only the nth call (counted over the kind's
  *                           points, 1-based) fails
@@ -58,13 +49,44 @@ enum fault_point {
 };
 #define FP_ALL ((1u << FP_COUNT) - 1)
 
-enum fault_kind { FK_EIO = 0, FK_ENOSPC, FK_SHORT, FK_FLUSH, FK_FLUSH_LOSE, FK_ENOMEM, FK_COUNT };
+#define FP_BIT(id) (1u << FP_##id)
+
+/* The fault kinds: the one place that names them (pcfaults --kinds and its
+ * help, plans, fuzz schedules and the driver read this list).  The order
+ * is part of the fuzz schedule encoding (schedule.h: byte 0 names a kind by
+ * its index), so a new kind goes at the end.
+ *
+ *   X(ID, name, points, err, effect, about): ID makes FK_ID; name is what
+ *   plans and --kinds say; points the (1 << FP_*) mask of the points it
+ *   fails; err the errno the failing call returns; effect NONE, SHORT (a
+ *   failing write writes its first half first) or LOSE (a failing flush
+ *   makes the device drop every pending write) -- engine/src/io.h's
+ *   failinfo; about one line.
+ */
+#define FAULT_KIND_LIST(X)                                                                               \
+    X(EIO, "eio", FP_BIT(READ) | FP_BIT(WRITE) | FP_BIT(FLUSH) | FP_BIT(SIZE) | FP_BIT(TRUNCATE), EIO, NONE, \
+      "the call returns -EIO")                                                                           \
+    X(ENOSPC, "enospc", FP_BIT(WRITE) | FP_BIT(TRUNCATE) | FP_BIT(FLUSH), ENOSPC, NONE,                  \
+      "the call returns -ENOSPC")                                                                        \
+    X(SHORT, "short", FP_BIT(WRITE), EIO, SHORT, "the first half is written, then -EIO")                  \
+    X(FLUSH, "flush", FP_BIT(FLUSH), EIO, NONE, "-EIO, pending writes kept")                              \
+    X(FLUSH_LOSE, "flush-lose", FP_BIT(FLUSH), EIO, LOSE,                                                  \
+      "-EIO, the device drops every pending write (Linux after a failed fsync)")                         \
+    X(ENOMEM, "enomem", FP_BIT(ALLOC), ENOMEM, NONE, "the allocation returns NULL")
+
+enum fault_kind {
+#define X(id, name, points, err, effect, about) FK_##id,
+    FAULT_KIND_LIST(X)
+#undef X
+    FK_COUNT
+};
 #define FK_ALL ((1u << FK_COUNT) - 1)
 
 enum fault_mode { FM_TRANSIENT = 0, FM_PERSISTENT, FM_RANDOM, FM_COUNT };
 
 extern const char *const fault_point_names[FP_COUNT]; /* "vhdx/io/read", ... */
 extern const char *const fault_kind_names[FK_COUNT];  /* "eio", "enospc", ... */
+extern const char *const fault_kind_about[FK_COUNT];  /* what a failing call does */
 extern const char *const fault_mode_names[FM_COUNT];  /* "transient", ... */
 
 /* Point index of a name, or -1. */
@@ -76,6 +98,8 @@ unsigned fault_kind_points(enum fault_kind k);
 uintptr_t fault_kind_failinfo(enum fault_kind k, enum fault_point p);
 /* "eio,short" / "all" -> bitmask of (1 << FK_*); -1 on an unknown name. */
 int fault_kinds_parse(const char *s, unsigned *mask);
+/* The kind names joined by sep ("eio, enospc, ..." for ", ") into buf. */
+void fault_kinds_join(const char *sep, char *buf, size_t len);
 /* "transient,persistent" / "all" (the two exact modes) -> bitmask; -1 on error. */
 int fault_modes_parse(const char *s, unsigned *mask);
 

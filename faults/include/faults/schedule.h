@@ -5,8 +5,8 @@
  * FAULT_SCHEDULE_BYTES input bytes choose which engine operation fails and
  * how:
  *
- *   byte 0   bits 0-2  kind: 0 eio, 1 enospc, 2 short, 3 flush,
- *                      4 flush-lose, 5 enomem; 6 and 7: no fault
+ *   byte 0   bits 0-2  kind: its index in FAULT_KIND_LIST (plan.h);
+ *                      FK_COUNT and above: no fault
  *            bit 3     mode: 0 transient, 1 persistent
  *            bits 4-7  reserved (ignored)
  *   byte 1-2 nth - 1, little-endian; reduced modulo max_nth when the

@@ -1,9 +1,11 @@
 /*
  * toolutil.h - the command-line helpers the harness tools share (pcsweep,
- * pcfaults): the bad-usage exit (message naming the tool, status 2),
- * numbers with K/M/G/T suffixes, scenario lists, directory creation, JSON
- * and XML string escaping, a monotonic clock.  Library code never calls
- * the dying helpers; only tools do.
+ * pcfaults, pcqemu): numbers with K/M/G/T suffixes, scenario lists,
+ * directory creation, output that is never lost, XML string escaping and
+ * JUnit failures, a monotonic clock; and, from engine/tools/toolbase.h
+ * (shared with vhdxtool, below the harness), the tool's name, the
+ * bad-usage exit (message naming the tool, status 2) and the JSON string
+ * escaper.  Library code never calls the dying helpers; only tools do.
  */
 #ifndef HARNESS_TOOLUTIL_H
 #define HARNESS_TOOLUTIL_H
@@ -11,13 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define TOOL_EXIT_BAD_USAGE 2
-
-/* The name messages begin with ("pcsweep: ..."); set once in main. */
-void tool_set_name(const char *name);
-
-/* "NAME: message" and a pointer to --help on stderr, then exit status 2. */
-void tool_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* tool_set_name, tool_die_usage, tool_json_str, TOOL_EXIT_BAD_USAGE: the
+ * helpers vhdxtool shares (engine/tools/toolbase.h). */
+#include "toolbase.h"
 
 /* A non-negative number (decimal, 0x hex, 0 octal) with an optional K, M, G
  * or T (binary) suffix; anything else is bad usage naming opt. */
@@ -41,6 +39,10 @@ void tool_print_scenarios_json(FILE *f);
 /* mkdir -p.  0 or -errno. */
 int tool_mkdirs(const char *path);
 
+/* The size of the file at path in bytes (a reproducer's, for disk caps);
+ * 0 when it cannot be read. */
+uint64_t tool_file_bytes(const char *path);
+
 /* Before any work: dies with status 2 naming opt and path unless path can
  * be written (its directory is created when missing; a file that does not
  * exist yet is created and removed again, so the file system answers, not
@@ -57,9 +59,6 @@ void tool_check_output(const char *path, const char *opt);
  * but nothing is lost).  begin returns NULL only when out of memory. */
 FILE *tool_output_begin(void);
 void tool_output_end(FILE *mem, const char *path, const char *opt, int *lost);
-
-/* s as a JSON string literal (quotes included). */
-void tool_json_str(FILE *f, const char *s);
 
 /* s escaped for XML text or attribute values (control characters but
  * newline become spaces). */
