@@ -1024,18 +1024,8 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
     struct workload_params p = o->wp;
     snprintf(p.scenario, sizeof p.scenario, "%s", scenario);
     p.seed = seed;
-    /* Only the engine creates 4096-byte sectors (QEMU creates 512 only): other
-     * writers get 512 where the seed would choose, unless told otherwise; an
-     * image for another reader gets 512-byte logical sectors (QEMU refuses
-     * 4096), its physical sector stays the writer's choice. */
-    const struct subject_ops *libvhdx = subject_find("libvhdx");
-    if (sweep_writer(&o->sc) != libvhdx && !p.logical_sector) {
-        p.logical_sector = 512;
-        if (!p.physical_sector)
-            p.physical_sector = 512;
-    }
-    if (sweep_reader(&o->sc) != libvhdx && !p.logical_sector)
-        p.logical_sector = 512;
+    /* QEMU creates and opens 512-byte sectors only (workload.h) */
+    workload_params_fit(&p, sweep_writer(&o->sc), sweep_reader(&o->sc));
     char err[512];
     if (workload_params_resolve(&p, err, sizeof err) != 0)
         tool_die_usage("%s", err);

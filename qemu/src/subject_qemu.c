@@ -417,8 +417,44 @@ static const struct subject_departure qemu_known[] = {
      * names no log (or a stale one): the rest of the log is never replayed */
     {"replay-not-idempotent", "Q12 qemu-builds-header-update-from-non-current-copy",
      "Q12 (docs/qemu-findings.md): a cut inside the replay loses the log"},
+    /* Fault sweeps (pcfaults --subject qemu): the shim names where the
+     * plan's fault hit (subject_ops.fault_site), appended to the detail.
+     * Q8: a failed header update is ignored: the read of the header sector
+     * before its write (vhdx_write_header), the write, or the flush after
+     * it, in a guest write (vhdx_log_write) or after the replay of an open
+     * (vhdx_log_reset): the call or the open succeeds, and a cut then finds
+     * no durable header naming the log the BAT was updated under */
+    {"fault-not-reported", "of header copy", "Q8 (docs/qemu-findings.md): a failed header update is not reported"},
+    {"data:acked-data-lost", "of header copy",
+     "Q8 (docs/qemu-findings.md): a failed header update, ignored, then a cut: acknowledged writes lost"},
+    /* Q7: a failed step of an allocating write's metadata update (the
+     * payload flush, the log write or its flush, the BAT write or its
+     * flush, the file size or a memory allocation of the new block) leaves the block in the in-memory BAT; later
+     * writes into it are acknowledged and lost on reopen, or, when the
+     * failed flush dropped the file's growth, the next allocation takes
+     * the same file offset and two blocks share storage */
+    {"data:acked-data-lost", "[qemu fault: qemu/io/flush after a write of payload",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"data:acked-data-lost", "[qemu fault: qemu/io/flush after a write of log",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"data:acked-data-lost", "[qemu fault: qemu/io/flush after a write of BAT",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"data:acked-data-lost", "[qemu fault: qemu/io/read of log (",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"data:acked-data-lost", "[qemu fault: qemu/io/write of log (",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"data:acked-data-lost", "[qemu fault: qemu/io/write of BAT (",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"data:acked-data-lost", "[qemu fault: qemu/io/size]",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"data:acked-data-lost", "[qemu fault: qemu/alloc]",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
+    {"live-data:misplaced", "[qemu fault: qemu/io/flush after a write of payload",
+     "Q7 (docs/qemu-findings.md): a failed allocation's block shared by the next one"},
     {NULL, NULL, NULL},
 };
+_Static_assert(sizeof qemu_known / sizeof qemu_known[0] <= SUBJECT_KNOWN_MAX + 1,
+               "qemu_known has more entries than the sweeps count (SUBJECT_KNOWN_MAX)");
 
 /* The findings whose precondition a crash image shows (qdiff_explain). */
 static void q_explain(struct bdev *before, char *why, size_t len)
@@ -429,5 +465,5 @@ static void q_explain(struct bdev *before, char *why, size_t len)
 const struct subject_ops subject_qemu = {
     "qemu", "QEMU's own block/vhdx*.c (the installed QEMU's source) in process over a shim (qemu/)",
     q_create, q_open, q_read, q_write, q_discard, q_flush, NULL, q_info, q_close, q_abandon, q_check,
-    q_last_error, qemu_known, q_explain,
+    q_last_error, qemu_known, q_explain, "qemu", 0, qshim_fault_site,
 };
