@@ -765,7 +765,8 @@ static int cmd_sweep(int argc, char **argv)
     signal(SIGTERM, on_interrupt);
     char names[TOOL_MAX_SCENARIOS][32];
     int nsc = tool_scenario_list(o.scenarios, names);
-    fprintf(stderr, "pcfaults: engine %s; shard %u/%u\n", vhdx_build_id(), o.f.shard_k, o.f.shard_n);
+    fprintf(stderr, "pcfaults: subject %s; engine %s; shard %u/%u\n", o.f.subj->name, vhdx_build_id(), o.f.shard_k,
+            o.f.shard_n);
     for (int si = 0; si < nsc && !S.stop; si++)
         for (uint64_t k = 0; k < o.f.seeds && !S.stop; k++)
             fsweep_workload(&S, names[si], o.f.seed + k);

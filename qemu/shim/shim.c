@@ -65,6 +65,8 @@ struct qshim_image {
 };
 
 static struct qshim_image *cur;        /* the image whose call is running */
+static int in_guest_write;             /* a guest write (driver_rw) is running */
+static int call_allocating;            /* ... and asked for the file length or resized the file */
 static struct qshim_stats stats;
 static qshim_fault_fn fault_hook;
 static void *fault_ctx;
@@ -107,6 +109,7 @@ uint64_t qshim_get_write_limit(void)
 
 static void read_budget_reset(void)
 {
+    call_allocating = 0;
     read_in_call = 0;
     read_limit_hit = 0;
     written_in_call = 0;
@@ -163,14 +166,15 @@ static void note_site(enum qshim_point p, uint64_t off, uint64_t len)
 {
     if (site[0])
         return;
+    const char *during = call_allocating ? ", in an allocating guest write" : in_guest_write ? ", in a guest write" : "";
     if (p == QSHIM_P_FLUSH)
-        snprintf(site, sizeof site, "fault: %s after a write of %s", qshim_point_names[p],
-                 last_write_len ? region_of(last_write_off) : "nothing");
+        snprintf(site, sizeof site, "fault: %s after a write of %s%s", qshim_point_names[p],
+                 last_write_len ? region_of(last_write_off) : "nothing", during);
     else if (p == QSHIM_P_READ || p == QSHIM_P_WRITE)
-        snprintf(site, sizeof site, "fault: %s of %s (%" PRIu64 "+%" PRIu64 ")", qshim_point_names[p], region_of(off),
-                 off, len);
+        snprintf(site, sizeof site, "fault: %s of %s (%" PRIu64 "+%" PRIu64 ")%s", qshim_point_names[p],
+                 region_of(off), off, len, during);
     else
-        snprintf(site, sizeof site, "fault: %s", qshim_point_names[p]);
+        snprintf(site, sizeof site, "fault: %s%s", qshim_point_names[p], during);
 }
 
 void qshim_fault_site(char *buf, size_t len, int clear)
@@ -471,6 +475,7 @@ int bdrv_truncate(BdrvChild *child, int64_t offset, bool exact, PreallocMode pre
         return -ENOTSUP;
     }
     uintptr_t info;
+    call_allocating |= in_guest_write;
     if (dev_fault(QSHIM_P_TRUNCATE, &info)) {
         error_setg_errno(errp, -fault_rc(info), "Could not resize file");
         return fault_rc(info);
@@ -492,6 +497,7 @@ int64_t bdrv_getlength(BlockDriverState *bs)
     if (!dev_usable(im))
         return -EIO;
     uintptr_t info;
+    call_allocating |= in_guest_write;
     if (dev_fault(QSHIM_P_SIZE, &info))
         return fault_rc(info);
     uint64_t size = 0;
@@ -1166,8 +1172,10 @@ static int driver_rw(struct qshim_image *im, int write, uint64_t off, QEMUIOVect
         qemu_iovec_concat(&part, qiov, done, n);
         int64_t sector = (int64_t)((off + done) >> BDRV_SECTOR_BITS);
         int nb = (int)(n >> BDRV_SECTOR_BITS);
+        in_guest_write = write;
         int rc = write ? drv->bdrv_co_writev(&im->fmt, sector, nb, &part, 0)
                        : drv->bdrv_co_readv(&im->fmt, sector, nb, &part);
+        in_guest_write = 0;
         qemu_iovec_destroy(&part);
         if (rc < 0)
             return rc;

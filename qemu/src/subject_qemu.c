@@ -427,29 +427,22 @@ static const struct subject_departure qemu_known[] = {
     {"fault-not-reported", "of header copy", "Q8 (docs/qemu-findings.md): a failed header update is not reported"},
     {"data:acked-data-lost", "of header copy",
      "Q8 (docs/qemu-findings.md): a failed header update, ignored, then a cut: acknowledged writes lost"},
-    /* Q7: a failed step of an allocating write's metadata update (the
-     * payload flush, the log write or its flush, the BAT write or its
-     * flush, the file size or a memory allocation of the new block) leaves the block in the in-memory BAT; later
-     * writes into it are acknowledged and lost on reopen, or, when the
-     * failed flush dropped the file's growth, the next allocation takes
-     * the same file offset and two blocks share storage */
-    {"data:acked-data-lost", "[qemu fault: qemu/io/flush after a write of payload",
+    {"live-data:lost", "of header copy",
+     "Q8 (docs/qemu-findings.md): a failed header update, ignored, then a reopen: acknowledged writes lost"},
+    /* Q7: a failed step of an allocating guest write (the file length,
+     * the resize, the payload write or flush, the log read, write or
+     * flush, the BAT write or flush, an allocation of the driver's)
+     * leaves the block in the in-memory BAT: later writes into it are
+     * acknowledged and lost on reopen (after a cut, or live when the
+     * workload reopens), or, when a failed flush dropped the file's
+     * growth, the next allocation takes the same file offset and two
+     * blocks share storage.  The shim tells an allocating write by its
+     * length or resize call before the fault. */
+    {"data:acked-data-lost", ", in an allocating guest write]",
      "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"data:acked-data-lost", "[qemu fault: qemu/io/flush after a write of log",
-     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"data:acked-data-lost", "[qemu fault: qemu/io/flush after a write of BAT",
-     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"data:acked-data-lost", "[qemu fault: qemu/io/read of log (",
-     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"data:acked-data-lost", "[qemu fault: qemu/io/write of log (",
-     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"data:acked-data-lost", "[qemu fault: qemu/io/write of BAT (",
-     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"data:acked-data-lost", "[qemu fault: qemu/io/size]",
-     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"data:acked-data-lost", "[qemu fault: qemu/alloc]",
-     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation"},
-    {"live-data:misplaced", "[qemu fault: qemu/io/flush after a write of payload",
+    {"live-data:lost", ", in an allocating guest write]",
+     "Q7 (docs/qemu-findings.md): acknowledged writes lost after a failed allocation (reopened)"},
+    {"live-data:misplaced", ", in an allocating guest write]",
      "Q7 (docs/qemu-findings.md): a failed allocation's block shared by the next one"},
     {NULL, NULL, NULL},
 };
