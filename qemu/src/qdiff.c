@@ -247,6 +247,31 @@ static int desc_abort(struct bdev *dev)
     return 0;
 }
 
+/* An entry under the current header's LogGuid, its header valid as QEMU
+ * checks it, with more than 126 descriptors: QEMU reads its descriptors
+ * into the wrong place and cannot replay it (Q5). */
+static int many_desc(struct bdev *dev)
+{
+    uint8_t h[2][4096];
+    struct vhdx_header hd[2];
+    if (dev->ops->read(dev, h[0], 4096, 64 * 1024) || dev->ops->read(dev, h[1], 4096, 128 * 1024))
+        return 0;
+    int ok[2] = {vhdx_header_decode(h[0], &hd[0]) == 0, vhdx_header_decode(h[1], &hd[1]) == 0};
+    if (!ok[0] && !ok[1])
+        return 0;
+    const struct vhdx_header *cur = &hd[!ok[0] ? 1 : !ok[1] ? 0 : hd[1].sequence > hd[0].sequence];
+    uint8_t sec[4096];
+    for (uint64_t pos = 0; pos + 4096 <= cur->log_length; pos += 4096) {
+        if (dev->ops->read(dev, sec, sizeof sec, cur->log_offset + pos) != 0 || memcmp(sec, "loge", 4) != 0)
+            continue;
+        const uint32_t elen = vhdx_get32(sec + 8), count = vhdx_get32(sec + 24);
+        if (elen <= cur->log_length && elen % 4096 == 0 && vhdx_get64(sec + 16) != 0 &&
+            memcmp(sec + 32, &cur->log_guid, 16) == 0 && count > 126)
+            return 1;
+    }
+    return 0;
+}
+
 int qdiff_explain(struct bdev *before, char *buf, size_t len)
 {
     const struct qdiff_class *found[8];
@@ -266,6 +291,8 @@ int qdiff_explain(struct bdev *before, char *buf, size_t len)
         found[n++] = &classes[QD_HEADER_STALE];
     if (desc_abort(before))
         found[n++] = &classes[QD_DESC_ABORT];
+    if (many_desc(before))
+        found[n++] = &classes[QD_CANNOT_REPLAY];
     size_t used = 0;
     if (len)
         buf[0] = 0;

@@ -191,7 +191,10 @@ void qdiff_summary(char *buf, size_t len);
  *        number, LogGuid, descriptor count) with a descriptor in its first
  *        sector that QEMU rejects (sequence number, signature, offset): a
  *        torn or damaged entry anywhere in the ring; QEMU's search stops
- *        with an error when it meets one.
+ *        with an error when it meets one;
+ *   Q5   an entry under the current LogGuid with more than 126
+ *        descriptors: QEMU reads them into the wrong place and refuses a
+ *        log that holds one.
  * Q6's Tail fact also holds when the text finds no sequence at all but a
  * valid entry exists (QEMU replays it, Tail unread).
  * Returns the number of classes written. */

@@ -417,6 +417,13 @@ static const struct subject_departure qemu_known[] = {
      * names no log (or a stale one): the rest of the log is never replayed */
     {"replay-not-idempotent", "Q12 qemu-builds-header-update-from-non-current-copy",
      "Q12 (docs/qemu-findings.md): a cut inside the replay loses the log"},
+    /* Q5: an entry with more than 126 descriptors is read into the wrong
+     * place; a file whose pending log holds one is refused (the extend
+     * workload's base: a zero entry of 132 descriptors) */
+    {"workload-failed", "Q5 qemu-cannot-replay-a-valid-log",
+     "Q5 (docs/qemu-findings.md): a valid log with an entry of more than 126 descriptors is refused"},
+    {"open-refused", "Q5 qemu-cannot-replay-a-valid-log",
+     "Q5 (docs/qemu-findings.md): a valid log with an entry of more than 126 descriptors is refused"},
     /* Fault sweeps (pcfaults --subject qemu): the shim names where the
      * plan's fault hit (subject_ops.fault_site), appended to the detail.
      * Q8: a failed header update is ignored: the read of the header sector
