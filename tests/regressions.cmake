@@ -7,9 +7,11 @@
 # A case is a directory with meta.json -- "target": what replays it (a fuzz
 # target name such as "fuzz_log_replay", or "pcsweep", "pcfaults"),
 # "status", for AFL++ findings of the targets with the custom mutator
-# "post_process": true -- and its inputs (every file but *.json, *.md,
-# *.txt).  Cases of other kinds are skipped (each kind has its own CTest:
-# fuzz.regressions, sweep.regressions, faults.campaign-regressions).
+# "post_process": true, for a tool's case judged by a subject that may not
+# be built "requires_subject" (e.g. "qemu": skipped without it) -- and its
+# inputs (every file but *.json, *.md, *.txt).  Cases of other kinds are
+# skipped (each kind has its own CTest: fuzz.regressions,
+# sweep.regressions, faults.campaign-regressions).
 #
 # Status "new" (found, not yet fixed) and "fixed" cases must pass.  "open"
 # marks a known, accepted failure that must still be there, so that a fix
@@ -81,6 +83,19 @@ foreach(c ${cases})
       endif()
     endif()
     continue()
+  endif()
+
+  # a case judged by a subject this build may lack (the QEMU subject: meta.json
+  # "requires_subject") is skipped when `TOOL subjects` does not list it
+  string(JSON needs ERROR_VARIABLE err GET "${meta}" requires_subject)
+  if(NOT err AND needs)
+    execute_process(COMMAND "${TOOL}" subjects RESULT_VARIABLE rc OUTPUT_VARIABLE subjects ERROR_QUIET)
+    string(FIND "${subjects}" "\"name\": \"${needs}\"" at)
+    if(NOT rc EQUAL 0 OR at EQUAL -1)
+      message(STATUS "${c}: skipped: the subject ${needs} is not built")
+      math(EXPR count "${count} - 1")
+      continue()
+    endif()
   endif()
 
   file(GLOB inputs LIST_DIRECTORIES false "${c}/*")

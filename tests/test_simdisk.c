@@ -112,6 +112,24 @@ static void test_crashdisk(void)
     CHECK(r[0] == 'T');
     crashdisk_read(&c, r, 512, 1536);
     CHECK(r[0] == 'D');
+    /* Copies (a write that is not sector-aligned) live in arena memory that
+     * the next state reuses: two states with other bytes at one address must
+     * not share a signature (they would share the subject's open), two with
+     * the same bytes do. */
+    crashdisk_reset(&c, 8 * 512);
+    uint8_t part[100];
+    memset(part, 'x', sizeof part);
+    CHECK_OK(crashdisk_overlay_write(&c, 80, part, sizeof part)); /* structural sector 0, copied */
+    const uint64_t sx = crashdisk_signature(&c);
+    crashdisk_reset(&c, 8 * 512);
+    memset(part, 'y', sizeof part);
+    CHECK_OK(crashdisk_overlay_write(&c, 80, part, sizeof part));
+    const uint64_t sy = crashdisk_signature(&c);
+    CHECK(sx != sy);
+    crashdisk_reset(&c, 8 * 512);
+    memset(part, 'x', sizeof part);
+    CHECK_OK(crashdisk_overlay_write(&c, 80, part, sizeof part));
+    CHECK(crashdisk_signature(&c) == sx);
     crashdisk_free(&c);
     secmap_free(&base);
 }

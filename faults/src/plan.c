@@ -30,8 +30,29 @@
 #define FAILINFO_SHORT (UINT32_C(1) << 16)
 #define FAILINFO_LOSE (UINT32_C(1) << 17)
 
-const char *const fault_point_names[FP_COUNT] = {"vhdx/io/read", "vhdx/io/write", "vhdx/io/flush",
-                                                 "vhdx/io/size", "vhdx/io/truncate", "vhdx/alloc"};
+/* The points' names under a namespace: <ns>/io/read ... <ns>/alloc. */
+static const char *const point_suffix[FP_COUNT] = {"io/read", "io/write", "io/flush", "io/size", "io/truncate", "alloc"};
+static char point_buf[FP_COUNT][48];
+const char *fault_point_names[FP_COUNT] = {"vhdx/io/read", "vhdx/io/write", "vhdx/io/flush",
+                                           "vhdx/io/size", "vhdx/io/truncate", "vhdx/alloc"};
+static char point_ns[16] = "vhdx";
+
+int fault_use_points(const char *ns)
+{
+    if (!ns || !*ns || strlen(ns) >= sizeof point_ns || strchr(ns, '/'))
+        return -EINVAL;
+    snprintf(point_ns, sizeof point_ns, "%s", ns);
+    for (int i = 0; i < FP_COUNT; i++) {
+        snprintf(point_buf[i], sizeof point_buf[i], "%s/%s", ns, point_suffix[i]);
+        fault_point_names[i] = point_buf[i];
+    }
+    return 0;
+}
+
+const char *fault_points_ns(void)
+{
+    return point_ns;
+}
 const char *const fault_kind_names[FK_COUNT] = {
 #define X(id, name, points, err, effect, about) name,
     FAULT_KIND_LIST(X)

@@ -184,15 +184,6 @@ uint64_t shadow_pick(const struct shadow *s, uint64_t r)
             return s->slots[i].sector;
 }
 
-/* bytes == prefix of `fresh` over `old` (torn inside the sector)? */
-static int torn_over(const uint8_t *bytes, const uint8_t *fresh, const uint8_t *old)
-{
-    size_t j = 0;
-    while (j < 512 && bytes[j] == fresh[j])
-        j++;
-    return j > 0 && memcmp(bytes + j, old + j, 512 - j) == 0;
-}
-
 /* The bytes value v (write id, 0 = zeros) has on sector. */
 static int value_bytes(const struct shadow *s, uint64_t sector, uint32_t v, uint8_t out[512])
 {
@@ -204,6 +195,54 @@ static int value_bytes(const struct shadow *s, uint64_t sector, uint32_t v, uint
         return 0;
     sdata_sector(out, sector, s->first[v], v, s->seed);
     return 1;
+}
+
+/* A failed write (or a failed discard's zero-fill) torn inside this sector
+ * over an earlier value, or several such failures layered (a persistent
+ * fault fails every later write too, each leaving a prefix): every write
+ * starts at the sector's first byte, so the bytes are runs of failed
+ * values' bytes, each run ending where a longer, older prefix or the value
+ * underneath shows.  Greedy: the longest run of a failed value from each
+ * position; what is left must be a value the sector may hold.  (The post-
+ * cut oracle's rule is oracle_torn_by_failed_op.) */
+static int torn_layers(const struct shadow *s, uint64_t sector, const struct shadow_set *set, const uint8_t *bytes)
+{
+    uint8_t val[512];
+    size_t j = 0;
+    for (int layers = 0; j < 512 && layers <= SHADOW_MAX; layers++) {
+        size_t best = j;
+        for (int i = 0; i < set->n; i++) {
+            if (!(set->v[i] & SHADOW_FAILED) || !value_bytes(s, sector, set->v[i] & ~SHADOW_FAILED, val))
+                continue;
+            size_t e = j;
+            while (e < 512 && bytes[e] == val[e])
+                e++;
+            if (e > best)
+                best = e;
+        }
+        /* a full list dropped values: any write issued may be one of its failed ones */
+        for (uint32_t v = 1; set->over && v <= s->max_id; v++) {
+            if (!value_bytes(s, sector, v, val))
+                continue;
+            size_t e = j;
+            while (e < 512 && bytes[e] == val[e])
+                e++;
+            if (e > best)
+                best = e;
+        }
+        /* the value underneath: any the sector may hold (dropped ones too when the list is full) */
+        for (int i = 0; i < set->n; i++)
+            if (value_bytes(s, sector, set->v[i] & ~SHADOW_FAILED, val) && j > 0 &&
+                memcmp(bytes + j, val + j, 512 - j) == 0)
+                return 1;
+        for (uint32_t v = 0; set->over && j > 0 && v <= s->max_id; v++)
+            if (value_bytes(s, sector, v, val) && memcmp(bytes + j, val + j, 512 - j) == 0)
+                return 1;
+        if (best == j)
+            return 0;
+        j = best;
+    }
+    return 0;
 }
 
 const char *shadow_judge(const struct shadow *s, uint64_t sector, const uint8_t bytes[512], char *why, size_t whylen)
@@ -225,23 +264,8 @@ const char *shadow_judge(const struct shadow *s, uint64_t sector, const uint8_t 
                 return NULL;
         if (set->over && (got == 0 || got <= s->max_id))
             return NULL;
-    } else {
-        /* A failed write (or a failed discard's zero-fill) torn inside this
-         * sector, over an earlier value. */
-        uint8_t fresh[512], old[512];
-        for (int i = 0; i < set->n; i++) {
-            if (!(set->v[i] & SHADOW_FAILED))
-                continue;
-            if (!value_bytes(s, sector, set->v[i] & ~SHADOW_FAILED, fresh))
-                continue;
-            for (int j = 0; j < set->n; j++)
-                if (j != i && value_bytes(s, sector, set->v[j] & ~SHADOW_FAILED, old) && torn_over(bytes, fresh, old))
-                    return NULL;
-            /* values dropped from a full list: zeros or any write issued */
-            for (uint32_t v = 0; set->over && v <= s->max_id; v++)
-                if (value_bytes(s, sector, v, old) && torn_over(bytes, fresh, old))
-                    return NULL;
-        }
+    } else if (torn_layers(s, sector, set, bytes)) {
+        return NULL;
     }
     char gotbuf[32];
     if (k == SDATA_GARBAGE)

@@ -208,6 +208,23 @@ static void test_shadow(void)
     CHECK(shadow_judge(&s, 5, b, why, sizeof why) == NULL);
     b[300] ^= 1;
     CHECK(shadow_judge(&s, 5, b, why, sizeof why) != NULL);
+    /* Layered failures (a persistent short fault, 512-byte writes): write
+     * 19's first 128 bytes over write 12's first 256 over write 10; and a
+     * failed write dropped from the full list (write 11) over write 10. */
+    sdata_sector(b, 5, 5, 19, 42);
+    sdata_sector(t, 5, 5, 12, 42);
+    memcpy(b + 128, t + 128, 128);
+    sdata_sector(t, 5, 5, 10, 42);
+    memcpy(b + 256, t + 256, 256);
+    CHECK(shadow_judge(&s, 5, b, why, sizeof why) == NULL);
+    b[200] ^= 1;                                             /* not write 12's byte: garbage */
+    CHECK(shadow_judge(&s, 5, b, why, sizeof why) != NULL);
+    sdata_sector(b, 5, 5, 11, 42);
+    memcpy(b + 256, t + 256, 256);
+    CHECK(shadow_judge(&s, 5, b, why, sizeof why) == NULL);
+    sdata_sector(t, 5, 5, 25, 42);                           /* a write never issued */
+    memcpy(b, t, 256);
+    CHECK(shadow_judge(&s, 5, b, why, sizeof why) != NULL);
     sector_of(b, 1, 1, 7);                                   /* another seed */
     CHECK(shadow_judge(&s, 1, b, why, sizeof why) != NULL);
     shadow_free(&s);

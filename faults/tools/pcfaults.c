@@ -110,6 +110,10 @@ static const char usage[] =
     "                       (regression seeds; `pcfaults repro` must pass on them)\n"
     "  --json PATH --junit PATH   summary (JSON) and JUnit XML\n"
     "  --quiet              no progress line\n"
+    "  --strict             the subject's known departures (its filed findings, `pcsweep\n"
+    "                       subjects`; a verdict matches one by invariant and detail, the\n"
+    "                       detail including the subject's reading of where the fault hit)\n"
+    "                       count as violations; by default they are counted apart\n"
     "\n"
     "campaign options:\n"
     "  --runs N             random runs (default 50)\n"
@@ -199,6 +203,7 @@ struct opts {
     struct fsweep_opts f;          /* what the sweep does (fsweep.h) */
     char scenarios[256];           /* --scenario list or "all" */
     int require_complete;          /* an incomplete sweep fails */
+    int subject_given;             /* --subject was on the command line */
     int no_count;                  /* a stopped sweep does not count the plans it left out */
     const char *json, *junit;      /* outputs (NULL = none) */
     const char *plan, *state, *phase;     /* run: the plan, replay state, phase */
@@ -246,6 +251,8 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
 #define OPT(name) (!strcmp(a, name) && (v || (tool_die_usage("%s needs a value", name), 0)) && ++i)
         if (!strcmp(a, "--quiet"))
             o->f.quiet = 1;
+        else if (!strcmp(a, "--strict"))
+            o->f.strict = 1;
         else if (!strcmp(a, "--no-live"))
             o->f.no_live = 1;
         else if (!strcmp(a, "--require-complete"))
@@ -265,6 +272,7 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         else if (OPT("--subject")) {
             if (!(o->f.subj = subject_find(v)))
                 tool_die_usage("--subject: no subject '%s' in this build (pcsweep subjects lists them)", v);
+            o->subject_given = 1;
         }
         else if (OPT("--seed"))
             o->f.seed = tool_parse_num(a, v);
@@ -464,6 +472,20 @@ static void write_json(const struct fsweep *S, const struct opts *o, FILE *f, do
             all.injected, all.injections, all.violations, all.plans, all.not_reached, all.states, all.refusals, wall,
             wall > 0 ? (double)all.injected / wall : 0.0, S->stopped_early ? "true" : "false", fsweep_interrupted ? "true" : "false", S->o->shard_k,
             S->o->shard_n, shard_source);
+    fprintf(f, "  \"subject\": ");
+    tool_json_str(f, S->o->subj->name);
+    fprintf(f, ",\n  \"strict\": %s,\n  \"known\": %" PRIu64 ",\n  \"known_departures\": [",
+            S->o->strict ? "true" : "false", S->known);
+    int nk = 0;
+    for (int i = 0; i < SUBJECT_KNOWN_MAX && S->o->subj->known && S->o->subj->known[i].invariant; i++)
+        if (S->known_by[i]) {
+            fprintf(f, "%s{\"invariant\": ", nk++ ? ", " : "");
+            tool_json_str(f, S->o->subj->known[i].invariant);
+            fprintf(f, ", \"finding\": ");
+            tool_json_str(f, S->o->subj->known[i].finding);
+            fprintf(f, ", \"count\": %" PRIu64 "}", S->known_by[i]);
+        }
+    fprintf(f, "],\n");
     char text[160];
     coverage_text(cv, text, sizeof text);
     fprintf(f, "  \"complete\": %s,\n  \"first_plan\": %" PRIu64 ",\n  \"next_plan\": %" PRIu64
@@ -663,13 +685,14 @@ static int finish(struct fsweep *S, const struct opts *o, uint64_t campaign_seed
     memset(&cv, 0, sizeof cv);
     cv.done = S->plans_run;
     cv.next_plan = S->next_plan_set ? S->next_plan : S->plan_index;
-    cv.complete = !S->stopped_early;
+    cv.complete = !S->stopped_early && !S->left_out;
     cv.total = total_plans;
     cv.planned = total_plans >= 0 ? (int64_t)shard_plans(S->o->first_plan, (uint64_t)total_plans, S->o->shard_k,
                                                          S->o->shard_n)
                                   : -1;
     if (!cv.complete)
-        cv.stopped_by = fsweep_interrupted             ? "interrupted"
+        cv.stopped_by = S->left_out                    ? "a workload the subject fails without faults"
+                        : fsweep_interrupted             ? "interrupted"
                         : S->o->max_faults      ? "--max-faults"
                         : S->o->max_seconds > 0 ? "--max-seconds"
                         : S->o->max_violations  ? "--max-violations"
@@ -682,10 +705,21 @@ static int finish(struct fsweep *S, const struct opts *o, uint64_t campaign_seed
             text, all.injected, all.injections, wall, wall > 0 ? (double)all.injected / wall : 0.0, all.states,
             all.refusals, all.violations, S->nf, cv.stopped_by ? "; stopped by " : "",
             cv.stopped_by ? cv.stopped_by : "");
-    if (!cv.complete)
+    if (S->left_out)
+        fprintf(stderr, "pcfaults: INCOMPLETE: %u workload(s) left out: the %s subject fails them without faults\n",
+                S->left_out, S->o->subj->name);
+    else if (!cv.complete)
         fprintf(stderr, "pcfaults: INCOMPLETE: the plans not run may hold violations; resume with --first-plan %"
                         PRIu64 "\n",
                 cv.next_plan);
+    if (S->known) {
+        fprintf(stderr, "pcfaults: %" PRIu64 " verdict(s) set apart as the %s subject's known departures "
+                "(--strict counts them):\n", S->known, S->o->subj->name);
+        for (int i = 0; i < SUBJECT_KNOWN_MAX && S->o->subj->known && S->o->subj->known[i].invariant; i++)
+            if (S->known_by[i])
+                fprintf(stderr, "  %-28s %8" PRIu64 "  %s\n", S->o->subj->known[i].invariant, S->known_by[i],
+                        S->o->subj->known[i].finding);
+    }
     for (int k = 0; k < FK_COUNT; k++) {
         struct kstat s = fsweep_sum(S, -1, k, -1);
         if (s.plans)
@@ -716,6 +750,9 @@ static int finish(struct fsweep *S, const struct opts *o, uint64_t campaign_seed
 /* A sweep of the options: its outputs checked and its reproducer folder made first. */
 static void start(struct fsweep *S, struct opts *o, const char *cmd)
 {
+    /* the subject's own fault points (the engine's vhdx/..., the QEMU shim's qemu/...) */
+    if (!o->f.subj->fault_ns || fault_use_points(o->f.subj->fault_ns) != 0)
+        tool_die_usage("--subject %s has no fault points", o->f.subj->name);
     fsweep_init(S, &o->f, cmd);
     tool_check_output(o->json, "--json");
     tool_check_output(o->junit, "--junit");
@@ -748,8 +785,8 @@ static int cmd_sweep(int argc, char **argv)
     signal(SIGTERM, on_interrupt);
     char names[TOOL_MAX_SCENARIOS][32];
     int nsc = tool_scenario_list(o.scenarios, names);
-    fprintf(stderr, "pcfaults: engine %s; shard %u/%u (from %s)\n", vhdx_build_id(), o.f.shard_k, o.f.shard_n,
-            shard_source);
+    fprintf(stderr, "pcfaults: subject %s; engine %s; shard %u/%u (from %s)\n", o.f.subj->name, vhdx_build_id(),
+            o.f.shard_k, o.f.shard_n, shard_source);
     for (int si = 0; si < nsc && !S.stop; si++)
         for (uint64_t k = 0; k < o.f.seeds && !S.stop; k++)
             fsweep_workload(&S, names[si], o.f.seed + k);
@@ -941,7 +978,8 @@ static int cmd_run(int argc, char **argv)
     fsweep_workload_args(&S, &w.p);
     struct trace t0;
     struct fault_stats cnt;
-    fsweep_clean_run(&S, &w, &t0, &cnt);
+    if (fsweep_clean_run(&S, &w, &t0, &cnt) != 0)
+        fsweep_die("the workload fails on subject %s without faults: nothing to inject into", S.o->subj->name);
     printf("workload:  %s seed %" PRIu64 ", %zu ops, %zu trace operations\nplan:      %s (phase %s)\n", names[0],
            o.f.seed, w.n, t0.n_ops, o.plan, fault_phase_names[ph]);
     if (run_one(&S, &w, &t0, ph, &plan, ph == PH_REPLAY ? &state : NULL, NULL, NULL, NULL) < 0) {
@@ -992,6 +1030,13 @@ static int cmd_repro(int argc, char **argv)
     if (ph == PH_REPLAY && !have_choice) {
         trace_free(&t);
         tool_die_usage("%s: a replay reproducer needs a crash state", o.pos[0]);
+    }
+    /* the subject that ran the workload, unless --subject says otherwise */
+    const char *who = trace_get_meta(&t, "subject");
+    if (!o.subject_given && who && !(o.f.subj = subject_find(who))) {
+        trace_free(&t);
+        tool_die_usage("%s: recorded with subject '%s', which this build does not have (pcsweep subjects)", o.pos[0],
+                       who);
     }
     const char *built = trace_get_meta(&t, "engine");
     if (built && strcmp(built, vhdx_build_id()))
@@ -1062,9 +1107,10 @@ static int cmd_points(int argc, char **argv)
         fsweep_workload_args(&S, &w.p);
         struct trace t0;
         struct fault_stats cnt;
-        fsweep_clean_run(&S, &w, &t0, &cnt);
-        fsweep_replay(&S, &t0, NULL, NULL, NULL, NULL);
-        fsweep_create(&S, &t0, &w.p);
+        if (fsweep_clean_run(&S, &w, &t0, &cnt) == 0) {
+            fsweep_replay(&S, &t0, NULL, NULL, NULL, NULL);
+            fsweep_create(&S, &t0, &w.p);
+        }
         trace_free(&t0);
         workload_free(&w);
     }

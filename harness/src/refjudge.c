@@ -85,6 +85,11 @@ void refjudge_end(struct refjudge *rj)
     rj->have = 0;
 }
 
+int refjudge_crash_state_invalid(const struct refjudge *rj)
+{
+    return rj->have && rj->pre.status == REF_INVALID;
+}
+
 int refjudge_usable(const struct refjudge *rj)
 {
     return rj->have && rj->pre.status != REF_INVALID && rj->pre.block_size && rj->pre.bat_entries;

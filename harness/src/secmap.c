@@ -43,6 +43,30 @@ static uint64_t sig_of(uint64_t key, const uint8_t *val)
     return x ^ (x >> 29);
 }
 
+/* Is val one of the map's own copies (its arena)?  Their memory is handed
+ * out again after a clear, so a pointer does not name their bytes for
+ * long: two states may hold different bytes at one arena address. */
+static int in_arena(const struct secmap *m, const uint8_t *val)
+{
+    for (const struct secmap_chunk *c = m->arena; c; c = c->next)
+        if (val >= c->data[0] && val < c->data[0] + sizeof c->data)
+            return 1;
+    return 0;
+}
+
+/* A value's part of sig: borrowed values (the trace's bytes, the durable
+ * image's) by their address, which names their bytes while they live; the
+ * map's own copies by their bytes (FNV-1a over the sector). */
+static uint64_t sig_val(const struct secmap *m, uint64_t key, const uint8_t *val)
+{
+    if (!in_arena(m, val))
+        return sig_of(key, val);
+    uint64_t h = UINT64_C(0xCBF29CE484222325);
+    for (size_t i = 0; i < SECTOR; i++)
+        h = (h ^ val[i]) * UINT64_C(0x100000001B3);
+    return sig_of(key ^ UINT64_C(0xC0B1E5), (const uint8_t *)(uintptr_t)h);
+}
+
 void secmap_set_sig_limit(struct secmap *m, uint64_t limit)
 {
     m->sig_limit = limit;
@@ -50,7 +74,7 @@ void secmap_set_sig_limit(struct secmap *m, uint64_t limit)
     for (size_t i = 0; i < m->count; i++) {
         const struct secmap_slot *s = &m->slots[m->used[i]];
         if (s->key < limit)
-            m->sig ^= sig_of(s->key, s->val);
+            m->sig ^= sig_val(m, s->key, s->val);
     }
 }
 
@@ -125,14 +149,14 @@ int secmap_put(struct secmap *m, uint64_t key, const uint8_t *val)
     while (m->slots[i].key != SECMAP_EMPTY) {
         if (m->slots[i].key == key) {
             if (counted)
-                m->sig ^= sig_of(key, m->slots[i].val) ^ sig_of(key, val);
+                m->sig ^= sig_val(m, key, m->slots[i].val) ^ sig_val(m, key, val);
             m->slots[i].val = val;
             return 0;
         }
         i = (i + 1) & (m->capacity - 1);
     }
     if (counted)
-        m->sig ^= sig_of(key, val);
+        m->sig ^= sig_val(m, key, val);
     m->slots[i].key = key;
     m->slots[i].val = val;
     m->used[m->count++] = i;

@@ -383,7 +383,7 @@ static int crash_read(struct bdev *b, void *buf, size_t len, uint64_t off)
     c->read_bytes += len;
     if (off > c->size || len > c->size - off)
         return VHDX_E_SHORT_IO;
-    return read_sectors(crash_resolve, c, buf, len, off);
+    return read_sectors(c->read_built ? built_resolve : crash_resolve, c, buf, len, off);
 }
 
 static const void *crash_map(struct bdev *b, uint64_t off, size_t len)
@@ -391,7 +391,7 @@ static const void *crash_map(struct bdev *b, uint64_t off, size_t len)
     struct crashdisk *c = (struct crashdisk *)b;
     if (off > c->size || len > c->size - off)
         return NULL;
-    const void *p = map_sectors(crash_resolve, c, off, len);
+    const void *p = map_sectors(c->read_built ? built_resolve : crash_resolve, c, off, len);
     if (p) {
         c->reads++;
         c->read_bytes += len;

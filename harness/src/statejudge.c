@@ -246,6 +246,29 @@ static void judge_check(struct sweeper *s, struct verdict *v)
 }
 
 
+/* ---- the reader's reading of a verdict ----------------------------------------- */
+void sw_explain(struct sweeper *s, struct verdict *v)
+{
+    if (v->ok || !s->subj->explain)
+        return;
+    /* the image as built, before the subject's open wrote to it (the explainer only reads) */
+    char why[240] = "";
+    const uint64_t size = s->cd.size;
+    s->cd.size = s->built_size; /* an open that grew or shrank the file does not change the built image */
+    s->cd.read_built = 1;
+    s->subj->explain(crashdisk_bdev(&s->cd), why, sizeof why);
+    s->cd.read_built = 0;
+    s->cd.size = size;
+    if (!why[0])
+        return;
+    char tail[300];
+    int need = snprintf(tail, sizeof tail, " [%s explains: %s]", s->subj->name, why);
+    size_t n = strlen(v->detail);
+    if (need > 0 && n + (size_t)need >= sizeof v->detail)
+        n = sizeof v->detail - 1 - (size_t)need; /* room for the explanation: filters match it */
+    snprintf(v->detail + n, sizeof v->detail - n, "%s", tail);
+}
+
 /* The read-only handle and the reference reading of a class (or of one
  * unshared state) end with it. */
 static void class_end(struct sweeper *s, struct subject_handle **ro, struct refjudge *rj)
@@ -274,7 +297,9 @@ void sw_shared_close(struct sweeper *s)
         vfail(&v, "close-failed", rc ? "closing the replayed image failed: %s"
                                       : "closing an unmodified session wrote to the image (%s)",
               rc ? s->subj->last_error(NULL) : "no error returned");
+        s->no_explain = 1; /* the disk may hold a later state than the class's first */
         sw_record(s, &s->sh_first, &v);
+        s->no_explain = 0;
     }
 }
 
@@ -293,6 +318,7 @@ void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t c
     const uint64_t hash = sw_choice_hash(s, ch);
     const int share = s->share && allow_share;
     const uint64_t sig = share ? crashdisk_signature(&s->cd) ^ (uint64_t)mode : 0;
+    s->built_size = s->cd.size;
     if (share && s->sh_active && s->sh_sig == sig) {
         *v = s->sh_v;
         v->cut = cut;
@@ -325,8 +351,13 @@ void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t c
     struct subject_info in;
     memset(&in, 0, sizeof in);
     const int format_refusal = rc != 0 && subject_is_refusal(rc);
+    /* A power-loss state the reference finds broken before any open is the
+     * writer's making (ref:invalid-crash-state, reported by refjudge_open):
+     * a reader that refuses it as a format error does what the text asks,
+     * and the verdict names the writer, not the reader (sweep.h, the rule). */
+    const int writer_broke = (judges & JUDGE_REF) && !corruption && refjudge_crash_state_invalid(&rj);
     if (rc != 0) {
-        if (!(corruption && format_refusal) && (judges & JUDGE_ORACLE))
+        if (!(corruption && format_refusal) && !(writer_broke && format_refusal) && (judges & JUDGE_ORACLE))
             vfail(v, "open-refused", "the crash image did not open: %s", s->subj->last_error(NULL));
     } else {
         s->subj->info(h, &in);
@@ -339,7 +370,13 @@ void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t c
             judge_check(s, v);
     }
     if (judges & JUDGE_REF) {
+        const int was_ok = v->ok;
         refjudge_open(&rj, rc, format_refusal, rc == 0 ? &in : NULL, !corruption, v);
+        if (was_ok && writer_broke && format_refusal && !v->ok) {
+            size_t n = strlen(v->detail);
+            snprintf(v->detail + n, sizeof v->detail - n, "; %s refused it: %s", s->subj->name,
+                     s->subj->last_error(NULL));
+        }
         if (rc == 0 && in.replayed) {
             const struct ref_src after = refjudge_src_now(&s->cd, s->memo);
             const int reread = s->c->replayed_every && (hash >> 13) % s->c->replayed_every == 0;

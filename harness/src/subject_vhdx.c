@@ -187,7 +187,7 @@ static const char *v_last_error(const struct subject_handle *s)
 const struct subject_ops subject_libvhdx = {
     "libvhdx", "the project's own clean-room engine (engine/)",
     v_create, v_open, v_read, v_write, v_discard, v_flush, v_apply, v_info, v_close, v_abandon, v_check,
-    v_last_error, NULL,
+    v_last_error, NULL, NULL, "vhdx", 1, NULL,
 };
 
 /* ---- the registry ----------------------------------------------------------- */

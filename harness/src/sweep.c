@@ -105,6 +105,21 @@ int sweep_judges_parse(const char *s, unsigned *mask)
     return *mask ? 0 : -1;
 }
 
+int sweep_invariant_is_writers(const char *invariant)
+{
+    return !strncmp(invariant, "protocol:", 9) || !strcmp(invariant, invariant_name(INV_REF_INVALID_CRASH_STATE));
+}
+
+const struct subject_ops *sweep_writer(const struct sweep_config *c)
+{
+    return c->subject ? c->subject : &subject_libvhdx;
+}
+
+const struct subject_ops *sweep_reader(const struct sweep_config *c)
+{
+    return c->replay_subject ? c->replay_subject : sweep_writer(c);
+}
+
 void sweep_config_defaults(struct sweep_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -319,7 +334,7 @@ static int save_and_report(struct sweeper *s, const struct crash_choice *c, cons
         const char *wl = trace_get_meta(s->t, "workload");
         snprintf(path, sizeof path, "%s/repro-%s-s%" PRIu64 "-%s-%08" PRIx64 ".pctrace", s->c->repro_dir,
                  wl ? wl : "trace", s->t->seed, desc, sw_choice_hash(s, c) & 0xFFFFFFFFu);
-        if (sweep_save_repro(s->t, c, v, path, err, sizeof err) != 0) {
+        if (sweep_save_repro_judged(s->t, c, v, NULL, s->subj->name, path, err, sizeof err) != 0) {
             fprintf(stderr, "sweep: cannot save reproducer: %s\n", err);
             path[0] = '\0';
         }
@@ -373,8 +388,29 @@ int sw_take(struct sweeper *s, const struct crash_choice *c)
     return 1;
 }
 
-void sw_record(struct sweeper *s, const struct crash_choice *c, const struct verdict *v)
+/* The entry of the known list that sets a failed state verdict apart, or
+ * -1: the reader's list, except for a crash image the writer left broken,
+ * the writer's (sweep.h, the rule). */
+static int known_of(const struct sweeper *s, const struct verdict *v, int *writers)
 {
+    *writers = !v->ok && sweep_invariant_is_writers(v->invariant);
+    const struct subject_ops *owner = *writers ? sweep_writer(s->c) : s->subj;
+    return v->ok || s->c->strict ? -1 : subject_known_index(owner, v->invariant, v->detail);
+}
+
+void sw_record(struct sweeper *s, const struct crash_choice *c, const struct verdict *vin)
+{
+    struct verdict vv = *vin;
+    struct verdict *v = &vv;
+    int writers;
+    int known = known_of(s, v, &writers);
+    /* A reader's verdict not set apart yet: the reader's own reading of the
+     * image (subject_ops.explain) joins the detail (a reproducer shows it
+     * too), and may name a filed departure. */
+    if (!v->ok && !writers && known < 0 && s->subj->explain && !s->no_explain) {
+        sw_explain(s, v);
+        known = known_of(s, v, &writers);
+    }
     if (s->want) {
         *s->want_verdict = *v;
         s->want_found = 1;
@@ -383,9 +419,8 @@ void sw_record(struct sweeper *s, const struct crash_choice *c, const struct ver
     }
     s->st->states++;
     s->st->states_per_model[c->model]++;
-    int known = v->ok || s->c->strict ? -1 : subject_known_index(s->c->subject, v->invariant, v->detail);
     if (known >= 0) {
-        s->st->known[known]++;
+        (writers ? s->st->known_writer : s->st->known)[known]++;
         s->st->known_total++;
     } else if (!v->ok) {
         s->st->violations++;
@@ -490,7 +525,7 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
     if (rc)
         return rc;
     s->dsize = t->base_size;
-    s->subj = c->subject ? c->subject : &subject_libvhdx;
+    s->subj = sweep_reader(c);
     crashdisk_init(&s->cd, &s->D, s->dsize);
     if ((c->judges & JUDGE_REF) && !(s->memo = ref_memo_new()))
         return -ENOMEM;
@@ -595,12 +630,14 @@ static int check_protocol(struct sweeper *s)
     int rc = protocol_check(s->t, NULL, &r);
     if (rc == 0) {
         s->st->protocol_judged = r.judged;
-        /* counts per invariant; the subject's known departures (those with no
-         * detail filter: the counts are per invariant) are set aside */
+        /* counts per invariant; the writer's known departures (those with no
+         * detail filter: the counts are per invariant) are set aside: the
+         * trace is the writer's (sweep.h, the rule) */
+        const struct subject_ops *writer = sweep_writer(s->c);
         for (int i = 0; i < INV_COUNT; i++) {
-            int known = s->c->strict ? -1 : subject_known_index(s->c->subject, invariant_name((enum invariant)i), NULL);
+            int known = s->c->strict ? -1 : subject_known_index(writer, invariant_name((enum invariant)i), NULL);
             if (known >= 0 && r.count[i]) {
-                s->st->known[known] += r.count[i];
+                s->st->known_writer[known] += r.count[i];
                 s->st->known_total += r.count[i];
             } else {
                 s->st->protocol_violations += r.count[i];
@@ -608,7 +645,7 @@ static int check_protocol(struct sweeper *s)
         }
         s->st->violations += s->st->protocol_violations;
         for (size_t i = 0; i < r.n && s->c->on_protocol; i++)
-            if (s->c->strict || subject_known_index(s->c->subject, invariant_name(r.v[i].inv), NULL) < 0)
+            if (s->c->strict || subject_known_index(writer, invariant_name(r.v[i].inv), NULL) < 0)
                 s->c->on_protocol(s->c->ctx, &r.v[i]);
     }
     protocol_report_free(&r);
@@ -658,6 +695,18 @@ int sweep_eval_choice(const struct trace *t, const struct sweep_config *c, const
 int sweep_save_repro_ex(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
                         const char *const *extra, const char *path, char *err, size_t errlen)
 {
+    return sweep_save_repro_judged(t, ch, v, extra, NULL, path, err, errlen);
+}
+
+const char *sweep_repro_replay_subject(const struct trace *t)
+{
+    return trace_get_choice(t, "replay_subject");
+}
+
+int sweep_save_repro_judged(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
+                            const char *const *extra, const char *replay_subject, const char *path, char *err,
+                            size_t errlen)
+{
     /* A shallow copy that shares the operations and base, with its own
      * metadata and choice. */
     struct trace copy = *t;
@@ -679,6 +728,8 @@ int sweep_save_repro_ex(const struct trace *t, const struct crash_choice *ch, co
         rc = trace_set_meta(&copy, "violation.cut", cut);
     if (rc == 0 && ch)
         rc = crash_choice_to_trace(ch, &copy);
+    if (rc == 0 && ch && replay_subject)
+        rc = trace_set_choice(&copy, "replay_subject", replay_subject);
     if (rc == 0)
         rc = trace_save(&copy, path, err, errlen);
     else

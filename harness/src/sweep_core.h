@@ -54,7 +54,7 @@ struct sweeper {
     struct verdict sh_v;      /* its structural verdict */
     struct subject_handle *sh_ro; /* its read-only handle (JUDGE_VIEW; NULL if refused or off) */
     uint64_t sh_rng, sh_ro_rng; /* the GUID streams of its handles (live as long as they do) */
-    const struct subject_ops *subj; /* the implementation under test */
+    const struct subject_ops *subj; /* the reader: opens and judges every state (sweep_reader) */
     struct refjudge sh_ref;   /* its reference reading (JUDGE_REF) */
     uint64_t epoch_start;     /* trace index of the current epoch's first op */
     struct ref_memo *memo;    /* the reference's checksum memo for this trace (JUDGE_REF) */
@@ -71,6 +71,8 @@ struct sweeper {
     double t0, last_progress;
     int stop;
     int tty;
+    int no_explain;           /* sw_record: the crash disk holds another state than the verdict's */
+    uint64_t built_size;      /* size of the state's image as built (set when it is judged) */
     /* target single-choice evaluation (repro) */
     const struct crash_choice *want;
     struct verdict *want_verdict;
@@ -118,6 +120,9 @@ void sw_eval_simple(struct sweeper *s, const struct crash_choice *c, uint64_t cu
 void sw_judge_share(struct sweeper *s, const struct crash_choice *ch, uint64_t cut, struct verdict *v,
                     int allow_share);
 void sw_judge(struct sweeper *s, const struct crash_choice *ch, uint64_t cut, struct verdict *v);
+/* Appends the reader's reading of the image as built (subject_ops.explain)
+ * to a failed verdict's detail. */
+void sw_explain(struct sweeper *s, struct verdict *v);
 /* Closes the open structural class (and reports a close that wrote). */
 void sw_shared_close(struct sweeper *s);
 /* Does [off, off+len) lie inside the log (the base image's current header's)? */

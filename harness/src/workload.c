@@ -967,6 +967,18 @@ static int discard_as_zeros(const struct subject_ops *subj, struct subject_handl
     return rc;
 }
 
+void workload_params_fit(struct workload_params *p, const struct subject_ops *writer,
+                         const struct subject_ops *reader)
+{
+    if (writer && !writer->sectors_4k && !p->logical_sector) {
+        p->logical_sector = 512;
+        if (!p->physical_sector)
+            p->physical_sector = 512;
+    }
+    if (reader && !reader->sectors_4k && !p->logical_sector)
+        p->logical_sector = 512;
+}
+
 int workload_run_ex(const struct workload *w, struct trace *t, const struct workload_run_opts *ro, char *err,
                     size_t errlen)
 {

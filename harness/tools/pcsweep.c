@@ -80,8 +80,17 @@ static const char usage[] =
     "  --reorder-samples N  sampled subsets above that (default 32)\n"
     "  --torn 512|4096|both torn-write granularity (default both)\n"
     "  --per-op N --probes N   sectors checked per in-flight op, random probes (8, 16)\n"
-    "  --subject NAME       the implementation under test (default libvhdx; `pcsweep subjects`)\n"
-    "  --strict             count the subject's known departures (filed findings; `pcsweep\n"
+    "  --subject NAME       the implementation that writes: the workload runs through it (with\n"
+    "                       --trace: the one that wrote the trace); default libvhdx (`pcsweep\n"
+    "                       subjects` lists them)\n"
+    "  --replay-subject NAME   the implementation that opens, replays and is judged on every\n"
+    "                       crash state (default: the --subject); a cross-subject sweep, e.g.\n"
+    "                       --subject qemu --replay-subject libvhdx: QEMU's crash states replayed\n"
+    "                       by libvhdx.  Known departures: a protocol finding or a crash image\n"
+    "                       the writer left broken (ref:invalid-crash-state) is set apart when\n"
+    "                       the writer's list has it, any other state verdict when the reader's\n"
+    "                       has it (harness/sweep.h)\n"
+    "  --strict             count the subjects' known departures (filed findings; `pcsweep\n"
     "                       subjects` lists them) as violations, not apart\n"
     "  --judges LIST        oracle,reference,view,unwritten,protocol or all (default all):\n"
     "                       the data oracle and the subject's own open/check; the\n"
@@ -119,6 +128,10 @@ static const char usage[] =
     "  --json PATH (every violation), --quiet (no per-violation lines)\n"
     "\n"
     "repro options:\n"
+    "  (the state is judged by --replay-subject, else by the subject the reproducer names\n"
+    "  (a sweep saves its replay subject in it), else by --subject, else by the subject that\n"
+    "  wrote the trace; --rerun and --minimize run the workload through --subject, else the\n"
+    "  subject that wrote it)\n"
     "  --save-image PATH    write the crash image (before replay) to PATH\n"
     "  --save-final-image PATH  write the image at the end of the state's epoch (every\n"
     "                       pending write persisted), what the workload meant to leave\n"
@@ -234,6 +247,9 @@ static void parse(int argc, char **argv, struct opts *o, int want_pos)
         } else if (OPT("--subject")) {
             if (!(o->sc.subject = subject_find(v)))
                 tool_die_usage("--subject: no subject '%s' in this build (pcsweep subjects lists them)", v);
+        } else if (OPT("--replay-subject")) {
+            if (!(o->sc.replay_subject = subject_find(v)))
+                tool_die_usage("--replay-subject: no subject '%s' in this build (pcsweep subjects lists them)", v);
         } else if (OPT("--unwritten-every")) {
             o->sc.unwritten_every = (uint32_t)tool_parse_num(a, v);
         } else if (OPT("--replayed-every")) {
@@ -413,7 +429,8 @@ static void sig_save_repro(struct collector *col, struct sig *g, const struct cr
     int rc = is_trace_level(v)
                  ? (trace_set_meta((struct trace *)col->trace, "violation.invariant", v->invariant),
                     trace_save(col->trace, path, err, sizeof err))
-                 : sweep_save_repro(col->trace, c, v, path, err, sizeof err);
+                 : sweep_save_repro_judged(col->trace, c, v, NULL, sweep_reader(&col->o->sc)->name, path, err,
+                                           sizeof err);
     if (rc != 0) {
         fprintf(stderr, "pcsweep: cannot save reproducer: %s\n", err);
         snprintf(g->no_repro, sizeof g->no_repro, "could not be saved");
@@ -602,6 +619,37 @@ static int64_t count_states(const struct trace *t, const struct sweep_config *ba
     return (int64_t)n;
 }
 
+/* ---- known departures ---------------------------------------------------------------- */
+/* One entry of a subject's known list and how often the runs set it apart:
+ * as the writer (protocol findings of its traces), as the reader (verdicts
+ * of the states it opened), or both when one subject is both. */
+struct known_count {
+    const struct subject_ops *subject;
+    const struct subject_departure *d;
+    const char *as; /* "writer", "reader", "writer and reader" */
+    uint64_t count;
+};
+
+static size_t known_counts(const struct run_record *runs, size_t nruns, const struct sweep_config *sc,
+                           struct known_count *out)
+{
+    const struct subject_ops *w = sweep_writer(sc), *r = sweep_reader(sc);
+    size_t n = 0;
+    for (int role = 0; role < (w == r ? 1 : 2); role++) {
+        const struct subject_ops *s = role ? r : w;
+        for (int j = 0; s->known && s->known[j].invariant && j < SUBJECT_KNOWN_MAX; j++) {
+            uint64_t c = 0;
+            for (size_t i = 0; i < nruns; i++)
+                c += (w == r || role == 0 ? runs[i].st.known_writer[j] : 0) +
+                     (w == r || role == 1 ? runs[i].st.known[j] : 0);
+            if (c)
+                out[n++] = (struct known_count){s, &s->known[j], w == r ? "writer and reader" : role ? "reader" : "writer",
+                                                c};
+        }
+    }
+    return n;
+}
+
 /* ---- JSON and JUnit ------------------------------------------------------------------ */
 static void json_models(FILE *f, const struct opts *o, const uint64_t *v)
 {
@@ -662,22 +710,22 @@ static void write_json(FILE *f, struct run_record *runs, size_t nruns, const str
     fprintf(f, "], \"text\": ");
     tool_json_str(f, text);
     fprintf(f, "},\n");
-    /* The subject's known departures, set apart from the violations (--strict: none). */
-    const struct subject_ops *subj = o->sc.subject ? o->sc.subject : &subject_libvhdx;
+    /* The subjects' known departures, set apart from the violations (--strict: none). */
     fprintf(f, "  \"subject\": ");
-    tool_json_str(f, subj->name);
+    tool_json_str(f, sweep_writer(&o->sc)->name);
+    fprintf(f, ",\n  \"replay_subject\": ");
+    tool_json_str(f, sweep_reader(&o->sc)->name);
     fprintf(f, ",\n  \"strict\": %s,\n  \"known_departures\": [", o->sc.strict ? "true" : "false");
-    for (int j = 0, m = 0; subj->known && subj->known[j].invariant && j < SUBJECT_KNOWN_MAX; j++) {
-        uint64_t n = 0;
-        for (size_t i = 0; i < nruns; i++)
-            n += runs[i].st.known[j];
-        if (!n)
-            continue;
-        fprintf(f, "%s{\"invariant\": ", m++ ? ", " : "");
-        tool_json_str(f, subj->known[j].invariant);
+    struct known_count kc[2 * SUBJECT_KNOWN_MAX];
+    size_t nk = known_counts(runs, nruns, &o->sc, kc);
+    for (size_t j = 0; j < nk; j++) {
+        fprintf(f, "%s{\"subject\": ", j ? ", " : "");
+        tool_json_str(f, kc[j].subject->name);
+        fprintf(f, ", \"as\": \"%s\", \"invariant\": ", kc[j].as);
+        tool_json_str(f, kc[j].d->invariant);
         fprintf(f, ", \"finding\": ");
-        tool_json_str(f, subj->known[j].finding);
-        fprintf(f, ", \"count\": %" PRIu64 "}", n);
+        tool_json_str(f, kc[j].d->finding);
+        fprintf(f, ", \"count\": %" PRIu64 "}", kc[j].count);
     }
     fprintf(f, "],\n");
     /* Where a stopped sweep would go on: its first unfinished run, from the
@@ -990,13 +1038,8 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
     struct workload_params p = o->wp;
     snprintf(p.scenario, sizeof p.scenario, "%s", scenario);
     p.seed = seed;
-    /* Only the engine creates 4096-byte sectors (QEMU creates 512 only): other
-     * subjects get 512 where the seed would choose, unless told otherwise. */
-    if (o->sc.subject && o->sc.subject != subject_find("libvhdx") && !p.logical_sector) {
-        p.logical_sector = 512;
-        if (!p.physical_sector)
-            p.physical_sector = 512;
-    }
+    /* QEMU creates and opens 512-byte sectors only (workload.h) */
+    workload_params_fit(&p, sweep_writer(&o->sc), sweep_reader(&o->sc));
     char err[512];
     if (workload_params_resolve(&p, err, sizeof err) != 0)
         tool_die_usage("%s", err);
@@ -1016,8 +1059,25 @@ static int build_trace(const struct opts *o, const char *scenario, uint64_t seed
         return -3;
     }
     if (rc != 0) {
-        snprintf(fail_msg, sizeof fail_msg, "workload %s seed %" PRIu64 " failed on a healthy simulated disk: %s",
-                 scenario, seed, err);
+        /* the subject's own reading of the base image it failed on (QEMU: a
+         * filed departure whose precondition the image shows, e.g. Q5) */
+        char why[512] = "";
+        const struct subject_ops *subj = o->sc.subject;
+        if (subj && subj->explain && t->base_size) {
+            struct simdisk d;
+            struct trace scratch; /* the disk records nothing here: it is only read */
+            trace_init(&scratch);
+            if (simdisk_init(&d, &t->base, t->base_size, &scratch) == 0) {
+                subj->explain(simdisk_bdev(&d), why, sizeof why);
+                simdisk_free(&d);
+            }
+            trace_free(&scratch);
+        }
+        snprintf(fail_msg, sizeof fail_msg, "workload %s seed %" PRIu64 " failed on a healthy simulated disk: %s%s%s%s%s",
+                 scenario, seed, err, why[0] ? " [" : "", why[0] ? subj->name : "", why[0] ? " explains: " : "",
+                 why[0] ? why : "");
+        if (why[0])
+            snprintf(fail_msg + strlen(fail_msg), sizeof fail_msg - strlen(fail_msg), "]");
         fprintf(stderr, "pcsweep: %s\n", fail_msg);
         return rc == -ENOMEM ? -1 : -2;
     }
@@ -1075,6 +1135,16 @@ static int cmd_sweep(int argc, char **argv)
     uint64_t total_states = 0;
     fprintf(stderr, "pcsweep: engine %s; sweep seed %" PRIu64 " (sampling), shard %u/%u (from %s)\n", vhdx_build_id(),
             o.sc.seed, o.sc.shard_k, o.sc.shard_n, o.shard_source);
+    if (sweep_writer(&o.sc) != sweep_reader(&o.sc))
+        fprintf(stderr, "pcsweep: cross-subject sweep: %s writes%s, %s opens and replays every crash state\n",
+                sweep_writer(&o.sc)->name, o.trace ? " (wrote the trace)" : "", sweep_reader(&o.sc)->name);
+    if (o.trace) {
+        const char *wrote = trace_get_meta(&t, "subject");
+        if (wrote && strcmp(wrote, sweep_writer(&o.sc)->name))
+            fprintf(stderr, "pcsweep: note: the trace says subject %s wrote it; --subject names the writer whose "
+                            "known departures the protocol judge sets apart (now %s)\n",
+                    wrote, sweep_writer(&o.sc)->name);
+    }
     for (int si = 0; si < nsc; si++) {
         for (uint64_t k = 0; k < (o.trace ? 1 : o.seeds); k++) {
             uint64_t seed = o.seed + k;
@@ -1098,9 +1168,18 @@ static int cmd_sweep(int argc, char **argv)
                     snprintf(r->scenario, sizeof r->scenario, "%s", names[si]);
                     r->seed = seed;
                     r->trace_ops = t.n_ops;
-                    r->st.violations = 1;
                     r->complete = 1;
                     r->planned_states = 0;
+                    /* a filed departure of the subject (its explanation names it) is counted apart */
+                    int kn = o.sc.strict ? -1 : subject_known_index(o.sc.subject, "workload-failed", fail_msg);
+                    if (kn >= 0 && kn < SUBJECT_KNOWN_MAX) {
+                        r->st.known[kn]++;
+                        fprintf(stderr, "pcsweep: %s: a known departure (%s)\n", names[si],
+                                o.sc.subject->known[kn].finding);
+                        trace_free(&t);
+                        continue;
+                    }
+                    r->st.violations = 1;
                     col.scenario = r->scenario;
                     col.seed = seed;
                     col.trace = &t;
@@ -1171,16 +1250,15 @@ done:;
             wall > 0 ? (double)cv.states / wall : 0.0, cv.stopped_by ? ", stopped by " : "",
             cv.stopped_by ? cv.stopped_by : "", col.violations, col.n);
     {
-        const struct subject_ops *subj = o.sc.subject ? o.sc.subject : &subject_libvhdx;
-        for (int j = 0; subj->known && subj->known[j].invariant && j < SUBJECT_KNOWN_MAX; j++) {
-            uint64_t n = 0;
-            for (size_t i = 0; i < nruns; i++)
-                n += runs[i].st.known[j];
-            if (n)
-                fprintf(stderr, "pcsweep: known departure of %s: %s in %" PRIu64 " state(s) or trace finding(s): %s "
-                                "(not counted as violations; --strict counts them)\n",
-                        subj->name, subj->known[j].invariant, n, subj->known[j].finding);
-        }
+        struct known_count kc[2 * SUBJECT_KNOWN_MAX];
+        size_t nk = known_counts(runs, nruns, &o.sc, kc);
+        for (size_t j = 0; j < nk; j++)
+            fprintf(stderr, "pcsweep: known departure of %s%s%s%s: %s in %" PRIu64 " %s: %s "
+                            "(not counted as violations; --strict counts them)\n",
+                    kc[j].subject->name, sweep_writer(&o.sc) == sweep_reader(&o.sc) ? "" : " (as the ",
+                    sweep_writer(&o.sc) == sweep_reader(&o.sc) ? "" : kc[j].as,
+                    sweep_writer(&o.sc) == sweep_reader(&o.sc) ? "" : ")", kc[j].d->invariant, kc[j].count,
+                    !strncmp(kc[j].d->invariant, "protocol:", 9) ? "trace finding(s)" : "state(s)", kc[j].d->finding);
     }
     if (!cv.complete)
         fprintf(stderr, "pcsweep: INCOMPLETE: the states not judged may hold violations; a green result covers only "
@@ -1476,7 +1554,7 @@ static int export_state(void *ctx, const struct crash_choice *c, uint64_t cut, s
         v.ok = 1;
         v.cut = cut;
         snprintf(v.invariant, sizeof v.invariant, "exported");
-        if (sweep_save_repro(x->t, c, &v, rpath, err, sizeof err) == 0) {
+        if (sweep_save_repro_judged(x->t, c, &v, NULL, sweep_reader(&x->o->sc)->name, rpath, err, sizeof err) == 0) {
             fprintf(x->manifest, ", \"reproducer\": ");
             tool_json_str(x->manifest, rpath);
         } else {
@@ -1549,11 +1627,16 @@ static int cmd_export(int argc, char **argv)
 }
 
 /* ---- repro and minimize ---------------------------------------------------------- */
-static void print_verdict(const struct crash_choice *ch, const struct verdict *v, const struct trace *t)
+static void print_verdict(const struct crash_choice *ch, const struct verdict *v, const struct trace *t,
+                          const struct sweep_config *sc)
 {
     char c[200];
     crash_choice_format(ch, c, sizeof c);
     printf("state:     %s\n", c);
+    /* a recorded trace names no subject: its writer is the program recorded */
+    const int external = !sc->subject && !trace_get_meta(t, "subject") && (t->flags & TRACE_F_EXTERNAL);
+    printf("subjects:  written by %s, opened and judged by %s\n",
+           external ? "an external program (a recorded trace)" : sweep_writer(sc)->name, sweep_reader(sc)->name);
     printf("workload:  %s, seed %" PRIu64 ", cut after trace operation %" PRIu64 " of %zu\n",
            trace_get_meta(t, "workload") ? trace_get_meta(t, "workload") : "external", t->seed, v->cut, t->n_ops);
     printf("open:      %s%s\n", v->open_rc ? vhdx_strerror(v->open_rc) : "ok",
@@ -1566,12 +1649,17 @@ static void print_verdict(const struct crash_choice *ch, const struct verdict *v
         printf("verdict:   VIOLATION %s\n  %s\n", v->invariant, v->detail);
 }
 
-static void verdict_json(FILE *f, const struct crash_choice *ch, const struct verdict *v, const char *file)
+static void verdict_json(FILE *f, const struct crash_choice *ch, const struct verdict *v, const char *file,
+                         const struct sweep_config *sc)
 {
     char c[200];
     crash_choice_format(ch, c, sizeof c);
     fprintf(f, "{\"reproducer\": ");
     tool_json_str(f, file);
+    fprintf(f, ", \"subject\": ");
+    tool_json_str(f, sweep_writer(sc)->name);
+    fprintf(f, ", \"replay_subject\": ");
+    tool_json_str(f, sweep_reader(sc)->name);
     fprintf(f, ", \"state\": ");
     tool_json_str(f, c);
     fprintf(f, ", \"model\": \"%s\", \"epoch\": %u, \"ok\": %s, \"invariant\": ", crash_model_names[ch->model],
@@ -1591,20 +1679,20 @@ static void verdict_json(FILE *f, const struct crash_choice *ch, const struct ve
 
 /* The repro verdict as JSON; with a minimization, also the minimized
  * reproducer's verdict (mini, NULL without). */
-static int write_verdict_json(const char *path, const struct crash_choice *ch, const struct verdict *v,
-                              const char *file, const struct crash_choice *mch, const struct verdict *mv,
-                              const char *mfile)
+static int write_verdict_json(const char *path, const struct sweep_config *sc, const struct crash_choice *ch,
+                              const struct verdict *v, const char *file, const struct crash_choice *mch,
+                              const struct verdict *mv, const char *mfile)
 {
     int lost = 0;
     FILE *f = tool_output_begin();
     if (!f)
         return 1;
-    verdict_json(f, ch, v, file);
+    verdict_json(f, ch, v, file, sc);
     if (mch) {
         /* the original's fields first, then "minimized": the same for the smaller reproducer */
         fseek(f, -1, SEEK_CUR);
         fprintf(f, ", \"minimized\": ");
-        verdict_json(f, mch, mv, mfile);
+        verdict_json(f, mch, mv, mfile, sc);
         fprintf(f, "}");
     }
     fprintf(f, "\n");
@@ -1670,7 +1758,8 @@ static int test_subset(const struct workload *base, const uint8_t *keep, const s
             w.ops[w.n++] = base->ops[i];
     char err[512];
     trace_init(out);
-    int rc = workload_run(&w, out, err, sizeof err);
+    struct workload_run_opts ro = {.subject = sc0->subject};
+    int rc = workload_run_ex(&w, out, &ro, err, sizeof err);
     free(w.ops);
     if (rc != 0) {
         trace_free(out);
@@ -1746,7 +1835,8 @@ static int minimize(const struct trace *t, const struct crash_choice *ch, const 
         if (chunk == 1)
             break;
     }
-    int rc = sweep_save_repro(&best, &best_hit.c, &best_hit.v, o->minimize, err, sizeof err);
+    int rc = sweep_save_repro_judged(&best, &best_hit.c, &best_hit.v, NULL, sweep_reader(&o->sc)->name, o->minimize,
+                                     err, sizeof err);
     if (rc)
         fprintf(stderr, "pcsweep: %s\n", err);
     else {
@@ -1761,8 +1851,8 @@ static int minimize(const struct trace *t, const struct crash_choice *ch, const 
         esc.save_image = NULL;
         if (sweep_eval_choice(&best, &esc, &best_hit.c, &mv) != 0)
             mv = best_hit.v;
-        print_verdict(&best_hit.c, &mv, &best);
-        if (o->json && write_verdict_json(o->json, ch, v, o->pos[0], &best_hit.c, &mv, o->minimize))
+        print_verdict(&best_hit.c, &mv, &best, &esc);
+        if (o->json && write_verdict_json(o->json, &o->sc, ch, v, o->pos[0], &best_hit.c, &mv, o->minimize))
             rc = -1;
     }
     trace_free(&best);
@@ -1786,9 +1876,11 @@ static int rerun(const struct trace *t, const struct opts *o, unsigned models, c
     }
     struct trace nt;
     trace_init(&nt);
-    int rc = workload_run(&w, &nt, err, sizeof err);
+    struct workload_run_opts ro = {.subject = o->sc.subject};
+    int rc = workload_run_ex(&w, &nt, &ro, err, sizeof err);
     workload_free(&w);
-    printf("rerun:     workload %s seed %" PRIu64 " re-run with %s\n", w.p.scenario, t->seed, vhdx_build_id());
+    printf("rerun:     workload %s seed %" PRIu64 " re-run with %s (subject %s)\n", w.p.scenario, t->seed,
+           vhdx_build_id(), sweep_writer(&o->sc)->name);
     if (rc != 0) {
         printf("verdict:   VIOLATION workload-failed\n  %s\n", err);
         trace_free(&nt);
@@ -1823,6 +1915,27 @@ static int rerun(const struct trace *t, const struct opts *o, unsigned models, c
 
 static void protocol_print(const char *label, const struct protocol_report *r, double secs, int quiet);
 
+/* The subjects of a repro (the order in the usage): the reader is
+ * --replay-subject, else the reproducer's "replay_subject", else --subject,
+ * else the writer; the writer is --subject, else the trace's "subject"
+ * (what the workload ran through when it was recorded), else libvhdx.
+ * 0, or -1 when the reproducer names a subject this build lacks. */
+static int repro_subjects(struct opts *o, const struct trace *t, const char *file)
+{
+    const char *wrote = trace_get_meta(t, "subject"), *judged = sweep_repro_replay_subject(t);
+    if (!o->sc.subject && wrote && !(o->sc.subject = subject_find(wrote))) {
+        fprintf(stderr, "pcsweep: %s: written by subject '%s', which this build lacks (pcsweep subjects)\n", file,
+                wrote);
+        return -1;
+    }
+    if (!o->sc.replay_subject && judged && !(o->sc.replay_subject = subject_find(judged))) {
+        fprintf(stderr, "pcsweep: %s: judged by subject '%s', which this build lacks (pcsweep subjects)\n", file,
+                judged);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_repro(int argc, char **argv)
 {
     struct opts o;
@@ -1835,6 +1948,10 @@ static int cmd_repro(int argc, char **argv)
     char err[512];
     if (trace_load(&t, o.pos[0], err, sizeof err) != 0) {
         fprintf(stderr, "pcsweep: %s\n", err);
+        return EXIT_BAD_USAGE;
+    }
+    if (repro_subjects(&o, &t, o.pos[0]) != 0) {
+        trace_free(&t);
         return EXIT_BAD_USAGE;
     }
     const char *inv = trace_get_meta(&t, "violation.invariant");
@@ -1881,7 +1998,7 @@ static int cmd_repro(int argc, char **argv)
         trace_free(&t);
         return EXIT_BAD_USAGE;
     }
-    print_verdict(&ch, &v, &t);
+    print_verdict(&ch, &v, &t, &sc);
     const char *was = trace_get_meta(&t, "violation.invariant");
     if (was && v.ok)
         printf("note:      the reproducer recorded '%s'; this build does not fail it\n", was);
@@ -1892,7 +2009,7 @@ static int cmd_repro(int argc, char **argv)
         printf("final:     %s (the image at the end of epoch %u: every pending write persisted)\n",
                o.save_final_image, ch.epoch);
     if (o.json)
-        lost = write_verdict_json(o.json, &ch, &v, o.pos[0], NULL, NULL, NULL);
+        lost = write_verdict_json(o.json, &sc, &ch, &v, o.pos[0], NULL, NULL, NULL);
     int status = v.ok ? EXIT_PASS : EXIT_VIOLATION;
     if (o.minimize && !v.ok)
         status = minimize(&t, &ch, &v, &o);

@@ -79,6 +79,11 @@ extern const char *const qshim_point_names[QSHIM_P_COUNT];
  * that failinfo. */
 typedef uintptr_t (*qshim_fault_fn)(void *ctx, enum qshim_point p, uint64_t nth);
 void qshim_set_fault_hook(qshim_fault_fn fn, void *ctx);
+/* The first fault injected since the last clear, as one line ("fault:
+ * qemu/io/write of header copy 1 (65536+80)", "fault: qemu/io/flush after a
+ * write of log", "fault: qemu/alloc"; empty when none) into buf (NULL: not
+ * wanted); clear starts over. */
+void qshim_fault_site(char *buf, size_t len, int clear);
 
 struct qshim_stats {
     uint64_t calls[QSHIM_P_COUNT];    /* calls per point */
@@ -103,6 +108,9 @@ int qshim_read_limit_hit(void);
  * a time, whatever its length: docs/qemu-findings.md Q4). */
 void qshim_set_write_limit(uint64_t bytes);
 int qshim_write_limit_hit(void);
+/* The limits set now (0: none). */
+uint64_t qshim_get_read_limit(void);
+uint64_t qshim_get_write_limit(void);
 
 /* ---- images ------------------------------------------------------------- */
 struct qshim_image; /* one open image (format node + file node) */

@@ -200,6 +200,111 @@ const struct qdiff_class *qdiff_replay(struct bdev *before, uint64_t ours_size, 
     return &classes[QD_REPLAY_DIFFERS];
 }
 
+/* Both header copies valid and different in a field QEMU's header update
+ * takes from the non-current one (Q12). */
+static int headers_differ(struct bdev *dev)
+{
+    uint8_t h[2][4096];
+    struct vhdx_header hd[2];
+    if (dev->ops->read(dev, h[0], 4096, 64 * 1024) || dev->ops->read(dev, h[1], 4096, 128 * 1024) ||
+        vhdx_header_decode(h[0], &hd[0]) != 0 || vhdx_header_decode(h[1], &hd[1]) != 0)
+        return 0;
+    return memcmp(&hd[0].log_guid, &hd[1].log_guid, sizeof hd[0].log_guid) != 0 ||
+           hd[0].log_offset != hd[1].log_offset || hd[0].log_length != hd[1].log_length ||
+           hd[0].log_version != hd[1].log_version || hd[0].version != hd[1].version;
+}
+
+/* An entry whose header passes QEMU's vhdx_log_hdr_is_valid() under the
+ * current header's LogGuid, with a descriptor in its first sector that
+ * fails vhdx_log_desc_is_valid() (Q13). */
+static int desc_abort(struct bdev *dev)
+{
+    uint8_t h[2][4096];
+    struct vhdx_header hd[2];
+    if (dev->ops->read(dev, h[0], 4096, 64 * 1024) || dev->ops->read(dev, h[1], 4096, 128 * 1024))
+        return 0;
+    int ok[2] = {vhdx_header_decode(h[0], &hd[0]) == 0, vhdx_header_decode(h[1], &hd[1]) == 0};
+    if (!ok[0] && !ok[1])
+        return 0;
+    const struct vhdx_header *cur = &hd[!ok[0] ? 1 : !ok[1] ? 0 : hd[1].sequence > hd[0].sequence];
+    uint8_t sec[4096];
+    for (uint64_t pos = 0; pos + 4096 <= cur->log_length; pos += 4096) {
+        if (dev->ops->read(dev, sec, sizeof sec, cur->log_offset + pos) != 0 || memcmp(sec, "loge", 4) != 0)
+            continue;
+        const uint32_t len = vhdx_get32(sec + 8), count = vhdx_get32(sec + 24);
+        const uint64_t seq = vhdx_get64(sec + 16);
+        if (len > cur->log_length || len % 4096 || seq == 0 || memcmp(sec + 32, &cur->log_guid, 16) != 0 ||
+            (uint64_t)count * 32 > len)
+            continue;
+        for (uint32_t i = 0; i < count && i < 126; i++) {
+            const uint8_t *d = sec + 64 + 32 * i;
+            const int zero = !memcmp(d, "zero", 4), data = !memcmp(d, "desc", 4);
+            if (vhdx_get64(d + 24) != seq || vhdx_get64(d + 16) % 4096 || (!zero && !data) ||
+                (zero && vhdx_get64(d + 8) % 4096))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* An entry under the current header's LogGuid, its header valid as QEMU
+ * checks it, with more than 126 descriptors: QEMU reads its descriptors
+ * into the wrong place and cannot replay it (Q5). */
+static int many_desc(struct bdev *dev)
+{
+    uint8_t h[2][4096];
+    struct vhdx_header hd[2];
+    if (dev->ops->read(dev, h[0], 4096, 64 * 1024) || dev->ops->read(dev, h[1], 4096, 128 * 1024))
+        return 0;
+    int ok[2] = {vhdx_header_decode(h[0], &hd[0]) == 0, vhdx_header_decode(h[1], &hd[1]) == 0};
+    if (!ok[0] && !ok[1])
+        return 0;
+    const struct vhdx_header *cur = &hd[!ok[0] ? 1 : !ok[1] ? 0 : hd[1].sequence > hd[0].sequence];
+    uint8_t sec[4096];
+    for (uint64_t pos = 0; pos + 4096 <= cur->log_length; pos += 4096) {
+        if (dev->ops->read(dev, sec, sizeof sec, cur->log_offset + pos) != 0 || memcmp(sec, "loge", 4) != 0)
+            continue;
+        const uint32_t elen = vhdx_get32(sec + 8), count = vhdx_get32(sec + 24);
+        if (elen <= cur->log_length && elen % 4096 == 0 && vhdx_get64(sec + 16) != 0 &&
+            memcmp(sec + 32, &cur->log_guid, 16) == 0 && count > 126)
+            return 1;
+    }
+    return 0;
+}
+
+int qdiff_explain(struct bdev *before, char *buf, size_t len)
+{
+    const struct qdiff_class *found[8];
+    int n = 0;
+    struct log_facts f;
+    if (log_facts(before, &f) == 0) {
+        if ((f.head && (f.top > f.head || f.before_tail)) || (!f.head && f.top))
+            found[n++] = &classes[QD_TAIL_OUTSIDE];
+        if (f.skipped)
+            found[n++] = &classes[QD_SEARCH_SKIPS];
+        if (f.gap)
+            found[n++] = &classes[QD_SEQ_GAP];
+        if (f.wraps)
+            found[n++] = &classes[QD_WRAP_PARTIAL];
+    }
+    if (headers_differ(before))
+        found[n++] = &classes[QD_HEADER_STALE];
+    if (desc_abort(before))
+        found[n++] = &classes[QD_DESC_ABORT];
+    if (many_desc(before))
+        found[n++] = &classes[QD_CANNOT_REPLAY];
+    size_t used = 0;
+    if (len)
+        buf[0] = 0;
+    for (int i = 0; i < n && used + 1 < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s %s", i ? "; " : "", found[i]->finding, found[i]->name);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return n;
+}
+
 const struct qdiff_class *qdiff_read(unsigned bat_state)
 {
     switch (bat_state) {

@@ -29,7 +29,7 @@
       "qemu", 1, "Q1")                                                                                              \
     X(QD_TRUNCATED, "qemu-opens-file-shorter-than-flushed-file-offset", "2.3.3",                                    \
       "if the file is shorter than the head's FlushedFileOffset, the implementation MUST fail to open it", "qemu", \
-      1, "Q12")                                                                                                     \
+      1, "Q14")                                                                                                     \
     X(QD_HEADER_AMBIGUOUS, "qemu-opens-no-current-header-equal-sequence-numbers", "2.2.2",                          \
       "if there is no current header, the VHDX file is corrupt", "qemu", 0, NULL)                                   \
     X(QD_NO_HEADER, "qemu-opens-no-valid-header", "2.2.2", "if there is no current header, the file is corrupt",    \
@@ -128,7 +128,15 @@
       "a descriptor may not target the header section nor past LastFileOffset (QEMU replays a zero descriptor of "  \
       "any length, 4 KiB and a flush at a time); seen as an open that writes more than 64 rings", "qemu", 1, "Q4")  \
     X(QD_BOTH_VS_REF, "both-disagree-with-reference", "-",                                                          \
-      "QEMU and libvhdx agree and the reference disagrees (an engine or reference matter)", "undetermined", 0, NULL)
+      "QEMU and libvhdx agree and the reference disagrees (an engine or reference matter)", "undetermined", 0, NULL) \
+    X(QD_HEADER_STALE, "qemu-builds-header-update-from-non-current-copy", "2.2.2.1",                                \
+      "a header update sets the new header's fields to the current header's values (QEMU starts from the "         \
+      "non-current copy: its LogGuid, LogOffset, LogLength and versions become current); seen when the two valid "  \
+      "copies differ in those fields", "qemu", 1, "Q12")                                                          \
+    X(QD_DESC_ABORT, "qemu-log-search-fails-on-an-invalid-descriptor", "2.3.3",                                     \
+      "an entry that fails validation belongs to no sequence and the search goes on (QEMU's search stops with an " \
+      "error when an entry's descriptor fails its checks, before the checksum: the open is refused)", "qemu", 1,   \
+      "Q13")
 
 enum qdiff_id {
 #define X(id, name, section, rule, departs, known, finding) id,
@@ -168,6 +176,29 @@ const struct qdiff_class *qdiff_read(unsigned bat_state);
 void qdiff_note(const struct qdiff_class *c);
 uint64_t qdiff_count(enum qdiff_id id);
 void qdiff_summary(char *buf, size_t len);
+
+/* QEMU's reading of an image it opened (subject_qemu's explain): every
+ * documented departure whose precondition the image shows, before QEMU
+ * touched it, as "Q6 <class>; Q12 <class>" (empty when none):
+ *   Q6   the log facts of qdiff_replay (an entry past the head or right
+ *        before its tail, a skipped position, a sequence gap, a wrap):
+ *        QEMU may replay other entries than the active sequence;
+ *   Q12  two valid header copies that differ in LogGuid, LogOffset,
+ *        LogLength, LogVersion or Version: QEMU's next header update
+ *        (the replay's first write, the first guest write, a log start)
+ *        makes the non-current copy's values current;
+ *   Q13  an entry whose header QEMU accepts (signature, length, sequence
+ *        number, LogGuid, descriptor count) with a descriptor in its first
+ *        sector that QEMU rejects (sequence number, signature, offset): a
+ *        torn or damaged entry anywhere in the ring; QEMU's search stops
+ *        with an error when it meets one;
+ *   Q5   an entry under the current LogGuid with more than 126
+ *        descriptors: QEMU reads them into the wrong place and refuses a
+ *        log that holds one.
+ * Q6's Tail fact also holds when the text finds no sequence at all but a
+ * valid entry exists (QEMU replays it, Tail unread).
+ * Returns the number of classes written. */
+int qdiff_explain(struct bdev *before, char *buf, size_t len);
 
 /* Scans the log ring of an image QEMU wrote for entries whose descriptor
  * sectors hold runs of the shim's allocation pattern after the last

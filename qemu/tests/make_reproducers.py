@@ -14,9 +14,14 @@ file, metadata at 2 MiB, BAT at 3 MiB, file 7 MiB).  Inputs of
 fuzz_qemu_image_open: 2 bytes (flags, seed) then byte edits of
 FUZZ_IMG_CLEAN (header copy 2 at 128 KiB is current).
 
-Usage: make_reproducers.py [--out corpus/regressions] [--check BUILD]
+Usage: make_reproducers.py [--out corpus/regressions] [--check BUILD] [--build BUILD]
   --check BUILD  also run each input through BUILD/fuzz/<target> (clean)
-                 and with POWERCUT_FUZZ_STRICT=1 (must fail)
+                 and with POWERCUT_FUZZ_STRICT=1 (must fail), and each
+                 pcsweep reproducer through BUILD's `pcsweep repro` (must
+                 exit 1)
+  --build BUILD  also make the cases whose log fills the whole ring (more
+                 than the fuzz input's 64 sectors): pcsweep reproducers of a
+                 crash state judged by the QEMU subject (sweep_cases)
 """
 import argparse
 import datetime
@@ -160,6 +165,17 @@ def cases():
     out.append(("qemu-q9-log-search-never-ends", "fuzz_qemu_log_replay", prefix() + whole_ring_entry(),
                 "one entry header at ring offset 0: EntryLength 1 MiB (the ring), sequence 1, no descriptors, "
                 "a wrong checksum", "qemu-log-search-does-not-terminate"))
+    # Q13: one damaged entry (its header fine, its descriptor's sequence
+    # number not its own, as a torn or stale sector leaves it) after a valid
+    # one: QEMU's search stops with EINVAL at the descriptor instead of
+    # rejecting the entry.
+    e1d = entry(1, 0, [("data", BLOCK0, page(0x11))])
+    e2d = bytearray(entry(2, 0, [("data", BLOCK0, page(0x22))]))
+    struct.pack_into("<Q", e2d, 64 + 24, 1)
+    out.append(("qemu-q13-damaged-entry-stops-search", "fuzz_qemu_log_replay",
+                prefix() + ring([(0, e1d), (0x2000, bytes(e2d))]),
+                "entry seq 1 at 0 (Tail itself, writes 0x11 to block 0's first page), then at 8 KiB an entry whose "
+                "header says seq 2 and whose descriptor says seq 1", "qemu-cannot-replay-a-valid-log"))
     # Q10: VirtualDiskSize 4 PiB + 4 MiB on the clean 4 MiB image: QEMU counts
     # BAT entries in 32 bits (4 + 0), so the open passes its BAT-size check
     # and any I/O past 128 GiB indexes past its 1 MiB BAT array.
@@ -167,6 +183,133 @@ def cases():
                 "FUZZ_IMG_CLEAN with its Virtual Disk Size item set to 2^52 + 4 MiB bytes (4 PiB + 4 MiB)",
                 "qemu-opens-virtual-disk-size-out-of-range"))
     return out
+
+
+# ---- cases that need a whole ring: crash states of a sweep -------------------------------
+# The fuzz targets' log input holds at most 64 ring sectors (fuzz_common.h),
+# and these need the whole 1 MiB ring full of valid entries, the steady state
+# of a writer that batches its log (the cross-subject sweep met them in
+# libvhdx's crash states).  Each becomes an image (FUZZ_IMG_REPLAY, exported
+# by fuzz_qemu_log_replay for a prefix without sectors, with the ring
+# written over its log), a trace with that image as its base and no
+# operation (`powercut record -- true`), and the reproducer of its one
+# crash state (model drop, epoch 0: the image itself) judged by the QEMU
+# subject (`pcsweep export --subject qemu --with-repro`), replayed by
+# `pcsweep repro` (CTest sweep.regressions: status "open" exits 1).
+def sweep_cases():
+    out = []
+    # Q9 on a valid log: the ring full of consecutive entries except one
+    # sector that holds no entry header, right before the first of them.
+    # QEMU's run from there wraps around the ring, stops at that sector and
+    # steps to where it began: the search starts again, for ever.
+    full = [(0x1000 + 0x1000 * k, entry(100 + k, 0x1000 + 0x1000 * k, [("zero", BLOCK0, 4096)])) for k in range(255)]
+    out.append(("qemu-q9-valid-full-ring-never-ends", prefix(), "drop", full,
+                "FUZZ_IMG_REPLAY with a full ring: 255 entries of one sector (seq 100..354, each its own Tail, a "
+                "zero descriptor over block 0's first page) at ring offsets 4 KiB .. 1020 KiB; ring offset 0 holds "
+                "no entry", "qemu-log-search-does-not-terminate",
+                "timeout 20 qemu-img info IMG (status 124: never returns; vhdxtool info IMG at once: the active "
+                "sequence is the head, seq 354)"))
+    # Q6 on a valid log: the ring full of consecutive entries of two sectors
+    # (a descriptor and a data sector, as libvhdx writes them), the newest
+    # followed by the oldest, the one before the newest spanning the ring's
+    # end.  QEMU's run from the newest does not check the second entry's
+    # sequence number, goes round the ring back to the newest and counts 128
+    # entries between two positions 8 KiB apart; its replay stops with
+    # EINVAL after the first and the open is refused.
+    ring_ = [(0x3000 + 0x2000 * k, entry(100 + k, 0x3000 + 0x2000 * k, [("data", BLOCK0 + 4096 * k, page(k))]))
+             for k in range(126)]
+    ring_.append((0xFF000, entry(226, 0xFF000, [("data", BLOCK0 + 4096 * 126, page(0xE2))])))  # data: ring offset 0
+    ring_.append((0x1000, entry(227, 0x1000, [("data", BLOCK0 + 4096 * 127, page(0xE3))])))
+    out.append(("qemu-q6-full-ring-run-circles-refused", prefix(), "drop", ring_,
+                "FUZZ_IMG_REPLAY with a full ring of two-sector entries (each its own Tail, each writing one page "
+                "of block 0): seq 100..225 at ring offsets 12 KiB .. 1012 KiB, seq 226 at 1020 KiB (its data sector "
+                "is ring offset 0), the head seq 227 at 4 KiB (writes 0xe3 to block 0's page 127)",
+                "qemu-refuses-valid-image",
+                "qemu-io -f vhdx -c quit IMG (Could not open 'IMG': Invalid argument; vhdxtool replay IMG replays "
+                "the head, seq 227)"))
+    # Q12: the header copies differ (the current one names the log, the
+    # other names none: libvhdx updates its copies in turn, and MS-VHDX asks
+    # only the current copy to be right).  QEMU's replay first rewrites the
+    # non-current copy from its own stale fields, which makes "no log"
+    # current; a cut there leaves a file whose pending entry is never
+    # replayed: the recovery model cuts QEMU's replay after each write.
+    out.append(("qemu-q12-cut-in-replay-loses-log", prefix(), "recovery",
+                [(0, entry(1, 0, [("data", BLOCK0, page(0x12))]))],
+                "FUZZ_IMG_REPLAY whose current header (64 KiB) names the log and whose other copy (128 KiB, a lower "
+                "sequence number) names none; one entry (seq 1) writes 0x12 to block 0's first page",
+                "qemu-builds-header-update-from-non-current-copy",
+                "scripts/powercut record --file IMG --out R.pctrace -- qemu-io -f vhdx -c quit IMG; pcsweep export "
+                "--trace R.pctrace --models prefix --out S (S/state-000000-prefix-e0.vhdx: QEMU's first write, the "
+                "non-current header copy, now current with no LogGuid); qemu-io -f vhdx -r -c 'read -P 0x12 0 4k' "
+                "passes on the fully replayed image and fails on that state (zeros): the entry is never replayed"))
+    return out
+
+
+# How the cross-subject sweep met each (docs/qemu-findings.md).
+SWEEP_FOUND_BY = {
+    "qemu-q9-valid-full-ring-never-ends":
+        "pcsweep sweep --subject libvhdx --replay-subject qemu --scenario batch --models prefix (libvhdx's crash "
+        "states once its log ring is full: the sweep hung until the subject got its watchdog)",
+    "qemu-q6-full-ring-run-circles-refused":
+        "pcsweep sweep --subject libvhdx --replay-subject qemu --scenario batch --models prefix (libvhdx's crash "
+        "states once its log ring is full: open-refused, EINVAL)",
+    "qemu-q12-cut-in-replay-loses-log":
+        "pcsweep sweep --subject libvhdx --replay-subject qemu --scenario overwrite,batch --models recovery "
+        "(replay-not-idempotent: libvhdx writes its header copies in turn, so they differ while a log is pending)",
+}
+
+
+def ring_image(build, pre, placed, path, case_zero_other_logguid=False):
+    """FUZZ_IMG_REPLAY (its headers naming GUID, an empty ring) with the
+    entries written into its 1 MiB log at 1 MiB, wrapping at the ring's end."""
+    with open(path + ".prefix", "wb") as f:
+        f.write(pre)
+    subprocess.run([os.path.join(build, "fuzz", "fuzz_qemu_log_replay"), "--quiet", path + ".prefix"], check=True,
+                   capture_output=True, env=dict(os.environ, POWERCUT_FUZZ_EXPORT=path))
+    os.remove(path + ".prefix")
+    img = bytearray(open(path, "rb").read())
+    if case_zero_other_logguid:
+        # the copy at 128 KiB (not current in FUZZ_IMG_REPLAY) names no log
+        h = 128 * 1024
+        img[h + 48:h + 64] = bytes(16)
+        img[h + 4:h + 8] = bytes(4)
+        struct.pack_into("<I", img, h + 4, crc32c(bytes(img[h:h + 4096])))
+    for off, e in placed:
+        for i in range(0, len(e), 4096):
+            pos = (off + i) % MiB
+            img[MiB + pos:MiB + pos + 4096] = e[i:i + 4096]
+    with open(path, "wb") as f:
+        f.write(img)
+
+
+def make_sweep_case(build, d, pre, model, placed, name):
+    """The image, its trace and the reproducer of its crash state in d:
+    model drop is the image itself (exported with its reproducer), model
+    recovery the first state a strict sweep of QEMU's replay finds."""
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="qemu-repro-")
+    try:
+        img = os.path.join(tmp, "state.vhdx")
+        ring_image(build, pre, placed, img, case_zero_other_logguid=model == "recovery")
+        trace = os.path.join(tmp, "state.pctrace")
+        subprocess.run([os.path.join(ROOT, "scripts", "powercut"), "record", "--file", img, "--out", trace, "--",
+                        "true"], check=True, capture_output=True)
+        pcsweep = os.path.join(build, "harness", "pcsweep")
+        x = os.path.join(tmp, "x")
+        if model == "drop":
+            subprocess.run([pcsweep, "export", "--trace", trace, "--subject", "qemu", "--models", "drop",
+                            "--with-repro", "--out", x], check=True, capture_output=True)
+            shutil.copy(os.path.join(x, "state-000000-drop-e0.pctrace"), os.path.join(d, name))
+        else:
+            subprocess.run([pcsweep, "sweep", "--quiet", "--trace", trace, "--subject", "qemu", "--models", model,
+                            "--strict", "--max-violations", "1", "--repro-dir", x], capture_output=True)
+            found = sorted(f for f in os.listdir(x) if f.endswith(".pctrace")) if os.path.isdir(x) else []
+            if not found:
+                raise SystemExit(f"{d}: the {model} sweep of the image found no violation")
+            shutil.copy(os.path.join(x, found[0]), os.path.join(d, name))
+    finally:
+        shutil.rmtree(tmp)
 
 
 def clean_base():
@@ -240,6 +383,12 @@ QEMU_IO = {
                                          "head's Tail, was replayed; vhdxtool leaves the old bytes fa 89 46 5d ...)",
     "qemu-q9-log-search-never-ends": "timeout 20 qemu-img info IMG (status 124: qemu-img never returns; "
                                      "the same for qemu-io, qemu-img check and a guest's open)",
+    "qemu-q9-valid-full-ring-never-ends": "timeout 20 qemu-img info IMG (status 124: never returns; vhdxtool info "
+                                         "IMG at once: the active sequence is the head, seq 354)",
+    "qemu-q6-full-ring-run-circles-refused": "qemu-io -f vhdx -c quit IMG (Could not open 'IMG': Invalid argument; "
+                                             "vhdxtool replay IMG replays the head, seq 354)",
+    "qemu-q13-damaged-entry-stops-search": "qemu-io -f vhdx -c quit IMG (Could not open 'IMG': Invalid argument; "
+                                           "vhdxtool replay IMG replays seq 1: 11 11 ... at virtual 0)",
     "qemu-q10-virtual-size-beyond-bat": "qemu-io -f vhdx -c 'read 128G 4k' IMG (Segmentation fault; under ASan: "
                                         "heap-buffer-overflow READ of size 8 in vhdx_block_translate, 0 bytes to "
                                         "the right of the 1048576-byte BAT); qemu-io -f vhdx -c 'write -P 0x41 "
@@ -267,8 +416,37 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "corpus", "regressions"))
     ap.add_argument("--check", metavar="BUILD")
+    ap.add_argument("--build", metavar="BUILD",
+                    help="also make the cases that need a whole ring (pcsweep reproducers: fuzz_qemu_log_replay, "
+                         "pcsweep and the recorder of BUILD)")
     a = ap.parse_args(argv)
     bad = 0
+    for cid, pre, model, placed, what, cls, qemu_io in sweep_cases() if a.build else []:
+        d = os.path.join(a.out, cid)
+        os.makedirs(d, exist_ok=True)
+        name = "state.pctrace"
+        make_sweep_case(a.build, d, pre, model, placed, name)
+        rel = os.path.relpath(d, ROOT)
+        meta = {"id": cid, "target": "pcsweep", "requires_subject": "qemu", "status": "open", "method": "sweep",
+                "file": name, "class": cls, "finding": "docs/qemu-findings.md Q" + cid.split("-")[1][1:],
+                "input": what, "qemu": "QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18), block/vhdx*.c",
+                "found_by": SWEEP_FOUND_BY[cid] + "; rebuilt by hand from MS-VHDX",
+                "reproduce": f"build/default/harness/pcsweep repro {rel}/{name} (judged by the qemu subject, as the "
+                             f"reproducer says; exit 1 while QEMU keeps the behaviour); the image: "
+                             f"build/default/harness/pcsweep repro {rel}/{name} --save-image IMG",
+                "qemu_io": qemu_io,
+                "made_by": "qemu/tests/make_reproducers.py --build BUILD (hand-built from MS-VHDX; see "
+                           "docs/qemu-findings.md)"}
+        with open(os.path.join(d, "meta.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+            f.write("\n")
+        if a.check:
+            r = subprocess.run([os.path.join(a.check, "harness", "pcsweep"), "repro", os.path.join(d, name)],
+                               capture_output=True, text=True)
+            ok = r.returncode == 1
+            bad += not ok
+            verdict = [x for x in r.stdout.splitlines() if x.startswith("verdict") or x.startswith("  ")]
+            print(f"{'ok  ' if ok else 'FAIL'} {cid}: pcsweep repro {r.returncode}; {' '.join(verdict)[:300]}")
     for cid, target, data, what, cls in cases():
         d = os.path.join(a.out, cid)
         os.makedirs(d, exist_ok=True)

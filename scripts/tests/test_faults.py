@@ -168,7 +168,7 @@ def test_unwritable_outputs_are_refused_before_the_work(fiu_tools, tmp_path):
     for opt in ("--json", "--junit"):
         cp = pc("faults", "--scenario", "batch", "--max-faults", "5", opt, blocker / "x")
         assert cp.returncode == 2 and str(blocker) in cp.stderr and "Traceback" not in cp.stderr
-        assert "pcfaults: engine" not in cp.stderr
+        assert "pcfaults: subject" not in cp.stderr and "pcfaults: engine" not in cp.stderr
 
 
 def test_damaged_exec_plan_is_a_usage_error(tmp_path):

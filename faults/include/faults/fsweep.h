@@ -71,6 +71,7 @@ struct fsweep_opts {
     uint64_t first_plan;           /* resume: plans below this index are skipped */
     uint64_t max_repro_bytes;      /* disk cap of the reproducers */
     const char *repro_dir;         /* reproducers (NULL = none) */
+    int strict;                    /* the subject's known departures count as violations */
 };
 
 /* ---- results ----------------------------------------------------------------------- */
@@ -134,6 +135,9 @@ struct fsweep {
     const char *scenario;            /* current workload */
     uint64_t seed;                   /* its seed */
     char workload_args[256];         /* --scenario ... --ops ... for crash messages */
+    uint32_t left_out;               /* workloads the subject fails without faults (fsweep_clean_run) */
+    uint64_t known;                  /* verdicts the subject's known list sets apart (not violations) */
+    uint64_t known_by[SUBJECT_KNOWN_MAX]; /* per entry of subj->known */
 };
 
 /* The verdict of the one plan and state a `pcfaults run` or repro asks for. */
@@ -190,8 +194,11 @@ void fsweep_workload_args(struct fsweep *S, const struct workload_params *p);
  * into t; r says whether and where it fired and holds the live verdict. */
 void fsweep_run_armed(struct fsweep *S, const struct workload *w, const struct fault_plan *plan, struct fault_run *r,
                       struct trace *t);
-/* The clean run: the trace the replay phase cuts (t0), and the call counts. */
-void fsweep_clean_run(struct fsweep *S, const struct workload *w, struct trace *t0, struct fault_stats *cnt);
+/* The clean run: the trace the replay phase cuts (t0), and the call counts.
+ * 0; -1 when a subject with filed departures fails the workload without
+ * faults (said, counted in left_out: the sweep is incomplete); the engine
+ * failing it is fatal. */
+int fsweep_clean_run(struct fsweep *S, const struct workload *w, struct trace *t0, struct fault_stats *cnt);
 /* Every phase the options ask for, on one scenario and seed. */
 void fsweep_workload(struct fsweep *S, const char *scenario, uint64_t seed);
 /* Sets fsweep_context to the `pcfaults run` command of a plan (and state). */

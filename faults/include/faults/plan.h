@@ -84,7 +84,14 @@ enum fault_kind {
 
 enum fault_mode { FM_TRANSIENT = 0, FM_PERSISTENT, FM_RANDOM, FM_COUNT };
 
-extern const char *const fault_point_names[FP_COUNT]; /* "vhdx/io/read", ... */
+/* The catalogued points of the subject under test: "vhdx/io/read", ... (the
+ * engine's, by default) or another namespace's (fault_use_points). */
+extern const char *fault_point_names[FP_COUNT];
+/* Switches the catalogue to the points <ns>/io/read ... <ns>/alloc (the
+ * subject's fault_ns: "vhdx" the engine, "qemu" the QEMU shim); call it
+ * before a plan is armed.  0 or -EINVAL.  Process-wide, like the plan. */
+int fault_use_points(const char *ns);
+const char *fault_points_ns(void); /* "vhdx" unless switched */
 extern const char *const fault_kind_names[FK_COUNT];  /* "eio", "enospc", ... */
 extern const char *const fault_kind_about[FK_COUNT];  /* what a failing call does */
 extern const char *const fault_mode_names[FM_COUNT];  /* "transient", ... */

@@ -73,6 +73,10 @@ void refjudge_replayed(struct refjudge *rj, const struct ref_src *after, int rer
 /* The subject read got[0..len) at virtual offset off. */
 void refjudge_read(struct refjudge *rj, uint64_t off, const uint8_t *got, size_t len, struct verdict *v);
 
+/* Did the reference find the image, as built, broken (REF_INVALID)?  Under
+ * a power-loss model that is the writer's doing (ref:invalid-crash-state). */
+int refjudge_crash_state_invalid(const struct refjudge *rj);
+
 /* Does the reference hold a usable view (valid or undecided, read to the
  * end)?  refjudge_read() checks nothing otherwise. */
 int refjudge_usable(const struct refjudge *rj);

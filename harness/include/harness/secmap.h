@@ -37,7 +37,9 @@ struct secmap {
     uint64_t min_key, max_key; /* range of keys present */
     struct secmap_chunk *arena; /* owned sector copies */
     uint64_t sig_limit;        /* keys below this count in sig (0: none) */
-    uint64_t sig;              /* XOR of a hash of (key, value pointer) over keys < sig_limit */
+    uint64_t sig;              /* XOR of a hash of (key, value) over keys < sig_limit: a borrowed value
+                                * by its address, one of the map's copies by its bytes (arena memory
+                                * is reused after a clear: equal addresses, other bytes) */
     size_t copies;             /* secmap_put_copy calls since the last clear (arena memory is reused by
                                 * the next clear: such values do not name their bytes forever) */
 };

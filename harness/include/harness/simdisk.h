@@ -114,6 +114,8 @@ struct crashdisk {
     crashdisk_guard_fn guard;    /* may be NULL */
     void *guard_ctx;
     struct trace *rec;           /* records writes/truncates/flushes made while in use (may be NULL) */
+    int read_built;              /* reads through the bdev return the image as built (crashdisk_read_built):
+                                  * a second reader's view of the state after a first one wrote to it */
     uint64_t reads, writes, flushes, truncates, read_bytes; /* counters */
 };
 

@@ -98,6 +98,31 @@ struct subject_ops {
      * counts states that break only such an invariant as known departures,
      * not violations, unless asked to be strict (pcsweep --strict). */
     const struct subject_departure *known;
+    /* The subject's own reading of a failed verdict on a crash image it
+     * opened (NULL when it has none): the filed departures whose
+     * precondition the image, as it was before the subject opened it
+     * (`before`, read-only), shows, as one short line into why (empty when
+     * none), e.g. "Q6 qemu-replays-entry-whose-tail-is-outside-its-sequence".
+     * The sweep appends it to the verdict's detail, where a known entry's
+     * detail filter can name it: a verdict is set apart only when its
+     * invariant is listed with the departure the image explains. */
+    void (*explain)(struct bdev *before, char *why, size_t len);
+    /* The namespace of the subject's libfiu I/O points ("vhdx": the
+     * engine's vhdx/io/read ... vhdx/alloc; "qemu": the shim's qemu/io/read
+     * ... qemu/alloc), in the order of faults/plan.h's FP_*; NULL when it
+     * has none.  pcfaults arms the subject's points (fault_use_points). */
+    const char *fault_ns;
+    /* Nonzero when the subject creates and opens 4096-byte logical
+     * sectors (QEMU: 512 only).  workload_params_fit reads it. */
+    int sectors_4k;
+    /* Where the first fault injected into the subject's points since the
+     * last clear hit, as one line into buf (empty when none or unknown;
+     * NULL buf: not wanted); clear starts over.  The fault sweep clears it
+     * when it arms a plan and appends it to the detail of the plan's
+     * verdicts, where a known departure's detail filter can name it
+     * (QEMU: "fault: qemu/io/write of header copy 1 (65536+80)").  NULL
+     * when the subject cannot tell. */
+    void (*fault_site)(char *buf, size_t len, int clear);
 };
 
 struct subject_departure {
@@ -105,7 +130,7 @@ struct subject_departure {
     const char *detail;    /* a text the verdict's detail must contain (NULL: any) */
     const char *finding;   /* where it is filed, e.g. "Q1 (docs/qemu-findings.md)" */
 };
-#define SUBJECT_KNOWN_MAX 16 /* entries of a known list the sweep counts one by one */
+#define SUBJECT_KNOWN_MAX 32 /* entries of a known list the sweep counts one by one */
 
 /* Index in s's known list of the departure a verdict (invariant, detail) is, or -1. */
 int subject_known_index(const struct subject_ops *s, const char *invariant, const char *detail);

@@ -116,8 +116,36 @@ int sweep_judges_parse(const char *s, unsigned *mask);
 
 struct subject_ops;
 
+/*
+ * Two subjects (cross-subject sweeps).  `subject` wrote the trace: the
+ * workload runs through it (or, with a saved trace, it names who wrote it);
+ * `replay_subject` opens, replays, checks and reads every crash state
+ * (NULL: the same as `subject`).  QEMU's crash states replayed by libvhdx
+ * are subject qemu, replay_subject libvhdx.
+ *
+ * Whose known departures (subject_ops.known) a finding is set apart by,
+ * the rule:
+ *  - the writer's list (`subject`) for what the writer did: a protocol
+ *    finding (protocol:*, a fact of the order in which it issued writes and
+ *    flushes), and ref:invalid-crash-state (the reference finds a
+ *    power-loss crash image broken as built, before any reader opened it:
+ *    the writer left a file MS-VHDX calls corrupt);
+ *  - the reader's list (`replay_subject`) for every other state verdict:
+ *    what the reader did with the image (refused a valid one, opened a
+ *    broken one, replayed other bytes, read other data, ...).
+ * sweep_invariant_is_writers() tells the two apart.  So that a reader that
+ * does what the text asks is not blamed for the writer, a power-loss state
+ * the reference finds broken and the reader refuses as a format error is
+ * ref:invalid-crash-state, not open-refused (with the reference judge on);
+ * a reader that opens it instead is judged as before (log-guid-not-cleared,
+ * ref:accepted-invalid, ...: the reader's own departure).  A writer's
+ * departure never excuses a reader's other verdicts, and a reader's never
+ * excuses the writer's.  With one subject for both, both lists are that
+ * subject's, as before.
+ */
 struct sweep_config {
-    const struct subject_ops *subject; /* the implementation under test (NULL: libvhdx) */
+    const struct subject_ops *subject; /* wrote the trace: the workload runner's subject (NULL: libvhdx) */
+    const struct subject_ops *replay_subject; /* opens and judges the crash states (NULL: subject) */
     unsigned models;          /* bitmask of (1 << M_*) */
     unsigned judges;          /* bitmask of JUDGE_* (default JUDGE_ALL) */
     uint32_t unwritten_every; /* the unwritten-sector check on every Nth state (default 4; 1 = all) */
@@ -167,10 +195,13 @@ struct sweep_stats {
     uint64_t violations;          /* states that violate, plus protocol violations */
     uint64_t violations_per_model[M_COUNT];
     uint64_t protocol_violations; /* of the trace's write-ahead protocol (JUDGE_PROTOCOL) */
-    /* States (and protocol findings) that broke only an invariant the subject
-     * is known to break (subject_ops.known), per entry of that list: not
-     * violations unless sweep_config.strict. */
-    uint64_t known[SUBJECT_KNOWN_MAX];
+    /* Findings set apart as known departures (subject_ops.known), per entry
+     * of the list that owns them (the rule above): the reader's for state
+     * verdicts, the writer's for protocol findings and invalid crash states.
+     * Not violations unless sweep_config.strict.  With one subject both
+     * index the same list. */
+    uint64_t known[SUBJECT_KNOWN_MAX];        /* reader's list: state verdicts */
+    uint64_t known_writer[SUBJECT_KNOWN_MAX]; /* writer's list: protocol findings, invalid crash states */
     uint64_t known_total;
     int protocol_judged;          /* the protocol checker followed the trace */
     uint64_t epochs;
@@ -184,6 +215,12 @@ struct sweep_stats {
 };
 
 void sweep_config_defaults(struct sweep_config *c);
+/* The writer and the reader of a configuration (never NULL). */
+/* Is a violation of this invariant the writer's (protocol:*,
+ * ref:invalid-crash-state), set apart by the writer's known list? */
+int sweep_invariant_is_writers(const char *invariant);
+const struct subject_ops *sweep_writer(const struct sweep_config *c);
+const struct subject_ops *sweep_reader(const struct sweep_config *c);
 
 /* Sweeps the whole trace.  Returns 0 (violations are counted, not errors),
  * or a negative error when the harness itself failed. */
@@ -205,5 +242,14 @@ int sweep_save_repro(const struct trace *t, const struct crash_choice *ch, const
  * before the violation's) and ch NULL for a reproducer with no crash state. */
 int sweep_save_repro_ex(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
                         const char *const *extra, const char *path, char *err, size_t errlen);
+/* The same, naming the subject that judged the state (choice key
+ * "replay_subject"; NULL: none is named), so that `pcsweep repro` judges it
+ * with that subject again. */
+int sweep_save_repro_judged(const struct trace *t, const struct crash_choice *ch, const struct verdict *v,
+                            const char *const *extra, const char *replay_subject, const char *path, char *err,
+                            size_t errlen);
+/* The replay subject a reproducer names (choice key "replay_subject"), or
+ * NULL when it names none (reproducers saved before the key existed). */
+const char *sweep_repro_replay_subject(const struct trace *t);
 
 #endif /* HARNESS_SWEEP_H */

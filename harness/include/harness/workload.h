@@ -100,6 +100,15 @@ void workload_scenario_names(char *out, size_t len, const char *sep);
 /* Fills defaults (0 fields) and checks values; returns 0 or -EINVAL with a
  * message in err. */
 int workload_params_resolve(struct workload_params *p, char *err, size_t errlen);
+/* Sector sizes the subjects can handle, before workload_params_resolve:
+ * where the seed would choose (0 fields), a writer that does not create
+ * 4096-byte logical sectors (subject_ops.sectors_4k) gets 512 logical and
+ * physical, a reader that does not open them gets 512 logical (its
+ * physical sector stays the writer's choice).  Values the user gave are
+ * kept (the subject then refuses them with its own message). */
+struct subject_ops;
+void workload_params_fit(struct workload_params *p, const struct subject_ops *writer,
+                         const struct subject_ops *reader);
 /* Generates the operation list from p (resolved). */
 int workload_generate(const struct workload_params *p, struct workload *w);
 void workload_free(struct workload *w);
