@@ -357,6 +357,7 @@ struct run_record {
     uint32_t first_epoch;    /* epochs before it were skipped (resume) */
     int64_t planned_states;  /* states of this run (this shard, all models but recovery), -1 unknown */
     int complete;            /* every planned state judged */
+    char left_out[256];      /* why the subject could not run the workload ("" when it ran) */
 };
 
 struct collector {
@@ -547,8 +548,10 @@ static void coverage_of(const struct run_record *runs, size_t nruns, size_t plan
     cv->runs_planned = planned_runs;
     cv->runs_started = nruns;
     int64_t planned = 0;
+    int left_out = 0;
     for (size_t i = 0; i < nruns; i++) {
         const struct run_record *r = &runs[i];
+        left_out |= r->left_out[0] != 0;
         cv->runs_complete += r->complete;
         cv->states += r->st.states;
         cv->recovery_states += r->st.states_per_model[M_RECOVERY];
@@ -562,6 +565,7 @@ static void coverage_of(const struct run_record *runs, size_t nruns, size_t plan
     cv->complete = cv->runs_complete == planned_runs;
     if (!cv->complete)
         cv->stopped_by = interrupted                ? "interrupted"
+                         : left_out                  ? "a workload the subject cannot run"
                          : o->sc.max_states          ? "--max-states"
                          : o->sc.max_seconds > 0     ? "--max-seconds"
                          : o->sc.max_violations      ? "--max-violations"
@@ -788,6 +792,10 @@ static void write_json(FILE *f, struct run_record *runs, size_t nruns, const str
                    ", \"wall_s\": %.3f, \"models\": ",
                 r->st.violations, r->st.replays, r->st.opens, r->st.seconds);
         json_models(f, o, r->st.states_per_model);
+        if (r->left_out[0]) { /* the subject cannot run this workload: planned, never judged */
+            fprintf(f, ", \"left_out\": ");
+            tool_json_str(f, r->left_out);
+        }
         fprintf(f, "}");
     }
     fprintf(f, "\n  ],\n  \"reproducer_bytes\": %" PRIu64 ",\n  \"reproducers_skipped\": %" PRIu64
@@ -1159,6 +1167,7 @@ static int cmd_sweep(int argc, char **argv)
                     snprintf(r->scenario, sizeof r->scenario, "%s", names[si]);
                     r->seed = seed;
                     r->planned_states = -1;
+                    snprintf(r->left_out, sizeof r->left_out, "%s", fail_msg);
                     trace_free(&t);
                     continue;
                 }

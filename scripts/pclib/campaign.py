@@ -149,6 +149,17 @@ def parse_split(text):
     return out
 
 
+# The resume state of another subject's sweep or fault sweep (--subjects):
+# "sweep:qemu", "faults:qemu"; libvhdx's are "sweep" and "faults".
+SUBJECT_PART = re.compile(r"^(sweep|faults):[A-Za-z0-9_-]+$")
+
+
+def part_key(phase, subject):
+    """The method, resume-state and directory key of a phase for a subject:
+    "sweep" for libvhdx, "sweep:qemu" for another."""
+    return phase if subject == "libvhdx" else f"{phase}:{subject}"
+
+
 def new_state():
     return {"version": STATE_VERSION,
             "sweep": {"workload_seed": 1, "scenarios": {}},
@@ -182,8 +193,8 @@ def load_state(path=STATE_FILE):
         if "sweep_seed" in st or "fault_seed" in st:  # version 1: whole seeds only
             out["sweep"]["workload_seed"] = st.get("sweep_seed", 1)
             out["faults"]["workload_seed"] = st.get("fault_seed", 1)
-        for k in ("sweep", "faults"):
-            if k in st:
+        for k in st:
+            if k in ("sweep", "faults") or SUBJECT_PART.match(k):
                 out[k] = st[k]
         out["fault_campaign_seed"] = st.get("fault_campaign_seed")
         why = _state_problem(out)
@@ -195,7 +206,9 @@ def load_state(path=STATE_FILE):
 
 
 def _state_problem(st):
-    for k, unit in (("sweep", "next_epoch"), ("faults", "next_plan")):
+    parts = [(k, "next_epoch" if k.startswith("sweep") else "next_plan") for k in st
+             if k in ("sweep", "faults") or SUBJECT_PART.match(k)]
+    for k, unit in parts:
         part = st.get(k)
         if not isinstance(part, dict) or not _positive_int(part.get("workload_seed")) or \
                 part.get("workload_seed") < 1 or not isinstance(part.get("scenarios"), dict):
@@ -222,6 +235,10 @@ def add_campaign_args(p, default_time):
     p.add_argument("--split", help="shares of the budget in percent (default sweep=30,faults=15,fuzz=45,diff=5; "
                                    "a method left out does not run)")
     p.add_argument("--targets", help="fuzz targets, comma list (default: all)")
+    p.add_argument("--subjects", default="libvhdx",
+                   help="implementations the sweep and fault phases test, comma list of `pcsweep subjects` "
+                        "(libvhdx, qemu when built) or all (default libvhdx); the phases' time is shared "
+                        "among them, each resumes on its own, and the report has a section per subject")
     p.add_argument("--no-afl", action="store_true", help="fuzz with libFuzzer only")
     p.add_argument("--no-coverage", action="store_true", help="skip the llvm-cov report")
     p.add_argument("--require-complete", action="store_true",
@@ -318,6 +335,7 @@ class Campaign:
         self.damaged = []  # inputs the campaign found damaged (exit status 2, after the report)
         # the shard: resolved by pcsweep (one rule) once it is built, in prepare()
         self.shard, self.shard_source, self.shard_k, self.shard_n = "0/1", "none", 0, 1
+        self.subjects = ["libvhdx"]  # --subjects, checked against the build in prepare()
         self.history = args.history or history.default_path(self.out)
         history.check(self.history)  # a damaged history is an error before any work
         self.fail_on = args.fail_on or history.default_fail_on()
@@ -426,6 +444,15 @@ class Campaign:
             build.ensure_built("coverage", quiet=True)
         self.build_seconds = round(time.time() - t, 1)
         self.scenarios = registry.scenarios(tool("default", "pcsweep"))
+        have = [x["name"] for x in registry.subjects(tool("default", "pcsweep"))]
+        want = have if self.args.subjects == "all" else [x.strip() for x in self.args.subjects.split(",") if x.strip()]
+        bad = [x for x in want if x not in have]
+        if bad or not want:
+            raise UsageError(f"--subjects {self.args.subjects!r}: " +
+                             (f"{', '.join(bad)} not in this build (it has {', '.join(have)}; the QEMU subject "
+                              f"is built when its source was fetched: qemu/fetch_source.py)" if bad
+                              else "no subject named"))
+        self.subjects = list(dict.fromkeys(want))
         sh = registry.shard(tool("default", "pcsweep"), self.args.shard, self.args.shards)
         self.shard, self.shard_source, self.shard_k, self.shard_n = sh["shard"], sh["source"], sh["k"], sh["n"]
 

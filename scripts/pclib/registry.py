@@ -48,6 +48,12 @@ def scenarios(pcsweep):
     return [x["name"] for x in ask(pcsweep, "scenarios")]
 
 
+def subjects(pcsweep):
+    """The implementations under test this build has (`pcsweep subjects`):
+    [{"name", "about", "creates", "known": [...]}], libvhdx first."""
+    return ask(pcsweep, "subjects")
+
+
 def models(pcsweep):
     """The crash-model registry: [{name, class, exportable, about}]."""
     return ask(pcsweep, "models")

@@ -42,11 +42,66 @@ def target_done(v):
     return None
 
 
+def method_subject(m, v):
+    """The subject a method tested: its "subject" field, else from its key
+    ("sweep:qemu"), else libvhdx (every method before --subjects)."""
+    return v.get("subject") or (m.split(":", 1)[1] if ":" in m else "libvhdx")
+
+
+def method_sort_key(k):
+    base = k.split(":", 1)[0]
+    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else 99, k)
+
+
+def subjects_html(data):
+    """A section per subject (campaign --subjects): what each method did on
+    it, its violations, the filed departures set apart, the workloads it
+    cannot run.  Empty when only libvhdx was tested."""
+    methods = data.get("methods", {})
+    subs = {}
+    for m in sorted(methods, key=method_sort_key):
+        subs.setdefault(method_subject(m, methods[m]), []).append(m)
+    if list(subs) in ([], ["libvhdx"]) and (data.get("campaign") or {}).get("subjects", ["libvhdx"]) == ["libvhdx"]:
+        return []
+    h = ['<h2>Subjects</h2>']
+    for subj, ms in subs.items():
+        h.append(f'<h3 id="subject-{html.escape(subj)}">{html.escape(subj)}</h3>')
+        h.append('<table class="subject"><thead><tr><th>method</th><th>crash states</th><th>faults injected</th>'
+                 '<th>violations</th><th>known departures</th><th>planned work</th></tr></thead><tbody>')
+        for m in ms:
+            v = methods[m]
+            states = sum(t.get("states", 0) or 0 for t in v.get("targets", {}).values()) if m.startswith("sweep") \
+                else None
+            cls = ' class="bad"' if v.get("violations") else ""
+            h.append(f'<tr{cls}><td>{html.escape(m)}</td><td class="n">{_fmt(states)}</td>'
+                     f'<td class="n">{_fmt(v.get("faults"))}</td><td class="n">{_fmt(v.get("violations"))}</td>'
+                     f'<td class="n">{_fmt(v.get("known"))}</td>'
+                     f'<td>{html.escape(str((v.get("coverage") or {}).get("text", "")))}</td></tr>')
+        h.append("</tbody></table>")
+        kd = {}
+        for m in ms:
+            for k, n in (methods[m].get("known_departures") or {}).items():
+                kd[k] = kd.get(k, 0) + n
+        if kd:
+            h.append("<p>Set apart as the subject's filed departures (its known list; <code>--strict</code> "
+                     "counts them):</p><ul>" +
+                     "".join(f"<li>{html.escape(k)}: {n:,}</li>" for k, n in sorted(kd.items(), key=lambda x: -x[1]))
+                     + "</ul>")
+        lo = {}
+        for m in ms:
+            lo.update(methods[m].get("left_out") or {})
+        if lo:
+            h.append("<p>Workloads the subject cannot run (left out, not judged):</p><ul>" +
+                     "".join(f"<li>{html.escape(x)}: {html.escape(str(w))}</li>" for x, w in sorted(lo.items()))
+                     + "</ul>")
+    return h
+
+
 def table_rows(data):
     """One row per method and target, in a stable order."""
     rows = []
     methods = data.get("methods", {})
-    for m in sorted(methods, key=lambda k: (METHOD_ORDER.index(k) if k in METHOD_ORDER else 99, k)):
+    for m in sorted(methods, key=method_sort_key):
         for t, v in sorted(methods[m].get("targets", {}).items()):
             rows.append({"method": m, "target": t, "states": v.get("states"), "execs": v.get("execs"),
                          "coverage": v.get("coverage"), "failures": v.get("failures", 0),
@@ -233,7 +288,7 @@ def render_html(data, images):
     if any(v.get("coverage") for v in methods.values()):
         h.append('<h2>Planned work</h2><table id="planned"><thead><tr><th>phase</th><th>done</th>'
                  '<th>of the planned work</th><th>seconds (share)</th></tr></thead><tbody>')
-        for m in sorted(methods, key=lambda k: (METHOD_ORDER.index(k) if k in METHOD_ORDER else 99, k)):
+        for m in sorted(methods, key=method_sort_key):
             cv = methods[m].get("coverage")
             if not cv:
                 continue
@@ -249,6 +304,7 @@ def render_html(data, images):
     if notes:
         h.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>")
 
+    h += subjects_html(data)
     h.append('<h2>Summary</h2><table id="summary" class="sortable"><thead><tr>')
     h += [f"<th>{html.escape(label)}</th>" for _, label in COLUMNS]
     h.append("</tr></thead><tbody>")

@@ -347,3 +347,88 @@ def test_run_of_30_seconds_keeps_its_budget_and_reports_every_phase(tmp_path):
         cov = s["methods"][m]["coverage"]
         assert cov["text"] and "planned" in cov and "complete" in cov, (m, cov)
         assert f"  {m:7s} " in cp.stdout
+
+
+def test_report_has_a_section_per_subject(tmp_path):
+    """campaign --subjects: each subject's methods ("sweep:qemu") sort with
+    their phase, and the page has a section per subject with its known
+    departures and the workloads it cannot run; a libvhdx-only campaign
+    has no such section."""
+    d = canned()
+    page = report.write_report(str(tmp_path / "one"), d)
+    assert "<h2>Subjects</h2>" not in open(page).read()
+    d["campaign"]["subjects"] = ["libvhdx", "qemu"]
+    d["methods"]["sweep:qemu"] = {
+        "subject": "qemu", "seconds": 10.0, "violations": 0, "known": 1234,
+        "known_departures": {"protocol:header-before-entry: Q1 (docs/qemu-findings.md)": 1200,
+                             "open-refused: Q9 <x>": 34},
+        "left_out": {"fill": "QEMU's vhdx driver has no discard"},
+        "coverage": {"complete": True, "text": "workload seed 1 finished"},
+        "targets": {"batch": {"states": 5000, "execs": 4000, "failures": 0, "seconds": 10.0}}}
+    d["methods"]["faults:qemu"] = {"subject": "qemu", "seconds": 5.0, "faults": 777, "violations": 2, "known": 9,
+                                   "known_departures": {"fault-not-reported: Q8": 9},
+                                   "targets": {"eio": {"states": 10, "execs": 777, "failures": 2, "seconds": 5.0}}}
+    page = report.write_report(str(tmp_path / "two"), d)
+    h = open(page).read()
+    sec = h[h.index("<h2>Subjects</h2>"):h.index("<h2>Summary</h2>")]
+    assert 'id="subject-libvhdx"' in sec and 'id="subject-qemu"' in sec
+    q = sec[sec.index('id="subject-qemu"'):]
+    assert "sweep:qemu" in q and "faults:qemu" in q and "1,234" in q and "777" in q
+    assert "Q1 (docs/qemu-findings.md): 1,200" in q and "Q9 &lt;x&gt;" in q and "Q8: 9" in q
+    assert "fill: QEMU&#x27;s vhdx driver has no discard" in q
+    s = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert [r["method"] for r in s["table"]] == ["sweep", "sweep", "sweep:qemu", "faults:qemu", "fuzz"]
+
+
+def test_state_keeps_each_subjects_resume_point(tmp_path):
+    st = campaign.new_state()
+    st["sweep:qemu"] = {"workload_seed": 3, "scenarios": {"batch": {"next_epoch": 7, "done": False}}}
+    st["faults:qemu"] = {"workload_seed": 2, "scenarios": {}}
+    p = tmp_path / "state.json"
+    p.write_text(json.dumps(st))
+    back = campaign.load_state(str(p))
+    assert back["sweep:qemu"]["scenarios"]["batch"]["next_epoch"] == 7 and back["faults:qemu"]["workload_seed"] == 2
+    st["sweep:qemu"]["scenarios"]["batch"]["next_epoch"] = -1
+    p.write_text(json.dumps(st))
+    with pytest.raises(UsageError, match="sweep:qemu"):
+        campaign.load_state(str(p))
+    assert campaign.part_key("sweep", "libvhdx") == "sweep" and campaign.part_key("faults", "qemu") == "faults:qemu"
+
+
+def _qemu_built():
+    pcsweep = os.path.join(ROOT, "build", "default", "harness", "pcsweep")
+    if not os.path.exists(pcsweep):
+        return False
+    cp = subprocess.run([pcsweep, "subjects"], stdout=subprocess.PIPE, text=True)
+    return cp.returncode == 0 and any(x["name"] == "qemu" for x in json.loads(cp.stdout))
+
+
+def test_campaign_with_the_qemu_subject(tmp_path):
+    """campaign --subjects libvhdx,qemu: the sweep and fault phases run on
+    both, each with its own method, resume state and report section; the
+    QEMU sweeps' filed departures are counted apart."""
+    if not _qemu_built():
+        pytest.skip("the QEMU subject is not built (qemu/fetch_source.py fetches its source)")
+    p = _campaign(tmp_path, "--time", "60", "--split", "sweep=50,faults=25", "--seed", "11",
+                  "--subjects", "libvhdx,qemu")
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode in (0, 1), out[-3000:]
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert s["campaign"]["subjects"] == ["libvhdx", "qemu"]
+    for m in ("sweep", "sweep:qemu", "faults", "faults:qemu"):
+        assert m in s["methods"], (m, list(s["methods"]))
+    assert s["methods"]["sweep:qemu"]["subject"] == "qemu"
+    assert sum(t["states"] for t in s["methods"]["sweep:qemu"]["targets"].values()) > 0
+    assert s["methods"]["faults:qemu"]["faults"] > 0
+    assert s["methods"]["sweep:qemu"]["known"] + s["methods"]["faults:qemu"]["known"] > 0
+    for f in s["failures"]:
+        assert f["method"] in ("sweep", "faults", "sweep:qemu", "faults:qemu"), f
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert "sweep:qemu" in state and "faults:qemu" in state
+    assert 'id="subject-qemu"' in (tmp_path / "c" / "index.html").read_text()
+
+
+def test_unknown_subject_is_a_usage_error(tmp_path):
+    p = _campaign(tmp_path, "--time", "5", "--subjects", "libvhdx,nosuch")
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 2 and "nosuch not in this build" in out, out[-2000:]

@@ -1,6 +1,8 @@
 """The fault phase: pcfaults' sweep of a workload seed (resumed at the plan
 each scenario stopped at), then random fault plans, one campaign seed per
-job, for the rest of the phase."""
+job, for the rest of the phase.  With campaign --subjects the phase's time
+is shared among the subjects (methods "faults" / "faults:qemu"); random
+plans run on libvhdx only (`pcfaults campaign`)."""
 import os
 import time
 
@@ -11,12 +13,23 @@ from .slices import SLICE_MIN
 
 
 def run(camp, budget):
+    t0 = time.time()
+    for i, subj in enumerate(camp.subjects):
+        left = budget - (time.time() - t0)
+        run_subject(camp, max(0.0, left / (len(camp.subjects) - i)), subj)
+
+
+def run_subject(camp, budget, subject):
+    from ..campaign import part_key
+    key = part_key("faults", subject)
     pcfaults = tool("fiu", "pcfaults")
-    d = os.path.join(camp.out, "faults")
+    d = os.path.join(camp.out, key.replace(":", "-"))
     os.makedirs(d, exist_ok=True)
-    m = camp.methods.setdefault("faults", {"seconds": 0.0, "budget_s": 0.0, "targets": {}, "seeds": [],
-                                           "campaign_seeds": []})
-    part = camp.state["faults"]
+    m = camp.methods.setdefault(key, {"seconds": 0.0, "budget_s": 0.0, "targets": {}, "seeds": [],
+                                      "campaign_seeds": [], "subject": subject, "known": 0,
+                                      "known_departures": {}})
+    part = camp.state.setdefault(key, {"workload_seed": 1, "scenarios": {}})
+    subj_args = [] if subject == "libvhdx" else ["--subject", subject]
     start_seed = part["workload_seed"]
     t_start = time.time()
     deadline = t_start + budget
@@ -25,6 +38,10 @@ def run(camp, budget):
     def collect(s, where):
         totals["faults"] += s.get("injected", 0)
         totals["violations"] += s.get("violations", 0)
+        for kd in s.get("known_departures", []):
+            m["known"] = m.get("known", 0) + kd.get("count", 0)
+            kk = f"{kd.get('invariant')}: {kd.get('finding')}"
+            m["known_departures"][kk] = m["known_departures"].get(kk, 0) + kd.get("count", 0)
         for kind, v in (s.get("kinds") or {}).items():
             t = m["targets"].setdefault(kind, {"states": 0, "execs": 0, "failures": 0, "seconds": 0.0})
             t["states"] += v.get("states", 0)
@@ -36,7 +53,7 @@ def run(camp, budget):
             camp.raw_failures.append({
                 "state": triage.violation_state("faults", g["invariant"],
                                                 [f"{g['phase']}/{g['kind']}", g["scenario"], g["structure"]]),
-                "method": "faults", "target": g["kind"], "count": g["count"],
+                "method": key, "subject": subject, "target": g["kind"], "count": g["count"],
                 "invariant": g["invariant"], "structure": g["structure"],
                 "what": f"{g['invariant']} ({ex['plan']}, {g['phase']}): {ex['detail']}"[:300],
                 "seed": ex["seed"], "artifact": g.get("reproducer"), "kind": "fault"})
@@ -51,14 +68,14 @@ def run(camp, budget):
             # The first slice of a scenario also counts its plans when it
             # stops (a few tenths of a second): it stops a little earlier.
             run_for = secs if pos.get("plans") is not None else max(1.0, secs * 0.8)
-            cmd = [pcfaults, "sweep", "--quiet", "--scenario", x, "--seed", seed, "--shard", camp.job_shard(k),
+            cmd = [pcfaults, "sweep", "--quiet"] + subj_args + ["--scenario", x, "--seed", seed, "--shard", camp.job_shard(k),
                    "--first-plan", first, "--max-seconds", f"{run_for:.1f}", "--json", j,
                    "--repro-dir", os.path.join(d, "repro")]
             if pos.get("plans") is not None:
                 cmd.append("--no-count")  # known from an earlier slice
             procs.append(camp.start(cmd, j[:-5] + ".log"))
         camp.wait(procs, time.time() + secs, lambda: camp.progress(
-            f"faults: workload seed {seed} {x} from plan {first}: {totals['faults']:,} faults injected, "
+            f"{key}: workload seed {seed} {x} from plan {first}: {totals['faults']:,} faults injected, "
             f"{totals['violations']} violations so far"))
         nexts, complete = [], True
         for j, p in zip(outs, procs):
@@ -77,13 +94,13 @@ def run(camp, budget):
                 pos["plans"] = s["plans_total"]
         pos["next_plan"] = min(nexts) if nexts else first
         pos["done"] = complete
-        camp.sample(method="faults", target="all", execs=totals["faults"], violations=totals["violations"])
+        camp.sample(method=key, target="all", execs=totals["faults"], violations=totals["violations"])
         return all(os.path.exists(j) for j in outs)
 
     m["budget_s"] += budget
     m["seeds"] += slices.run_slices(camp, part, budget, run_slice)
     # A finished seed leaves time for random plans, one campaign seed per job.
-    while not camp.interrupts and deadline - time.time() > SLICE_MIN and m["seeds"]:
+    while subject == "libvhdx" and not camp.interrupts and deadline - time.time() > SLICE_MIN and m["seeds"]:
         rem = deadline - time.time()
         cs = camp.state["fault_campaign_seed"]
         procs, outs = [], []
@@ -107,4 +124,4 @@ def run(camp, budget):
     m["faults"] = m.get("faults", 0) + totals["faults"]
     m["violations"] = m.get("violations", 0) + totals["violations"]
     m["coverage"] = slices.seed_coverage(camp, part, "plans", start_seed, m["seeds"], "next_plan", "plans")
-    camp.progress(f"faults: {m['coverage']['text']}", force=True)
+    camp.progress(f"{key}: {m['coverage']['text']}", force=True)

@@ -51,7 +51,7 @@ def data(camp, started, unique, cov):
                      "command": " ".join(sys.argv),
                      "engine": engine_id(), "state": camp.state, "final": camp.final,
                      "notes": camp.notes + camp.diff_failures + camp.damaged,
-                     "afl": camp.use_afl},
+                     "afl": camp.use_afl, "subjects": camp.subjects},
         "methods": camp.methods,
         "coverage": cov,
         "failures": unique,
