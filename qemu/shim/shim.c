@@ -17,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* posix_memalign */
 #include <errno.h>
+#include <malloc.h> /* mallopt */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1111,9 +1112,25 @@ static void image_init(struct qshim_image *im, struct bdev *dev, const char *nam
      * that list, and there the backend's root must be its only entry */
 }
 
+/* Every open allocates and frees BAT-sized buffers (1 MiB and more; QEMU
+ * reads the whole BAT): glibc serves such blocks by mmap and returns them
+ * by munmap, so each open paid fresh page faults for them (on this kind of
+ * virtual machine three quarters of a crash state's time).  Keep them on
+ * the heap, once per process. */
+static void heap_tune(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+
 int qshim_open(struct bdev *dev, const char *name, unsigned flags, uint64_t seed, struct qshim_image **out,
                char *why, size_t whylen)
 {
+    heap_tune();
     set_why(why, whylen, "");
     BlockDriver *drv = find_driver("vhdx");
     if (!drv) {
@@ -1388,6 +1405,7 @@ uint64_t qshim_device_errors(const struct qshim_image *im)
 
 int qshim_create(struct bdev *dev, const struct qshim_create_params *p, uint64_t seed, char *why, size_t whylen)
 {
+    heap_tune();
     set_why(why, whylen, "");
     BlockDriver *drv = find_driver("vhdx");
     if (!drv || !drv->bdrv_co_create) {

@@ -31,10 +31,9 @@
  * Exit status: 0 success; 1 the image was refused or check found errors;
  * 2 usage or I/O error.
  */
-#define _GNU_SOURCE /* pread, mallopt */
+#define _GNU_SOURCE /* pread */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -634,12 +633,7 @@ static int cmd_bench(int argc, char **argv)
             fprintf(stderr, "pcqemu: %s: cannot load\n", imgs[i]);
             return 2;
         }
-    /* Every open allocates and frees a BAT-sized buffer (1 MiB and more):
-     * keep such blocks on the heap instead of an mmap and munmap each time
-     * (glibc's default), so the figure is the driver's work, not the
-     * kernel's page faults. */
-    mallopt(M_MMAP_THRESHOLD, 256 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    /* (the shim keeps BAT-sized buffers on the heap: heap_tune in shim.c) */
     struct crashdisk cd;
     crashdisk_init(&cd, NULL, 0);
     uint64_t opens = 0, refused = 0, replays = 0;
