@@ -73,6 +73,9 @@ def add_sweep_args(p):
                    help="with --trace: judge states in-process (inprocess, the default) or with external checkers: "
                         + extsweep.CHECKER_HELP)
     p.add_argument("--preset", default="default", help="build preset of pcsweep (default: default)")
+    p.add_argument("--mutant", help="sweep a planted bug's build instead of the engine (harness/mutants/NAME.patch, "
+                                    "`powercut mutants --list`): what the bug looks like in a report, and the "
+                                    "history's new/known/fixed cycle")
     g = p.add_argument_group("external checkers (with --trace and --checker vhdxtool|qemu|both|'CMD {image}'; "
                              "docs/external.md)")
     extsweep.add_arguments(g, only_extra=True)
@@ -221,6 +224,13 @@ EXTERNAL_ONLY = ("jobs", "batch", "markdown", "keep_failures", "no_probe", "no_c
 def run_sweep(args, quiet_table=False):
     """Runs one sweep; returns (status, summary, run_dir)."""
     pcsweep = pcsweep_path(args.preset)
+    if getattr(args, "mutant", None):
+        from . import mutants
+        found = [m for m in mutants.list_mutants() if m["name"] == args.mutant]
+        if not found:
+            raise UsageError(f"--mutant {args.mutant}: no such planted bug in harness/mutants "
+                             f"(powercut mutants --list)")
+        pcsweep = mutants.build_mutant(found[0], quiet=True)
     validate_sweep_args(args, pcsweep)
     if args.trace:
         from .extsweep import check_trace_arg
