@@ -351,6 +351,7 @@ def whole_ring_entry():
 # class: one crash state for every finding (so a case is named after its
 # finding, not after the campaign's failure id of that state).
 STRICT_CHECK = "check failed: QEMU agrees with libvhdx and the reference"
+SWEEP_CHECK = "pcsweep repro: a violation of the crash state judged by the qemu subject"
 
 # What each case shows with the real tools, for meta.json (the full
 # reports: docs/qemu-findings.md).
@@ -427,7 +428,18 @@ def main(argv):
         name = "state.pctrace"
         make_sweep_case(a.build, d, pre, model, placed, name)
         rel = os.path.relpath(d, ROOT)
-        meta = {"id": cid, "target": "pcsweep", "requires_subject": "qemu", "status": "open", "method": "sweep",
+        old = {}
+        if os.path.exists(os.path.join(d, "meta.json")):
+            with open(os.path.join(d, "meta.json")) as f:
+                old = json.load(f)
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        finding = "Q" + cid.split("-")[1][1:]
+        # every field of a stored regression (docs/campaign.md); sightings 0: built by hand, never a campaign's
+        meta = {"id": cid, "what": f"QEMU departs from MS-VHDX ({finding}): {cls}", "crash_type": SWEEP_CHECK,
+                "frames": [], "where": "pcsweep", "seed": None, "command": f"build/default/harness/pcsweep repro "
+                f"{rel}/{name}", "first_seen": old.get("first_seen", now), "last_seen": old.get("last_seen", now),
+                "sightings": old.get("sightings", 0),
+                "target": "pcsweep", "requires_subject": "qemu", "status": "open", "method": "sweep",
                 "file": name, "class": cls, "finding": "docs/qemu-findings.md Q" + cid.split("-")[1][1:],
                 "input": what, "qemu": "QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18), block/vhdx*.c",
                 "found_by": SWEEP_FOUND_BY[cid] + "; rebuilt by hand from MS-VHDX",

@@ -153,7 +153,7 @@ def test_sarif_structure(failing):
     rules = run["tool"]["driver"]["rules"]
     assert run["tool"]["driver"]["name"] == "powercut"
     ids = {r["id"] for r in rules}
-    assert ids == {"open-refused", "protocol:header-before-entry"}
+    assert ids == {"ref:invalid-crash-state", "protocol:header-before-entry"}
     inv = {i["name"]: i for i in json.loads(subprocess.run(
         [os.path.join(ROOT, "build", "default", "harness", "pcsweep"), "invariants", "--json"],
         stdout=subprocess.PIPE, text=True, check=True).stdout)}
@@ -165,11 +165,15 @@ def test_sarif_structure(failing):
         assert rules[res["ruleIndex"]]["id"] == res["ruleId"]
         loc = res["locations"][0]["physicalLocation"]
         assert loc["artifactLocation"]["uri"]
-    refused = next(r for r in run["results"] if r["ruleId"] == "open-refused")
-    # the engine line that refuses the open: VHDX_E_LOG_NO_SEQUENCE on header.LogGuid
-    loc = refused["locations"][0]["physicalLocation"]
-    line = open(os.path.join(ROOT, loc["artifactLocation"]["uri"])).read().splitlines()[loc["region"]["startLine"] - 1]
-    assert loc["artifactLocation"]["uri"].startswith("engine/src/") and "VHDX_E_LOG_NO_SEQUENCE" in line
+    # QEMU's crash states with no valid sequence are the writer's (ref:invalid-crash-state): no engine
+    # line to point at; the location is the reproducer
+    broken = next(r for r in run["results"] if r["ruleId"] == "ref:invalid-crash-state")
+    assert broken["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    # a refusal's structure names the engine line that refuses: VHDX_E_LOG_NO_SEQUENCE on header.LogGuid
+    from pclib import history
+    uri, line_no = history.engine_location("VHDX_E_LOG_NO_SEQUENCE header.LogGuid")[:2]
+    line = open(os.path.join(ROOT, uri)).read().splitlines()[line_no - 1]
+    assert uri.startswith("engine/src/") and "VHDX_E_LOG_NO_SEQUENCE" in line
 
 
 def test_campaign_shards_run_disjoint_parts_and_merge(tmp_path, built):
