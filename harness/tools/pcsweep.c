@@ -548,10 +548,11 @@ static void coverage_of(const struct run_record *runs, size_t nruns, size_t plan
     cv->runs_planned = planned_runs;
     cv->runs_started = nruns;
     int64_t planned = 0;
-    int left_out = 0;
+    int left_out = 0, other_incomplete = 0;
     for (size_t i = 0; i < nruns; i++) {
         const struct run_record *r = &runs[i];
         left_out |= r->left_out[0] != 0;
+        other_incomplete += !r->complete && !r->left_out[0];
         cv->runs_complete += r->complete;
         cv->states += r->st.states;
         cv->recovery_states += r->st.states_per_model[M_RECOVERY];
@@ -565,7 +566,7 @@ static void coverage_of(const struct run_record *runs, size_t nruns, size_t plan
     cv->complete = cv->runs_complete == planned_runs;
     if (!cv->complete)
         cv->stopped_by = interrupted                ? "interrupted"
-                         : left_out                  ? "a workload the subject cannot run"
+                         : left_out && !other_incomplete && nruns == planned_runs ? "a workload the subject cannot run"
                          : o->sc.max_states          ? "--max-states"
                          : o->sc.max_seconds > 0     ? "--max-seconds"
                          : o->sc.max_violations      ? "--max-violations"
