@@ -48,9 +48,12 @@ static uint64_t sig_of(uint64_t key, const uint8_t *val)
  * long: two states may hold different bytes at one arena address. */
 static int in_arena(const struct secmap *m, const uint8_t *val)
 {
-    for (const struct secmap_chunk *c = m->arena; c; c = c->next)
-        if (val >= c->data[0] && val < c->data[0] + sizeof c->data)
+    const uintptr_t v = (uintptr_t)val;
+    for (const struct secmap_chunk *c = m->arena; c; c = c->next) {
+        const uintptr_t lo = (uintptr_t)(const void *)c->data; /* the chunk as bytes, not its first row */
+        if (v >= lo && v < lo + sizeof c->data)
             return 1;
+    }
     return 0;
 }
 
