@@ -205,39 +205,39 @@ static int value_bytes(const struct shadow *s, uint64_t sector, uint32_t v, uint
  * underneath shows.  Greedy: the longest run of a failed value from each
  * position; what is left must be a value the sector may hold.  (The post-
  * cut oracle's rule is oracle_torn_by_failed_op.) */
+/* Where the run of val's bytes that starts at j ends. */
+static size_t run_end(const uint8_t *bytes, const uint8_t *val, size_t j)
+{
+    while (j < 512 && bytes[j] == val[j])
+        j++;
+    return j;
+}
+
 static int torn_layers(const struct shadow *s, uint64_t sector, const struct shadow_set *set, const uint8_t *bytes)
 {
     uint8_t val[512];
     size_t j = 0;
     for (int layers = 0; j < 512 && layers <= SHADOW_MAX; layers++) {
-        size_t best = j;
-        for (int i = 0; i < set->n; i++) {
-            if (!(set->v[i] & SHADOW_FAILED) || !value_bytes(s, sector, set->v[i] & ~SHADOW_FAILED, val))
-                continue;
-            size_t e = j;
-            while (e < 512 && bytes[e] == val[e])
-                e++;
-            if (e > best)
-                best = e;
-        }
-        /* a full list dropped values: any write issued may be one of its failed ones */
-        for (uint32_t v = 1; set->over && v <= s->max_id; v++) {
-            if (!value_bytes(s, sector, v, val))
-                continue;
-            size_t e = j;
-            while (e < 512 && bytes[e] == val[e])
-                e++;
-            if (e > best)
-                best = e;
-        }
         /* the value underneath: any the sector may hold (dropped ones too when the list is full) */
-        for (int i = 0; i < set->n; i++)
-            if (value_bytes(s, sector, set->v[i] & ~SHADOW_FAILED, val) && j > 0 &&
-                memcmp(bytes + j, val + j, 512 - j) == 0)
+        for (int i = 0; j > 0 && i < set->n; i++)
+            if (value_bytes(s, sector, set->v[i] & ~SHADOW_FAILED, val) && run_end(bytes, val, j) == 512)
                 return 1;
         for (uint32_t v = 0; set->over && j > 0 && v <= s->max_id; v++)
-            if (value_bytes(s, sector, v, val) && memcmp(bytes + j, val + j, 512 - j) == 0)
+            if (value_bytes(s, sector, v, val) && run_end(bytes, val, j) == 512)
                 return 1;
+        /* else the longest run of a failed value from j (in a full list, dropped values: any
+         * write issued may be one of its failed ones) */
+        size_t best = j;
+        for (int i = 0; i < set->n; i++)
+            if ((set->v[i] & SHADOW_FAILED) && value_bytes(s, sector, set->v[i] & ~SHADOW_FAILED, val)) {
+                size_t e = run_end(bytes, val, j);
+                best = e > best ? e : best;
+            }
+        for (uint32_t v = 1; set->over && v <= s->max_id; v++)
+            if (value_bytes(s, sector, v, val)) {
+                size_t e = run_end(bytes, val, j);
+                best = e > best ? e : best;
+            }
         if (best == j)
             return 0;
         j = best;

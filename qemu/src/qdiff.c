@@ -214,10 +214,17 @@ static int headers_differ(struct bdev *dev)
            hd[0].log_version != hd[1].log_version || hd[0].version != hd[1].version;
 }
 
-/* An entry whose header passes QEMU's vhdx_log_hdr_is_valid() under the
- * current header's LogGuid, with a descriptor in its first sector that
- * fails vhdx_log_desc_is_valid() (Q13). */
-static int desc_abort(struct bdev *dev)
+/* What one pass over the current header's log ring shows (bits):
+ *   RING_DESC_ABORT  an entry whose header passes QEMU's
+ *                    vhdx_log_hdr_is_valid() under the current LogGuid, with
+ *                    a descriptor in its first sector that fails
+ *                    vhdx_log_desc_is_valid() (Q13);
+ *   RING_MANY_DESC   an entry under the current LogGuid, its header valid as
+ *                    QEMU checks it, with more than 126 descriptors: QEMU
+ *                    reads them into the wrong place and cannot replay it (Q5). */
+enum { RING_DESC_ABORT = 1, RING_MANY_DESC = 2 };
+
+static unsigned ring_facts(struct bdev *dev)
 {
     uint8_t h[2][4096];
     struct vhdx_header hd[2];
@@ -227,49 +234,30 @@ static int desc_abort(struct bdev *dev)
     if (!ok[0] && !ok[1])
         return 0;
     const struct vhdx_header *cur = &hd[!ok[0] ? 1 : !ok[1] ? 0 : hd[1].sequence > hd[0].sequence];
+    unsigned facts = 0;
     uint8_t sec[4096];
     for (uint64_t pos = 0; pos + 4096 <= cur->log_length; pos += 4096) {
         if (dev->ops->read(dev, sec, sizeof sec, cur->log_offset + pos) != 0 || memcmp(sec, "loge", 4) != 0)
             continue;
         const uint32_t len = vhdx_get32(sec + 8), count = vhdx_get32(sec + 24);
         const uint64_t seq = vhdx_get64(sec + 16);
-        if (len > cur->log_length || len % 4096 || seq == 0 || memcmp(sec + 32, &cur->log_guid, 16) != 0 ||
-            (uint64_t)count * 32 > len)
+        if (len > cur->log_length || len % 4096 || seq == 0 || memcmp(sec + 32, &cur->log_guid, 16) != 0)
+            continue;
+        if (count > 126)
+            facts |= RING_MANY_DESC;
+        if ((uint64_t)count * 32 > len)
             continue;
         for (uint32_t i = 0; i < count && i < 126; i++) {
             const uint8_t *d = sec + 64 + 32 * i;
             const int zero = !memcmp(d, "zero", 4), data = !memcmp(d, "desc", 4);
             if (vhdx_get64(d + 24) != seq || vhdx_get64(d + 16) % 4096 || (!zero && !data) ||
-                (zero && vhdx_get64(d + 8) % 4096))
-                return 1;
+                (zero && vhdx_get64(d + 8) % 4096)) {
+                facts |= RING_DESC_ABORT;
+                break;
+            }
         }
     }
-    return 0;
-}
-
-/* An entry under the current header's LogGuid, its header valid as QEMU
- * checks it, with more than 126 descriptors: QEMU reads its descriptors
- * into the wrong place and cannot replay it (Q5). */
-static int many_desc(struct bdev *dev)
-{
-    uint8_t h[2][4096];
-    struct vhdx_header hd[2];
-    if (dev->ops->read(dev, h[0], 4096, 64 * 1024) || dev->ops->read(dev, h[1], 4096, 128 * 1024))
-        return 0;
-    int ok[2] = {vhdx_header_decode(h[0], &hd[0]) == 0, vhdx_header_decode(h[1], &hd[1]) == 0};
-    if (!ok[0] && !ok[1])
-        return 0;
-    const struct vhdx_header *cur = &hd[!ok[0] ? 1 : !ok[1] ? 0 : hd[1].sequence > hd[0].sequence];
-    uint8_t sec[4096];
-    for (uint64_t pos = 0; pos + 4096 <= cur->log_length; pos += 4096) {
-        if (dev->ops->read(dev, sec, sizeof sec, cur->log_offset + pos) != 0 || memcmp(sec, "loge", 4) != 0)
-            continue;
-        const uint32_t elen = vhdx_get32(sec + 8), count = vhdx_get32(sec + 24);
-        if (elen <= cur->log_length && elen % 4096 == 0 && vhdx_get64(sec + 16) != 0 &&
-            memcmp(sec + 32, &cur->log_guid, 16) == 0 && count > 126)
-            return 1;
-    }
-    return 0;
+    return facts;
 }
 
 int qdiff_explain(struct bdev *before, char *buf, size_t len)
@@ -289,9 +277,10 @@ int qdiff_explain(struct bdev *before, char *buf, size_t len)
     }
     if (headers_differ(before))
         found[n++] = &classes[QD_HEADER_STALE];
-    if (desc_abort(before))
+    const unsigned ring = ring_facts(before);
+    if (ring & RING_DESC_ABORT)
         found[n++] = &classes[QD_DESC_ABORT];
-    if (many_desc(before))
+    if (ring & RING_MANY_DESC)
         found[n++] = &classes[QD_CANNOT_REPLAY];
     size_t used = 0;
     if (len)

@@ -13,10 +13,7 @@ from .slices import SLICE_MIN
 
 
 def run(camp, budget):
-    t0 = time.time()
-    for i, subj in enumerate(camp.subjects):
-        left = budget - (time.time() - t0)
-        run_subject(camp, max(0.0, left / (len(camp.subjects) - i)), subj)
+    slices.per_subject(camp, budget, run_subject)
 
 
 def run_subject(camp, budget, subject):
@@ -38,10 +35,7 @@ def run_subject(camp, budget, subject):
     def collect(s, where):
         totals["faults"] += s.get("injected", 0)
         totals["violations"] += s.get("violations", 0)
-        for kd in s.get("known_departures", []):
-            m["known"] = m.get("known", 0) + kd.get("count", 0)
-            kk = f"{kd.get('invariant')}: {kd.get('finding')}"
-            m["known_departures"][kk] = m["known_departures"].get(kk, 0) + kd.get("count", 0)
+        slices.add_known(m, s)
         for kind, v in (s.get("kinds") or {}).items():
             t = m["targets"].setdefault(kind, {"states": 0, "execs": 0, "failures": 0, "seconds": 0.0})
             t["states"] += v.get("states", 0)

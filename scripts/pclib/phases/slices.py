@@ -13,6 +13,25 @@ def share_text(done, planned, unit):
     return f"{done:,} of {planned:,} {unit} ({pct:.0f}%)"
 
 
+def per_subject(camp, budget, run_subject):
+    """Shares a phase's budget among the campaign's subjects (--subjects),
+    what one leaves going to the next: run_subject(camp, seconds, name)."""
+    t0 = time.time()
+    for i, subj in enumerate(camp.subjects):
+        left = budget - (time.time() - t0)
+        run_subject(camp, max(0.0, left / (len(camp.subjects) - i)), subj)
+
+
+def add_known(m, summary):
+    """Adds a pcsweep or pcfaults summary's known departures (the subject's
+    filed findings, set apart from the violations) to method m: "known", the
+    total, and "known_departures", per "invariant: finding"."""
+    for kd in summary.get("known_departures", []):
+        m["known"] = m.get("known", 0) + kd.get("count", 0)
+        kk = f"{kd.get('invariant')}: {kd.get('finding')}"
+        m["known_departures"][kk] = m["known_departures"].get(kk, 0) + kd.get("count", 0)
+
+
 def run_slices(camp, part, budget, run_slice):
     """Shares budget among the scenarios of part's workload seed that
     are not finished (what one leaves goes to the next), calling

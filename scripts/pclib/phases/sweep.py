@@ -13,10 +13,7 @@ from . import slices
 
 
 def run(camp, budget):
-    t0 = time.time()
-    for i, subj in enumerate(camp.subjects):
-        left = budget - (time.time() - t0)
-        run_subject(camp, max(0.0, left / (len(camp.subjects) - i)), subj)
+    slices.per_subject(camp, budget, run_subject)
 
 
 def run_subject(camp, budget, subject):
@@ -62,10 +59,7 @@ def run_subject(camp, budget, subject):
             complete &= bool(s.get("complete"))
             totals["states"] += s.get("states", 0)
             totals["violations"] += s.get("violations", 0)
-            for kd in s.get("known_departures", []):
-                m["known"] = m.get("known", 0) + kd.get("count", 0)
-                kk = f"{kd.get('invariant')}: {kd.get('finding')}"
-                m["known_departures"][kk] = m["known_departures"].get(kk, 0) + kd.get("count", 0)
+            slices.add_known(m, s)
             for r in s.get("runs", []):
                 if r.get("left_out"):  # the subject cannot run this workload (QEMU: no large discards)
                     pos["left_out"] = r["left_out"]
