@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/bufpool.h"
 #include "harness/sdata.h"
 
 const char *oracle_violation_name(enum oracle_violation v)
@@ -50,9 +51,10 @@ static int add_block_op(struct oracle *o, uint64_t b, uint32_t idx)
 void oracle_free(struct oracle *o)
 {
     for (uint64_t b = 0; o->per_block && b < o->n_blocks; b++)
-        free(o->per_block[b]);
-    free(o->per_block);
-    free(o->per_block_n);
+        if (o->per_block[b])
+            free(o->per_block[b]);
+    bufpool_free(o->per_block, o->n_blocks * sizeof *o->per_block);
+    bufpool_free(o->per_block_n, o->n_blocks * sizeof *o->per_block_n);
     free(o->ops);
     free(o->data_ops);
     memset(o, 0, sizeof *o);
@@ -83,8 +85,13 @@ int oracle_build(struct oracle *o, const struct trace *t)
             max_op = t->ops[i].vop + 1;
     o->ops = calloc(max_op + 1, sizeof *o->ops);
     o->n_blocks = (o->virtual_size + o->block_size - 1) / o->block_size;
-    o->per_block = calloc(o->n_blocks, sizeof *o->per_block);
-    o->per_block_n = calloc(o->n_blocks, sizeof *o->per_block_n);
+    /* up to ORACLE_UNITS_MAX entries each, built per trace: from the pool */
+    o->per_block = bufpool_alloc(o->n_blocks * sizeof *o->per_block);
+    o->per_block_n = bufpool_alloc(o->n_blocks * sizeof *o->per_block_n);
+    if (o->per_block)
+        memset(o->per_block, 0, o->n_blocks * sizeof *o->per_block);
+    if (o->per_block_n)
+        memset(o->per_block_n, 0, o->n_blocks * sizeof *o->per_block_n);
     o->data_ops = calloc(max_op + 1, sizeof *o->data_ops);
     if (!o->ops || !o->per_block || !o->per_block_n || !o->data_ops) {
         oracle_free(o);

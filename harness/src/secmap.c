@@ -8,6 +8,8 @@
  */
 #include "harness/secmap.h"
 
+#include "harness/bufpool.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,13 +83,22 @@ void secmap_set_sig_limit(struct secmap *m, uint64_t limit)
     }
 }
 
+/* Tables and arena chunks come from the buffer pool (harness/bufpool.h):
+ * maps are built and freed many times per fuzz input or sweep. */
+static void free_tables(struct secmap_slot *slots, uint64_t *used, size_t capacity)
+{
+    if (!capacity)
+        return;
+    bufpool_free(slots, capacity * sizeof *slots);
+    bufpool_free(used, (capacity / 2 + 1) * sizeof *used);
+}
+
 void secmap_free(struct secmap *m)
 {
-    free(m->slots);
-    free(m->used);
+    free_tables(m->slots, m->used, m->capacity);
     for (struct secmap_chunk *c = m->arena, *n; c; c = n) {
         n = c->next;
-        free(c);
+        bufpool_free(c, sizeof *c);
     }
     memset(m, 0, sizeof *m);
 }
@@ -112,11 +123,11 @@ static size_t slot_of(const struct secmap *m, uint64_t key)
 static int grow(struct secmap *m)
 {
     size_t ncap = m->capacity ? m->capacity * 2 : 64;
-    struct secmap_slot *ns = malloc(ncap * sizeof *ns);
-    uint64_t *nu = malloc((ncap / 2 + 1) * sizeof *nu);
+    struct secmap_slot *ns = bufpool_alloc(ncap * sizeof *ns);
+    uint64_t *nu = bufpool_alloc((ncap / 2 + 1) * sizeof *nu);
     if (!ns || !nu) {
-        free(ns);
-        free(nu);
+        bufpool_free(ns, ncap * sizeof *ns);
+        bufpool_free(nu, (ncap / 2 + 1) * sizeof *nu);
         return -ENOMEM;
     }
     for (size_t i = 0; i < ncap; i++)
@@ -135,8 +146,7 @@ static int grow(struct secmap *m)
         m->slots[j] = *s;
         m->used[m->count++] = j;
     }
-    free(old.slots);
-    free(old.used);
+    free_tables(old.slots, old.used, old.capacity);
     return 0;
 }
 
@@ -180,7 +190,7 @@ int secmap_put_copy(struct secmap *m, uint64_t key, const uint8_t *bytes)
     while (c && c->used == ARENA_SECTORS)
         c = c->next;
     if (!c) {
-        c = malloc(sizeof *c);
+        c = bufpool_alloc(sizeof *c);
         if (!c)
             return -ENOMEM;
         c->used = 0;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/bufpool.h"
 #include "vhdx/bdev.h"
 #include "vhdx/crc32c.h"
 #include "vhdx/format.h"
@@ -59,7 +60,7 @@ void trace_free(struct trace *t)
     secmap_free(&t->base);
     for (struct trace_chunk *c = t->arena, *n; c; c = n) {
         n = c->next;
-        free(c);
+        bufpool_free(c, sizeof *c + c->size + SECTOR);
     }
     memset(t, 0, sizeof *t);
 }
@@ -71,8 +72,8 @@ static uint8_t *arena_alloc(struct trace *t, size_t n)
     struct trace_chunk *c = t->arena;
     if (!c || c->size - c->used < need) {
         size_t size = need > CHUNK_SIZE ? need : CHUNK_SIZE;
-        c = NULL;
-        if (posix_memalign((void **)&c, SECTOR, sizeof *c + size + SECTOR) != 0)
+        c = bufpool_alloc(sizeof *c + size + SECTOR); /* 512-aligned; reused across traces */
+        if (!c)
             return NULL;
         c->size = size;
         c->used = 0;
