@@ -241,7 +241,7 @@ static int fault_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
     struct cowdisk cow;
     cowdisk_init_crashdisk(&cow, cd);
     cow.record = 0; /* the judge's own session: nothing to materialize */
-    struct fault_judge_cfg jc = {8, 16, WIDE_SECTORS, 0, NULL};
+    struct fault_judge_cfg jc = {8, 16, WIDE_SECTORS, 0, NULL, cd};
     fault_judge_image(cowdisk_bdev(&cow), &f->oracle, cut, choice_hash(c, f->salt), &jc, &f->v);
     cowdisk_free(&cow);
     f->called = 1;

@@ -72,7 +72,10 @@ void fault_judge_image(struct bdev *dev, const struct oracle *o, uint64_t k, uin
     if (!memo)
         memo = ref_memo_new();
     struct refjudge rj;
-    const struct ref_src before = refjudge_src_bdev(dev, memo);
+    /* from the crash state in place when the caller says dev is a fresh
+     * cowdisk over it; no memo then: the state's pointers name their bytes
+     * only for this state, and this memo lives for the process */
+    const struct ref_src before = cfg->state ? refjudge_src_now(cfg->state, NULL) : refjudge_src_bdev(dev, memo);
     if (refjudge_begin(&rj, &before) != 0)
         memset(&rj, 0, sizeof rj);
     int rc = subj->open(dev, 0, &rng, 0, &h);

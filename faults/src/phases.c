@@ -89,7 +89,7 @@ static int after_state(void *ctx, const struct crash_choice *c, uint64_t cut, st
     struct cowdisk cow;
     cowdisk_init_crashdisk(&cow, cd);
     cow.record = 0;
-    struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0, a->S->o->subj};
+    struct fault_judge_cfg cfg = {8, 16, c->epoch == a->ep.n - 1 ? 512 : 0, 0, a->S->o->subj, cd};
     struct verdict v;
     fault_judge_image(cowdisk_bdev(&cow), &a->oracle, cut, choice_hash(c, a->t->seed), &cfg, &v);
     cowdisk_free(&cow);
@@ -320,7 +320,7 @@ static int replay_plan(struct replay_sel *rs, const struct crash_choice *c, uint
                 continue;
             if (rs->one_post && strcmp(rs->one_post, posts[i]) != 0)
                 continue;
-            struct fault_judge_cfg cfg = {8, 16, 0, 0, S->o->subj};
+            struct fault_judge_cfg cfg = {8, 16, 0, 0, S->o->subj, NULL}; /* img[i] holds writes: read through it */
             struct verdict pv;
             fault_judge_image(cowdisk_bdev(&img[i]), &rs->oracle, cut, hash ^ (uint64_t)i, &cfg, &pv);
             ks->states++;
@@ -458,7 +458,7 @@ static int create_image(const struct subject_ops *subj, struct cowdisk *c, const
 static void judge_created(const struct subject_ops *subj, const struct workload_params *p, struct cowdisk *img,
                           uint64_t hash, struct verdict *v, int *refused)
 {
-    struct fault_judge_cfg cfg = {0, 0, 0, 1, subj};
+    struct fault_judge_cfg cfg = {0, 0, 0, 1, subj, NULL};
     fault_judge_image(cowdisk_bdev(img), NULL, 0, hash, &cfg, v);
     *refused = v->ok && v->open_rc != 0;
     if (!v->ok || v->open_rc != 0)

@@ -48,6 +48,9 @@ struct fault_judge_cfg {
     uint32_t wide;     /* >0: also a wide sample of this many sectors over everything written */
     int allow_refusal; /* a refused open (format error) is not a violation (v->ok stays 1, open_rc set) */
     const struct subject_ops *subject; /* the implementation judged (NULL: libvhdx) */
+    struct crashdisk *state; /* optional: dev is a fresh cowdisk over this crash state (nothing written through
+                              * it yet), so the reference reads the image before the open from the state in
+                              * place (no copies through the device); same bytes, cheaper */
 };
 
 /* Judges the image on dev at cut k (trace index the expectation is taken
