@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "harness/bufpool.h"
 #include "harness/toolutil.h"
 #include "vhdx/vhdx.h"
 
@@ -54,6 +55,7 @@ void fsweep_set_context(const char *fmt, ...)
 
 void fsweep_init(struct fsweep *S, const struct fsweep_opts *o, const char *cmd)
 {
+    bufpool_heap_tune(); /* every plan opens images: keep their large blocks on the heap */
     memset(S, 0, sizeof *S);
     S->o = o;
     S->cmd = cmd;

@@ -8,6 +8,9 @@
 #include "harness/bufpool.h"
 
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* mallopt */
+#endif
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -77,4 +80,16 @@ void bufpool_drain(void)
         free(h->p);
     }
     bytes_held = 0;
+}
+
+void bufpool_heap_tune(void)
+{
+#if defined(__GLIBC__)
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
 }

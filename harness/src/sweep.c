@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness/bufpool.h"
 #include "harness/epochs.h"
 #include "harness/refjudge.h"
 #include "sweep_core.h"
@@ -516,6 +517,7 @@ static int sweeper_init(struct sweeper *s, const struct trace *t, const struct s
 {
     memset(s, 0, sizeof *s);
     memset(st, 0, sizeof *st);
+    bufpool_heap_tune(); /* every state opens an image: keep its large blocks on the heap */
     s->t = t;
     s->c = c;
     s->st = st;

@@ -32,4 +32,15 @@ void bufpool_free(void *p, size_t n);
 /* Frees every pooled buffer of this thread (tests; tools need not call it). */
 void bufpool_drain(void);
 
+/* glibc: serve blocks up to 256 MiB from the heap and trim it only past
+ * 512 MiB (mallopt), once per process.  Every crash state opens an image,
+ * and an open and replay allocate and free blocks of a megabyte and more
+ * (the engine's replay plan and log entry buffer, QEMU's BAT); by default
+ * glibc maps such blocks fresh and unmaps them, or trims the heap top
+ * after each, so every state paid page faults for them again (in
+ * `pcsweep sweep --scenario batch --models all`, a quarter of the time).
+ * Called when a sweep or fault sweep starts (the QEMU shim, below the
+ * harness, does the same for its opens); a no-op elsewhere than glibc. */
+void bufpool_heap_tune(void);
+
 #endif
