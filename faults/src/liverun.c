@@ -119,7 +119,10 @@ static void live_handle_check(struct fault_run *r, const struct vop *vo)
 {
     if (!r->h || !r->live)
         return;
-    if (handle_poisoned(r)) {
+    /* Only an injected fault poisons a handle on the healthy simulated disk
+     * (were one poisoned before, the reads below fail: live-read-failed).
+     * The query is a whole vhdx_get_info, a scan of the BAT: not per op. */
+    if (r->fired && handle_poisoned(r)) {
         uint8_t buf[512];
         fault_suspend(1);
         int rc = r->subj->read(r->h, 0, buf, sizeof buf);
