@@ -41,12 +41,18 @@ static double now(void)
 
 static FILE *json;
 static int json_first = 1;
+static const char *replay_fs = "?"; /* the file system the replay benchmark ran on (printed, and in the JSON) */
 
+/* One figure: a line on stdout and, with --json, the same value, unit and
+ * note (names and notes are plain text without quotes or backslashes). */
 static void result(const char *name, double value, const char *unit, const char *note)
 {
     printf("  %-44s %12.2f %-8s %s\n", name, value, unit, note ? note : "");
     if (json) {
-        fprintf(json, "%s\n    \"%s\": {\"value\": %.4f, \"unit\": \"%s\"}", json_first ? "" : ",", name, value, unit);
+        fprintf(json, "%s\n    \"%s\": {\"value\": %.4f, \"unit\": \"%s\"", json_first ? "" : ",", name, value, unit);
+        if (note)
+            fprintf(json, ", \"note\": \"%s\"", note);
+        fprintf(json, "}");
         json_first = 0;
     }
 }
@@ -136,10 +142,9 @@ static void bench_replay(const char *dir, int quick)
     uint8_t hdr[2][4096];
     make_full_log_image(path, hdr);
     struct statfs sf;
-    const char *fs = "?";
     if (statfs(dir, &sf) == 0)
-        fs = sf.f_type == 0x01021994 ? "tmpfs" : sf.f_type == 0xEF53 ? "ext4" : sf.f_type == 0x794c7630 ? "overlayfs" : "other";
-    printf("Replay of a full 1 MiB log (%s on %s)\n", path, fs);
+        replay_fs = sf.f_type == 0x01021994 ? "tmpfs" : sf.f_type == 0xEF53 ? "ext4" : sf.f_type == 0x794c7630 ? "overlayfs" : "other";
+    printf("Replay of a full 1 MiB log (%s on %s)\n", path, replay_fs);
     for (int ro = 1; ro >= 0; ro--) {
         int runs = quick ? 10 : (ro ? 200 : 50);
         double total = 0;
@@ -238,7 +243,8 @@ int main(int argc, char **argv)
     bench_replay(dir, quick);
     bench_open(dir, quick);
     if (json) {
-        fprintf(json, "\n  }\n}\n");
+        fprintf(json, "\n  },\n  \"crc32c_dispatch\": \"%s\",\n  \"replay_file_system\": \"%s\"\n}\n",
+                crc32c_impl_name(), replay_fs);
         fclose(json);
     }
     return 0;

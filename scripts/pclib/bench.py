@@ -1,7 +1,9 @@
 """`powercut bench`: run the benchmarks and record their figures.
 
 engine   vhdx_bench: CRC-32C per implementation, open + replay + close of a
-         full 1 MiB log on a file, open of 1 GiB / 1 TiB images.
+         full 1 MiB log on a file, open of 1 GiB / 1 TiB images (its JSON:
+         every printed figure with its unit and note, the CRC dispatch and
+         the file system of the replay).
 sweep    crash states judged per second, per model, on the default scenarios
          with a 64 MiB disk, 1 MiB blocks and a 1 MiB log (the rates count
          judging time per model; the workload runs are reported apart).
@@ -26,32 +28,67 @@ extsweep the external-checker sweep with QEMU as checker on the committed
          (--qemu-mode processes, 2 jobs) and with long-lived qemu-io
          sessions (--qemu-mode session, 1 job and 2 jobs), distinct images
          judged, and whether all three give the same outcomes.
+fuzz     executions per second of every libFuzzer target (the registry's,
+         scripts/pclib/fuzz.py TARGETS, and those the build adds: fuzz_qemu_*
+         when the QEMU subject is built), one process each, with sanitizers
+         (preset fuzz: ASan + UBSan + libfiu points) and without (preset
+         fuzz-nosan).  Each run: the target's fuzz/<target>.options
+         [libfuzzer] flags, -seed=1, a fresh empty work directory, the
+         committed seed corpus corpus/<target>, -runs=N (N: the [bench]
+         section's runs, quick_runs with --quick).  Recorded per target and
+         preset: libFuzzer's own exec/s (its DONE line: executions over the
+         whole seconds since the start), the wall time and executions per
+         wall second measured by the driver (to the millisecond, start-up
+         included), executions per CPU second of the process (user + sys,
+         less sensitive to a loaded machine), N, the seeds, coverage and
+         features at the end, the exact command (WORK: the fresh work
+         directory) and the log (bench-fuzz/<preset>/<target>.log beside the
+         JSON).  A run that stops before N (a crash or a timeout: a finding;
+         its artifact is kept beside the log) has no figures: the section
+         says why and the exit status is 1.
 Figures go to a JSON file (default reports/runs/bench-<time>/bench.json) and
-a table on stdout.  --only picks sections; --quick shortens every one.
+one line per figure group on stderr.  --only picks sections; --quick
+shortens every one.  The JSON's "build" record says what was measured: the
+git commit and whether the tracked files differed from it (dirty), the
+presets, the compiler (first line of its --version), the time of the run
+and how long it took.  `powercut campaign` runs the sweep and fuzz sections
+(--quick) on the build it uses and shows them in its report.
+
+Exit status: 0 measured; 1 a fuzz run stopped before its runs (a crash or
+a timeout; its figures are missing); 2 usage or infrastructure error (an
+unknown section, a build or a tool that failed).
 """
+import argparse
 import glob
 import json
 import os
+import re
+import resource
+import shlex
 import shutil
 import tempfile
 import time
 
-from . import build, setup
-from .common import BUILD, DEVNULL, PYTHON, ROOT, InfraError, UsageError, run, say, tool, write_json
+from . import build, fuzz, history, setup
+from .common import (BUILD, DEVNULL, EXIT_FAIL, EXIT_OK, PYTHON, ROOT, STDOUT, InfraError, TimeoutExpired, UsageError,
+                     build_dir, check_output_file, run, say, tool, write_json)
 
-SECTIONS = ["engine", "sweep", "rss", "scaling", "naive", "sweepcov", "extsweep"]
+SECTIONS = ["engine", "sweep", "rss", "scaling", "naive", "sweepcov", "extsweep", "fuzz"]
 EXT_TRACE = os.path.join("record", "traces", "qemu-io-4cmd.pctrace")
 COV_KINDS = ("lines", "branches", "regions", "functions")
 SMALL = ["--virtual-size", "64M", "--block-size", "1M", "--log-size", "1M"]
 
 
 def add_parser(sub):
-    p = sub.add_parser("bench", help="run the benchmarks and record figures", description=__doc__)
+    p = sub.add_parser("bench", help="run the benchmarks and record figures", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--quick", action="store_true", help="short runs (a smoke test of the benchmarks)")
     p.add_argument("--only", help="comma list of sections: " + ",".join(SECTIONS))
     p.add_argument("--dir", help="directory for benchmark files (default: build/bench-tmp)")
-    p.add_argument("--preset", default="default", help="build preset to measure (default: default)")
+    p.add_argument("--preset", default="default",
+                   help="build preset the sections other than fuzz measure (default: default; the fuzz section "
+                        "measures the fuzz and fuzz-nosan presets)")
     p.set_defaults(func=cmd_bench)
 
 
@@ -255,50 +292,261 @@ def bench_extsweep(preset, quick):
     return out
 
 
-def cmd_bench(args):
-    sections = args.only.split(",") if args.only else SECTIONS
+# ---- fuzz: executions per second of the libFuzzer targets -----------------------------
+FUZZ_PRESETS = {"fuzz": "ASan + UBSan + libfiu points", "fuzz-nosan": "no sanitizers"}
+FUZZ_SEED = 1
+FUZZ_RUN_TIMEOUT = {False: 900, True: 180}  # seconds per run (full, --quick): past it the run is stopped
+DONE_RE = re.compile(r"^#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+)\b.*?\bexec/s: (\d+)", re.M)
+DONE_SECONDS_RE = re.compile(r"^Done (\d+) runs in (\d+) second", re.M)
+LAST_EXEC_RE = re.compile(r"^#(\d+)\s", re.M)
+WHY_RE = re.compile(r"^(?:==\S+== .*(?:ERROR|check failed).*|SUMMARY: .*|ALARM: .*)$", re.M)
+ARTIFACT_RE = re.compile(r"Test unit written to (\S+)")
+
+
+def parse_done(text):
+    """libFuzzer's final figures from its output: {"execs", "coverage",
+    "features", "execs_per_s", "seconds"} of the DONE line (and the "Done N
+    runs in S second(s)" line, seconds None without it), or None when the
+    run did not finish (no DONE line: it crashed, timed out or was killed).
+    libFuzzer's exec/s is executions over the whole seconds since it
+    started (0 for runs under a second)."""
+    m = None
+    for m in DONE_RE.finditer(text):
+        pass
+    if not m:
+        return None
+    d = None
+    for d in DONE_SECONDS_RE.finditer(text):
+        pass
+    return {"execs": int(m.group(1)), "coverage": int(m.group(2)), "features": int(m.group(3)),
+            "execs_per_s": int(m.group(4)), "seconds": int(d.group(2)) if d else None}
+
+
+def stop_reason(text, status):
+    """Why a libFuzzer run ended without its DONE line, in one line, and the
+    artifact it wrote (or None)."""
+    last = [int(x) for x in LAST_EXEC_RE.findall(text)]
+    why = [x.strip() for x in WHY_RE.findall(text)]
+    art = ARTIFACT_RE.findall(text)
+    where = f" after about {last[-1]:,} executions" if last else " before its first status line"
+    text = f"stopped with status {status}{where}" + (f": {'; '.join(why[:2])}" if why else "")
+    return text, (art[-1] if art else None)
+
+
+def fuzz_runs(target, quick, options=None):
+    """-runs of a target's measurement: the [bench] section of its
+    fuzz/<target>.options (runs, or quick_runs with --quick).  A missing or
+    bad value is an InfraError naming the file (a new target needs one)."""
+    key = "quick_runs" if quick else "runs"
+    opts = fuzz.target_options(target) if options is None else options
+    v = opts.get("bench", {}).get(key)
+    if v is None or not v.isdigit() or int(v) <= 0:
+        raise InfraError(f"fuzz/{target}.options: the [bench] section needs {key} = N (a positive count of "
+                         f"executions: about ten seconds of the target under ASan for runs), found "
+                         f"{v!r}")
+    return int(v)
+
+
+def fuzz_one(preset, target, runs, logdir, quick):
+    """One measured libFuzzer run (see the module doc): the figures, or
+    "error" (and "artifact") when it stopped before its runs."""
+    binary = os.path.join(build_dir(preset), "fuzz", target)
+    corpus = os.path.join(fuzz.CORPUS, target)
+    if not os.path.exists(binary):
+        raise InfraError(f"{binary} is not built (scripts/powercut build --preset {preset} --target {target})")
+    seeds = fuzz.count_files(corpus)
+    os.makedirs(logdir, exist_ok=True)
+    log = os.path.join(logdir, target + ".log")
+    for old in glob.glob(os.path.join(logdir, target + "-*")):  # artifacts of an earlier run
+        os.remove(old)
+    with tempfile.TemporaryDirectory(prefix="bench-fuzz-") as work:
+        cmd = [binary] + fuzz.read_options(target) + [f"-seed={FUZZ_SEED}", f"-runs={runs}",
+                                                      f"-artifact_prefix={os.path.join(logdir, target)}-",
+                                                      work, corpus]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        with open(log, "w") as f:
+            try:
+                status = run(cmd, check=False, stdout=f, stderr=STDOUT, cwd=work,
+                             timeout=FUZZ_RUN_TIMEOUT[quick]).returncode
+            except TimeoutExpired:
+                status = None
+        wall = time.monotonic() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        shown = " ".join(shlex.quote(c) for c in cmd).replace(shlex.quote(work), "WORK")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    with open(log, errors="replace") as f:
+        text = f.read()
+    rec = {"runs": runs, "seeds": seeds, "seed": FUZZ_SEED, "command": shown, "log": log,
+           "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+    done = parse_done(text)
+    if status != 0 or not done:
+        why, art = stop_reason(text, status if status is not None else
+                               f"none (stopped after {FUZZ_RUN_TIMEOUT[quick]} s)")
+        rec.update(error=why, artifact=art)
+        return rec
+    rec.update(execs=done["execs"], libfuzzer_execs_per_s=done["execs_per_s"], libfuzzer_s=done["seconds"],
+               wall_execs_per_s=round(done["execs"] / wall, 1) if wall > 0 else None,
+               execs_per_cpu_s=round(done["execs"] / cpu, 1) if cpu > 0 else None,
+               coverage=done["coverage"], features=done["features"])
+    return rec
+
+
+LIBFUZZER_RATE_MIN_S = 5  # libFuzzer's exec/s is shown for runs this long (it divides by whole seconds)
+
+
+def fuzz_cell(rec):
+    """One preset's figures of a target, for the summary line: executions
+    per wall second and per CPU second, and libFuzzer's own exec/s when its
+    run lasted LIBFUZZER_RATE_MIN_S or more (under that its whole-second
+    clock is too coarse; the JSON has it anyway)."""
+    if rec is None:
+        return "not built"
+    if rec.get("error"):
+        return "STOPPED: " + rec["error"]
+    own = f" (libFuzzer {rec['libfuzzer_execs_per_s']:,})" if (rec.get("libfuzzer_s") or 0) >= LIBFUZZER_RATE_MIN_S \
+        else ""
+    return f"{rec['wall_execs_per_s']:,.0f} exec/s wall{own}, {rec['execs_per_cpu_s']:,.0f} per CPU-s"
+
+
+def bench_fuzz(outdir, quick, targets=None, presets=tuple(FUZZ_PRESETS), quiet=False):
+    """The fuzz section (module doc): every target of each preset's build
+    (or only `targets`), built first through build.ensure_built.  Returns
+    {"config", "seed", "quick", "presets", "targets": {target: {preset:
+    record or None (not in that build)}}, "stopped": [...]}."""
+    per_preset = {}
+    for preset in presets:
+        if targets:
+            build.ensure_built(preset, list(targets), quiet=quiet)
+            per_preset[preset] = list(targets)
+        else:
+            build.ensure_built(preset, quiet=quiet)     # configures; the preset's own targets
+            names = fuzz.built_targets(preset)
+            extra = [t for t in names if t not in (build.preset_targets(preset) or [])]
+            if extra:                                   # fuzz_qemu_*: not in the build preset's list
+                build.ensure_built(preset, extra, quiet=quiet)
+            per_preset[preset] = names
+    order = list(dict.fromkeys(t for p in presets for t in per_preset[p]))
+    runs = {t: fuzz_runs(t, quick) for t in order}    # every count checked before the first run
+    out = {"config": "one process per target and preset: build/<preset>/fuzz/<target> <fuzz/<target>.options "
+                     "[libfuzzer] flags> -seed=1 -runs=N -artifact_prefix=... WORK corpus/<target> (WORK a fresh "
+                     "empty directory; N from the options' [bench] section)",
+           "seed": FUZZ_SEED, "quick": quick, "presets": {p: FUZZ_PRESETS.get(p, p) for p in presets},
+           "targets": {}, "stopped": []}
+    for t in order:
+        row = out["targets"][t] = {}
+        for preset in presets:
+            if t not in per_preset[preset]:
+                row[preset] = None
+                continue
+            row[preset] = rec = fuzz_one(preset, t, runs[t], os.path.join(outdir, "bench-fuzz", preset), quick)
+            if rec.get("error"):
+                out["stopped"].append(f"{t} ({preset}): {rec['error']}"
+                                      + (f"; artifact {rec['artifact']}" if rec.get("artifact") else ""))
+        seeds = next((r["seeds"] for r in row.values() if r), 0)
+        say(f"fuzz: {t:22s} N={runs[t]:,} ({seeds} seeds)  "
+            + " | ".join(f"{p}: {fuzz_cell(row[p])}" for p in presets))
+    return out
+
+
+# ---- the run ----------------------------------------------------------------------------
+def compiler_version(preset):
+    """First line of `<the preset's C compiler> --version` (CMakeCache.txt's
+    CMAKE_C_COMPILER; clang-14, the presets' compiler, when the tree is not
+    configured), or None when it cannot run."""
+    cc = build.cache_values(build_dir(preset), ("CMAKE_C_COMPILER",)).get("CMAKE_C_COMPILER") or "clang-14"
+    try:
+        cp = run([cc, "--version"], check=False, capture=True, quiet=True, timeout=30)
+    except (InfraError, TimeoutExpired):
+        return None
+    lines = cp.stdout.decode(errors="replace").splitlines()
+    return lines[0].strip() if cp.returncode == 0 and lines else None
+
+
+def build_record(preset, presets, started):
+    """What a bench JSON measured: {"commit", "dirty", "preset" (the build
+    the non-fuzz sections measured, None when only the fuzz section ran),
+    "presets" (every build measured), "compiler", "time"}; measure() adds
+    "elapsed_s"."""
+    return {"commit": history.git_commit(), "dirty": history.git_dirty(), "preset": preset,
+            "presets": list(presets), "compiler": compiler_version(presets[0] if presets else preset),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
+
+
+def check_sections(sections):
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise UsageError(f"unknown bench section(s): {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
-    setup.ensure(quiet=True)
-    build.ensure_built(args.preset)
-    out = args.json or os.path.join(ROOT, "reports", "runs", time.strftime("bench-%Y%m%d-%H%M%S"), "bench.json")
-    workdir = args.dir or os.path.join(BUILD, "bench-tmp")
-    os.makedirs(workdir, exist_ok=True)
-    pcsweep = tool(args.preset, "pcsweep")
-    res = {"preset": args.preset, "quick": args.quick, "cpus": os.cpu_count()}
+
+
+def measure(sections, preset, quick, out, workdir=None, targets=None, quiet=False):
+    """Runs the sections (each once, in a fixed order: the fuzz section
+    last), writes the figures to out and returns them.  preset: the build
+    the other sections measure; targets: the fuzz section's targets
+    (default: every fuzz target of its builds); quiet: builds print
+    nothing.  Builds what it measures first (build.ensure_built)."""
+    check_sections(sections)
+    started = time.time()
+    uses_preset = any(s != "fuzz" for s in sections)
+    if uses_preset:
+        build.ensure_built(preset, quiet=quiet)
+    presets = ([preset] if uses_preset else []) + (list(FUZZ_PRESETS) if "fuzz" in sections else [])
+    workdir = workdir or os.path.join(BUILD, "bench-tmp")
+    pcsweep = tool(preset, "pcsweep")
+    res = {"build": build_record(preset if uses_preset else None, presets, started), "preset": preset, "quick": quick,
+           "cpus": os.cpu_count()}
     if "engine" in sections:
-        res["engine"] = bench_engine(args.preset, workdir, args.quick)
+        os.makedirs(workdir, exist_ok=True)
+        res["engine"] = bench_engine(preset, workdir, quick)
     if "sweep" in sections:
-        res["sweep"] = bench_sweep(pcsweep, args.quick)
+        res["sweep"] = bench_sweep(pcsweep, quick)
         say(f"sweep: {res['sweep']['states_per_sec_judging']} states/s judging "
             f"({res['sweep']['states_per_sec_overall']} overall); per model {res['sweep']['states_per_sec_per_model']}")
     if "rss" in sections:
-        res["rss"] = bench_rss(pcsweep, args.quick)
+        res["rss"] = bench_rss(pcsweep, quick)
         say(f"rss: {res['rss']['peak_rss_mib']} MiB peak for {res['rss']['bytes_written']} bytes written")
     if "scaling" in sections:
-        res["scaling"] = bench_scaling(pcsweep, args.quick)
+        res["scaling"] = bench_scaling(pcsweep, quick)
         say("scaling: " + ", ".join(f"{p['trace_ops']} ops {p['states_per_sec']}/s" for p in res["scaling"]["points"])
             + f" (max/min {res['scaling']['max_over_min']})")
     if "sweepcov" in sections:
-        res["sweepcov"] = c = bench_sweepcov(pcsweep, os.path.dirname(os.path.abspath(out)), args.quick)
+        res["sweepcov"] = c = bench_sweepcov(pcsweep, os.path.dirname(os.path.abspath(out)), quick)
         t = c["totals"]
         say(f"sweepcov: the default sweep executes {t['lines']['percent']}% of engine lines, "
             f"{t['branches']['percent']}% of branches ({c['states']} states); "
-            f"{c['speed']['states_per_sec']} states/s, {c['speed']['wall_s']} s with {args.preset}")
+            f"{c['speed']['states_per_sec']} states/s, {c['speed']['wall_s']} s with {preset}")
         for path in ("engine/src/log_write.c", "engine/src/vdisk.c", "engine/src/log_replay.c",
                      "engine/src/log_search.c", "engine/src/log_entry.c"):
             f = c["files"].get(path)
             if f:
                 say(f"  {path:26s} lines {f['lines']['percent']:6.2f}%  branches {f['branches']['percent']:6.2f}%")
     if "naive" in sections:
-        res["naive"] = bench_naive(pcsweep, tool(args.preset, "vhdxtool"), workdir, args.quick)
+        os.makedirs(workdir, exist_ok=True)
+        res["naive"] = bench_naive(pcsweep, tool(preset, "vhdxtool"), workdir, quick)
         say(f"naive: {res['naive']['naive_states_per_sec']} states/s with processes vs "
             f"{res['naive']['inprocess_states_per_sec']} in process: speed-up {res['naive']['speedup']}x")
     if "extsweep" in sections:
-        res["extsweep"] = e = bench_extsweep(args.preset, args.quick)
+        res["extsweep"] = e = bench_extsweep(preset, quick)
         say("extsweep (qemu): " + ", ".join(f"{r['mode']} {r['jobs']} job(s) {r['states_per_sec']} states/s"
                                             for r in e["runs"]) + f"; same outcomes: {e['same_outcomes']}")
+    if "fuzz" in sections:
+        res["fuzz"] = bench_fuzz(os.path.dirname(os.path.abspath(out)), quick, targets, quiet=quiet)
+    res["build"]["elapsed_s"] = round(time.time() - started, 1)
     write_json(out, res)
-    say(f"bench: figures written to {out}")
-    return 0
+    return res
+
+
+def cmd_bench(args):
+    sections = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else SECTIONS
+    check_sections(sections)
+    setup.ensure(quiet=True)
+    out = args.json or os.path.join(ROOT, "reports", "runs", time.strftime("bench-%Y%m%d-%H%M%S"), "bench.json")
+    check_output_file(out, "--json")
+    res = measure(sections, args.preset, args.quick, out, workdir=args.dir)
+    b = res["build"]
+    say(f"bench: figures of commit {(b['commit'] or '?')[:12]}{' (dirty)' if b['dirty'] else ''}, "
+        f"{', '.join(b['presets'])}, {b['compiler'] or 'compiler unknown'}, written to {out}")
+    stopped = (res.get("fuzz") or {}).get("stopped") or []
+    for x in stopped:
+        say(f"bench: fuzz run stopped before its runs, no figures: {x}")
+    return EXIT_FAIL if stopped else EXIT_OK

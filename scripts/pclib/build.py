@@ -24,15 +24,16 @@ def preset_names(root=ROOT):
         return {p["name"] for p in json.load(f).get("configurePresets", []) if not p.get("hidden")}
 
 
-def cache_values(bdir):
-    """{name: value} of the CMakeCache.txt entries we check ({} without a cache)."""
+def cache_values(bdir, keys=("CMAKE_HOME_DIRECTORY", "CMAKE_CACHEFILE_DIR")):
+    """{name: value} of the CMakeCache.txt entries named in keys (by
+    default the two the trust checks read; {} without a cache)."""
     out = {}
     try:
         with open(os.path.join(bdir, "CMakeCache.txt"), errors="replace") as f:
             for line in f:
                 name, sep, value = line.rstrip("\n").partition("=")
                 key = name.split(":", 1)[0]
-                if sep and key in ("CMAKE_HOME_DIRECTORY", "CMAKE_CACHEFILE_DIR"):
+                if sep and key in keys:
                     out[key] = value
     except OSError:
         pass

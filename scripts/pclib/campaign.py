@@ -6,6 +6,13 @@ Splits the wall-clock budget (--time; builds happen before the clock
 starts) into phases that run one after the other, each using --jobs
 processes:
 
+  (bench)        before the clock, after the builds: the speed of the build
+                 the campaign runs -- `powercut bench --only sweep,fuzz
+                 --quick` (crash states/s of the default sweep; execs/s of
+                 each fuzz target with and without sanitizers), in
+                 DIR/bench.json and the report's "Build and speed" section
+                 (5 to 15 s on 2 cores; --no-bench skips it)
+
   sweep   (30%)  pcsweep over every scenario under every crash model of
                  one workload seed, sharded over the jobs (--shard k/N);
                  the phase's time is shared among the scenarios not yet
@@ -58,9 +65,11 @@ partial report (summary.json "partial", junit.xml and index.html marked);
 a second Ctrl-C stops at once.
 
 Output in DIR: summary.json (per method and target: states, execs,
-coverage, failures, the coverage of the planned work; the time series),
-junit.xml, index.html (one self-contained page), coverage/ (llvm-cov HTML),
-and the raw results of every tool (sweep/, faults/, fuzz/, diff/).
+coverage, failures, the coverage of the planned work; the time series; the
+bench figures of the build under "bench"), junit.xml, index.html (one
+self-contained page), bench.json (with bench-fuzz/, the bench's libFuzzer
+logs), coverage/ (llvm-cov HTML), and the raw results of every tool
+(sweep/, faults/, fuzz/, diff/).
 `powercut report DIR` rewrites junit.xml and index.html from
 DIR/summary.json.
 
@@ -102,6 +111,7 @@ import time
 from . import build, fuzz, history, phases, registry, report, setup, triage
 from .common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, ROOT, STDOUT, UsageError, check_output_dir, fallback_path, popen,
                      say, tool, write_json)
+from .phases import bench as bench_phase
 from .phases import coverage as coverage_phase
 from .phases import fuzz as fuzz_phase
 from .phases import report as report_phase
@@ -241,6 +251,9 @@ def add_campaign_args(p, default_time):
                         "among them, each resumes on its own, and the report has a section per subject")
     p.add_argument("--no-afl", action="store_true", help="fuzz with libFuzzer only")
     p.add_argument("--no-coverage", action="store_true", help="skip the llvm-cov report")
+    p.add_argument("--no-bench", action="store_true",
+                   help="do not measure the build's speed before the clock (bench.json and the report's "
+                        "\"Build and speed\" section; the report then says it was skipped)")
     p.add_argument("--require-complete", action="store_true",
                    help="a phase that did not do all its planned work is a failure (JUnit failure, exit status 1) "
                         "instead of a skipped test case")
@@ -442,6 +455,8 @@ class Campaign:
                                        quiet=True)
         if not self.args.no_coverage:
             build.ensure_built("coverage", quiet=True)
+        if not self.args.no_bench and self.split["fuzz"]:
+            build.ensure_built("fuzz-nosan", quiet=True)  # the bench's fuzz section: execs/s without sanitizers
         self.build_seconds = round(time.time() - t, 1)
         self.scenarios = registry.scenarios(tool("default", "pcsweep"))
         have = [x["name"] for x in registry.subjects(tool("default", "pcsweep"))]
@@ -475,6 +490,7 @@ class Campaign:
         self.prepare()
         os.makedirs(self.out, exist_ok=True)
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        bench_phase.run(self)  # before the clock, like the builds (phases/bench.py says why)
         sw, fa = self.state["sweep"], self.state["faults"]
 
         def where(part, unit, key):

@@ -67,13 +67,16 @@ def resolve_targets(name):
     return [full]
 
 
-def read_options(target):
-    """The [libfuzzer] section of fuzz/<target>.options as -key=value flags
-    (dict resolved to fuzz/)."""
-    path = os.path.join(FUZZ_DIR, target + ".options")
-    flags, section = [], None
+def parse_options(path):
+    """A fuzz/<target>.options file as {section: {key: value}} ({} when
+    there is none).  The [libfuzzer] section holds libFuzzer's flags (the
+    OSS-Fuzz / ClusterFuzzLite contract: those engines read only their own
+    sections); [bench] holds `powercut bench`'s run counts (runs,
+    quick_runs).  Lines outside a section, comments (#) and lines without
+    '=' are ignored."""
+    out, section = {}, None
     if not os.path.exists(path):
-        return flags
+        return out
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -81,14 +84,46 @@ def read_options(target):
                 continue
             if line.startswith("["):
                 section = line.strip("[]").strip()
+                out.setdefault(section, {})
                 continue
-            if section != "libfuzzer" or "=" not in line:
+            if section is None or "=" not in line:
                 continue
             k, v = (x.strip() for x in line.split("=", 1))
-            if k == "dict":
-                v = os.path.join(FUZZ_DIR, v)
-            flags.append(f"-{k}={v}")
+            out[section][k] = v
+    return out
+
+
+def target_options(target):
+    """parse_options() of fuzz/<target>.options."""
+    return parse_options(os.path.join(FUZZ_DIR, target + ".options"))
+
+
+def read_options(target):
+    """The [libfuzzer] section of fuzz/<target>.options as -key=value flags
+    (dict resolved to fuzz/)."""
+    flags = []
+    for k, v in target_options(target).get("libfuzzer", {}).items():
+        if k == "dict":
+            v = os.path.join(FUZZ_DIR, v)
+        flags.append(f"-{k}={v}")
     return flags
+
+
+def built_targets(preset):
+    """The fuzz targets a configured preset's tree defines, registry order
+    first: TARGETS, then the ones CMake adds for that build (FUZZ_TARGETS in
+    fuzz/CMakeLists.txt: fuzz_qemu_* when the QEMU subject is built), found
+    by asking the build tool for its targets and keeping those with a
+    fuzz/<name>.options (every fuzz target has one; fuzz_log_replay_nomut
+    and the helper targets do not)."""
+    cp = run(["cmake", "--build", build_dir(preset), "--target", "help"], check=False, capture=True, quiet=True)
+    if cp.returncode != 0:
+        raise InfraError(f"cannot list the targets of {build_dir(preset)} (is it configured? "
+                         f"scripts/powercut build --preset {preset})")
+    # Ninja prints "name: phony", Makefiles "... name"
+    names = set(re.findall(r"^(?:\.\.\. )?(fuzz_\w+)(?::|\s*$)", cp.stdout.decode(errors="replace"), re.M))
+    extra = sorted(n for n in names if n not in TARGETS and os.path.exists(os.path.join(FUZZ_DIR, n + ".options")))
+    return list(TARGETS) + extra
 
 
 def count_files(d):

@@ -95,6 +95,21 @@ def git_commit():
     return cp.stdout.decode().strip() or None
 
 
+def git_dirty():
+    """Whether tracked files differ from HEAD (`git status --porcelain
+    --untracked-files=no` prints something; untracked files are not built
+    unless a CMakeLists.txt names them, and naming them changes a tracked
+    file); None without git."""
+    try:
+        cp = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], check=False, capture=True,
+                 quiet=True, timeout=30)
+    except Exception:  # noqa: BLE001 - no git: unknown
+        return None
+    if cp.returncode != 0:
+        return None
+    return bool(cp.stdout.strip())
+
+
 def _sum(data, key):
     return sum(v.get(key) or 0 for mv in data.get("methods", {}).values() for v in mv.get("targets", {}).values())
 

@@ -29,7 +29,10 @@ kept reproducers, copied, so the merged report stands alone):
 * shards: every part says which shard K/N it was (and where that came
   from); a shard missing from 0..N-1, given twice, or a DIR without a
   readable report is named -- the report is still written from the rest,
-  and the exit status is 2.
+  and the exit status is 2;
+* the build's speed: each campaign part's bench figures (its "bench",
+  measured on its own machine) are listed per shard under "bench":
+  {"shards": [{shard, dir, ...}]}, not added up.
 
 Then, as after a campaign (history.py): the failures are classified new /
 known / fixed against --history and the regressions corpus -- and flaky
@@ -386,7 +389,16 @@ def merge(parts, out, damaged=()):
         "coverage": cov,
         "failures": failures,
         "series": series,
+        **merge_bench(parts),
     }
+
+
+def merge_bench(parts):
+    """{"bench": {"shards": [...]}} with each campaign part's bench figures
+    (machines differ: listed, not combined), {} when no part has any."""
+    shards = [dict(p["data"]["bench"], shard=p["shard"], dir=p["dir"]) for p in parts
+              if isinstance(p["data"].get("bench"), dict)]
+    return {"bench": {"shards": shards}} if shards else {}
 
 
 def rerun(failures, timeout):

@@ -11,12 +11,17 @@ data = {
                "html": "coverage/index.html", "per_target": {target: {"lines": {...}}}} or {},
   "failures": [{id, method, target, what, count, first_seen, command, regression, input}],
   "series": [{t, method, target, engine, execs, coverage, states}],
+  "bench": the figures of `powercut bench --only sweep,fuzz --quick` on the build the campaign ran
+           (bench.py: {build: {commit, dirty, presets, compiler, time}, sweep: {...}, fuzz: {targets: ...}},
+           "file": "bench.json"), or {"skipped": why}; a merged report: {"shards": [{shard, dir, ...}]}
 }
 
 index.html is one self-contained page (no network): the summary table,
 coverage and executions over time per target (matplotlib PNGs embedded as
 data: URIs), the failure list with the commands that reproduce each one,
-and a link to the llvm-cov HTML report next to it.
+a link to the llvm-cov HTML report next to it, and "Build and speed": the
+commit and build the figures are of, crash states/s of the sweep, execs/s
+of each fuzz target with and without sanitizers.
 """
 import base64
 import html
@@ -133,6 +138,9 @@ def summary_problem(data):
             return f'"{key}" is not a list of objects'
     if not isinstance(data.get("coverage", {}), dict):
         return '"coverage" is not an object'
+    b = data.get("bench", {})
+    if not isinstance(b, dict) or not all(isinstance(x, dict) for x in b.get("shards", [])):
+        return '"bench" is not an object (or its "shards" not a list of objects)'
     return None
 
 
@@ -144,6 +152,123 @@ def _fmt(v):
     if isinstance(v, int):
         return f"{v:,}"
     return html.escape(str(v))
+
+
+# ---- the build's speed (bench) -------------------------------------------------------------
+def _rate(rec):
+    """(wall, per CPU-s) of one bench fuzz record, or the reason it has none."""
+    if rec is None:
+        return None, "not built"
+    if rec.get("error"):
+        return None, "stopped: " + str(rec["error"])
+    return (rec.get("wall_execs_per_s"), rec.get("execs_per_cpu_s")), None
+
+
+def _commit_text(b):
+    c = str(b.get("commit") or "unknown commit")[:12]
+    return c + (" (dirty: tracked files changed)" if b.get("dirty") else "")
+
+
+def bench_lines(bench):
+    """The bench figures in a few console lines ([] when there are none)."""
+    if not bench:
+        return []
+    if bench.get("skipped"):
+        return [f"build and speed: not measured ({bench['skipped']})"]
+    if bench.get("shards"):
+        out = []
+        for sh in bench["shards"]:
+            out += [f"shard {sh.get('shard')}: {x}" for x in bench_lines({k: v for k, v in sh.items()
+                                                                            if k not in ("shard", "dir")})]
+        return out
+    b = bench.get("build") or {}
+    out = [f"build and speed: commit {_commit_text(b)}, {', '.join(b.get('presets') or [])}, "
+           f"{b.get('compiler') or 'compiler unknown'}"]
+    sw = bench.get("sweep")
+    if sw:
+        out.append(f"  sweep: {_fmt_plain(sw.get('states_per_sec_judging'))} states/s judging "
+                   f"({_fmt_plain(sw.get('states_per_sec_overall'))} overall, {_fmt_plain(sw.get('states'))} states)")
+    fz = bench.get("fuzz")
+    if fz:
+        presets = list(fz.get("presets") or {})
+        for t, row in (fz.get("targets") or {}).items():
+            cells = []
+            for p in presets:
+                r, why = _rate(row.get(p))
+                cells.append(f"{p} {why}" if why else f"{p} {_fmt_plain(r[0])}/s wall, {_fmt_plain(r[1])}/CPU-s")
+            out.append(f"  {t}: " + "; ".join(cells))
+    return out
+
+
+def _fmt_plain(v):
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if isinstance(v, float) else (f"{v:,}" if isinstance(v, int) else str(v))
+
+
+def _bench_one(bench, link=True):
+    """The "Build and speed" content of one campaign's bench figures
+    (link: the JSON file is beside the page)."""
+    if bench.get("skipped"):
+        return [f'<p class="bench-skipped">not measured: {html.escape(str(bench["skipped"]))}</p>']
+    b = bench.get("build") or {}
+    h = ['<table class="meta bench-build">']
+    for label, v in (("commit", _commit_text(b)), ("presets", ", ".join(b.get("presets") or [])),
+                     ("compiler", b.get("compiler")), ("measured", b.get("time")),
+                     ("took (s)", b.get("elapsed_s")),
+                     ("runs", "short (--quick)" if bench.get("quick") else "full")):
+        if v is not None:
+            h.append(f"<tr><td>{html.escape(label)}</td><td>{_fmt(v)}</td></tr>")
+    f = bench.get("file")
+    if f:
+        f = html.escape(str(f))
+        h.append("<tr><td>figures</td><td>" + (f'<a href="{f}">{f}</a>' if link else f) + "</td></tr>")
+    h.append("</table>")
+    sw = bench.get("sweep")
+    if sw:
+        h.append(f'<p id="bench-sweep">Crash sweep ({html.escape(str(sw.get("config", "")))}): '
+                 f'<b>{_fmt(sw.get("states_per_sec_judging"))}</b> states/s judging, '
+                 f'{_fmt(sw.get("states_per_sec_overall"))} overall, {_fmt(sw.get("states"))} states, '
+                 f'{_fmt(sw.get("violations"))} violations.</p>')
+    fz = bench.get("fuzz")
+    if fz:
+        presets = fz.get("presets") or {}
+        h.append('<table id="bench-fuzz"><thead><tr><th>fuzz target</th><th>runs</th>'
+                 + "".join(f'<th>{html.escape(str(about))} (<code>{html.escape(p)}</code>): execs/s wall</th>'
+                           f'<th>per CPU-s</th>' for p, about in presets.items())
+                 + "</tr></thead><tbody>")
+        for t, row in (fz.get("targets") or {}).items():
+            runs = next((r.get("runs") for r in row.values() if r), None)
+            cells = []
+            bad = False
+            for p in presets:
+                r, why = _rate(row.get(p))
+                if why:
+                    bad = bad or why.startswith("stopped")
+                    cells.append(f'<td colspan="2">{html.escape(why)}</td>')
+                else:
+                    cells.append(f'<td class="n">{_fmt(r[0])}</td><td class="n">{_fmt(r[1])}</td>')
+            cls = ' class="bad"' if bad else ""
+            h.append(f"<tr{cls}><td>{html.escape(t)}</td><td class=\"n\">{_fmt(runs)}</td>{''.join(cells)}</tr>")
+        h.append("</tbody></table>")
+    elif bench.get("fuzz_skipped"):
+        h.append(f"<p>Fuzz targets: not measured ({html.escape(str(bench['fuzz_skipped']))}).</p>")
+    return h
+
+
+def bench_html(bench):
+    """index.html's "Build and speed" section ([] for summaries without
+    bench figures: older ones, sweep or fault runs)."""
+    if not bench:
+        return []
+    h = ['<h2 id="bench">Build and speed</h2>']
+    if bench.get("shards"):
+        for sh in bench["shards"]:
+            h.append(f"<h3>shard {html.escape(str(sh.get('shard')))} <code>{html.escape(str(sh.get('dir')))}"
+                     f"</code></h3>")
+            h += _bench_one(sh, link=False)
+        return h
+    return h + _bench_one(bench)
 
 
 # ---- plots ------------------------------------------------------------------------------
@@ -329,6 +454,8 @@ def render_html(data, images):
         for t, v in sorted(cov["per_target"].items()):
             h.append(f"<tr><td>{html.escape(t)}</td><td>{html.escape(_coverage_text(v))}</td></tr>")
         h.append("</tbody></table>")
+
+    h += bench_html(data.get("bench"))
 
     h.append('<h2>Failures</h2><table id="failures"><thead><tr><th>id</th><th>triage</th><th>method</th>'
              "<th>target</th><th>what</th><th>seen</th><th>reproduce</th></tr></thead><tbody>")

@@ -4,7 +4,9 @@ The same as `powercut campaign --time 4m`: crash-point sweeps of every
 scenario under every crash model, fault sweeps, libFuzzer and AFL++ on every
 fuzz target, triage of anything found (stored under corpus/regressions/),
 engine coverage from the corpora, and the report (summary.json, junit.xml,
-index.html).  Builds what it needs first (not counted in the time).  The
+index.html, bench.json: the speed of the build it ran).  Builds what it
+needs first and measures it (not counted in the time; --no-bench skips the
+measurement).  The
 last line printed is the path of the report.  See `powercut campaign
 --help` for the phases, resuming and Ctrl-C.
 """

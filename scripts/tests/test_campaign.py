@@ -145,9 +145,12 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert table.count("<tr") == 4 and "fuzz_log_replay" in table and "150,000" in table
 
 
-def _campaign(tmp_path, *extra, timeout=600):
+def _campaign(tmp_path, *extra, timeout=600, bench=False):
+    """A campaign process; without bench=True it runs with --no-bench (the
+    bench step has its own tests below; the others need not pay for it)."""
     cmd = [sys.executable, POWERCUT, "campaign", "--jobs", "2", "--no-coverage", "--out", str(tmp_path / "c"),
-           "--state", str(tmp_path / "state.json"), "--regressions", str(tmp_path / "reg")] + list(extra)
+           "--state", str(tmp_path / "state.json"), "--regressions", str(tmp_path / "reg")] + \
+        ([] if bench else ["--no-bench"]) + list(extra)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -432,3 +435,88 @@ def test_unknown_subject_is_a_usage_error(tmp_path):
     p = _campaign(tmp_path, "--time", "5", "--subjects", "libvhdx,nosuch")
     out, _ = p.communicate(timeout=900)
     assert p.returncode == 2 and "nosuch not in this build" in out, out[-2000:]
+
+
+# ---- the build's speed (the bench step) ------------------------------------------------------
+def canned_bench():
+    rec = {"runs": 2000, "seeds": 24, "seed": 1, "execs": 2000, "wall_s": 1.5, "cpu_s": 1.4,
+           "wall_execs_per_s": 1333.3, "execs_per_cpu_s": 1428.6, "libfuzzer_execs_per_s": 2000, "libfuzzer_s": 1,
+           "command": "build/fuzz/fuzz/fuzz_log_replay -seed=1 -runs=2000 WORK corpus/fuzz_log_replay"}
+    return {"build": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True, "preset": "default",
+                      "presets": ["default", "fuzz", "fuzz-nosan"], "compiler": "Debian clang version 14.0.6",
+                      "time": "2026-12-06T01:59:00+0000", "elapsed_s": 9.5},
+            "quick": True, "file": "bench.json",
+            "sweep": {"config": "64 MiB disk, all scenarios, all models", "states": 20000,
+                      "states_per_sec_judging": 10531.9, "states_per_sec_overall": 7800.7, "violations": 0},
+            "fuzz": {"seed": 1, "presets": {"fuzz": "ASan + UBSan + libfiu points", "fuzz-nosan": "no sanitizers"},
+                     "targets": {"fuzz_log_replay": {"fuzz": rec, "fuzz-nosan": dict(rec, execs_per_cpu_s=4087.2)},
+                                 "fuzz_image_open": {"fuzz": dict(rec, runs=400, execs_per_cpu_s=270.4),
+                                                     "fuzz-nosan": {"runs": 400, "error": "stopped with status 77 "
+                                                                    "after about 390 executions: check <failed>"}}},
+                     "stopped": ["fuzz_image_open (fuzz-nosan): stopped"]}}
+
+
+def test_report_shows_the_build_and_its_speed(tmp_path):
+    d = canned()
+    d["bench"] = canned_bench()
+    page = open(report.write_report(str(tmp_path), d)).read()
+    sec = re.search(r'<h2 id="bench">Build and speed</h2>(.*?)<h2>', page, re.S).group(1)
+    assert "0123456789ab (dirty" in sec and "default, fuzz, fuzz-nosan" in sec and "clang version 14.0.6" in sec
+    assert "10,531.9</b> states/s judging" in sec
+    fz = re.search(r'<table id="bench-fuzz">.*?</table>', sec, re.S).group(0)
+    assert "no sanitizers (<code>fuzz-nosan</code>)" in fz and "1,428.6" in fz and "4,087.2" in fz
+    row = re.search(r"<tr[^>]*><td>fuzz_image_open</td>.*?</tr>", fz, re.S).group(0)
+    assert row.startswith('<tr class="bad">') and "check &lt;failed&gt;" in row and "270.4" in row
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["bench"]["fuzz"]["targets"]["fuzz_log_replay"]["fuzz"]["execs_per_cpu_s"] == 1428.6
+    assert report.summary_problem(s) is None
+    lines = report.bench_lines(s["bench"])
+    assert lines[0].startswith("build and speed: commit 0123456789ab") and any("10,532 states/s" in x for x in lines)
+    assert any(x.startswith("  fuzz_image_open: fuzz 1,333/s wall, 270/CPU-s; fuzz-nosan stopped") for x in lines)
+    d["bench"] = {"skipped": "--no-bench"}
+    page = open(report.write_report(str(tmp_path), d)).read()
+    assert '<h2 id="bench">Build and speed</h2>' in page and "not measured: --no-bench" in page
+    del d["bench"]          # a summary from before the bench step: no section
+    assert "Build and speed" not in open(report.write_report(str(tmp_path), d)).read()
+    d["bench"] = ["not", "an", "object"]
+    assert "bench" in report.summary_problem(d)
+
+
+def test_campaign_measures_its_build_before_the_clock(tmp_path):
+    """The bench step: sweep and fuzz --quick on the build the campaign
+    runs, before the clock; bench.json beside summary.json, the figures in
+    summary.json and the report's "Build and speed" section."""
+    p = _campaign(tmp_path, "--time", "15", "--split", "sweep=40,fuzz=40", "--targets", "log_parse", "--no-afl",
+                  "--seed", "4", bench=True)
+    out, _ = p.communicate(timeout=1800)
+    assert p.returncode == 0, out[-3000:]
+    d = tmp_path / "c"
+    s = json.loads((d / "summary.json").read_text())
+    b = s["bench"]
+    assert b["file"] == "bench.json" and json.loads((d / "bench.json").read_text())["build"] == b["build"]
+    assert len(b["build"]["commit"]) == 40 and b["build"]["presets"] == ["default", "fuzz", "fuzz-nosan"]
+    assert b["quick"] is True and b["sweep"]["states"] == 20000 and b["sweep"]["states_per_sec_judging"] > 0
+    assert list(b["fuzz"]["targets"]) == ["fuzz_log_parse"]          # the campaign's targets
+    for preset in ("fuzz", "fuzz-nosan"):
+        r = b["fuzz"]["targets"]["fuzz_log_parse"][preset]
+        assert r["execs"] == r["runs"] > 0 and r["execs_per_cpu_s"] > 0 and r["wall_execs_per_s"] > 0
+    c = s["campaign"]
+    assert c["bench_s"] > 0 and c["elapsed_s"] <= 15 * 1.1, c      # before the clock: the budget holds
+    assert out.index("measuring the build before the clock starts") < out.index("resuming at")
+    assert f"build and speed: commit {b['build']['commit'][:12]}" in out
+    page = (d / "index.html").read_text()
+    sec = re.search(r'<h2 id="bench">Build and speed</h2>(.*?)<h2>', page, re.S).group(1)
+    assert b["build"]["commit"][:12] in sec and f"{b['sweep']['states_per_sec_judging']:,.1f}</b> states/s" in sec
+    assert "<td>fuzz_log_parse</td>" in sec and "fuzz-nosan" in sec
+
+
+def test_campaign_no_bench_says_it_was_skipped(tmp_path):
+    p = _campaign(tmp_path, "--time", "8", "--split", "sweep=90", "--seed", "7")   # --no-bench (the default here)
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, out[-3000:]
+    d = tmp_path / "c"
+    s = json.loads((d / "summary.json").read_text())
+    assert s["bench"] == {"skipped": "--no-bench"} and s["campaign"]["bench_s"] is None
+    assert not (d / "bench.json").exists() and "measuring the build" not in out
+    assert "not measured: --no-bench" in (d / "index.html").read_text()
+    assert "build and speed: not measured (--no-bench)" in out

@@ -226,7 +226,7 @@ def test_external_checker_sweep_takes_the_shard_from_the_environment(qtrace, tmp
     assert s["shard"] == "1/3" and s["shard_source"] == "TEST_SHARD_INDEX"
 
 
-def canned_campaign(d, shard, percent, failures):
+def canned_campaign(d, shard, percent, failures, bench=None):
     from pclib import report
     data = {"campaign": {"seed": 5, "started": "2026-12-06T02:00:00", "elapsed_s": 10, "budget_s": 10,
                          "jobs": 2, "shard": shard, "shard_source": "--shard"},
@@ -235,7 +235,31 @@ def canned_campaign(d, shard, percent, failures):
                                  "coverage": {"complete": True, "text": "1 of 1"}}},
             "coverage": {"lines": {"covered": int(percent * 10), "count": 1000, "percent": percent}},
             "failures": failures, "series": [{"t": 1, "method": "fuzz", "target": "fuzz_log_replay", "execs": 5}]}
+    if bench is not None:
+        data["bench"] = bench
     report.write_report(str(d), data)
+
+
+def test_merged_report_lists_each_shards_bench_figures(tmp_path):
+    """Each machine measured its own build: the merged report lists the
+    parts' bench figures per shard, not a sum."""
+    def bench(commit, rate):
+        return {"build": {"commit": commit, "dirty": False, "presets": ["default"], "compiler": "clang 14"},
+                "quick": True, "sweep": {"states": 20000, "states_per_sec_judging": rate,
+                                         "states_per_sec_overall": rate / 2}}
+    canned_campaign(tmp_path / "c0", "0/2", 41.5, [], bench("a" * 40, 9000.5))
+    canned_campaign(tmp_path / "c1", "1/2", 44.0, [], bench("b" * 40, 7000.5))
+    cp, m = merged(tmp_path / "m", tmp_path / "c0", tmp_path / "c1")
+    assert cp.returncode == 0, cp.stderr
+    sh = m["bench"]["shards"]
+    assert [(x["shard"], x["sweep"]["states_per_sec_judging"]) for x in sh] == [("0/2", 9000.5), ("1/2", 7000.5)]
+    assert sh[0]["dir"] == str(tmp_path / "c0")
+    page = (tmp_path / "m" / "index.html").read_text()
+    sec = page[page.index('<h2 id="bench">'):]
+    assert "<h3>shard 0/2" in sec and "<h3>shard 1/2" in sec and "aaaaaaaaaaaa" in sec and "7,000.5" in sec
+    canned_campaign(tmp_path / "c2", "0/1", 40.0, [])                    # no bench figures: no section
+    cp, m = merged(tmp_path / "m2", tmp_path / "c2")
+    assert "bench" not in m and "Build and speed" not in (tmp_path / "m2" / "index.html").read_text()
 
 
 def test_campaign_parts_dedupe_keep_the_smallest_and_say_coverage_is_percentages(tmp_path):

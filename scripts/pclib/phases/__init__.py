@@ -1,5 +1,7 @@
 """The phases of a campaign, one module each (campaign.py runs them in order).
 
+  bench      before the clock: the speed of the build (bench.measure, --quick:
+             sweep states/s, fuzz execs/s with and without sanitizers)
   sweep      pcsweep over the scenarios of a workload seed (slices.py shares
              the time among the scenarios not finished)
   faults     pcfaults' sweep of a workload seed, then random fault plans

@@ -45,6 +45,7 @@ def data(camp, started, unique, cov):
     return {
         "campaign": {"seed": camp.seed, "started": started, "elapsed_s": round(camp.elapsed(), 1),
                      "budget_s": camp.budget, "build_s": getattr(camp, "build_seconds", None),
+                     "bench_s": getattr(camp, "bench_seconds", None),
                      "jobs": camp.jobs, "split": camp.split,
                      "shard": camp.shard, "shard_source": camp.shard_source,
                      "partial": bool(camp.interrupts), "require_complete": bool(camp.args.require_complete),
@@ -53,6 +54,7 @@ def data(camp, started, unique, cov):
                      "notes": camp.notes + camp.diff_failures + camp.damaged,
                      "afl": camp.use_afl, "subjects": camp.subjects},
         "methods": camp.methods,
+        "bench": getattr(camp, "bench", None) or {"skipped": "not measured (the campaign stopped before it)"},
         "coverage": cov,
         "failures": unique,
         "series": camp.series,
@@ -74,7 +76,10 @@ def print_summary(camp, data):
         print(f"  {k:7s} {v}")
     c = data["campaign"]
     print(f"time: {c['elapsed_s']:.0f} s of the {c['budget_s']} s budget"
-          + (f" (builds before the clock: {c['build_s']:.0f} s)" if c.get("build_s") else ""))
+          + (f" (builds before the clock: {c['build_s']:.0f} s)" if c.get("build_s") else "")
+          + (f" (bench before the clock: {c['bench_s']:.0f} s)" if c.get("bench_s") else ""))
+    for line in report.bench_lines(data.get("bench")):
+        print(line)
     cov = data.get("coverage") or {}
     if cov.get("lines"):
         print(f"\nengine coverage from the corpora: lines {cov['lines']['percent']:.1f}%, "
