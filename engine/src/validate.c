@@ -479,13 +479,24 @@ int vhdx_v_metadata(struct bdev *dev, const struct vhdx_layout *lay, struct vhdx
             }
             continue;
         }
-        if (known_items[known].length && e->length != known_items[known].length) {
+        /* MS-VHDX 2.6.1.2 bounds an item's Length only by the region and
+         * 1 MB, and 2.6.2 defines the leading bytes of each known item: a
+         * longer item is read for those bytes (a warning); a shorter one
+         * cannot hold the value. */
+        if (known_items[known].length && e->length < known_items[known].length) {
             rc = vhdx_report(s, VHDX_SEV_ERROR, VHDX_E_ITEM_VALUE, eoff + 20, 0, FIELD(),
-                             "%s item has length %u, expected %u", known_items[known].name, e->length,
+                             "%s item has length %u, needs %u", known_items[known].name, e->length,
                              known_items[known].length);
             if (rc)
                 goto out;
             continue;
+        }
+        if (known_items[known].length && e->length > known_items[known].length) {
+            rc = vhdx_report(s, VHDX_SEV_WARNING, VHDX_E_ITEM_VALUE, eoff + 20, 0, FIELD(),
+                             "%s item has length %u; its value is the first %u bytes", known_items[known].name,
+                             e->length, known_items[known].length);
+            if (rc)
+                goto out;
         }
         found[known] = 1;
         item_at[known] = e->offset;
