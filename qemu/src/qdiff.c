@@ -100,6 +100,11 @@ const struct qdiff_class *qdiff_verdict(int ours_rc, int ours_replayed, int qemu
  *                so the part after the wrap (met first, from offset 0)
  *                outranks the whole sequence, and only that part is
  *                replayed;
+ *   outranked    a valid entry outside the active sequence whose sequence
+ *                number exceeds the active tail's (and not the head's):
+ *                QEMU ranks a run by its first entry, so a run starting
+ *                there outranks the active sequence (the non-wrapping
+ *                face of `wraps`);
  *   field_newer  an entry newer than the head that libvhdx rejects only
  *                for a field rule QEMU does not check (reserved bits,
  *                1 MiB multiples): there libvhdx is the stricter one. */
@@ -109,6 +114,7 @@ struct log_facts {
     int field_newer; /* an entry libvhdx rejects only for a field rule (reserved, 1 MiB offsets) is newer than the head */
     int before_tail; /* a valid entry ends where the active sequence's tail starts, one sequence number below */
     int wraps;       /* the active sequence runs past the end of the ring back to its start */
+    int outranked;   /* a valid entry outside the active sequence numbered above its tail */
 };
 
 /* An entry QEMU takes as valid: libvhdx's verdict, or a rule QEMU does
@@ -172,6 +178,15 @@ static int log_facts(struct bdev *dev, struct log_facts *f)
     for (uint32_t k = 1; seq.found && k < seq.count; k++)
         if (seq.positions[k] < seq.positions[k - 1])
             f->wraps = 1;
+    for (size_t i = 0; seq.found && i < n; i++) {
+        if (!qemu_valid(&items[i], L) || items[i].hdr.sequence <= seq.tail_sequence || items[i].hdr.sequence > head)
+            continue;
+        int in_active = 0;
+        for (uint32_t k = 0; k < seq.count && !in_active; k++)
+            in_active = seq.positions[k] == items[i].position;
+        if (!in_active)
+            f->outranked = 1;
+    }
     vhdx_log_sequence_free(&seq);
     free(items);
     return 0;
@@ -190,6 +205,8 @@ const struct qdiff_class *qdiff_replay(struct bdev *before, uint64_t ours_size, 
             return &classes[QD_SEQ_GAP];
         if (f.wraps)
             return &classes[QD_WRAP_PARTIAL];
+        if (f.outranked)
+            return &classes[QD_RANK_FIRST];
         if (f.field_newer)
             return &classes[QD_OURS_FIELD_REPLAY];
     }
@@ -262,7 +279,7 @@ static unsigned ring_facts(struct bdev *dev)
 
 int qdiff_explain(struct bdev *before, char *buf, size_t len)
 {
-    const struct qdiff_class *found[8];
+    const struct qdiff_class *found[12];
     int n = 0;
     struct log_facts f;
     if (log_facts(before, &f) == 0) {
@@ -274,6 +291,8 @@ int qdiff_explain(struct bdev *before, char *buf, size_t len)
             found[n++] = &classes[QD_SEQ_GAP];
         if (f.wraps)
             found[n++] = &classes[QD_WRAP_PARTIAL];
+        if (f.outranked)
+            found[n++] = &classes[QD_RANK_FIRST];
     }
     if (headers_differ(before))
         found[n++] = &classes[QD_HEADER_STALE];

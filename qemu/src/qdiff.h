@@ -90,6 +90,10 @@
     X(QD_WRAP_PARTIAL, "qemu-replays-only-the-part-of-a-wrapped-sequence-after-the-ring-end", "2.3.3",            \
       "replay every entry from tail to head (QEMU ranks runs by their first entry, so the part of a sequence "      \
       "after the wrap outranks the whole sequence)", "qemu", 1, "Q6")                                              \
+    X(QD_RANK_FIRST, "qemu-ranks-runs-by-their-first-entry", "2.3.3",                                               \
+      "keep the valid sequence whose head has the greatest sequence number (QEMU compares runs by their first "     \
+      "entry, so an older run whose first entry's number exceeds the active tail's outranks the active sequence)", \
+      "qemu", 1, "Q6")                                                                                              \
     X(QD_OURS_FIELD_REPLAY, "ours-rejects-newer-entry-qemu-replays-it", "2.3.1.1",                                 \
       "writers MUST zero reserved fields and align offsets to 1 MB, and libvhdx wants EntryLength to be the "       \
       "descriptor and data sectors (the text is silent); libvhdx rejects such an entry, QEMU replays it",          \

@@ -160,6 +160,17 @@ def cases():
                 "entries seq 126, 127, 128 at ring offsets 1000, 1008, 1016 KiB and seq 129 at 0 (the ring wraps), "
                 "all with Tail 1000 KiB, each writing one page of block 0 (0x26, 0x27, 0x28, 0x29)",
                 "qemu-replays-only-the-part-of-a-wrapped-sequence-after-the-ring-end"))
+    # Q6e: runs ranked by their first entry without any wrap: the active
+    # sequence seq 1..3 (Tail 0) and, past a free page, a stale entry seq 2
+    # (Tail itself): QEMU's run from it starts at 2 > 1 and wins, so QEMU
+    # replays only the stale entry (found by bench's fuzz run, -seed=1).
+    act = [entry(1 + k, 0, [("data", BLOCK0, page(0x11 + k))]) for k in range(3)]
+    stale = entry(2, 0x8000, [("data", BLOCK0, page(0x22))])
+    out.append(("qemu-q6-stale-run-outranks-active-sequence", "fuzz_qemu_log_replay",
+                prefix() + ring([(0, act[0]), (0x2000, act[1]), (0x4000, act[2]), (0x8000, stale)]),
+                "entries seq 1, 2, 3 at 0, 8, 16 KiB (Tail 0) writing 0x11, 0x12, 0x13 to block 0's first page, "
+                "a free page at 24 KiB, and a stale entry seq 2 at 32 KiB (Tail itself) writing 0x22 there",
+                "qemu-ranks-runs-by-their-first-entry"))
     # Q9: an entry whose EntryLength is the whole ring and whose checksum is
     # wrong: QEMU's search steps over it back to where it started, forever.
     out.append(("qemu-q9-log-search-never-ends", "fuzz_qemu_log_replay", prefix() + whole_ring_entry(),
@@ -356,6 +367,9 @@ SWEEP_CHECK = "pcsweep repro: a violation of the crash state judged by the qemu 
 # What each case shows with the real tools, for meta.json (the full
 # reports: docs/qemu-findings.md).
 QEMU_IO = {
+    "qemu-q6-stale-run-outranks-active-sequence": "qemu-io -f vhdx -c 'read -P 0x22 0 4k' IMG (QEMU replayed the "
+                                                  "stale entry only; vhdxtool replay IMG, then vhdxtool read IMG 0 "
+                                                  "4k: 0x13)",
     "qemu-q1-logguid-without-entry": "qemu-io -f vhdx -c quit IMG  (opens; vhdxtool replay IMG refuses: "
                                      "VHDX_E_LOG_NO_SEQUENCE); qemu-io -f vhdx -c 'write -P 0xaa 1M 4k' IMG "
                                      "(write failed: Operation not supported)",
