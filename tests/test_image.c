@@ -409,6 +409,67 @@ static void test_copies_and_required(void)
     memdev_free(m);
 }
 
+/* A known metadata item's Length (MS-VHDX 2.6.1.2: bounded by the region
+ * and 1 MB only): longer than its value opens (the value is the leading
+ * bytes; the checker warns), shorter is refused and the image left as it
+ * was (KD2, corpus/regressions/29d11eb548f4). */
+static void test_item_length(void)
+{
+    struct memdev *m = make_image(32 << 20, 1 << 20, 1 << 20, 512);
+    struct vhdx_region_table *t = calloc(1, sizeof *t);
+    CHECK_OK(vhdx_region_table_decode(m->buf + 196608, t));
+    uint64_t meta = 0;
+    for (uint32_t i = 0; i < t->entry_count; i++)
+        if (vhdx_guid_equal(&t->entries[i].guid, &VHDX_GUID_REGION_METADATA))
+            meta = t->entries[i].file_offset;
+    free(t);
+    CHECK(meta != 0);
+    uint8_t *len_field = NULL;
+    const uint32_t count = vhdx_get16(m->buf + meta + 10);
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t *e = m->buf + meta + 32 + 32 * (size_t)i;
+        if (!memcmp(e, VHDX_GUID_ITEM_VIRTUAL_DISK_ID.b, 16))
+            len_field = e + 20;
+    }
+    CHECK(len_field != NULL);
+    if (!len_field) {
+        memdev_free(m);
+        return;
+    }
+    CHECK(vhdx_get32(len_field) == VHDX_ITEM_VIRTUAL_DISK_ID_SIZE);
+    struct vhdx_info before, after;
+    struct vhdx *h = open_img(m, VHDX_OPEN_RDONLY, 0, 0);
+    vhdx_get_info(h, &before);
+    vhdx_close(h);
+    /* longer (moved to a free place of the region so that it overlaps
+     * nothing): the same disk id, a warning */
+    struct memdev *c = memdev_clone(m);
+    uint8_t *cl = len_field - m->buf + c->buf;
+    memcpy(c->buf + meta + 131072, c->buf + meta + vhdx_get32(cl - 4), 16);
+    vhdx_put32(cl - 4, 131072);
+    vhdx_put32(cl, 520);
+    h = open_img(c, VHDX_OPEN_RDONLY, 0, 0);
+    if (h) {
+        vhdx_get_info(h, &after);
+        CHECK(!memcmp(&before.virtual_disk_id, &after.virtual_disk_id, sizeof before.virtual_disk_id));
+        vhdx_close(h);
+    }
+    struct vhdx_check_report r;
+    CHECK_OK(vhdx_check(&c->base, 0, &r));
+    CHECK(r.errors == 0 && r.warnings == 1);
+    vhdx_check_report_free(&r);
+    memdev_free(c);
+    /* shorter: refused, nothing written */
+    c = memdev_clone(m);
+    vhdx_put32(len_field - m->buf + c->buf, 8);
+    struct memdev *copy = memdev_clone(c);
+    open_img(c, 0, 0, VHDX_E_ITEM_VALUE);
+    CHECK(memdev_equal(copy, c));
+    memdev_free(copy);
+    memdev_free(c);
+    memdev_free(m);
+}
+
 /* The writer's own multi-sector descriptor lists: a 16 MiB log allows
  * entries of 4 MiB, and a discard over a 128 GiB disk changes 256 BAT
  * pages in one call, so one entry carries 256 descriptors (3 descriptor
@@ -469,5 +530,6 @@ int main(void)
     test_write_guids();
     test_poison();
     test_copies_and_required();
+    test_item_length();
     return test_summary("test_image");
 }
