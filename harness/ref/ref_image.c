@@ -728,7 +728,7 @@ static int check_layout(struct ref_image *img)
                 if (mb == 0 || lo < HEADER_SECTION)
                     judge(img, REF_INVALID, "2.5.1 FileOffsetMB", "BAT[%llu] places block %llu inside the header section",
                           (unsigned long long)i, (unsigned long long)block);
-                else if (lo + used > img->size)
+                else if (lo > img->size || used > img->size - lo) /* not lo + used: 44-bit offsets wrap it */
                     judge(img, REF_INVALID, "2.5.1 FileOffsetMB",
                           "BAT[%llu] places block %llu at %llu, past the end of the file (%llu bytes)",
                           (unsigned long long)i, (unsigned long long)block, (unsigned long long)lo,
