@@ -1176,5 +1176,8 @@ int workload_from_trace(const struct trace *t, struct workload *w, char *err, si
         w->ops[w->n++] = (struct vop){(enum vop_kind)op->vkind, op->off, op->vlen, op->vid};
     }
     p->ops = (uint32_t)w->n;
-    return workload_params_resolve(p, err, errlen);
+    int rc = workload_params_resolve(p, err, errlen);
+    if (rc != 0)
+        workload_free(w); /* callers free only what a success hands them */
+    return rc;
 }

@@ -679,9 +679,17 @@ def repro_regression(args):
     print(f"regression {os.path.basename(d)}: {meta.get('what', '')} (status {meta.get('status')}, "
           f"first seen {meta.get('first_seen')}, {meta.get('sightings')} sighting(s))")
     worst = EXIT_OK
+    # a fuzz target's input goes to that target, whatever else its bytes
+    # look like (fuzz_trace_load's inputs are traces, a VHDX target's images)
+    target = meta.get("target") if meta.get("method") == "fuzz" else None
+    fuzz_input = bool(target) and target in fuzz_targets()
     for p in inputs:
         sub = type(args)(**dict(vars(args), file=p))
-        worst = max(worst, dispatch(sub))
+        if fuzz_input:
+            sub.target = target
+            worst = max(worst, repro_fuzz(sub))
+        else:
+            worst = max(worst, dispatch(sub))
     return worst
 
 

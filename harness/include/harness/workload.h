@@ -152,7 +152,8 @@ int workload_run_ex(const struct workload *w, struct trace *t, const struct work
                     size_t errlen);
 
 /* Rebuilds the workload recorded in a trace's metadata and B records
- * (used to shrink a failing workload). */
+ * (used to shrink a failing workload).  0, or a negative errno with err
+ * set and nothing left to free in w. */
 int workload_from_trace(const struct trace *t, struct workload *w, char *err, size_t errlen);
 
 #endif /* HARNESS_WORKLOAD_H */
